@@ -1,0 +1,451 @@
+//! `Component`: a set of identical containers, its rollout policy and checks.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::quantity::{ByteSize, Duration, IntOrPercent, Signal};
+use super::{Condition, ObjectMeta};
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Component {
+    /// Always `berth/v1`.
+    pub api_version: String,
+    /// Always `Component`.
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: ComponentSpec,
+    /// Written by the coordinator; ignored on apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ComponentStatus>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentSpec {
+    /// Image reference: `repo[:tag]` or `repo@sha256:<64 hex>`.
+    pub image: String,
+    /// Command and arguments; the image's entrypoint/cmd when omitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// `user`, `uid` or `uid:gid` inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub placement: Placement,
+    /// Checks that must pass before a container gets traffic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ready_checks: Vec<Check>,
+    /// Checks that keep running; a failing container is replaced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<Check>,
+    /// A container not ready this long after start is replaced (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination: Option<Termination>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    #[serde(default, skip_serializing_if = "State::is_running")]
+    pub state: State,
+    /// Components of the same project whose volumes this one mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
+    /// Host paths bound into the container (agents allow them per prefix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<Binding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
+    /// Needs `berth agent --allow-privileged`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_always")]
+    pub restart_policy: RestartPolicy,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortSpec {
+    /// Optional name, unique within the component; links refer to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Port the container listens on.
+    pub container: u16,
+    /// Port on the node owned by the agent's traffic proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<u16>,
+}
+
+/// Where replicas run. Exactly one of `replicas` and `perNode`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    /// Total replicas, spread over eligible nodes (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Replicas on every eligible node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_node: Option<u32>,
+    /// Only nodes with all these labels are eligible.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Only these nodes are eligible (pinning).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+}
+
+impl Placement {
+    /// Replicas wanted in total, or per node with `perNode`.
+    pub fn count(&self) -> u32 {
+        self.per_node.or(self.replicas).unwrap_or(1)
+    }
+}
+
+/// One probe (`http`, `tcp` or `exec`, exactly one) and its timing.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Check {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpProbe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecProbe>,
+    /// Time between probes (default 1s for ready checks, 5s for health checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Time one probe may take (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Consecutive failures that make a container unhealthy (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold: Option<u32>,
+}
+
+/// The probe of a check, once validation has made sure there is exactly one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Probe<'a> {
+    Http(&'a HttpProbe),
+    Tcp(&'a TcpProbe),
+    Exec(&'a ExecProbe),
+}
+
+impl Check {
+    pub fn probe(&self) -> Option<Probe<'_>> {
+        match (&self.http, &self.tcp, &self.exec) {
+            (Some(h), None, None) => Some(Probe::Http(h)),
+            (None, Some(t), None) => Some(Probe::Tcp(t)),
+            (None, None, Some(e)) => Some(Probe::Exec(e)),
+            _ => None,
+        }
+    }
+    pub fn interval_or(&self, default: Duration) -> std::time::Duration {
+        self.interval.unwrap_or(default).std()
+    }
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout.unwrap_or(Duration::from_secs(2)).std()
+    }
+    pub fn failure_threshold(&self) -> u32 {
+        self.failure_threshold.unwrap_or(3).max(1)
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpProbe {
+    /// Container port to send `GET path` to; any 2xx/3xx passes.
+    pub port: u16,
+    #[serde(default = "default_path")]
+    pub path: String,
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpProbe {
+    /// Container port that must accept a connection.
+    pub port: u16,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecProbe {
+    /// Command run inside the container; exit code 0 passes.
+    pub command: Vec<String>,
+}
+
+/// How containers are stopped.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Termination {
+    /// Sent in order, spread over the grace period (default [SIGTERM]); SIGKILL follows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<Signal>,
+    /// Time from the first signal to SIGKILL (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period: Option<Duration>,
+    /// Longest wait for open connections to close before signalling (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<Duration>,
+}
+
+impl Termination {
+    pub fn signals(&self) -> Vec<Signal> {
+        if self.signals.is_empty() {
+            vec![Signal::TERM]
+        } else {
+            self.signals.clone()
+        }
+    }
+    pub fn grace_period(&self) -> std::time::Duration {
+        self.grace_period.unwrap_or(Duration::from_secs(30)).std()
+    }
+    pub fn drain_timeout(&self) -> std::time::Duration {
+        self.drain_timeout.unwrap_or(Duration::from_secs(60)).std()
+    }
+}
+
+/// Progressive rollout policy.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rollout {
+    /// Replicas that may be unavailable during an update (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrPercent>,
+    /// Extra replicas that may run during an update (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_surge: Option<IntOrPercent>,
+    /// Time a new container must stay ready to count as available (default 0s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_ready: Option<Duration>,
+    /// A rollout without progress this long fails (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<Duration>,
+    /// Replicas updated first, then the rollout pauses (default 0: no canary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<u32>,
+    /// Restore the previous revision when the rollout fails (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_rollback: Option<bool>,
+    /// Revisions kept for history and undo (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_history: Option<u32>,
+    /// Holds the rollout where it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+impl Rollout {
+    pub fn revision_history(&self) -> u32 {
+        self.revision_history.unwrap_or(10)
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum State {
+    /// Containers run (the default).
+    #[default]
+    Running,
+    /// Containers are drained, then stopped with the termination signals.
+    Stopped,
+    /// Containers are killed at once.
+    Killed,
+}
+
+impl State {
+    fn is_running(&self) -> bool {
+        *self == State::Running
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum RestartPolicy {
+    /// Restart whenever the container exits (the default).
+    #[default]
+    Always,
+    /// Restart only after a non-zero exit.
+    OnFailure,
+    /// Never restart.
+    Never,
+}
+
+impl RestartPolicy {
+    fn is_always(&self) -> bool {
+        *self == RestartPolicy::Always
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Binding {
+    /// Absolute path on the node.
+    pub host: String,
+    /// Absolute path in the container.
+    pub container: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// Named connections between components.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Links {
+    /// Links this component offers to others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub define: Vec<LinkDefine>,
+    /// Links this component needs: `project/link` or `link` (same project).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require: Vec<LinkRequire>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkDefine {
+    pub name: String,
+    /// A container port of this component (number or port name).
+    pub port: String,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkRequire {
+    pub name: String,
+    /// Environment variable prefix for the link's address (default: the link name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    /// Memory limit, e.g. `256Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteSize>,
+    /// CPU limit in cores, e.g. 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+}
+
+/// The part of a spec that defines the containers themselves ("pod template"):
+/// everything but placement, rollout and state. Each distinct template is a
+/// revision.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ready_checks: Vec<Check>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<Check>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination: Option<Termination>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<Binding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default, skip_serializing_if = "RestartPolicy::is_always")]
+    pub restart_policy: RestartPolicy,
+}
+
+impl ComponentSpec {
+    pub fn template(&self) -> Template {
+        Template {
+            image: self.image.clone(),
+            command: self.command.clone(),
+            env: self.env.clone(),
+            user: self.user.clone(),
+            ports: self.ports.clone(),
+            ready_checks: self.ready_checks.clone(),
+            health_checks: self.health_checks.clone(),
+            ready_timeout: self.ready_timeout,
+            termination: self.termination.clone(),
+            volumes_from: self.volumes_from.clone(),
+            bindings: self.bindings.clone(),
+            links: self.links.clone(),
+            privileged: self.privileged,
+            resources: self.resources.clone(),
+            restart_policy: self.restart_policy,
+        }
+    }
+    pub fn rollout(&self) -> Rollout {
+        self.rollout.clone().unwrap_or_default()
+    }
+    pub fn termination(&self) -> Termination {
+        self.termination.clone().unwrap_or_default()
+    }
+}
+
+impl Template {
+    /// Short content hash: the first 10 hex digits of SHA-256 over the
+    /// template's canonical JSON (maps are sorted, so equal templates hash equal).
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// An immutable record of one template, stored at
+/// `revisions/<project>/<component>/<seq>`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub seq: u64,
+    pub hash: String,
+    pub template: Template,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub change_cause: String,
+    pub created: String,
+}
+
+/// Rolled up by the coordinator (or, until it exists, the agents).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    #[serde(default)]
+    pub observed_generation: i64,
+    #[serde(default)]
+    pub replicas: u32,
+    #[serde(default)]
+    pub ready_replicas: u32,
+    #[serde(default)]
+    pub updated_replicas: u32,
+    #[serde(default)]
+    pub available_replicas: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_revision: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,90 @@
+//! Object metadata shared by every kind, as in Kubernetes' `ObjectMeta`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only API version berth speaks.
+pub const API_VERSION: &str = "berth/v1";
+
+/// The project a component belongs to when its manifest names none.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// Annotation that records which applyset last applied an object (`apply --prune`).
+pub const APPLYSET_ANNOTATION: &str = "berth/applyset";
+
+/// Annotation whose value becomes a revision's change cause in `rollout history`.
+pub const CHANGE_CAUSE_ANNOTATION: &str = "berth/change-cause";
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    /// Name, unique per kind within a project: lowercase letters, digits and
+    /// '-', at most 63 characters, starting and ending with a letter or digit.
+    pub name: String,
+    /// Project (namespace) of a Component; `default` when omitted.
+    /// Projects and Nodes have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Set by berth: unique id of this object's lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Set by berth: etcd mod_revision of the spec key. Writes compare on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// Set by berth: bumped only when `spec` changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Set by berth: RFC 3339 time of creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+}
+
+impl ObjectMeta {
+    /// Drops the fields berth sets itself, leaving what a user wrote.
+    pub fn user_part(&self) -> ObjectMeta {
+        ObjectMeta {
+            name: self.name.clone(),
+            project: self.project.clone(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A condition in the Kubernetes style: `type` is True/False/Unknown with a reason.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+impl Condition {
+    pub fn new(type_: &str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
+        Condition {
+            type_: type_.into(),
+            status: if ok { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: Some(crate::util::now_rfc3339()),
+        }
+    }
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+}
