@@ -398,7 +398,8 @@ mod tests {
     fn sizes() {
         check::<ByteSize>("256Mi", Ok("256Mi"));
         check::<ByteSize>("1024", Ok("1Ki"));
-        check::<ByteSize>("1000", Ok("1000"));
+        check::<ByteSize>("1000", Ok("1k"));
+        check::<ByteSize>("1001", Ok("1001"));
         check::<ByteSize>("2G", Ok("2G"));
         check::<ByteSize>("2000000000", Ok("2G"));
         check::<ByteSize>("12XB", Err("invalid size"));
