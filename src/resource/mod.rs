@@ -9,6 +9,7 @@ pub mod node;
 pub mod observed;
 pub mod project;
 pub mod quantity;
+pub mod validate;
 
 pub use component::{Component, ComponentSpec, ComponentStatus, Revision, Template};
 pub use meta::{Condition, ObjectMeta, API_VERSION, DEFAULT_PROJECT};

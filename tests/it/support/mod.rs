@@ -1,0 +1,2 @@
+//! Shared test harness: throwaway etcd, test images, CLI runner.
+#![allow(dead_code)]
