@@ -1,1 +1,6 @@
-//! (to be written)
+//! `berth agent`: the per-node daemon. It registers the node, watches what the
+//! node must run (`assignments/<node>/`), and reconciles the Docker engine to it.
+//!
+//! - [`plan`]: the pure planner (no Docker, no etcd).
+
+pub mod plan;

@@ -1,0 +1,979 @@
+//! The pure planner: from what one node must run for one component (its
+//! [`Assignment`]) and the containers the agent sees, the steps that bring the
+//! two together.
+//!
+//! Invariant (ARCHITECTURE.md): nothing here talks to Docker or etcd, reads a
+//! clock or keeps state. Time comes in as `now`; everything the planner needs
+//! to know about a container is in its [`ContainerView`].
+//!
+//! # Rules
+//!
+//! With `state: running` the node keeps `replicas` containers of the assigned
+//! template hash, and at most one more while something is being replaced:
+//!
+//! - A container of another hash, an unhealthy container, or one that was not
+//!   ready within `readyTimeout` no longer fills a slot, so a new container is
+//!   started in its place (if the surge of one allows it).
+//! - Containers leave in this order: those serving nothing (starting, exited,
+//!   ready-timed-out) at once; those still serving (unhealthy first, then old
+//!   ready ones, oldest first) only while the ready containers that stay number
+//!   at least `replicas`. So a new image, or a replacement, is ready before the
+//!   container it replaces stops.
+//! - More slots than `replicas` (replicas lowered): the extras stop, non-ready
+//!   first, then the newest.
+//! - An exited container of the assigned hash is restarted in place when its
+//!   restart policy allows it, after a crash backoff of [`crash_backoff`]:
+//!   1 s doubling up to 5 min. The count of consecutive crashes is reset when a
+//!   container had been running for [`CRASH_RESET_AFTER`] (10 min) before it
+//!   exited (see [`consecutive_crashes`]). A container that exited for good
+//!   (`Never`, or `OnFailure` after exit 0) keeps its slot and stays exited.
+//!
+//! `state: stopped` stops every container gracefully (termination signals,
+//! grace period, kill) and removes it; `state: killed` kills at once; no
+//! assignment at all is treated as `stopped`.
+
+use std::cmp::Reverse;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::resource::component::{RestartPolicy, State, Template};
+use crate::resource::observed::ContainerPhase;
+use crate::resource::Assignment;
+
+/// Default `readyTimeout`.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// First crash-restart delay; doubles with every consecutive crash.
+pub const CRASH_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Longest crash-restart delay.
+pub const CRASH_BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// A container that ran this long before exiting starts a fresh crash count.
+pub const CRASH_RESET_AFTER: Duration = Duration::from_secs(600);
+/// Consecutive crashes from which a waiting container shows as `CrashLoop`.
+pub const CRASH_LOOP_AFTER: u32 = 2;
+/// Extra containers of one component a node may run while replacing.
+pub const SURGE: u32 = 1;
+
+/// What the planner is given for one component on this node.
+#[derive(Clone, Debug, Default)]
+pub struct PlanInput {
+    /// What this node must run; `None` when nothing is assigned any more.
+    pub assignment: Option<Assignment>,
+    /// Every container labelled for this component on this node.
+    pub containers: Vec<ContainerView>,
+}
+
+/// One container as the agent sees it.
+#[derive(Clone, Debug)]
+pub struct ContainerView {
+    pub id: String,
+    /// From the `berth.revision` and `berth.hash` labels.
+    pub revision: u64,
+    pub hash: String,
+    /// Creation time, to tell the newest from the oldest.
+    pub created: SystemTime,
+    pub run: RunState,
+    /// From the check tracker (meaningful while running).
+    pub check: CheckPhase,
+    /// Consecutive crashes (see [`consecutive_crashes`]); 0 if none.
+    pub crashes: u32,
+    /// Set while the agent is already stopping it.
+    pub stopping: Option<StopHow>,
+}
+
+/// The Docker side of a container.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState {
+    Running,
+    /// Exited (or died); `at` is when the agent saw it exit.
+    Exited {
+        code: i64,
+        oom: bool,
+        at: Instant,
+    },
+    /// Created but never started (e.g. the agent died in between).
+    Created,
+}
+
+/// The check tracker's view of a running container.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckPhase {
+    /// Running, ready checks not passed yet.
+    Starting { since: Instant },
+    /// Ready checks passed; health checks (if any) have not failed `failureThreshold` times.
+    Ready { since: Instant },
+    /// Health checks failed `failureThreshold` times in a row.
+    Unhealthy { reason: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopHow {
+    /// Drain, termination signals, grace period, then SIGKILL.
+    Graceful,
+    /// SIGKILL at once.
+    Kill,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Create and start a container of the assigned template.
+    Start { revision: u64, hash: String },
+    /// Start an exited container again (same id), after a crash.
+    Restart { id: String },
+    /// Stop the container, then remove it.
+    Stop { id: String, how: StopHow },
+    /// Remove a container that is not running.
+    Remove { id: String },
+    /// Record an event in the component's observed status.
+    Record { reason: String, message: String },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Plan again after this long even if nothing else happens.
+    pub requeue_after: Option<Duration>,
+}
+
+/// The delay before restarting a container after its `crashes`-th
+/// consecutive crash: 1 s, 2 s, 4 s ... capped at 5 min.
+pub fn crash_backoff(crashes: u32) -> Duration {
+    let exp = crashes.saturating_sub(1).min(20);
+    CRASH_BACKOFF_BASE
+        .saturating_mul(1 << exp)
+        .min(CRASH_BACKOFF_CAP)
+}
+
+/// The consecutive-crash count after a container exits: `previous + 1`, or 1
+/// when it had been running for [`CRASH_RESET_AFTER`] before it exited.
+pub fn consecutive_crashes(previous: u32, ran_for: Duration) -> u32 {
+    if ran_for >= CRASH_RESET_AFTER {
+        1
+    } else {
+        previous.saturating_add(1)
+    }
+}
+
+/// Whether a container that exited with `code` is restarted under `policy`.
+pub fn restartable(policy: RestartPolicy, code: i64, oom: bool) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => code != 0 || oom,
+        RestartPolicy::Never => false,
+    }
+}
+
+/// The `readyTimeout` of a template (default 30 s).
+pub fn ready_timeout(t: &Template) -> Duration {
+    t.ready_timeout.map_or(DEFAULT_READY_TIMEOUT, |d| d.std())
+}
+
+/// The reason shown for an exit: `OOMKilled`, `Completed` or `Error`.
+pub fn exit_reason(code: i64, oom: bool) -> &'static str {
+    if oom {
+        "OOMKilled"
+    } else if code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    }
+}
+
+/// The phase `describe` shows for a container (`Draining`/`Stopping` while
+/// being stopped, as the caller knows which).
+pub fn phase(c: &ContainerView, policy: RestartPolicy) -> ContainerPhase {
+    if let Some(how) = c.stopping {
+        return match how {
+            StopHow::Graceful => ContainerPhase::Draining,
+            StopHow::Kill => ContainerPhase::Stopping,
+        };
+    }
+    match &c.run {
+        RunState::Created => ContainerPhase::Starting,
+        RunState::Exited { code, oom, .. } => {
+            if restartable(policy, *code, *oom) && c.crashes >= CRASH_LOOP_AFTER {
+                ContainerPhase::CrashLoop
+            } else {
+                ContainerPhase::Exited
+            }
+        }
+        RunState::Running => match c.check {
+            CheckPhase::Starting { .. } => ContainerPhase::Starting,
+            CheckPhase::Ready { .. } => ContainerPhase::Ready,
+            CheckPhase::Unhealthy { .. } => ContainerPhase::Unhealthy,
+        },
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+/// Plans the steps for one component. Pure: same input, same plan.
+pub fn plan(input: &PlanInput, now: Instant) -> Plan {
+    let mut out = Plan::default();
+    // Containers already being stopped are left to that; a kill overrides a
+    // graceful stop in progress.
+    let kill_all = matches!(&input.assignment, Some(a) if a.state == State::Killed);
+    let live: Vec<&ContainerView> = input
+        .containers
+        .iter()
+        .filter(|c| match c.stopping {
+            None => true,
+            Some(StopHow::Graceful) if kill_all => {
+                out.steps.push(Step::Stop {
+                    id: c.id.clone(),
+                    how: StopHow::Kill,
+                });
+                false
+            }
+            Some(_) => false,
+        })
+        .collect();
+
+    let a = match &input.assignment {
+        Some(a) if a.state == State::Running => a,
+        other => {
+            let how = match other {
+                Some(a) if a.state == State::Killed => StopHow::Kill,
+                _ => StopHow::Graceful,
+            };
+            for c in live {
+                out.steps.push(match c.run {
+                    RunState::Running => Step::Stop {
+                        id: c.id.clone(),
+                        how,
+                    },
+                    _ => Step::Remove { id: c.id.clone() },
+                });
+            }
+            return out;
+        }
+    };
+    plan_running(a, &live, now, &mut out);
+    out
+}
+
+/// A container on its way out: how, and what to record.
+struct Retire<'a> {
+    c: &'a ContainerView,
+    event: Option<(&'static str, String)>,
+}
+
+fn plan_running(a: &Assignment, live: &[&ContainerView], now: Instant, out: &mut Plan) {
+    let replicas = a.replicas as usize;
+    let timeout = ready_timeout(&a.template);
+    let policy = a.template.restart_policy;
+    let mut requeue: Option<Duration> = None;
+    let mut wake = |d: Duration| requeue = Some(requeue.map_or(d, |r: Duration| r.min(d)));
+
+    // Slots of the assigned hash: ready, then starting, then exited.
+    let mut ready: Vec<&ContainerView> = Vec::new();
+    let mut pending: Vec<&ContainerView> = Vec::new(); // starting in time, or exited
+    let mut leave_now: Vec<Retire> = Vec::new(); // serves nothing
+    let mut serving_out: Vec<Retire> = Vec::new(); // still serving, leaves when covered
+    let mut restarts: Vec<(String, [Step; 2])> = Vec::new();
+
+    for &c in live {
+        let current = c.hash == a.hash;
+        match (&c.run, &c.check, current) {
+            (RunState::Created, _, _) => leave_now.push(Retire { c, event: None }),
+            (RunState::Exited { .. }, _, false) => leave_now.push(Retire { c, event: None }),
+            (RunState::Exited { code, oom, at }, _, true) => {
+                pending.push(c);
+                if restartable(policy, *code, *oom) {
+                    let due = *at + crash_backoff(c.crashes.max(1));
+                    if due <= now {
+                        let record = Step::Record {
+                            reason: "Restarted".into(),
+                            message: format!(
+                                "container {} exited with code {code} ({}); restart {} after {:?}",
+                                short(&c.id),
+                                exit_reason(*code, *oom),
+                                c.crashes.max(1),
+                                crash_backoff(c.crashes.max(1)),
+                            ),
+                        };
+                        restarts.push((c.id.clone(), [Step::Restart { id: c.id.clone() }, record]));
+                    } else {
+                        wake(due - now);
+                    }
+                }
+            }
+            (RunState::Running, CheckPhase::Ready { .. }, true) => ready.push(c),
+            (RunState::Running, CheckPhase::Ready { .. }, false) => {
+                serving_out.push(Retire { c, event: None })
+            }
+            (RunState::Running, CheckPhase::Unhealthy { reason }, cur) => {
+                serving_out.push(Retire {
+                    c,
+                    event: Some((
+                        "Unhealthy",
+                        if cur {
+                            format!(
+                                "container {} is unhealthy ({reason}): replaced",
+                                short(&c.id)
+                            )
+                        } else {
+                            format!("container {} is unhealthy ({reason})", short(&c.id))
+                        },
+                    )),
+                })
+            }
+            (RunState::Running, CheckPhase::Starting { since }, cur) => {
+                let deadline = *since + timeout;
+                if !cur {
+                    leave_now.push(Retire { c, event: None });
+                } else if deadline <= now {
+                    leave_now.push(Retire {
+                        c,
+                        event: Some((
+                            "ReadyTimeout",
+                            format!(
+                                "container {} not ready within {:?}: replaced",
+                                short(&c.id),
+                                timeout
+                            ),
+                        )),
+                    });
+                } else {
+                    pending.push(c);
+                    wake(deadline - now);
+                }
+            }
+        }
+    }
+
+    // Too many slots: the extras leave, exited first, then starting, then
+    // ready; the newest first within each.
+    let newest_first =
+        |v: &mut Vec<&ContainerView>| v.sort_by_key(|c| (Reverse(c.created), c.id.clone()));
+    let slots = ready.len() + pending.len();
+    if slots > replicas {
+        let mut extra = slots - replicas;
+        let (mut exited, mut starting): (Vec<&ContainerView>, Vec<&ContainerView>) = pending
+            .iter()
+            .partition(|c| matches!(c.run, RunState::Exited { .. }));
+        newest_first(&mut exited);
+        newest_first(&mut starting);
+        newest_first(&mut ready);
+        let mut gone: Vec<String> = Vec::new();
+        for c in exited.iter().chain(starting.iter()).chain(ready.iter()) {
+            if extra == 0 {
+                break;
+            }
+            extra -= 1;
+            gone.push(c.id.clone());
+            leave_now.push(Retire { c, event: None });
+        }
+        ready.retain(|c| !gone.contains(&c.id));
+        pending.retain(|c| !gone.contains(&c.id));
+        restarts.retain(|(id, _)| !gone.contains(id));
+    }
+
+    // Serving containers leave, unhealthy first then oldest, while the ready
+    // ones that stay still number at least `replicas`.
+    serving_out.sort_by_key(|r| {
+        (
+            !matches!(r.c.check, CheckPhase::Unhealthy { .. }),
+            r.c.created,
+            r.c.id.clone(),
+        )
+    });
+    let serving = ready.len() + serving_out.len();
+    let may_leave = serving.saturating_sub(replicas);
+    let mut staying_serving = 0usize;
+    for (i, r) in serving_out.into_iter().enumerate() {
+        if i < may_leave {
+            leave_now.push(r);
+        } else {
+            staying_serving += 1;
+        }
+    }
+
+    for r in &leave_now {
+        if let Some((reason, message)) = &r.event {
+            out.steps.push(Step::Record {
+                reason: (*reason).into(),
+                message: message.clone(),
+            });
+        }
+        out.steps.push(match r.c.run {
+            RunState::Running => Step::Stop {
+                id: r.c.id.clone(),
+                how: StopHow::Graceful,
+            },
+            _ => Step::Remove { id: r.c.id.clone() },
+        });
+    }
+    out.steps
+        .extend(restarts.into_iter().flat_map(|(_, steps)| steps));
+
+    // New containers for the missing slots, within the surge.
+    let slots = ready.len() + pending.len();
+    let total = slots + staying_serving;
+    let room = (replicas + SURGE as usize).saturating_sub(total);
+    let to_start = replicas.saturating_sub(slots).min(room);
+    for _ in 0..to_start {
+        out.steps.push(Step::Start {
+            revision: a.revision,
+            hash: a.hash.clone(),
+        });
+    }
+    out.requeue_after = requeue;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::quantity;
+
+    const H1: &str = "hash000001";
+    const H2: &str = "hash000002";
+
+    fn now() -> Instant {
+        // Far enough from the process start that `now - age` never underflows.
+        Instant::now() + Duration::from_secs(100_000)
+    }
+
+    fn assignment(hash: &str, replicas: u32, state: State) -> Assignment {
+        Assignment {
+            generation: 1,
+            revision: if hash == H1 { 1 } else { 2 },
+            hash: hash.into(),
+            template: Template {
+                image: "bench/web:1".into(),
+                ..Default::default()
+            },
+            replicas,
+            state,
+        }
+    }
+
+    /// A running, ready container created `created` seconds after the epoch.
+    fn ctr(id: &str, hash: &str, created: u64, now: Instant) -> ContainerView {
+        ContainerView {
+            id: id.into(),
+            revision: if hash == H1 { 1 } else { 2 },
+            hash: hash.into(),
+            created: SystemTime::UNIX_EPOCH + Duration::from_secs(created),
+            run: RunState::Running,
+            check: CheckPhase::Ready {
+                since: now - Duration::from_secs(60),
+            },
+            crashes: 0,
+            stopping: None,
+        }
+    }
+
+    fn starting(mut c: ContainerView, now: Instant, age: u64) -> ContainerView {
+        c.check = CheckPhase::Starting {
+            since: now - Duration::from_secs(age),
+        };
+        c
+    }
+
+    fn unhealthy(mut c: ContainerView) -> ContainerView {
+        c.check = CheckPhase::Unhealthy {
+            reason: "http 500".into(),
+        };
+        c
+    }
+
+    fn exited(
+        mut c: ContainerView,
+        now: Instant,
+        code: i64,
+        ago: u64,
+        crashes: u32,
+    ) -> ContainerView {
+        c.run = RunState::Exited {
+            code,
+            oom: false,
+            at: now - Duration::from_secs(ago),
+        };
+        c.crashes = crashes;
+        c
+    }
+
+    fn stopping(mut c: ContainerView, how: StopHow) -> ContainerView {
+        c.stopping = Some(how);
+        c
+    }
+
+    fn start(hash: &str) -> Step {
+        Step::Start {
+            revision: if hash == H1 { 1 } else { 2 },
+            hash: hash.into(),
+        }
+    }
+    fn stop(id: &str) -> Step {
+        Step::Stop {
+            id: id.into(),
+            how: StopHow::Graceful,
+        }
+    }
+    fn kill(id: &str) -> Step {
+        Step::Stop {
+            id: id.into(),
+            how: StopHow::Kill,
+        }
+    }
+    fn remove(id: &str) -> Step {
+        Step::Remove { id: id.into() }
+    }
+    fn restart(id: &str) -> Step {
+        Step::Restart { id: id.into() }
+    }
+    fn record(reason: &str) -> Step {
+        Step::Record {
+            reason: reason.into(),
+            message: String::new(),
+        }
+    }
+
+    /// Plans `containers` against `assignment` and compares the steps (events
+    /// by reason only). Returns the plan for further checks.
+    fn check(
+        assignment: Option<Assignment>,
+        containers: Vec<ContainerView>,
+        now: Instant,
+        expected: &[Step],
+    ) -> Plan {
+        let input = PlanInput {
+            assignment,
+            containers,
+        };
+        let p = plan(&input, now);
+        let got: Vec<Step> = p
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Record { reason, .. } => record(reason),
+                other => other.clone(),
+            })
+            .collect();
+        assert_eq!(got, expected, "input: {input:#?}");
+        // Planning is deterministic.
+        assert_eq!(plan(&input, now), p);
+        p
+    }
+
+    #[test]
+    fn fresh_start_starts_all_replicas() {
+        let n = now();
+        let p = check(
+            Some(assignment(H1, 3, State::Running)),
+            vec![],
+            n,
+            &[start(H1), start(H1), start(H1)],
+        );
+        assert_eq!(p.requeue_after, None);
+    }
+
+    #[test]
+    fn steady_state_does_nothing() {
+        let n = now();
+        let cs = vec![ctr("a", H1, 1, n), ctr("b", H1, 2, n)];
+        check(Some(assignment(H1, 2, State::Running)), cs, n, &[]);
+    }
+
+    #[test]
+    fn starting_container_waits_for_ready_timeout() {
+        let n = now();
+        let p = check(
+            Some(assignment(H1, 1, State::Running)),
+            vec![starting(ctr("a", H1, 1, n), n, 10)],
+            n,
+            &[],
+        );
+        assert_eq!(p.requeue_after, Some(Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn ready_timeout_replaces_and_records() {
+        let n = now();
+        let cs = vec![starting(ctr("a", H1, 1, n), n, 31)];
+        check(
+            Some(assignment(H1, 1, State::Running)),
+            cs,
+            n,
+            &[record("ReadyTimeout"), stop("a"), start(H1)],
+        );
+        // A custom readyTimeout is honoured.
+        let mut a = assignment(H1, 1, State::Running);
+        a.template.ready_timeout = Some(quantity::Duration::from_secs(60));
+        let p = check(Some(a), vec![starting(ctr("a", H1, 1, n), n, 31)], n, &[]);
+        assert_eq!(p.requeue_after, Some(Duration::from_secs(29)));
+    }
+
+    #[test]
+    fn new_image_starts_new_first_then_stops_old() {
+        let n = now();
+        let a = || Some(assignment(H2, 1, State::Running));
+        // Old ready: start the new one, keep the old.
+        check(a(), vec![ctr("old", H1, 1, n)], n, &[start(H2)]);
+        // New one starting: nothing more (surge of one).
+        check(
+            a(),
+            vec![ctr("old", H1, 1, n), starting(ctr("new", H2, 2, n), n, 1)],
+            n,
+            &[],
+        );
+        // New one ready: the old one goes.
+        check(
+            a(),
+            vec![ctr("old", H1, 1, n), ctr("new", H2, 2, n)],
+            n,
+            &[stop("old")],
+        );
+    }
+
+    #[test]
+    fn new_image_with_several_replicas_surges_by_one() {
+        let n = now();
+        let a = || Some(assignment(H2, 3, State::Running));
+        let old = |n| {
+            vec![
+                ctr("o1", H1, 1, n),
+                ctr("o2", H1, 2, n),
+                ctr("o3", H1, 3, n),
+            ]
+        };
+        check(a(), old(n), n, &[start(H2)]);
+        let mut cs = old(n);
+        cs.push(starting(ctr("n1", H2, 4, n), n, 1));
+        check(a(), cs, n, &[]);
+        // n1 ready: the oldest old one leaves, which makes room for the next new one.
+        let mut cs = old(n);
+        cs.push(ctr("n1", H2, 4, n));
+        check(a(), cs, n, &[stop("o1"), start(H2)]);
+        let cs = vec![
+            ctr("o2", H1, 2, n),
+            ctr("o3", H1, 3, n),
+            ctr("n1", H2, 4, n),
+        ];
+        check(a(), cs, n, &[start(H2)]);
+    }
+
+    #[test]
+    fn old_containers_not_serving_leave_at_once() {
+        let n = now();
+        let cs = vec![
+            starting(ctr("o1", H1, 1, n), n, 1),
+            exited(ctr("o2", H1, 2, n), n, 1, 5, 1),
+        ];
+        check(
+            Some(assignment(H2, 1, State::Running)),
+            cs,
+            n,
+            &[stop("o1"), remove("o2"), start(H2)],
+        );
+    }
+
+    #[test]
+    fn unhealthy_is_replaced_new_one_ready_first() {
+        let n = now();
+        let a = || Some(assignment(H1, 1, State::Running));
+        check(a(), vec![unhealthy(ctr("a", H1, 1, n))], n, &[start(H1)]);
+        check(
+            a(),
+            vec![
+                unhealthy(ctr("a", H1, 1, n)),
+                starting(ctr("b", H1, 2, n), n, 1),
+            ],
+            n,
+            &[],
+        );
+        check(
+            a(),
+            vec![unhealthy(ctr("a", H1, 1, n)), ctr("b", H1, 2, n)],
+            n,
+            &[record("Unhealthy"), stop("a")],
+        );
+    }
+
+    #[test]
+    fn unhealthy_replacement_that_times_out_is_replaced_again() {
+        let n = now();
+        let cs = vec![
+            unhealthy(ctr("a", H1, 1, n)),
+            starting(ctr("b", H1, 2, n), n, 40),
+        ];
+        check(
+            Some(assignment(H1, 1, State::Running)),
+            cs,
+            n,
+            &[record("ReadyTimeout"), stop("b"), start(H1)],
+        );
+    }
+
+    #[test]
+    fn several_unhealthy_are_replaced_one_at_a_time() {
+        let n = now();
+        let a = || Some(assignment(H1, 3, State::Running));
+        let cs = vec![
+            ctr("a", H1, 1, n),
+            unhealthy(ctr("b", H1, 2, n)),
+            unhealthy(ctr("c", H1, 3, n)),
+        ];
+        check(a(), cs, n, &[start(H1)]);
+        let cs = vec![
+            ctr("a", H1, 1, n),
+            unhealthy(ctr("b", H1, 2, n)),
+            unhealthy(ctr("c", H1, 3, n)),
+            ctr("d", H1, 4, n),
+        ];
+        check(a(), cs, n, &[record("Unhealthy"), stop("b"), start(H1)]);
+    }
+
+    #[test]
+    fn replicas_lowered_stops_extras_non_ready_and_newest_first() {
+        let n = now();
+        let cs = vec![
+            ctr("a", H1, 1, n),
+            ctr("b", H1, 2, n),
+            ctr("c", H1, 3, n),
+            starting(ctr("d", H1, 0, n), n, 1),
+        ];
+        check(
+            Some(assignment(H1, 2, State::Running)),
+            cs,
+            n,
+            &[stop("d"), stop("c")],
+        );
+        let cs = vec![ctr("a", H1, 1, n), exited(ctr("b", H1, 2, n), n, 1, 0, 1)];
+        check(
+            Some(assignment(H1, 1, State::Running)),
+            cs,
+            n,
+            &[remove("b")],
+        );
+        // Zero replicas: everything goes.
+        check(
+            Some(assignment(H1, 0, State::Running)),
+            vec![ctr("a", H1, 1, n)],
+            n,
+            &[stop("a")],
+        );
+    }
+
+    #[test]
+    fn replicas_raised_starts_more() {
+        let n = now();
+        check(
+            Some(assignment(H1, 3, State::Running)),
+            vec![ctr("a", H1, 1, n)],
+            n,
+            &[start(H1), start(H1)],
+        );
+    }
+
+    #[test]
+    fn crash_restarts_after_backoff() {
+        let n = now();
+        let a = || Some(assignment(H1, 1, State::Running));
+        // First crash: 1 s backoff, seen 0.5 s ago: wait.
+        let mut c = exited(ctr("a", H1, 1, n), n, 137, 0, 1);
+        c.run = RunState::Exited {
+            code: 137,
+            oom: false,
+            at: n - Duration::from_millis(500),
+        };
+        let p = check(a(), vec![c], n, &[]);
+        assert_eq!(p.requeue_after, Some(Duration::from_millis(500)));
+        // Backoff elapsed: restart in place, recorded.
+        check(
+            a(),
+            vec![exited(ctr("a", H1, 1, n), n, 137, 1, 1)],
+            n,
+            &[restart("a"), record("Restarted")],
+        );
+        // Fourth crash: 8 s.
+        let p = check(a(), vec![exited(ctr("a", H1, 1, n), n, 1, 5, 4)], n, &[]);
+        assert_eq!(p.requeue_after, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn crash_backoff_doubles_to_a_cap_and_resets() {
+        assert_eq!(crash_backoff(0), Duration::from_secs(1));
+        assert_eq!(crash_backoff(1), Duration::from_secs(1));
+        assert_eq!(crash_backoff(2), Duration::from_secs(2));
+        assert_eq!(crash_backoff(5), Duration::from_secs(16));
+        assert_eq!(crash_backoff(9), Duration::from_secs(256));
+        assert_eq!(crash_backoff(10), CRASH_BACKOFF_CAP);
+        assert_eq!(crash_backoff(u32::MAX), CRASH_BACKOFF_CAP);
+        assert_eq!(consecutive_crashes(3, Duration::from_secs(5)), 4);
+        assert_eq!(consecutive_crashes(7, Duration::from_secs(601)), 1);
+    }
+
+    #[test]
+    fn restart_policy_is_honoured() {
+        let n = now();
+        let with = |p: RestartPolicy| {
+            let mut a = assignment(H1, 1, State::Running);
+            a.template.restart_policy = p;
+            Some(a)
+        };
+        // Never: stays exited and keeps its slot.
+        check(
+            with(RestartPolicy::Never),
+            vec![exited(ctr("a", H1, 1, n), n, 1, 60, 1)],
+            n,
+            &[],
+        );
+        // OnFailure: exit 0 stays, exit 1 restarts.
+        check(
+            with(RestartPolicy::OnFailure),
+            vec![exited(ctr("a", H1, 1, n), n, 0, 60, 1)],
+            n,
+            &[],
+        );
+        check(
+            with(RestartPolicy::OnFailure),
+            vec![exited(ctr("a", H1, 1, n), n, 1, 60, 1)],
+            n,
+            &[restart("a"), record("Restarted")],
+        );
+        let mut oom = exited(ctr("a", H1, 1, n), n, 0, 60, 1);
+        oom.run = RunState::Exited {
+            code: 0,
+            oom: true,
+            at: n - Duration::from_secs(60),
+        };
+        check(
+            with(RestartPolicy::OnFailure),
+            vec![oom],
+            n,
+            &[restart("a"), record("Restarted")],
+        );
+    }
+
+    #[test]
+    fn phases() {
+        let n = now();
+        let p = RestartPolicy::Always;
+        assert_eq!(phase(&ctr("a", H1, 1, n), p), ContainerPhase::Ready);
+        assert_eq!(
+            phase(&starting(ctr("a", H1, 1, n), n, 1), p),
+            ContainerPhase::Starting
+        );
+        assert_eq!(
+            phase(&unhealthy(ctr("a", H1, 1, n)), p),
+            ContainerPhase::Unhealthy
+        );
+        assert_eq!(
+            phase(&exited(ctr("a", H1, 1, n), n, 1, 0, 1), p),
+            ContainerPhase::Exited
+        );
+        assert_eq!(
+            phase(&exited(ctr("a", H1, 1, n), n, 1, 0, 2), p),
+            ContainerPhase::CrashLoop
+        );
+        let never = RestartPolicy::Never;
+        assert_eq!(
+            phase(&exited(ctr("a", H1, 1, n), n, 1, 0, 5), never),
+            ContainerPhase::Exited
+        );
+        assert_eq!(
+            phase(&stopping(ctr("a", H1, 1, n), StopHow::Graceful), p),
+            ContainerPhase::Draining
+        );
+        assert_eq!(
+            phase(&stopping(ctr("a", H1, 1, n), StopHow::Kill), p),
+            ContainerPhase::Stopping
+        );
+        assert_eq!(exit_reason(137, true), "OOMKilled");
+        assert_eq!(exit_reason(0, false), "Completed");
+        assert_eq!(exit_reason(2, false), "Error");
+    }
+
+    #[test]
+    fn crash_of_an_extra_is_not_restarted() {
+        let n = now();
+        let cs = vec![ctr("a", H1, 1, n), exited(ctr("b", H1, 2, n), n, 1, 60, 1)];
+        check(
+            Some(assignment(H1, 1, State::Running)),
+            cs,
+            n,
+            &[remove("b")],
+        );
+    }
+
+    #[test]
+    fn created_but_never_started_is_removed_and_replaced() {
+        let n = now();
+        let mut c = ctr("a", H1, 1, n);
+        c.run = RunState::Created;
+        check(
+            Some(assignment(H1, 1, State::Running)),
+            vec![c],
+            n,
+            &[remove("a"), start(H1)],
+        );
+    }
+
+    #[test]
+    fn stopped_stops_all_gracefully_and_removes_exited() {
+        let n = now();
+        let cs = vec![
+            ctr("a", H1, 1, n),
+            starting(ctr("b", H2, 2, n), n, 1),
+            exited(ctr("c", H1, 3, n), n, 1, 5, 1),
+        ];
+        check(
+            Some(assignment(H1, 2, State::Stopped)),
+            cs,
+            n,
+            &[stop("a"), stop("b"), remove("c")],
+        );
+    }
+
+    #[test]
+    fn killed_kills_all_and_escalates_graceful_stops() {
+        let n = now();
+        let cs = vec![
+            ctr("a", H1, 1, n),
+            stopping(ctr("b", H1, 2, n), StopHow::Graceful),
+            stopping(ctr("c", H1, 3, n), StopHow::Kill),
+            exited(ctr("d", H1, 4, n), n, 1, 5, 1),
+        ];
+        check(
+            Some(assignment(H1, 2, State::Killed)),
+            cs,
+            n,
+            &[kill("b"), kill("a"), remove("d")],
+        );
+    }
+
+    #[test]
+    fn back_to_running_starts_again() {
+        let n = now();
+        check(
+            Some(assignment(H1, 2, State::Running)),
+            vec![],
+            n,
+            &[start(H1), start(H1)],
+        );
+        // Containers still being stopped gracefully are not counted.
+        let cs = vec![stopping(ctr("a", H1, 1, n), StopHow::Graceful)];
+        check(Some(assignment(H1, 1, State::Running)), cs, n, &[start(H1)]);
+    }
+
+    #[test]
+    fn no_assignment_stops_and_removes_all() {
+        let n = now();
+        let cs = vec![
+            ctr("a", H1, 1, n),
+            exited(ctr("b", H2, 2, n), n, 0, 5, 0),
+            stopping(ctr("c", H1, 3, n), StopHow::Graceful),
+        ];
+        check(None, cs, n, &[stop("a"), remove("b")]);
+    }
+
+    #[test]
+    fn rollout_back_to_old_hash_reuses_nothing_but_keeps_serving() {
+        // A rollback: assigned H1 again while H2 containers run.
+        let n = now();
+        let cs = vec![ctr("new", H2, 5, n), unhealthy(ctr("bad", H2, 6, n))];
+        check(Some(assignment(H1, 2, State::Running)), cs, n, &[start(H1)]);
+    }
+}
