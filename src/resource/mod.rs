@@ -9,6 +9,7 @@ pub mod node;
 pub mod observed;
 pub mod project;
 pub mod quantity;
+pub mod selector;
 pub mod validate;
 
 pub use component::{Component, ComponentSpec, ComponentStatus, Revision, Template};

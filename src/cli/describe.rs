@@ -1,0 +1,212 @@
+//! `berth describe KIND NAME`: everything a person needs about one object.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use super::args::{DescribeArgs, EtcdArgs};
+use super::output::{counts, Table};
+use super::CliError;
+use crate::resource::component::Check;
+use crate::resource::{Component, Object, Observed, Revision};
+use crate::store::{Store, StoreError};
+
+pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliError> {
+    let kind = args.kind.0;
+    let project = kind.namespaced().then_some(args.project.as_str());
+    let store = Store::connect(&etcd.store_config()).await?;
+    let stored = store
+        .get(kind, project, &args.name)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("{}/{}", kind.lower(), args.name)))?;
+    let text = match &stored.object {
+        Object::Component(c) => {
+            let p = project.unwrap_or_default();
+            let observed = observed_of(&store, p, &args.name).await?;
+            let revisions = store.revisions(p, &args.name).await?;
+            let (nodes, _) = store.range_all(&store.keys().nodes_prefix()).await?;
+            describe_component(c, &observed, &revisions, nodes.len())
+        }
+        other => {
+            let mut s = header(other);
+            s.push_str(&super::output::yaml(&serde_json::json!({
+                "spec": other.spec_json(),
+                "status": other.to_json().get("status").cloned().unwrap_or(serde_json::Value::Null),
+            })));
+            s
+        }
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every node's observed document for one component.
+pub async fn observed_of(store: &Store, project: &str, component: &str) -> Result<Vec<Observed>, CliError> {
+    let prefix = store.keys().all_observed_prefix();
+    let (kvs, _) = store.range_all(&prefix).await?;
+    let suffix = format!("/{project}/{component}");
+    Ok(kvs
+        .iter()
+        .filter(|kv| kv.key().ends_with(suffix.as_bytes()))
+        .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+        .collect())
+}
+
+fn header(o: &Object) -> String {
+    let m = o.metadata();
+    let mut s = String::new();
+    let _ = writeln!(s, "Name:         {}", m.name);
+    if let Some(p) = o.project() {
+        let _ = writeln!(s, "Project:      {p}");
+    }
+    let _ = writeln!(s, "Kind:         {}", o.kind().name());
+    let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(s, "Labels:       {}", if labels.is_empty() { "<none>".into() } else { labels.join(",") });
+    let _ = writeln!(s, "Created:      {} ({} ago)", m.creation_timestamp.as_deref().unwrap_or("?"), crate::util::age(m.creation_timestamp.as_deref()));
+    let _ = writeln!(s, "UID:          {}", m.uid.as_deref().unwrap_or("?"));
+    s
+}
+
+fn check_line(c: &Check) -> String {
+    use crate::resource::component::Probe;
+    let probe = match c.probe() {
+        Some(Probe::Http(h)) => format!("http :{}{}", h.port, h.path),
+        Some(Probe::Tcp(t)) => format!("tcp :{}", t.port),
+        Some(Probe::Exec(e)) => format!("exec {}", e.command.join(" ")),
+        None => "invalid".into(),
+    };
+    let mut s = probe;
+    if let Some(i) = c.interval {
+        let _ = write!(s, " every {i}");
+    }
+    if let Some(t) = c.timeout {
+        let _ = write!(s, " timeout {t}");
+    }
+    if let Some(f) = c.failure_threshold {
+        let _ = write!(s, " failureThreshold {f}");
+    }
+    s
+}
+
+fn describe_component(c: &Component, observed: &[Observed], revisions: &[Revision], nodes: usize) -> String {
+    let obj = Object::Component(c.clone());
+    let mut s = header(&obj);
+    let spec = &c.spec;
+    let m = &c.metadata;
+    let gen = m.generation.unwrap_or(0);
+    let observed_gen = c.status.as_ref().map(|st| st.observed_generation);
+    let _ = writeln!(
+        s,
+        "Generation:   {gen}{}",
+        observed_gen.map(|g| format!(" (observed {g})")).unwrap_or_default()
+    );
+    let _ = writeln!(s, "Revision:     {}", m.annotations.get(crate::store::REVISION_ANNOTATION).map_or("?", String::as_str));
+    let _ = writeln!(s, "Image:        {}", spec.image);
+    if !spec.command.is_empty() {
+        let _ = writeln!(s, "Command:      {}", spec.command.join(" "));
+    }
+    for (k, v) in &spec.env {
+        let _ = writeln!(s, "Env:          {k}={v}");
+    }
+    for p in &spec.ports {
+        let _ = writeln!(
+            s,
+            "Port:         {}{}{}",
+            p.name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),
+            p.container,
+            p.external.map(|e| format!(" (external {e})")).unwrap_or_default()
+        );
+    }
+    let pl = &spec.placement;
+    let mut placement = match pl.per_node {
+        Some(n) => format!("perNode {n}"),
+        None => format!("replicas {}", pl.count()),
+    };
+    if !pl.node_selector.is_empty() {
+        let sel: Vec<String> = pl.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = write!(placement, ", nodeSelector {}", sel.join(","));
+    }
+    if !pl.nodes.is_empty() {
+        let _ = write!(placement, ", nodes {}", pl.nodes.join(","));
+    }
+    let _ = writeln!(s, "Placement:    {placement}");
+    for c in &spec.ready_checks {
+        let _ = writeln!(s, "Ready check:  {}", check_line(c));
+    }
+    for c in &spec.health_checks {
+        let _ = writeln!(s, "Health check: {}", check_line(c));
+    }
+    let _ = writeln!(s, "State:        {:?}", spec.state);
+    let obs: Vec<&Observed> = observed.iter().collect();
+    let n = counts(c, &obs, nodes);
+    let _ = writeln!(
+        s,
+        "Replicas:     {} desired | {} ready | {} up-to-date | {} available",
+        n.desired, n.ready, n.updated, n.available
+    );
+    let mut conditions: Vec<(String, crate::resource::Condition)> = Vec::new();
+    if let Some(st) = &c.status {
+        conditions.extend(st.conditions.iter().map(|c| ("".to_string(), c.clone())));
+    }
+    for o in observed {
+        conditions.extend(o.conditions.iter().map(|c| (o.node.clone(), c.clone())));
+    }
+    s.push_str("Conditions:\n");
+    if conditions.is_empty() {
+        s.push_str("  <none>\n");
+    } else {
+        let mut t = Table::new(&["  TYPE", "STATUS", "NODE", "REASON", "MESSAGE"]);
+        for (node, c) in conditions {
+            t.row(vec![format!("  {}", c.type_), c.status, node, c.reason, c.message]);
+        }
+        s.push_str(&t.render());
+    }
+    s.push_str("Containers:\n");
+    let all: Vec<(&str, &crate::resource::observed::ObservedContainer)> =
+        observed.iter().flat_map(|o| o.containers.iter().map(move |c| (o.node.as_str(), c))).collect();
+    if all.is_empty() {
+        s.push_str("  <none>\n");
+    } else {
+        let mut t = Table::new(&["  NODE", "CONTAINER", "STATE", "REVISION", "RESTARTS", "AGE", "PORTS", "LAST EXIT"]);
+        for (node, ct) in all {
+            let ports: Vec<String> = ct.ports.iter().map(|(c, h)| format!("127.0.0.1:{h}->{c}")).collect();
+            let exit = match (&ct.last_exit_code, &ct.last_reason) {
+                (Some(code), Some(r)) => format!("{code} ({r})"),
+                (Some(code), None) => code.to_string(),
+                (None, Some(r)) => r.clone(),
+                (None, None) => String::new(),
+            };
+            t.row(vec![
+                format!("  {node}"),
+                ct.id.chars().take(12).collect(),
+                ct.phase.to_string(),
+                ct.revision.to_string(),
+                ct.restarts.to_string(),
+                crate::util::age(ct.started_at.as_deref()),
+                ports.join(","),
+                exit,
+            ]);
+        }
+        s.push_str(&t.render());
+    }
+    s.push_str("Revisions:\n");
+    let mut t = Table::new(&["  REVISION", "HASH", "IMAGE", "CREATED", "CHANGE-CAUSE"]);
+    for r in revisions {
+        t.row(vec![format!("  {}", r.seq), r.hash.clone(), r.template.image.clone(), r.created.clone(), r.change_cause.clone()]);
+    }
+    s.push_str(&t.render());
+    let mut events: Vec<(&str, &crate::resource::observed::Event)> =
+        observed.iter().flat_map(|o| o.events.iter().map(move |e| (o.node.as_str(), e))).collect();
+    events.sort_by(|a, b| a.1.time.cmp(&b.1.time));
+    s.push_str("Events:\n");
+    if events.is_empty() {
+        s.push_str("  <none>\n");
+    } else {
+        let mut t = Table::new(&["  TIME", "NODE", "REASON", "MESSAGE"]);
+        for (node, e) in events {
+            t.row(vec![format!("  {}", e.time), node.into(), e.reason.clone(), e.message.clone()]);
+        }
+        s.push_str(&t.render());
+    }
+    s
+}
+

@@ -1,0 +1,61 @@
+//! `berth diff -f`: unified diff of live objects against files.
+//! Exit 0: no differences; 1: differences; 2: error.
+
+use std::process::ExitCode;
+
+use super::args::{DiffArgs, EtcdArgs};
+use super::output::yaml;
+use super::CliError;
+use super::load_manifests;
+use crate::resource::Object;
+use crate::store::{Store, HASH_ANNOTATION, REVISION_ANNOTATION};
+
+/// What a diff compares: what a user wrote, without berth's own bookkeeping.
+fn comparable(o: &Object) -> String {
+    let mut u = o.user_part();
+    let project = u.project().map(str::to_string);
+    let meta = u.metadata_mut();
+    meta.project = project;
+    meta.annotations.remove(REVISION_ANNOTATION);
+    meta.annotations.remove(HASH_ANNOTATION);
+    yaml(&u.to_json())
+}
+
+pub async fn run(etcd: &EtcdArgs, args: DiffArgs) -> Result<ExitCode, CliError> {
+    // Errors exit 2 here: 1 means "differences".
+    match diff(etcd, args).await {
+        Ok(true) => Ok(ExitCode::from(1)),
+        Ok(false) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn diff(etcd: &EtcdArgs, args: DiffArgs) -> Result<bool, CliError> {
+    let loaded = load_manifests(&args.files.files)?;
+    let store = Store::connect(&etcd.store_config()).await?;
+    let mut differs = false;
+    for l in loaded {
+        let o = &l.object;
+        let live = store.get(o.kind(), o.project(), o.name()).await?;
+        let old = live.as_ref().map(|s| comparable(&s.object)).unwrap_or_default();
+        let new = comparable(o);
+        if old == new {
+            continue;
+        }
+        differs = true;
+        let label = match o.project() {
+            Some(p) => format!("{}/{}/{}", o.kind().lower(), p, o.name()),
+            None => format!("{}/{}", o.kind().lower(), o.name()),
+        };
+        let live_name = if live.is_some() { format!("live/{label}") } else { "/dev/null".into() };
+        let diff = similar::TextDiff::from_lines(&old, &new);
+        print!(
+            "{}",
+            diff.unified_diff().context_radius(3).header(&live_name, &format!("file/{label}"))
+        );
+    }
+    Ok(differs)
+}

@@ -1,0 +1,254 @@
+//! Rendering objects: kubectl-like tables, YAML, JSON and `kind/name`.
+
+use std::collections::BTreeMap;
+
+use crate::resource::{Component, Kind, Object, Observed};
+
+/// A plain-text table with columns padded to the widest cell, 3 spaces apart.
+#[derive(Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            rows: vec![header.iter().map(|s| s.to_string()).collect()],
+        }
+    }
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+    pub fn render(&self) -> String {
+        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..cols)
+            .map(|c| self.rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for r in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                if c + 1 == r.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Replica counts of a component as `get` shows them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub desired: u32,
+    pub ready: u32,
+    pub updated: u32,
+    pub available: u32,
+    pub crash_loop: bool,
+    pub conditions: Vec<String>,
+}
+
+/// Counts from the component's status when a controller wrote one, else
+/// rolled up from the agents' observed documents.
+pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Counts {
+    let placement = &c.spec.placement;
+    let desired = match placement.per_node {
+        Some(n) => n * node_count.max(1) as u32,
+        None => placement.count(),
+    };
+    let desired = if c.spec.state == crate::resource::component::State::Running {
+        desired
+    } else {
+        0
+    };
+    let hash = c.metadata.annotations.get(crate::store::HASH_ANNOTATION).cloned().unwrap_or_default();
+    let mut out = Counts {
+        desired,
+        ..Default::default()
+    };
+    if let Some(st) = &c.status {
+        out.ready = st.ready_replicas;
+        out.updated = st.updated_replicas;
+        out.available = st.available_replicas;
+        out.conditions = st.conditions.iter().filter(|c| c.is_true()).map(|c| c.type_.clone()).collect();
+        return out;
+    }
+    use crate::resource::observed::ContainerPhase;
+    for o in observed {
+        for ct in &o.containers {
+            let ready = ct.phase == ContainerPhase::Ready;
+            out.ready += u32::from(ready);
+            out.updated += u32::from(ct.hash == hash);
+            out.available += u32::from(ready && ct.hash == hash);
+            out.crash_loop |= ct.phase == ContainerPhase::CrashLoop;
+        }
+        for cond in &o.conditions {
+            if cond.is_true() && !out.conditions.contains(&cond.type_) {
+                out.conditions.push(cond.type_.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Observed documents grouped by (project, component).
+pub type ObservedIndex = BTreeMap<(String, String), Vec<Observed>>;
+
+pub fn header(kind: Kind, wide: bool, all_projects: bool) -> Vec<&'static str> {
+    let mut h = vec!["NAME"];
+    if all_projects && kind.namespaced() {
+        h.insert(0, "PROJECT");
+    }
+    match kind {
+        Kind::Component => {
+            h.extend(["READY", "UP-TO-DATE", "AVAILABLE", "STATUS", "AGE"]);
+            if wide {
+                h.extend(["IMAGE", "REVISION", "PORTS"]);
+            }
+        }
+        Kind::Project => h.extend(["COMPONENTS", "AGE"]),
+        Kind::Node => {
+            h.extend(["STATUS", "AGE", "VERSION"]);
+            if wide {
+                h.extend(["ADDRESS", "DOCKER", "LABELS"]);
+            }
+        }
+    }
+    h
+}
+
+/// Context a row needs beyond the object itself.
+pub struct RowContext<'a> {
+    pub observed: &'a ObservedIndex,
+    pub node_count: usize,
+    pub components_per_project: &'a BTreeMap<String, usize>,
+}
+
+pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Vec<String> {
+    let meta = obj.metadata();
+    let mut r = vec![meta.name.clone()];
+    if all_projects && obj.kind().namespaced() {
+        r.insert(0, obj.project().unwrap_or_default().to_string());
+    }
+    let age = crate::util::age(meta.creation_timestamp.as_deref());
+    match obj {
+        Object::Component(c) => {
+            let key = (obj.project().unwrap_or_default().to_string(), meta.name.clone());
+            let obs: Vec<&Observed> = ctx.observed.get(&key).map(|v| v.iter().collect()).unwrap_or_default();
+            let n = counts(c, &obs, ctx.node_count);
+            let status = status_word(c, &n);
+            r.extend([
+                format!("{}/{}", n.ready, n.desired),
+                n.updated.to_string(),
+                n.available.to_string(),
+                status,
+                age,
+            ]);
+            if wide {
+                let rev = meta.annotations.get(crate::store::REVISION_ANNOTATION).cloned().unwrap_or_default();
+                let ports: Vec<String> = c
+                    .spec
+                    .ports
+                    .iter()
+                    .map(|p| match p.external {
+                        Some(e) => format!("{e}->{}", p.container),
+                        None => p.container.to_string(),
+                    })
+                    .collect();
+                r.extend([c.spec.image.clone(), rev, ports.join(",")]);
+            }
+        }
+        Object::Project(p) => {
+            let n = ctx.components_per_project.get(&p.metadata.name).copied().unwrap_or(0);
+            r.extend([n.to_string(), age]);
+        }
+        Object::Node(node) => {
+            let ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| c.is_true());
+            let mut status = match ready {
+                Some(true) => "Ready".to_string(),
+                Some(false) => "NotReady".to_string(),
+                None => "Unknown".to_string(),
+            };
+            if node.spec.unschedulable {
+                status.push_str(",SchedulingDisabled");
+            }
+            let st = node.status.clone().unwrap_or_default();
+            r.extend([status, age, st.agent_version.clone()]);
+            if wide {
+                let labels: Vec<String> = node.metadata.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                r.extend([st.address, st.docker_version, labels.join(",")]);
+            }
+        }
+    }
+    r
+}
+
+/// One word for the STATUS column: the most important thing to know.
+fn status_word(c: &Component, n: &Counts) -> String {
+    use crate::resource::component::State;
+    match c.spec.state {
+        State::Stopped => return "Stopped".into(),
+        State::Killed => return "Killed".into(),
+        State::Running => {}
+    }
+    if n.crash_loop {
+        return "CrashLoop".into();
+    }
+    for bad in ["ImagePullFailed", "Forbidden", "Failed", "Degraded"] {
+        if n.conditions.iter().any(|c| c == bad) {
+            return bad.into();
+        }
+    }
+    if n.desired > 0 && n.available >= n.desired && n.ready >= n.desired {
+        "Running".into()
+    } else if n.desired == 0 {
+        "Idle".into()
+    } else {
+        "Progressing".into()
+    }
+}
+
+/// YAML of one object.
+pub fn yaml(value: &serde_json::Value) -> String {
+    serde_saphyr::to_string(value).unwrap_or_else(|e| format!("# cannot render YAML: {e}\n"))
+}
+
+pub fn print_objects(objs: &[Object], format: super::args::OutputFormat, single: bool) {
+    use super::args::OutputFormat::*;
+    match format {
+        Json => {
+            let v = if single && objs.len() == 1 {
+                objs[0].to_json()
+            } else {
+                serde_json::json!({
+                    "apiVersion": crate::resource::API_VERSION,
+                    "kind": "List",
+                    "items": objs.iter().map(Object::to_json).collect::<Vec<_>>(),
+                })
+            };
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Yaml => {
+            for (i, o) in objs.iter().enumerate() {
+                if i > 0 {
+                    println!("---");
+                }
+                print!("{}", yaml(&o.to_json()));
+            }
+        }
+        Name => {
+            for o in objs {
+                println!("{}", o.display_name());
+            }
+        }
+        Table | Wide => {}
+    }
+}

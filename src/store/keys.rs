@@ -1,0 +1,156 @@
+//! The etcd key layout of DESIGN.md, under a configurable root.
+//!
+//! Invariant: every etcd key berth reads or writes is built here.
+
+use crate::resource::Kind;
+
+/// Builds keys under one root (default `/berth`). Several clusters can share
+/// one etcd by using different roots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    root: String,
+}
+
+/// Width of revision sequence numbers in keys, so lexical order is numeric order.
+const SEQ_WIDTH: usize = 10;
+
+impl Keys {
+    /// `root` is normalised to start with `/` and end without one.
+    pub fn new(root: &str) -> Keys {
+        let trimmed = root.trim_end_matches('/');
+        let root = if trimmed.starts_with('/') {
+            trimmed.to_string()
+        } else {
+            format!("/{trimmed}")
+        };
+        Keys { root }
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `specs/<kind>/[<project>/]<name>`.
+    pub fn spec(&self, kind: Kind, project: Option<&str>, name: &str) -> String {
+        format!("{}{name}", self.spec_prefix(kind, project))
+    }
+
+    /// All specs of a kind (`project: None`), or of one project for namespaced kinds.
+    pub fn spec_prefix(&self, kind: Kind, project: Option<&str>) -> String {
+        match project {
+            Some(p) if kind.namespaced() => format!("{}/specs/{}/{p}/", self.root, kind.lower()),
+            _ => format!("{}/specs/{}/", self.root, kind.lower()),
+        }
+    }
+
+    /// `status/<kind>/[<project>/]<name>`.
+    pub fn status(&self, kind: Kind, project: Option<&str>, name: &str) -> String {
+        format!("{}{name}", self.status_prefix(kind, project))
+    }
+
+    pub fn status_prefix(&self, kind: Kind, project: Option<&str>) -> String {
+        match project {
+            Some(p) if kind.namespaced() => format!("{}/status/{}/{p}/", self.root, kind.lower()),
+            _ => format!("{}/status/{}/", self.root, kind.lower()),
+        }
+    }
+
+    /// `revisions/<project>/<component>/<seq>` (seq zero-padded).
+    pub fn revision(&self, project: &str, component: &str, seq: u64) -> String {
+        format!("{}{seq:0width$}", self.revision_prefix(project, component), width = SEQ_WIDTH)
+    }
+
+    pub fn revision_prefix(&self, project: &str, component: &str) -> String {
+        format!("{}/revisions/{project}/{component}/", self.root)
+    }
+
+    /// `nodes/<node>`: the agent's registration, bound to its lease.
+    pub fn node(&self, node: &str) -> String {
+        format!("{}/nodes/{node}", self.root)
+    }
+
+    pub fn nodes_prefix(&self) -> String {
+        format!("{}/nodes/", self.root)
+    }
+
+    /// `assignments/<node>/<project>/<component>`.
+    pub fn assignment(&self, node: &str, project: &str, component: &str) -> String {
+        format!("{}{project}/{component}", self.assignments_prefix(node))
+    }
+
+    pub fn assignments_prefix(&self, node: &str) -> String {
+        format!("{}/assignments/{node}/", self.root)
+    }
+
+    pub fn all_assignments_prefix(&self) -> String {
+        format!("{}/assignments/", self.root)
+    }
+
+    /// `observed/<node>/<project>/<component>`.
+    pub fn observed(&self, node: &str, project: &str, component: &str) -> String {
+        format!("{}{project}/{component}", self.observed_prefix(node))
+    }
+
+    pub fn observed_prefix(&self, node: &str) -> String {
+        format!("{}/observed/{node}/", self.root)
+    }
+
+    pub fn all_observed_prefix(&self) -> String {
+        format!("{}/observed/", self.root)
+    }
+
+    /// `endpoints/<project>/<component>/<node>/<container>`.
+    pub fn endpoint(&self, project: &str, component: &str, node: &str, container: &str) -> String {
+        format!("{}/endpoints/{project}/{component}/{node}/{container}", self.root)
+    }
+
+    pub fn election(&self) -> String {
+        format!("{}/election/coordinator", self.root)
+    }
+
+    pub fn lock(&self, name: &str) -> String {
+        format!("{}/locks/{name}", self.root)
+    }
+
+    /// Splits a key below `prefix` into its `/`-separated parts.
+    pub fn parts<'a>(&self, prefix: &str, key: &'a str) -> Option<Vec<&'a str>> {
+        key.strip_prefix(prefix).map(|rest| rest.split('/').collect())
+    }
+
+    /// The sequence number at the end of a revision key.
+    pub fn revision_seq(key: &str) -> Option<u64> {
+        key.rsplit('/').next()?.parse().ok()
+    }
+}
+
+/// The end of the range covering every key that starts with `prefix`
+/// (etcd's `WithPrefix`): the prefix with its last byte incremented.
+pub fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let k = Keys::new("berth/");
+        assert_eq!(k.spec(Kind::Component, Some("shop"), "web"), "/berth/specs/component/shop/web");
+        assert_eq!(k.spec(Kind::Project, Some("ignored"), "shop"), "/berth/specs/project/shop");
+        assert_eq!(k.status(Kind::Component, Some("shop"), "web"), "/berth/status/component/shop/web");
+        assert_eq!(k.revision("shop", "web", 3), "/berth/revisions/shop/web/0000000003");
+        assert_eq!(Keys::revision_seq(&k.revision("shop", "web", 12)), Some(12));
+        assert_eq!(k.assignment("n1", "shop", "web"), "/berth/assignments/n1/shop/web");
+        assert_eq!(k.observed("n1", "shop", "web"), "/berth/observed/n1/shop/web");
+        assert_eq!(k.node("n1"), "/berth/nodes/n1");
+        assert_eq!(prefix_end("/a/"), b"/a0".to_vec());
+    }
+}
