@@ -1,0 +1,404 @@
+//! The controller: runs a level-triggered `reconcile(key)` for every key its
+//! triggers name, through the [`Scheduler`](super::scheduler::Scheduler).
+//!
+//! - Nothing is reconciled before the reader's cache (and every cache added with
+//!   [`Controller::wait_for`]) has its first full list; triggers that arrive
+//!   before are queued, deduplicated.
+//! - One reconcile per key at a time; a key triggered while it runs runs once
+//!   more afterwards. At most `concurrency` reconciles run at once.
+//! - A reconcile returns an [`Action`]: requeue after a delay, await a change,
+//!   or back off. Errors go through `error_policy(key, err, ctx) -> Action`;
+//!   [`Action::backoff`] retries with per-key capped exponential backoff that a
+//!   success resets. A panicking reconcile counts as an error with backoff.
+//! - Each reconcile is a tokio task: it may use every core, and a panic in it
+//!   does not take the controller down.
+//!
+//! The stream of results ends when the first trigger stream ends or the
+//! shutdown future given to [`Controller::graceful_shutdown_on`] completes: no
+//! new reconcile starts, running ones finish and their results are yielded.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, Stream, StreamExt};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::backoff::{BackoffConfig, Backoffs};
+use super::reflector::{self, Reader};
+use super::scheduler::Scheduler;
+use super::watcher::Event;
+
+/// What to do with a key after a reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Reconcile again after this long (or sooner, if triggered).
+    Requeue(Duration),
+    /// Reconcile again only when triggered.
+    AwaitChange,
+    /// Reconcile again after the key's next backoff delay (capped exponential;
+    /// reset by the next reconcile that returns another action).
+    Backoff,
+}
+
+impl Action {
+    /// Reconcile again after `after` (or sooner, if triggered).
+    pub fn requeue(after: Duration) -> Self {
+        Action::Requeue(after)
+    }
+    /// Reconcile again only when triggered.
+    pub fn await_change() -> Self {
+        Action::AwaitChange
+    }
+    /// Retry with this key's capped exponential backoff.
+    pub fn backoff() -> Self {
+        Action::Backoff
+    }
+}
+
+/// What a controller reports besides successful reconciles.
+#[derive(Debug, thiserror::Error)]
+pub enum Error<E: std::error::Error + 'static> {
+    /// A reconcile returned an error (the error policy decided what next).
+    #[error("reconcile of {key} failed: {source}")]
+    Reconcile {
+        key: String,
+        #[source]
+        source: E,
+    },
+    /// A reconcile panicked (retried with backoff).
+    #[error("reconcile of {key} panicked: {message}")]
+    Panicked { key: String, message: String },
+    /// A cache's writer went away before its first full list: the controller stops.
+    #[error("the controller's cache never became ready: {0}")]
+    NotReady(#[from] reflector::Error),
+}
+
+/// How a controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Most reconciles running at once (0: no limit).
+    pub concurrency: usize,
+    /// The per-key backoff of [`Action::Backoff`].
+    pub backoff: BackoffConfig,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            concurrency: 16,
+            backoff: BackoffConfig::default(),
+        }
+    }
+}
+
+/// Maps a watcher or reflector stream to the keys it touches (`InitApply`,
+/// `Apply`, `Delete`); errors are logged and dropped.
+pub fn trigger_keys<S, E>(stream: S) -> impl Stream<Item = String> + Send + 'static
+where
+    S: Stream<Item = Result<Event, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    stream.filter_map(|item| async move {
+        match item {
+            Ok(ev) => ev.key().map(str::to_string),
+            Err(e) => {
+                tracing::warn!(error = %e, "watch error");
+                None
+            }
+        }
+    })
+}
+
+/// A controller over the objects of one cache.
+pub struct Controller<T> {
+    reader: Reader<T>,
+    primary: BoxStream<'static, String>,
+    extra: Vec<BoxStream<'static, String>>,
+    gates: Vec<BoxFuture<'static, Result<(), reflector::Error>>>,
+    resync: Option<Duration>,
+    shutdown: Option<BoxFuture<'static, ()>>,
+    cfg: ControllerConfig,
+}
+
+impl<T: Send + Sync + 'static> Controller<T> {
+    /// A controller reconciling the keys `trigger` names, once `reader` is ready.
+    /// Usually `trigger` is `trigger_keys(reflector(writer, watcher(...)))`.
+    pub fn new(reader: Reader<T>, trigger: impl Stream<Item = String> + Send + 'static) -> Self {
+        let gate_reader = reader.clone();
+        Controller {
+            gates: vec![async move { gate_reader.wait_until_ready().await }.boxed()],
+            reader,
+            primary: trigger.boxed(),
+            extra: Vec::new(),
+            resync: None,
+            shutdown: None,
+            cfg: ControllerConfig::default(),
+        }
+    }
+
+    /// Sets the concurrency cap and backoff.
+    pub fn with_config(mut self, cfg: ControllerConfig) -> Self {
+        self.cfg = cfg;
+        self
+    }
+
+    /// Adds a trigger stream (e.g. Docker events mapped to keys). Its end does
+    /// not stop the controller.
+    pub fn with_trigger(mut self, trigger: impl Stream<Item = String> + Send + 'static) -> Self {
+        self.extra.push(trigger.boxed());
+        self
+    }
+
+    /// Triggers every key of the reader every `period` (a periodic resync).
+    pub fn with_resync(mut self, period: Duration) -> Self {
+        self.resync = Some(period);
+        self
+    }
+
+    /// Also waits for `other`'s first full list before reconciling anything.
+    pub fn wait_for<U: Send + Sync + 'static>(mut self, other: Reader<U>) -> Self {
+        self.gates
+            .push(async move { other.wait_until_ready().await }.boxed());
+        self
+    }
+
+    /// Stops when `signal` completes: nothing new starts, running reconciles finish.
+    pub fn graceful_shutdown_on(
+        mut self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        self.shutdown = Some(signal.boxed());
+        self
+    }
+
+    /// Runs the controller; see the module docs. Poll the stream to drive it.
+    pub fn run<Ctx, E, R, RFut, EP>(
+        self,
+        reconcile: R,
+        error_policy: EP,
+        ctx: Arc<Ctx>,
+    ) -> impl Stream<Item = Result<(String, Action), Error<E>>> + Send + 'static
+    where
+        Ctx: Send + Sync + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+        R: Fn(String, Arc<Ctx>) -> RFut + Send + Sync + 'static,
+        RFut: Future<Output = Result<Action, E>> + Send + 'static,
+        EP: Fn(&str, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
+    {
+        let resync = self.resync.map(|p| {
+            let mut i = tokio::time::interval_at(Instant::now() + p, p);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        let mut extra = SelectAll::new();
+        for s in self.extra {
+            extra.push(s);
+        }
+        let runner = Runner {
+            reader: self.reader,
+            primary: self.primary,
+            extra,
+            gate: futures::future::try_join_all(self.gates)
+                .map(|r| r.map(|_| ()))
+                .boxed(),
+            ready: false,
+            resync,
+            shutdown: self
+                .shutdown
+                .unwrap_or_else(|| futures::future::pending().boxed()),
+            stopping: false,
+            concurrency: self.cfg.concurrency,
+            backoffs: Backoffs::new(self.cfg.backoff),
+            scheduler: Scheduler::new(),
+            tasks: JoinSet::new(),
+            task_keys: HashMap::new(),
+            out: VecDeque::new(),
+            reconcile: Arc::new(reconcile),
+            error_policy: Arc::new(error_policy),
+            ctx,
+        };
+        futures::stream::unfold(runner, |mut r| async move {
+            let item = r.next_output().await?;
+            Some((item, r))
+        })
+    }
+}
+
+type Output<E> = Result<(String, Action), Error<E>>;
+type Joined<E> = Result<(tokio::task::Id, (String, Result<Action, E>)), tokio::task::JoinError>;
+
+struct Runner<T, Ctx, E: std::error::Error + 'static, R, EP> {
+    reader: Reader<T>,
+    primary: BoxStream<'static, String>,
+    extra: SelectAll<BoxStream<'static, String>>,
+    gate: BoxFuture<'static, Result<(), reflector::Error>>,
+    ready: bool,
+    resync: Option<tokio::time::Interval>,
+    shutdown: BoxFuture<'static, ()>,
+    stopping: bool,
+    concurrency: usize,
+    backoffs: Backoffs,
+    scheduler: Scheduler,
+    tasks: JoinSet<(String, Result<Action, E>)>,
+    task_keys: HashMap<tokio::task::Id, String>,
+    out: VecDeque<Output<E>>,
+    reconcile: Arc<R>,
+    error_policy: Arc<EP>,
+    ctx: Arc<Ctx>,
+}
+
+impl<T, Ctx, E, R, RFut, EP> Runner<T, Ctx, E, R, EP>
+where
+    T: Send + Sync + 'static,
+    Ctx: Send + Sync + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+    R: Fn(String, Arc<Ctx>) -> RFut + Send + Sync + 'static,
+    RFut: Future<Output = Result<Action, E>> + Send + 'static,
+    EP: Fn(&str, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
+{
+    fn start_ready(&mut self) {
+        if !self.ready || self.stopping {
+            return;
+        }
+        self.scheduler.promote(Instant::now());
+        while self.concurrency == 0 || self.tasks.len() < self.concurrency {
+            let Some(key) = self.scheduler.pop() else {
+                break;
+            };
+            let reconcile = self.reconcile.clone();
+            let ctx = self.ctx.clone();
+            let k = key.clone();
+            let handle = self.tasks.spawn(async move {
+                let result = reconcile(k.clone(), ctx).await;
+                (k, result)
+            });
+            self.task_keys.insert(handle.id(), key);
+        }
+    }
+
+    fn schedule_action(&mut self, key: &str, action: Action) {
+        if self.stopping {
+            return;
+        }
+        let now = Instant::now();
+        match action {
+            Action::Requeue(d) => self.scheduler.schedule(key.to_string(), now + d, now),
+            Action::AwaitChange => {}
+            Action::Backoff => {
+                let d = self.backoffs.next(key);
+                self.scheduler.schedule(key.to_string(), now + d, now);
+            }
+        }
+    }
+
+    fn finished(&mut self, joined: Joined<E>) {
+        let now = Instant::now();
+        match joined {
+            Ok((id, (key, result))) => {
+                self.task_keys.remove(&id);
+                self.scheduler.done(&key, now);
+                match result {
+                    Ok(action) => {
+                        if action != Action::Backoff {
+                            self.backoffs.reset(&key);
+                        }
+                        self.schedule_action(&key, action);
+                        self.out.push_back(Ok((key, action)));
+                    }
+                    Err(e) => {
+                        let action = (self.error_policy)(&key, &e, self.ctx.clone());
+                        self.schedule_action(&key, action);
+                        self.out.push_back(Err(Error::Reconcile { key, source: e }));
+                    }
+                }
+            }
+            Err(join_err) => {
+                let Some(key) = self.task_keys.remove(&join_err.id()) else {
+                    tracing::error!(error = %join_err, "a reconcile task of unknown key failed");
+                    return;
+                };
+                self.scheduler.done(&key, now);
+                let message = if join_err.is_panic() {
+                    let p = join_err.into_panic();
+                    p.downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(non-string panic)".into())
+                } else {
+                    "task cancelled".into()
+                };
+                self.schedule_action(&key, Action::Backoff);
+                self.out.push_back(Err(Error::Panicked { key, message }));
+            }
+        }
+    }
+
+    fn trigger(&mut self, key: String) {
+        let now = Instant::now();
+        self.scheduler.schedule(key, now, now);
+    }
+
+    fn stop(&mut self) {
+        self.stopping = true;
+        self.scheduler.clear_waiting();
+    }
+
+    async fn next_output(&mut self) -> Option<Output<E>> {
+        loop {
+            self.start_ready();
+            if let Some(item) = self.out.pop_front() {
+                return Some(item);
+            }
+            if self.stopping && self.tasks.is_empty() {
+                return None;
+            }
+            let deadline = if self.ready && !self.stopping {
+                self.scheduler.next_deadline()
+            } else {
+                None
+            };
+            let has_extra = !self.extra.is_empty();
+            tokio::select! {
+                biased;
+                _ = &mut self.shutdown, if !self.stopping => self.stop(),
+                Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finished(joined);
+                }
+                gate = &mut self.gate, if !self.ready => match gate {
+                    Ok(()) => self.ready = true,
+                    Err(e) => {
+                        self.stop();
+                        self.out.push_back(Err(Error::NotReady(e)));
+                    }
+                },
+                key = self.primary.next(), if !self.stopping => match key {
+                    Some(key) => self.trigger(key),
+                    None => self.stop(),
+                },
+                Some(key) = self.extra.next(), if !self.stopping && has_extra => self.trigger(key),
+                _ = tick(&mut self.resync), if self.ready && !self.stopping && self.resync.is_some() => {
+                    for key in self.reader.keys() {
+                        self.trigger(key);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.scheduler.promote(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+async fn tick(i: &mut Option<tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => futures::future::pending().await,
+    }
+}
