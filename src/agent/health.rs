@@ -1,0 +1,527 @@
+//! Check tracking: one task per running container runs its ready checks until
+//! they pass, then its health checks for the rest of its life, and keeps the
+//! container's [`CheckPhase`] in a shared map the planner reads.
+//!
+//! - The first ready probe runs at once; failed ready probes are retried
+//!   quickly at first (25 ms doubling) up to the check's `interval`, so a
+//!   container that answers 30 ms after its start is ready at ~30 ms, not
+//!   after a whole interval.
+//! - A container without ready checks is ready as soon as it is tracked.
+//! - Health checks start one interval after the container became ready; each
+//!   check counts its own consecutive failures, and `failureThreshold` of them
+//!   make the container `Unhealthy` (sticky: it is replaced, the planner
+//!   waits for the replacement to be ready before stopping it).
+//! - Every phase change sends the container's component key on the
+//!   notification channel, so that component is reconciled at once.
+//!
+//! The probes themselves are behind [`Prober`] (`crate::checks` in the agent,
+//! a fake in tests).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::plan::CheckPhase;
+use crate::resource::component::Check;
+use crate::resource::quantity;
+
+/// Default `interval` of a ready check.
+pub const READY_INTERVAL: quantity::Duration = quantity::Duration::from_secs(1);
+/// Default `interval` of a health check.
+pub const HEALTH_INTERVAL: quantity::Duration = quantity::Duration::from_secs(5);
+/// First retry delay of a failed ready probe (doubles up to the interval).
+pub const FAST_RETRY: Duration = Duration::from_millis(25);
+
+/// Where a container's probes go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeTarget {
+    pub id: String,
+    /// Container port -> host port published on 127.0.0.1.
+    pub ports: BTreeMap<u16, u16>,
+}
+
+/// Runs one probe of a check against a container; `Err` carries why it failed.
+pub trait Prober: Send + Sync + 'static {
+    fn probe<'a>(
+        &'a self,
+        target: &'a ProbeTarget,
+        check: &'a Check,
+    ) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// Which kind of check failed (for metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    Ready,
+    Health,
+}
+
+/// Called on every failed probe (metrics).
+pub type OnFailure = Arc<dyn Fn(CheckKind) + Send + Sync>;
+
+struct Tracked {
+    key: String,
+    phase: CheckPhase,
+    epoch: u64,
+    task: Option<AbortHandle>,
+}
+
+struct Inner {
+    map: Mutex<HashMap<String, Tracked>>,
+    prober: Arc<dyn Prober>,
+    notify: mpsc::UnboundedSender<String>,
+    on_failure: Option<OnFailure>,
+    epochs: std::sync::atomic::AtomicU64,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Tracked>> {
+        // Every update is a single assignment: a poisoned map is still consistent.
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the phase if `epoch` is still the container's current tracking.
+    fn set_phase(&self, id: &str, epoch: u64, phase: CheckPhase) {
+        let key = {
+            let mut map = self.lock();
+            match map.get_mut(id) {
+                Some(t) if t.epoch == epoch => {
+                    t.phase = phase;
+                    t.key.clone()
+                }
+                _ => return,
+            }
+        };
+        let _ = self.notify.send(key);
+    }
+
+    fn failed(&self, kind: CheckKind) {
+        if let Some(f) = &self.on_failure {
+            f(kind);
+        }
+    }
+}
+
+/// The shared check state of every tracked container. Cheap to clone.
+#[derive(Clone)]
+pub struct Tracker {
+    inner: Arc<Inner>,
+}
+
+impl Tracker {
+    /// `notify` receives the component key of every container whose phase changes.
+    pub fn new(
+        prober: Arc<dyn Prober>,
+        notify: mpsc::UnboundedSender<String>,
+        on_failure: Option<OnFailure>,
+    ) -> Tracker {
+        Tracker {
+            inner: Arc::new(Inner {
+                map: Mutex::new(HashMap::new()),
+                prober,
+                notify,
+                on_failure,
+                epochs: std::sync::atomic::AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Starts (or restarts, after the container itself restarted) tracking a
+    /// running container: phase `Starting` from now.
+    pub fn track(&self, key: &str, target: ProbeTarget, ready: Vec<Check>, health: Vec<Check>) {
+        let epoch = self
+            .inner
+            .epochs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = target.id.clone();
+        let since = Instant::now().into_std();
+        {
+            let mut map = self.inner.lock();
+            if let Some(old) = map.remove(&id) {
+                if let Some(t) = old.task {
+                    t.abort();
+                }
+            }
+            map.insert(
+                id.clone(),
+                Tracked {
+                    key: key.to_string(),
+                    phase: CheckPhase::Starting { since },
+                    epoch,
+                    task: None,
+                },
+            );
+        }
+        let inner = self.inner.clone();
+        let handle = tokio::spawn(run_checks(inner, epoch, target, ready, health)).abort_handle();
+        let mut map = self.inner.lock();
+        match map.get_mut(&id) {
+            Some(t) if t.epoch == epoch => t.task = Some(handle),
+            _ => handle.abort(),
+        }
+    }
+
+    /// Tracks the container unless it is tracked already.
+    pub fn ensure(&self, key: &str, target: ProbeTarget, ready: Vec<Check>, health: Vec<Check>) {
+        if !self.inner.lock().contains_key(&target.id) {
+            self.track(key, target, ready, health);
+        }
+    }
+
+    pub fn is_tracked(&self, id: &str) -> bool {
+        self.inner.lock().contains_key(id)
+    }
+
+    /// The container's phase; `None` when it is not tracked.
+    pub fn phase(&self, id: &str) -> Option<CheckPhase> {
+        self.inner.lock().get(id).map(|t| t.phase.clone())
+    }
+
+    /// Stops tracking (the container stopped, exited or is gone).
+    pub fn forget(&self, id: &str) {
+        if let Some(t) = self.inner.lock().remove(id) {
+            if let Some(task) = t.task {
+                task.abort();
+            }
+        }
+    }
+
+    /// Ids of every tracked container.
+    pub fn tracked(&self) -> Vec<String> {
+        self.inner.lock().keys().cloned().collect()
+    }
+
+    /// Stops every probe task.
+    pub fn shutdown(&self) {
+        for (_, t) in self.inner.lock().drain() {
+            if let Some(task) = t.task {
+                task.abort();
+            }
+        }
+    }
+}
+
+async fn probe_once(inner: &Inner, target: &ProbeTarget, check: &Check) -> Result<(), String> {
+    let timeout = check.timeout();
+    match tokio::time::timeout(timeout, inner.prober.probe(target, check)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("timed out after {timeout:?}")),
+    }
+}
+
+async fn run_checks(
+    inner: Arc<Inner>,
+    epoch: u64,
+    target: ProbeTarget,
+    ready: Vec<Check>,
+    health: Vec<Check>,
+) {
+    // Ready checks: all must pass in the same round.
+    if !ready.is_empty() {
+        let interval = ready
+            .iter()
+            .map(|c| c.interval_or(READY_INTERVAL))
+            .min()
+            .unwrap_or(READY_INTERVAL.std());
+        let mut retry = FAST_RETRY;
+        loop {
+            let mut all = true;
+            for check in &ready {
+                if let Err(e) = probe_once(&inner, &target, check).await {
+                    tracing::trace!(container = %target.id, error = %e, "ready check failed");
+                    inner.failed(CheckKind::Ready);
+                    all = false;
+                    break;
+                }
+            }
+            if all {
+                break;
+            }
+            tokio::time::sleep(retry.min(interval)).await;
+            retry = retry.saturating_mul(2);
+        }
+    }
+    inner.set_phase(
+        &target.id,
+        epoch,
+        CheckPhase::Ready {
+            since: Instant::now().into_std(),
+        },
+    );
+    if health.is_empty() {
+        return;
+    }
+    // Health checks: each on its own interval; the first to reach its
+    // threshold makes the container unhealthy.
+    let loops = health.iter().map(|check| {
+        let inner = &inner;
+        let target = &target;
+        Box::pin(async move {
+            let interval = check.interval_or(HEALTH_INTERVAL);
+            let threshold = check.failure_threshold();
+            let mut failures = 0u32;
+            loop {
+                tokio::time::sleep(interval).await;
+                match probe_once(inner, target, check).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures += 1;
+                        inner.failed(CheckKind::Health);
+                        tracing::debug!(container = %target.id, failures, threshold, error = %e, "health check failed");
+                        if failures >= threshold {
+                            return format!("{} failed {failures} times: {e}", describe(check));
+                        }
+                    }
+                }
+            }
+        })
+    });
+    let (reason, _, _) = futures::future::select_all(loops).await;
+    tracing::info!(container = %target.id, %reason, "container unhealthy");
+    inner.set_phase(&target.id, epoch, CheckPhase::Unhealthy { reason });
+}
+
+/// `http :8080/healthz`, `tcp :8080`, `exec [cat /ready]`.
+pub fn describe(check: &Check) -> String {
+    if let Some(h) = &check.http {
+        format!("http :{}{}", h.port, h.path)
+    } else if let Some(t) = &check.tcp {
+        format!("tcp :{}", t.port)
+    } else if let Some(e) = &check.exec {
+        format!("exec {:?}", e.command)
+    } else {
+        "check".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::component::{HttpProbe, TcpProbe};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Fails the first `fail_first` probes, then follows `healthy`.
+    struct Fake {
+        calls: AtomicU32,
+        fail_first: u32,
+        healthy: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Prober for Fake {
+        fn probe<'a>(
+            &'a self,
+            _: &'a ProbeTarget,
+            _: &'a Check,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst);
+                if n < self.fail_first || !self.healthy.load(Ordering::SeqCst) {
+                    Err("connection refused".into())
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    fn http(interval_ms: u64, threshold: u32) -> Check {
+        Check {
+            http: Some(HttpProbe {
+                port: 8080,
+                path: "/".into(),
+            }),
+            interval: Some(quantity::Duration::from_millis(interval_ms)),
+            failure_threshold: Some(threshold),
+            ..Default::default()
+        }
+    }
+
+    fn setup(
+        fail_first: u32,
+    ) -> (
+        Tracker,
+        mpsc::UnboundedReceiver<String>,
+        Arc<Fake>,
+        Arc<AtomicU32>,
+    ) {
+        let fake = Arc::new(Fake {
+            calls: AtomicU32::new(0),
+            fail_first,
+            healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let failures = Arc::new(AtomicU32::new(0));
+        let f = failures.clone();
+        let on_failure: OnFailure = Arc::new(move |_| {
+            f.fetch_add(1, Ordering::SeqCst);
+        });
+        (
+            Tracker::new(fake.clone(), tx, Some(on_failure)),
+            rx,
+            fake,
+            failures,
+        )
+    }
+
+    fn target(id: &str) -> ProbeTarget {
+        ProbeTarget {
+            id: id.into(),
+            ports: BTreeMap::from([(8080, 49000)]),
+        }
+    }
+
+    /// Receives the next notification, failing the test after 5 s.
+    async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(k)) => k,
+            other => panic!("no notification: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn no_ready_checks_means_ready_at_once() {
+        let (t, mut rx, _, _) = setup(0);
+        t.track("p/web", target("c1"), vec![], vec![]);
+        assert_eq!(next(&mut rx).await, "p/web");
+        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+    }
+
+    #[tokio::test]
+    async fn first_probe_is_immediate_and_retries_are_fast() {
+        let (t, mut rx, fake, failures) = setup(2);
+        let start = Instant::now();
+        t.track("p/web", target("c1"), vec![http(1000, 3)], vec![]);
+        assert!(matches!(t.phase("c1"), Some(CheckPhase::Starting { .. })));
+        assert_eq!(next(&mut rx).await, "p/web");
+        // Two failures: 25 ms + 50 ms of retries, not two whole intervals.
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(75) && took < Duration::from_millis(900),
+            "{took:?}"
+        );
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(failures.load(Ordering::SeqCst), 2);
+        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+    }
+
+    #[tokio::test]
+    async fn ready_retries_are_capped_at_the_interval() {
+        let (t, mut rx, fake, _) = setup(6);
+        let start = Instant::now();
+        t.track("p/web", target("c1"), vec![http(60, 3)], vec![]);
+        assert_eq!(next(&mut rx).await, "p/web");
+        // 25 + 50 + 60 * 4 = 315 ms; uncapped doubling would take 1575 ms.
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(315) && took < Duration::from_millis(1200),
+            "{took:?}"
+        );
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 7);
+    }
+
+    #[tokio::test]
+    async fn health_failures_reaching_the_threshold_make_it_unhealthy() {
+        let (t, mut rx, fake, _) = setup(0);
+        t.track(
+            "p/web",
+            target("c1"),
+            vec![http(1000, 3)],
+            vec![http(50, 3)],
+        );
+        assert_eq!(next(&mut rx).await, "p/web");
+        // Failures below the threshold followed by a success: still ready.
+        fake.healthy.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(75)).await;
+        fake.healthy.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+        // Three in a row: unhealthy, notified.
+        let start = Instant::now();
+        fake.healthy.store(false, Ordering::SeqCst);
+        assert_eq!(next(&mut rx).await, "p/web");
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(100) && took < Duration::from_millis(1500),
+            "{took:?}"
+        );
+        match t.phase("c1") {
+            Some(CheckPhase::Unhealthy { reason }) => {
+                assert!(reason.contains("http :8080/ failed 3 times"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hanging_probe_times_out() {
+        struct Hang;
+        impl Prober for Hang {
+            fn probe<'a>(
+                &'a self,
+                _: &'a ProbeTarget,
+                _: &'a Check,
+            ) -> BoxFuture<'a, Result<(), String>> {
+                Box::pin(futures::future::pending())
+            }
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let t = Tracker::new(Arc::new(Hang), tx, None);
+        let mut check = Check {
+            tcp: Some(TcpProbe { port: 1 }),
+            ..Default::default()
+        };
+        check.timeout = Some(quantity::Duration::from_millis(50));
+        check.interval = Some(quantity::Duration::from_millis(50));
+        check.failure_threshold = Some(2);
+        t.track("p/web", target("c1"), vec![], vec![check]);
+        assert_eq!(next(&mut rx).await, "p/web"); // ready
+        assert_eq!(next(&mut rx).await, "p/web"); // unhealthy
+        match t.phase("c1") {
+            Some(CheckPhase::Unhealthy { reason }) => {
+                assert!(reason.contains("timed out"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn retracking_restarts_and_forget_stops() {
+        let (t, mut rx, fake, _) = setup(0);
+        t.track(
+            "p/web",
+            target("c1"),
+            vec![http(1000, 3)],
+            vec![http(20, 1)],
+        );
+        assert_eq!(next(&mut rx).await, "p/web");
+        // Restarted container: starting again, the old task is gone.
+        t.track(
+            "p/web",
+            target("c1"),
+            vec![http(1000, 3)],
+            vec![http(20, 1)],
+        );
+        assert!(matches!(t.phase("c1"), Some(CheckPhase::Starting { .. })));
+        assert_eq!(next(&mut rx).await, "p/web");
+        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+        // ensure() on a tracked container changes nothing.
+        t.ensure("p/web", target("c1"), vec![], vec![]);
+        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        t.forget("c1");
+        assert_eq!(t.phase("c1"), None);
+        let calls = fake.calls.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            fake.calls.load(Ordering::SeqCst),
+            calls,
+            "no probes after forget"
+        );
+        assert!(t.tracked().is_empty());
+    }
+}
