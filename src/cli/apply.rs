@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use super::args::{ApplyArgs, EtcdArgs};
-use super::CliError;
 use super::load_manifests;
+use super::CliError;
 use crate::store::{ApplyOptions, Store};
 
 pub async fn run(etcd: &EtcdArgs, args: ApplyArgs) -> Result<ExitCode, CliError> {
@@ -12,7 +12,10 @@ pub async fn run(etcd: &EtcdArgs, args: ApplyArgs) -> Result<ExitCode, CliError>
     let loaded = load_manifests(&args.files.files)?;
     let objects: Vec<_> = loaded.into_iter().map(|l| l.object).collect();
     if let Some(set) = &args.applyset {
-        if set.is_empty() || set.len() > 63 || !set.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if set.is_empty()
+            || set.len() > 63
+            || !set.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(CliError::Usage(format!(
                 "invalid --applyset {set:?}: use letters, digits and '-' (at most 63)"
             )));

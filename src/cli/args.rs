@@ -44,7 +44,13 @@ pub struct EtcdArgs {
     #[arg(long = "etcd-user", env = "BERTH_ETCD_USER", global = true)]
     pub user: Option<String>,
     /// etcd password (environment only, never on the command line).
-    #[arg(long = "etcd-password", env = "BERTH_ETCD_PASSWORD", hide = true, hide_env_values = true, global = true)]
+    #[arg(
+        long = "etcd-password",
+        env = "BERTH_ETCD_PASSWORD",
+        hide = true,
+        hide_env_values = true,
+        global = true
+    )]
     pub password: Option<String>,
     /// Timeout for connecting to etcd and for each request.
     #[arg(long = "etcd-timeout", env = "BERTH_ETCD_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
@@ -52,13 +58,18 @@ pub struct EtcdArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    s.parse::<crate::resource::quantity::Duration>().map(|d| d.std())
+    s.parse::<crate::resource::quantity::Duration>()
+        .map(|d| d.std())
 }
 
 impl EtcdArgs {
     pub fn store_config(&self) -> StoreConfig {
         StoreConfig {
-            endpoints: self.endpoints.iter().map(|e| e.trim().to_string()).collect(),
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| e.trim().to_string())
+                .collect(),
             root: self.root.clone(),
             ca_cert: self.cacert.clone(),
             cert: self.cert.clone(),
@@ -73,16 +84,22 @@ impl EtcdArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create or update objects from YAML or JSON files.
-    #[command(after_help = "Examples:\n  berth apply -f app.yaml\n  berth apply -f manifests/ --dry-run\n  cat app.yaml | berth apply -f -\n  berth apply -f prod/ --prune --applyset prod")]
+    #[command(
+        after_help = "Examples:\n  berth apply -f app.yaml\n  berth apply -f manifests/ --dry-run\n  cat app.yaml | berth apply -f -\n  berth apply -f prod/ --prune --applyset prod"
+    )]
     Apply(ApplyArgs),
     /// List objects, or show one.
-    #[command(after_help = "Examples:\n  berth get components -p shop\n  berth get comp -A -o wide\n  berth get component web -p shop -o yaml\n  berth get components -A -w -o json")]
+    #[command(
+        after_help = "Examples:\n  berth get components -p shop\n  berth get comp -A -o wide\n  berth get component web -p shop -o yaml\n  berth get components -A -w -o json"
+    )]
     Get(GetArgs),
     /// Show an object in detail: spec summary, status, conditions, revisions.
     #[command(after_help = "Example:\n  berth describe component web -p shop")]
     Describe(DescribeArgs),
     /// Delete objects by name or by file.
-    #[command(after_help = "Examples:\n  berth delete component web -p shop\n  berth delete -f app.yaml")]
+    #[command(
+        after_help = "Examples:\n  berth delete component web -p shop\n  berth delete -f app.yaml"
+    )]
     Delete(DeleteArgs),
     /// Show what `apply` would change: a unified diff of live objects against files.
     /// Exits 0 with no differences, 1 with differences, 2 or more on error.
@@ -92,7 +109,9 @@ pub enum Command {
     #[command(subcommand)]
     Rollout(RolloutCommand),
     /// Print the JSON Schema of a kind (for editors and CI validation).
-    #[command(after_help = "Examples:\n  berth schema component > component.schema.json\n  berth schema component --crd")]
+    #[command(
+        after_help = "Examples:\n  berth schema component > component.schema.json\n  berth schema component --crd"
+    )]
     Schema(SchemaArgs),
     /// Print berth's version.
     Version,

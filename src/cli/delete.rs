@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use super::args::{DeleteArgs, EtcdArgs};
-use super::CliError;
 use super::load_manifests;
+use super::CliError;
 use crate::resource::Kind;
 use crate::store::Store;
 
@@ -12,14 +12,21 @@ pub async fn run(etcd: &EtcdArgs, args: DeleteArgs) -> Result<ExitCode, CliError
     let targets: Vec<(Kind, Option<String>, String)> = if !args.files.is_empty() {
         load_manifests(&args.files)?
             .into_iter()
-            .map(|l| (l.object.kind(), l.object.project().map(str::to_string), l.object.name().to_string()))
+            .map(|l| {
+                (
+                    l.object.kind(),
+                    l.object.project().map(str::to_string),
+                    l.object.name().to_string(),
+                )
+            })
             .collect()
     } else {
         match (args.kind, args.name) {
             (Some(k), Some(n)) => vec![(k.0, k.0.namespaced().then(|| args.project.clone()), n)],
             _ => {
                 return Err(CliError::Usage(
-                    "delete needs KIND NAME or -f FILE (e.g. berth delete component web -p shop)".into(),
+                    "delete needs KIND NAME or -f FILE (e.g. berth delete component web -p shop)"
+                        .into(),
                 ))
             }
         }
@@ -37,7 +44,9 @@ pub async fn run(etcd: &EtcdArgs, args: DeleteArgs) -> Result<ExitCode, CliError
         }
     }
     if !missing.is_empty() && !args.ignore_not_found {
-        return Err(CliError::Store(crate::store::StoreError::NotFound(missing.join(", "))));
+        return Err(CliError::Store(crate::store::StoreError::NotFound(
+            missing.join(", "),
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,7 +40,11 @@ pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliErr
 }
 
 /// Every node's observed document for one component.
-pub async fn observed_of(store: &Store, project: &str, component: &str) -> Result<Vec<Observed>, CliError> {
+pub async fn observed_of(
+    store: &Store,
+    project: &str,
+    component: &str,
+) -> Result<Vec<Observed>, CliError> {
     let prefix = store.keys().all_observed_prefix();
     let (kvs, _) = store.range_all(&prefix).await?;
     let suffix = format!("/{project}/{component}");
@@ -60,8 +64,21 @@ fn header(o: &Object) -> String {
     }
     let _ = writeln!(s, "Kind:         {}", o.kind().name());
     let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let _ = writeln!(s, "Labels:       {}", if labels.is_empty() { "<none>".into() } else { labels.join(",") });
-    let _ = writeln!(s, "Created:      {} ({} ago)", m.creation_timestamp.as_deref().unwrap_or("?"), crate::util::age(m.creation_timestamp.as_deref()));
+    let _ = writeln!(
+        s,
+        "Labels:       {}",
+        if labels.is_empty() {
+            "<none>".into()
+        } else {
+            labels.join(",")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "Created:      {} ({} ago)",
+        m.creation_timestamp.as_deref().unwrap_or("?"),
+        crate::util::age(m.creation_timestamp.as_deref())
+    );
     let _ = writeln!(s, "UID:          {}", m.uid.as_deref().unwrap_or("?"));
     s
 }
@@ -87,7 +104,12 @@ fn check_line(c: &Check) -> String {
     s
 }
 
-fn describe_component(c: &Component, observed: &[Observed], revisions: &[Revision], nodes: usize) -> String {
+fn describe_component(
+    c: &Component,
+    observed: &[Observed],
+    revisions: &[Revision],
+    nodes: usize,
+) -> String {
     let obj = Object::Component(c.clone());
     let mut s = header(&obj);
     let spec = &c.spec;
@@ -97,9 +119,17 @@ fn describe_component(c: &Component, observed: &[Observed], revisions: &[Revisio
     let _ = writeln!(
         s,
         "Generation:   {gen}{}",
-        observed_gen.map(|g| format!(" (observed {g})")).unwrap_or_default()
+        observed_gen
+            .map(|g| format!(" (observed {g})"))
+            .unwrap_or_default()
     );
-    let _ = writeln!(s, "Revision:     {}", m.annotations.get(crate::store::REVISION_ANNOTATION).map_or("?", String::as_str));
+    let _ = writeln!(
+        s,
+        "Revision:     {}",
+        m.annotations
+            .get(crate::store::REVISION_ANNOTATION)
+            .map_or("?", String::as_str)
+    );
     let _ = writeln!(s, "Image:        {}", spec.image);
     if !spec.command.is_empty() {
         let _ = writeln!(s, "Command:      {}", spec.command.join(" "));
@@ -113,7 +143,9 @@ fn describe_component(c: &Component, observed: &[Observed], revisions: &[Revisio
             "Port:         {}{}{}",
             p.name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),
             p.container,
-            p.external.map(|e| format!(" (external {e})")).unwrap_or_default()
+            p.external
+                .map(|e| format!(" (external {e})"))
+                .unwrap_or_default()
         );
     }
     let pl = &spec.placement;
@@ -122,7 +154,11 @@ fn describe_component(c: &Component, observed: &[Observed], revisions: &[Revisio
         None => format!("replicas {}", pl.count()),
     };
     if !pl.node_selector.is_empty() {
-        let sel: Vec<String> = pl.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let sel: Vec<String> = pl
+            .node_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let _ = write!(placement, ", nodeSelector {}", sel.join(","));
     }
     if !pl.nodes.is_empty() {
@@ -156,19 +192,40 @@ fn describe_component(c: &Component, observed: &[Observed], revisions: &[Revisio
     } else {
         let mut t = Table::new(&["  TYPE", "STATUS", "NODE", "REASON", "MESSAGE"]);
         for (node, c) in conditions {
-            t.row(vec![format!("  {}", c.type_), c.status, node, c.reason, c.message]);
+            t.row(vec![
+                format!("  {}", c.type_),
+                c.status,
+                node,
+                c.reason,
+                c.message,
+            ]);
         }
         s.push_str(&t.render());
     }
     s.push_str("Containers:\n");
-    let all: Vec<(&str, &crate::resource::observed::ObservedContainer)> =
-        observed.iter().flat_map(|o| o.containers.iter().map(move |c| (o.node.as_str(), c))).collect();
+    let all: Vec<(&str, &crate::resource::observed::ObservedContainer)> = observed
+        .iter()
+        .flat_map(|o| o.containers.iter().map(move |c| (o.node.as_str(), c)))
+        .collect();
     if all.is_empty() {
         s.push_str("  <none>\n");
     } else {
-        let mut t = Table::new(&["  NODE", "CONTAINER", "STATE", "REVISION", "RESTARTS", "AGE", "PORTS", "LAST EXIT"]);
+        let mut t = Table::new(&[
+            "  NODE",
+            "CONTAINER",
+            "STATE",
+            "REVISION",
+            "RESTARTS",
+            "AGE",
+            "PORTS",
+            "LAST EXIT",
+        ]);
         for (node, ct) in all {
-            let ports: Vec<String> = ct.ports.iter().map(|(c, h)| format!("127.0.0.1:{h}->{c}")).collect();
+            let ports: Vec<String> = ct
+                .ports
+                .iter()
+                .map(|(c, h)| format!("127.0.0.1:{h}->{c}"))
+                .collect();
             let exit = match (&ct.last_exit_code, &ct.last_reason) {
                 (Some(code), Some(r)) => format!("{code} ({r})"),
                 (Some(code), None) => code.to_string(),
@@ -191,11 +248,19 @@ fn describe_component(c: &Component, observed: &[Observed], revisions: &[Revisio
     s.push_str("Revisions:\n");
     let mut t = Table::new(&["  REVISION", "HASH", "IMAGE", "CREATED", "CHANGE-CAUSE"]);
     for r in revisions {
-        t.row(vec![format!("  {}", r.seq), r.hash.clone(), r.template.image.clone(), r.created.clone(), r.change_cause.clone()]);
+        t.row(vec![
+            format!("  {}", r.seq),
+            r.hash.clone(),
+            r.template.image.clone(),
+            r.created.clone(),
+            r.change_cause.clone(),
+        ]);
     }
     s.push_str(&t.render());
-    let mut events: Vec<(&str, &crate::resource::observed::Event)> =
-        observed.iter().flat_map(|o| o.events.iter().map(move |e| (o.node.as_str(), e))).collect();
+    let mut events: Vec<(&str, &crate::resource::observed::Event)> = observed
+        .iter()
+        .flat_map(|o| o.events.iter().map(move |e| (o.node.as_str(), e)))
+        .collect();
     events.sort_by(|a, b| a.1.time.cmp(&b.1.time));
     s.push_str("Events:\n");
     if events.is_empty() {
@@ -203,10 +268,14 @@ fn describe_component(c: &Component, observed: &[Observed], revisions: &[Revisio
     } else {
         let mut t = Table::new(&["  TIME", "NODE", "REASON", "MESSAGE"]);
         for (node, e) in events {
-            t.row(vec![format!("  {}", e.time), node.into(), e.reason.clone(), e.message.clone()]);
+            t.row(vec![
+                format!("  {}", e.time),
+                node.into(),
+                e.reason.clone(),
+                e.message.clone(),
+            ]);
         }
         s.push_str(&t.render());
     }
     s
 }
-

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use super::args::{DiffArgs, EtcdArgs};
+use super::load_manifests;
 use super::output::yaml;
 use super::CliError;
-use super::load_manifests;
 use crate::resource::Object;
 use crate::store::{Store, HASH_ANNOTATION, REVISION_ANNOTATION};
 
@@ -40,7 +40,10 @@ async fn diff(etcd: &EtcdArgs, args: DiffArgs) -> Result<bool, CliError> {
     for l in loaded {
         let o = &l.object;
         let live = store.get(o.kind(), o.project(), o.name()).await?;
-        let old = live.as_ref().map(|s| comparable(&s.object)).unwrap_or_default();
+        let old = live
+            .as_ref()
+            .map(|s| comparable(&s.object))
+            .unwrap_or_default();
         let new = comparable(o);
         if old == new {
             continue;
@@ -50,11 +53,17 @@ async fn diff(etcd: &EtcdArgs, args: DiffArgs) -> Result<bool, CliError> {
             Some(p) => format!("{}/{}/{}", o.kind().lower(), p, o.name()),
             None => format!("{}/{}", o.kind().lower(), o.name()),
         };
-        let live_name = if live.is_some() { format!("live/{label}") } else { "/dev/null".into() };
+        let live_name = if live.is_some() {
+            format!("live/{label}")
+        } else {
+            "/dev/null".into()
+        };
         let diff = similar::TextDiff::from_lines(&old, &new);
         print!(
             "{}",
-            diff.unified_diff().context_radius(3).header(&live_name, &format!("file/{label}"))
+            diff.unified_diff()
+                .context_radius(3)
+                .header(&live_name, &format!("file/{label}"))
         );
     }
     Ok(differs)

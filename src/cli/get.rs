@@ -65,7 +65,11 @@ pub async fn run(etcd: &EtcdArgs, args: GetArgs) -> Result<ExitCode, CliError> {
         print_objects(&objects, args.output, args.name.is_some());
     }
     if args.watch {
-        let revision = if revision > 0 { revision } else { store.current_revision().await? };
+        let revision = if revision > 0 {
+            revision
+        } else {
+            store.current_revision().await?
+        };
         watch(&store, &args, kind, project, &selector, revision + 1).await?;
     }
     Ok(ExitCode::SUCCESS)
@@ -98,7 +102,10 @@ impl Context {
                     let parts: Vec<&str> = key[prefix.len()..].split('/').collect();
                     if let [_, project, component] = parts[..] {
                         if let Ok(o) = serde_json::from_slice::<Observed>(kv.value()) {
-                            ctx.observed.entry((project.into(), component.into())).or_default().push(o);
+                            ctx.observed
+                                .entry((project.into(), component.into()))
+                                .or_default()
+                                .push(o);
                         }
                     }
                 }
@@ -106,7 +113,9 @@ impl Context {
                 ctx.node_count = nodes.len();
             }
             Kind::Project => {
-                let (kvs, _) = store.range_all(&store.keys().spec_prefix(Kind::Component, None)).await?;
+                let (kvs, _) = store
+                    .range_all(&store.keys().spec_prefix(Kind::Component, None))
+                    .await?;
                 let prefix = store.keys().spec_prefix(Kind::Component, None);
                 for kv in kvs {
                     let key = String::from_utf8_lossy(kv.key()).to_string();
@@ -176,24 +185,30 @@ async fn watch(
                 start = kv.mod_revision() + 1;
                 let key = String::from_utf8_lossy(kv.key()).to_string();
                 // Which object does this key concern?
-                let target: Option<(Option<String>, String)> = if let Some(rest) = key.strip_prefix(&spec_prefix) {
-                    Some(split_target(kind, project, rest))
-                } else if let Some(rest) = key.strip_prefix(&status_prefix) {
-                    Some(split_target(kind, project, rest))
-                } else if kind == Kind::Component {
-                    key.strip_prefix(&observed_prefix).and_then(|rest| {
-                        let parts: Vec<&str> = rest.split('/').collect();
-                        match parts[..] {
-                            [_, p, c] if project.is_none_or(|want| want == p) => Some((Some(p.into()), c.into())),
-                            _ => None,
-                        }
-                    })
-                } else if kind == Kind::Node {
-                    key.strip_prefix(&node_prefix).map(|n| (None, n.to_string()))
-                } else {
-                    None
+                let target: Option<(Option<String>, String)> =
+                    if let Some(rest) = key.strip_prefix(&spec_prefix) {
+                        Some(split_target(kind, project, rest))
+                    } else if let Some(rest) = key.strip_prefix(&status_prefix) {
+                        Some(split_target(kind, project, rest))
+                    } else if kind == Kind::Component {
+                        key.strip_prefix(&observed_prefix).and_then(|rest| {
+                            let parts: Vec<&str> = rest.split('/').collect();
+                            match parts[..] {
+                                [_, p, c] if project.is_none_or(|want| want == p) => {
+                                    Some((Some(p.into()), c.into()))
+                                }
+                                _ => None,
+                            }
+                        })
+                    } else if kind == Kind::Node {
+                        key.strip_prefix(&node_prefix)
+                            .map(|n| (None, n.to_string()))
+                    } else {
+                        None
+                    };
+                let Some((obj_project, name)) = target else {
+                    continue;
                 };
-                let Some((obj_project, name)) = target else { continue };
                 if args.name.as_ref().is_some_and(|n| *n != name) {
                     continue;
                 }
@@ -202,7 +217,10 @@ async fn watch(
                     ev.prev_kv()
                         .and_then(|p| Object::from_json(kind, p.value()).ok())
                 } else {
-                    store.get(kind, obj_project.as_deref(), &name).await?.map(|s| s.object)
+                    store
+                        .get(kind, obj_project.as_deref(), &name)
+                        .await?
+                        .map(|s| s.object)
                 };
                 let Some(object) = object else { continue };
                 if !selector.matches(&object.metadata().labels) {
@@ -210,7 +228,10 @@ async fn watch(
                 }
                 let event = if deleted {
                     "DELETED"
-                } else if ev.event_type() == EventType::Put && kv.create_revision() == kv.mod_revision() && key.starts_with(&spec_prefix) {
+                } else if ev.event_type() == EventType::Put
+                    && kv.create_revision() == kv.mod_revision()
+                    && key.starts_with(&spec_prefix)
+                {
                     "ADDED"
                 } else {
                     "MODIFIED"

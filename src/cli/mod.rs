@@ -25,7 +25,9 @@ use clap::{CommandFactory, Parser};
 /// Reads and validates manifests (files, directories, `-`).
 pub(crate) fn load_manifests(inputs: &[String]) -> Result<Vec<Loaded>, CliError> {
     let _ = inputs;
-    Err(CliError::Manifest("manifest loading is not built yet".into()))
+    Err(CliError::Manifest(
+        "manifest loading is not built yet".into(),
+    ))
 }
 
 /// One object read from a manifest.
@@ -36,7 +38,10 @@ pub(crate) struct Loaded {
 /// Entry point of the `berth` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -22,7 +22,14 @@ impl Table {
     pub fn render(&self) -> String {
         let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let widths: Vec<usize> = (0..cols)
-            .map(|c| self.rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = String::new();
         for r in &self.rows {
@@ -65,7 +72,12 @@ pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Count
     } else {
         0
     };
-    let hash = c.metadata.annotations.get(crate::store::HASH_ANNOTATION).cloned().unwrap_or_default();
+    let hash = c
+        .metadata
+        .annotations
+        .get(crate::store::HASH_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
     let mut out = Counts {
         desired,
         ..Default::default()
@@ -74,7 +86,12 @@ pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Count
         out.ready = st.ready_replicas;
         out.updated = st.updated_replicas;
         out.available = st.available_replicas;
-        out.conditions = st.conditions.iter().filter(|c| c.is_true()).map(|c| c.type_.clone()).collect();
+        out.conditions = st
+            .conditions
+            .iter()
+            .filter(|c| c.is_true())
+            .map(|c| c.type_.clone())
+            .collect();
         return out;
     }
     use crate::resource::observed::ContainerPhase;
@@ -137,8 +154,15 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
     let age = crate::util::age(meta.creation_timestamp.as_deref());
     match obj {
         Object::Component(c) => {
-            let key = (obj.project().unwrap_or_default().to_string(), meta.name.clone());
-            let obs: Vec<&Observed> = ctx.observed.get(&key).map(|v| v.iter().collect()).unwrap_or_default();
+            let key = (
+                obj.project().unwrap_or_default().to_string(),
+                meta.name.clone(),
+            );
+            let obs: Vec<&Observed> = ctx
+                .observed
+                .get(&key)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
             let n = counts(c, &obs, ctx.node_count);
             let status = status_word(c, &n);
             r.extend([
@@ -149,7 +173,11 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
                 age,
             ]);
             if wide {
-                let rev = meta.annotations.get(crate::store::REVISION_ANNOTATION).cloned().unwrap_or_default();
+                let rev = meta
+                    .annotations
+                    .get(crate::store::REVISION_ANNOTATION)
+                    .cloned()
+                    .unwrap_or_default();
                 let ports: Vec<String> = c
                     .spec
                     .ports
@@ -163,7 +191,11 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
             }
         }
         Object::Project(p) => {
-            let n = ctx.components_per_project.get(&p.metadata.name).copied().unwrap_or(0);
+            let n = ctx
+                .components_per_project
+                .get(&p.metadata.name)
+                .copied()
+                .unwrap_or(0);
             r.extend([n.to_string(), age]);
         }
         Object::Node(node) => {
@@ -183,7 +215,12 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
             let st = node.status.clone().unwrap_or_default();
             r.extend([status, age, st.agent_version.clone()]);
             if wide {
-                let labels: Vec<String> = node.metadata.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let labels: Vec<String> = node
+                    .metadata
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 r.extend([st.address, st.docker_version, labels.join(",")]);
             }
         }

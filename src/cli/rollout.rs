@@ -19,7 +19,9 @@ pub async fn run(etcd: &EtcdArgs, cmd: RolloutCommand) -> Result<ExitCode, CliEr
             let current = store
                 .get(Kind::Component, Some(&project), &component)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(format!("component/{component} in project {project}")))?;
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!("component/{component} in project {project}"))
+                })?;
             let current_rev = current
                 .object
                 .metadata()
@@ -29,12 +31,23 @@ pub async fn run(etcd: &EtcdArgs, cmd: RolloutCommand) -> Result<ExitCode, CliEr
                 .unwrap_or_default();
             let revisions = store.revisions(&project, &component).await?;
             match output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&revisions).unwrap_or_default()),
-                OutputFormat::Yaml => print!("{}", yaml(&serde_json::to_value(&revisions).unwrap_or_default())),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&revisions).unwrap_or_default()
+                ),
+                OutputFormat::Yaml => print!(
+                    "{}",
+                    yaml(&serde_json::to_value(&revisions).unwrap_or_default())
+                ),
                 _ => {
-                    let mut t = Table::new(&["REVISION", "HASH", "IMAGE", "CREATED", "CHANGE-CAUSE"]);
+                    let mut t =
+                        Table::new(&["REVISION", "HASH", "IMAGE", "CREATED", "CHANGE-CAUSE"]);
                     for r in &revisions {
-                        let mark = if r.seq.to_string() == current_rev { " (current)" } else { "" };
+                        let mark = if r.seq.to_string() == current_rev {
+                            " (current)"
+                        } else {
+                            ""
+                        };
                         t.row(vec![
                             format!("{}{mark}", r.seq),
                             r.hash.clone(),

@@ -121,7 +121,12 @@ impl Object {
     /// The project of a namespaced object (defaulted), `None` for cluster-scoped kinds.
     pub fn project(&self) -> Option<&str> {
         if self.kind().namespaced() {
-            Some(self.metadata().project.as_deref().unwrap_or(DEFAULT_PROJECT))
+            Some(
+                self.metadata()
+                    .project
+                    .as_deref()
+                    .unwrap_or(DEFAULT_PROJECT),
+            )
         } else {
             None
         }

@@ -70,7 +70,9 @@ impl Duration {
 impl FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid duration {s:?}: expected e.g. \"500ms\", \"30s\", \"5m\", \"1h30m\"");
+        let bad = || {
+            format!("invalid duration {s:?}: expected e.g. \"500ms\", \"30s\", \"5m\", \"1h30m\"")
+        };
         if s.is_empty() || s.len() > 32 {
             return Err(bad());
         }
@@ -80,7 +82,9 @@ impl FromStr for Duration {
         let mut total: u128 = 0;
         let mut rest = s;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad());
             }
@@ -98,7 +102,9 @@ impl FromStr for Duration {
                 return Err(bad());
             };
             rest = &rest[len..];
-            total = total.checked_add(n.checked_mul(unit_ms).ok_or_else(bad)?).ok_or_else(bad)?;
+            total = total
+                .checked_add(n.checked_mul(unit_ms).ok_or_else(bad)?)
+                .ok_or_else(bad)?;
         }
         // A year is far beyond any sane timeout; keep arithmetic on it safe.
         if total > 366 * 24 * 3_600_000 {
@@ -229,7 +235,9 @@ impl IntOrPercent {
 impl FromStr for IntOrPercent {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid value {s:?}: expected a count (e.g. 1) or a percentage (e.g. \"25%\")");
+        let bad = || {
+            format!("invalid value {s:?}: expected a count (e.g. 1) or a percentage (e.g. \"25%\")")
+        };
         if let Some(p) = s.strip_suffix('%') {
             let p: u32 = p.parse().map_err(|_| bad())?;
             if p > 100 {
@@ -331,7 +339,10 @@ impl Signal {
         self.0
     }
     pub fn number(self) -> i32 {
-        SIGNALS.iter().find(|(n, _)| *n == self.0).map_or(15, |(_, v)| *v)
+        SIGNALS
+            .iter()
+            .find(|(n, _)| *n == self.0)
+            .map_or(15, |(_, v)| *v)
     }
 }
 
@@ -339,7 +350,11 @@ impl FromStr for Signal {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let upper = s.to_ascii_uppercase();
-        let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+        let full = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
         SIGNALS
             .iter()
             .find(|(n, _)| *n == full)
@@ -374,8 +389,14 @@ mod tests {
     fn check<T: FromStr<Err = String> + fmt::Display>(input: &str, expected: Result<&str, &str>) {
         match (input.parse::<T>(), expected) {
             (Ok(v), Ok(want)) => assert_eq!(v.to_string(), want, "input {input:?}"),
-            (Err(e), Err(want)) => assert!(e.contains(want), "input {input:?}: error {e:?} lacks {want:?}"),
-            (got, want) => panic!("input {input:?}: got {:?}, want {want:?}", got.map(|v| v.to_string())),
+            (Err(e), Err(want)) => assert!(
+                e.contains(want),
+                "input {input:?}: error {e:?} lacks {want:?}"
+            ),
+            (got, want) => panic!(
+                "input {input:?}: got {:?}, want {want:?}",
+                got.map(|v| v.to_string())
+            ),
         }
     }
 

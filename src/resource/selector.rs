@@ -19,8 +19,13 @@ impl std::str::FromStr for Selector {
     fn from_str(s: &str) -> Result<Self, String> {
         let mut terms = Vec::new();
         for raw in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let bad = || format!("invalid label selector term {raw:?}: expected k=v, k!=v, k or !k");
-            let valid = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+            let bad =
+                || format!("invalid label selector term {raw:?}: expected k=v, k!=v, k or !k");
+            let valid = |k: &str| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            };
             let term = if let Some((k, v)) = raw.split_once("!=") {
                 Term::NotEq(k.trim().into(), v.trim().into())
             } else if let Some((k, v)) = raw.split_once("==").or_else(|| raw.split_once('=')) {
@@ -58,7 +63,10 @@ mod tests {
     use super::*;
 
     fn check(selector: &str, labels: &[(&str, &str)], expected: Result<bool, &str>) {
-        let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         match (selector.parse::<Selector>(), expected) {
             (Ok(s), Ok(want)) => assert_eq!(s.matches(&labels), want, "{selector}"),
             (Err(e), Err(want)) => assert!(e.contains(want), "{e}"),

@@ -103,13 +103,19 @@ fn normalized(obj: &Object, opts: &ApplyOptions) -> Object {
     meta.annotations.remove(REVISION_ANNOTATION);
     meta.annotations.remove(HASH_ANNOTATION);
     if let Some(set) = &opts.applyset {
-        meta.annotations.insert(APPLYSET_ANNOTATION.into(), set.clone());
+        meta.annotations
+            .insert(APPLYSET_ANNOTATION.into(), set.clone());
     }
     o
 }
 
 /// Decides the write for one object given what etcd holds. Pure.
-pub(crate) fn prepare(desired: &Object, existing: Option<&Stored>, opts: &ApplyOptions, now: &str) -> Prepared {
+pub(crate) fn prepare(
+    desired: &Object,
+    existing: Option<&Stored>,
+    opts: &ApplyOptions,
+    now: &str,
+) -> Prepared {
     let mut next = normalized(desired, opts);
     let kind = next.kind();
     let project = next.project().map(str::to_string);
@@ -127,16 +133,28 @@ pub(crate) fn prepare(desired: &Object, existing: Option<&Stored>, opts: &ApplyO
             // this apply sets none: plain applies do not unmark objects.
             if opts.applyset.is_none() {
                 if let Some(set) = old.object.metadata().annotations.get(APPLYSET_ANNOTATION) {
-                    next.metadata_mut().annotations.insert(APPLYSET_ANNOTATION.into(), set.clone());
+                    next.metadata_mut()
+                        .annotations
+                        .insert(APPLYSET_ANNOTATION.into(), set.clone());
                 }
             }
             if old_user.metadata().annotations.get(APPLYSET_ANNOTATION)
                 != next.metadata().annotations.get(APPLYSET_ANNOTATION)
             {
-                let set = next.metadata().annotations.get(APPLYSET_ANNOTATION).cloned();
+                let set = next
+                    .metadata()
+                    .annotations
+                    .get(APPLYSET_ANNOTATION)
+                    .cloned();
                 match set {
-                    Some(s) => old_user.metadata_mut().annotations.insert(APPLYSET_ANNOTATION.into(), s),
-                    None => old_user.metadata_mut().annotations.remove(APPLYSET_ANNOTATION),
+                    Some(s) => old_user
+                        .metadata_mut()
+                        .annotations
+                        .insert(APPLYSET_ANNOTATION.into(), s),
+                    None => old_user
+                        .metadata_mut()
+                        .annotations
+                        .remove(APPLYSET_ANNOTATION),
                 };
                 // The annotations still differ for real, so compare as-is below.
                 old_user = normalized(&old.object, &ApplyOptions::default());
@@ -164,7 +182,14 @@ pub(crate) fn prepare(desired: &Object, existing: Option<&Stored>, opts: &ApplyO
                         Object::Component(c) => Some(c.spec.template()),
                         _ => None,
                     };
-                    revision = Some(new_revision(&next, seq, &hash, t, old_template.as_ref(), now));
+                    revision = Some(new_revision(
+                        &next,
+                        seq,
+                        &hash,
+                        t,
+                        old_template.as_ref(),
+                        now,
+                    ));
                     prune_below = prune_point(&next, seq);
                     set_revision_annotations(&mut next, seq, &hash);
                 }
@@ -209,12 +234,21 @@ fn set_revision_annotations(obj: &mut Object, seq: u64, hash: &str) {
 }
 
 fn prune_point(obj: &Object, seq: u64) -> Option<u64> {
-    let Object::Component(Component { spec, .. }) = obj else { return None };
+    let Object::Component(Component { spec, .. }) = obj else {
+        return None;
+    };
     let keep = u64::from(spec.rollout().revision_history().max(1));
     (seq > keep).then(|| seq + 1 - keep)
 }
 
-fn new_revision(obj: &Object, seq: u64, hash: &str, t: &Template, old: Option<&Template>, now: &str) -> Revision {
+fn new_revision(
+    obj: &Object,
+    seq: u64,
+    hash: &str,
+    t: &Template,
+    old: Option<&Template>,
+    now: &str,
+) -> Revision {
     let cause = obj
         .metadata()
         .annotations
@@ -232,13 +266,21 @@ fn new_revision(obj: &Object, seq: u64, hash: &str, t: &Template, old: Option<&T
 
 /// "created", "image a -> b", or "changed env, ports".
 fn describe_change(old: Option<&Template>, new: &Template) -> String {
-    let Some(old) = old else { return "created".into() };
+    let Some(old) = old else {
+        return "created".into();
+    };
     if old.image != new.image {
         return format!("image {} -> {}", old.image, new.image);
     }
-    let (a, b) = (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(new).unwrap_or_default());
+    let (a, b) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(new).unwrap_or_default(),
+    );
     let empty = serde_json::Map::new();
-    let (a, b) = (a.as_object().unwrap_or(&empty), b.as_object().unwrap_or(&empty));
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
     let mut fields: Vec<&str> = a
         .keys()
         .chain(b.keys())
@@ -267,7 +309,10 @@ impl Store {
             .collect();
         let mut outcomes: Vec<ApplyOutcome> = prepared.iter().map(outcome).collect();
         if !opts.dry_run {
-            let writes: Vec<&Prepared> = prepared.iter().filter(|p| p.change != Change::Unchanged).collect();
+            let writes: Vec<&Prepared> = prepared
+                .iter()
+                .filter(|p| p.change != Change::Unchanged)
+                .collect();
             let chunks: Vec<Vec<&Prepared>> = writes.chunks(CHUNK).map(<[_]>::to_vec).collect();
             round_trips += chunks.len();
             let failed: Vec<Vec<&Prepared>> = futures::stream::iter(chunks)
@@ -281,15 +326,18 @@ impl Store {
                 .await?;
             // A lost race in a chunk: redo its objects one by one against fresh reads.
             for p in failed.into_iter().flatten() {
-                let obj = objects
-                    .iter()
-                    .find(|o| o.kind() == p.kind && o.name() == p.name && o.project().map(str::to_string) == p.project);
+                let obj = objects.iter().find(|o| {
+                    o.kind() == p.kind
+                        && o.name() == p.name
+                        && o.project().map(str::to_string) == p.project
+                });
                 if let Some(obj) = obj {
-                    let out = self.apply_one_with_retry(obj, opts, &mut round_trips).await?;
-                    if let Some(slot) = outcomes
-                        .iter_mut()
-                        .find(|o| o.kind == out.kind && o.name == out.name && o.project == out.project)
-                    {
+                    let out = self
+                        .apply_one_with_retry(obj, opts, &mut round_trips)
+                        .await?;
+                    if let Some(slot) = outcomes.iter_mut().find(|o| {
+                        o.kind == out.kind && o.name == out.name && o.project == out.project
+                    }) {
                         *slot = out;
                     }
                 }
@@ -300,9 +348,15 @@ impl Store {
                 .applyset
                 .as_deref()
                 .ok_or_else(|| StoreError::Invalid("--prune needs --applyset NAME".into()))?;
-            outcomes.extend(self.prune(objects, set, opts.dry_run, &mut round_trips).await?);
+            outcomes.extend(
+                self.prune(objects, set, opts.dry_run, &mut round_trips)
+                    .await?,
+            );
         }
-        Ok(ApplyResult { outcomes, round_trips })
+        Ok(ApplyResult {
+            outcomes,
+            round_trips,
+        })
     }
 
     async fn apply_one_with_retry(
@@ -313,7 +367,9 @@ impl Store {
     ) -> Result<ApplyOutcome> {
         for _ in 0..RETRIES {
             *round_trips += 2;
-            let existing = self.get_for_write(obj.kind(), obj.project(), obj.name()).await?;
+            let existing = self
+                .get_for_write(obj.kind(), obj.project(), obj.name())
+                .await?;
             let p = prepare(obj, existing.as_ref(), opts, &crate::util::now_rfc3339());
             if p.change == Change::Unchanged || self.write_chunk(&[&p]).await? {
                 return Ok(outcome(&p));
@@ -323,7 +379,12 @@ impl Store {
     }
 
     /// The stored spec only (no status), for writes.
-    async fn get_for_write(&self, kind: Kind, project: Option<&str>, name: &str) -> Result<Option<Stored>> {
+    async fn get_for_write(
+        &self,
+        kind: Kind,
+        project: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Stored>> {
         let key = self.keys.spec(kind, project, name);
         let mut kv = self.client.kv_client();
         let resp = self.call(kv.get(key, None)).await?;
@@ -338,7 +399,10 @@ impl Store {
     ) -> Result<HashMap<(Kind, Option<String>, String), Stored>> {
         let mut groups: BTreeMap<(Kind, Option<String>), Vec<&Object>> = BTreeMap::new();
         for o in objects {
-            groups.entry((o.kind(), o.project().map(str::to_string))).or_default().push(o);
+            groups
+                .entry((o.kind(), o.project().map(str::to_string)))
+                .or_default()
+                .push(o);
         }
         let mut reads = Vec::new();
         for ((kind, project), objs) in &groups {
@@ -369,11 +433,19 @@ impl Store {
                 }
             }
         }
-        let found: Vec<Vec<Stored>> = futures::stream::iter(reads).buffer_unordered(16).try_collect().await?;
+        let found: Vec<Vec<Stored>> = futures::stream::iter(reads)
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
         Ok(found
             .into_iter()
             .flatten()
-            .map(|s| (object_key(s.object.kind(), s.object.project(), s.object.name()), s))
+            .map(|s| {
+                (
+                    object_key(s.object.kind(), s.object.project(), s.object.name()),
+                    s,
+                )
+            })
             .collect())
     }
 
@@ -422,11 +494,18 @@ impl Store {
             ops.push(TxnOp::put(key, p.doc.clone(), None));
             if let (Some(rev), Some(project)) = (&p.revision, &p.project) {
                 let rkey = self.keys.revision(project, &p.name, rev.seq);
-                ops.push(TxnOp::put(rkey, serde_json::to_vec(rev).unwrap_or_default(), None));
+                ops.push(TxnOp::put(
+                    rkey,
+                    serde_json::to_vec(rev).unwrap_or_default(),
+                    None,
+                ));
                 if let Some(below) = p.prune_below {
                     let from = self.keys.revision(project, &p.name, 0);
                     let to = self.keys.revision(project, &p.name, below);
-                    ops.push(TxnOp::delete(from, Some(DeleteOptions::new().with_range(to))));
+                    ops.push(TxnOp::delete(
+                        from,
+                        Some(DeleteOptions::new().with_range(to)),
+                    ));
                 }
             }
         }
@@ -455,14 +534,19 @@ impl Store {
             for kv in &kvs {
                 let stored = decode(kind, kv)?;
                 let o = &stored.object;
-                if o.metadata().annotations.get(APPLYSET_ANNOTATION).map(String::as_str) != Some(set)
+                if o.metadata()
+                    .annotations
+                    .get(APPLYSET_ANNOTATION)
+                    .map(String::as_str)
+                    != Some(set)
                     || keep.contains(&object_key(kind, o.project(), o.name()))
                 {
                     continue;
                 }
                 if !dry_run {
                     *round_trips += 1;
-                    self.delete(kind, o.project(), o.name(), Some(stored.mod_revision)).await?;
+                    self.delete(kind, o.project(), o.name(), Some(stored.mod_revision))
+                        .await?;
                 }
                 out.push(ApplyOutcome {
                     kind,
@@ -478,9 +562,17 @@ impl Store {
 
     /// Deletes an object with its status (and a component's revisions).
     /// With `expected_mod`, only if unchanged since read. Returns whether it existed.
-    pub async fn delete(&self, kind: Kind, project: Option<&str>, name: &str, expected_mod: Option<i64>) -> Result<bool> {
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        project: Option<&str>,
+        name: &str,
+        expected_mod: Option<i64>,
+    ) -> Result<bool> {
         if kind == Kind::Project {
-            let (kvs, _) = self.range_all(&self.keys.spec_prefix(Kind::Component, Some(name))).await?;
+            let (kvs, _) = self
+                .range_all(&self.keys.spec_prefix(Kind::Component, Some(name)))
+                .await?;
             if !kvs.is_empty() {
                 return Err(StoreError::Invalid(format!(
                     "project/{name} still has {} component(s); delete them first",
@@ -579,8 +671,16 @@ mod tests {
             let p = prepare(obj, current.as_ref(), &opts, "2026-01-01T00:00:00Z");
             let s = stored(&p, 10 + i as i64);
             let meta = s.object.metadata();
-            let rev = meta.annotations.get(REVISION_ANNOTATION).and_then(|r| r.parse().ok()).unwrap_or(0);
-            assert_eq!((p.change, meta.generation.unwrap_or(0), rev), *want, "step {i}");
+            let rev = meta
+                .annotations
+                .get(REVISION_ANNOTATION)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            assert_eq!(
+                (p.change, meta.generation.unwrap_or(0), rev),
+                *want,
+                "step {i}"
+            );
             if p.change != Change::Unchanged {
                 current = Some(s);
             }
@@ -611,7 +711,10 @@ mod tests {
     #[test]
     fn labels_change_is_configured_without_generation_bump() {
         let mut labelled = component("web:1", 1);
-        labelled.metadata_mut().labels.insert("tier".into(), "front".into());
+        labelled
+            .metadata_mut()
+            .labels
+            .insert("tier".into(), "front".into());
         check(
             &[component("web:1", 1), labelled],
             &[(Change::Created, 1, 1), (Change::Configured, 1, 1)],

@@ -57,7 +57,11 @@ impl Keys {
 
     /// `revisions/<project>/<component>/<seq>` (seq zero-padded).
     pub fn revision(&self, project: &str, component: &str, seq: u64) -> String {
-        format!("{}{seq:0width$}", self.revision_prefix(project, component), width = SEQ_WIDTH)
+        format!(
+            "{}{seq:0width$}",
+            self.revision_prefix(project, component),
+            width = SEQ_WIDTH
+        )
     }
 
     pub fn revision_prefix(&self, project: &str, component: &str) -> String {
@@ -101,7 +105,10 @@ impl Keys {
 
     /// `endpoints/<project>/<component>/<node>/<container>`.
     pub fn endpoint(&self, project: &str, component: &str, node: &str, container: &str) -> String {
-        format!("{}/endpoints/{project}/{component}/{node}/{container}", self.root)
+        format!(
+            "{}/endpoints/{project}/{component}/{node}/{container}",
+            self.root
+        )
     }
 
     pub fn election(&self) -> String {
@@ -114,7 +121,8 @@ impl Keys {
 
     /// Splits a key below `prefix` into its `/`-separated parts.
     pub fn parts<'a>(&self, prefix: &str, key: &'a str) -> Option<Vec<&'a str>> {
-        key.strip_prefix(prefix).map(|rest| rest.split('/').collect())
+        key.strip_prefix(prefix)
+            .map(|rest| rest.split('/').collect())
     }
 
     /// The sequence number at the end of a revision key.
@@ -143,13 +151,31 @@ mod tests {
     #[test]
     fn layout() {
         let k = Keys::new("berth/");
-        assert_eq!(k.spec(Kind::Component, Some("shop"), "web"), "/berth/specs/component/shop/web");
-        assert_eq!(k.spec(Kind::Project, Some("ignored"), "shop"), "/berth/specs/project/shop");
-        assert_eq!(k.status(Kind::Component, Some("shop"), "web"), "/berth/status/component/shop/web");
-        assert_eq!(k.revision("shop", "web", 3), "/berth/revisions/shop/web/0000000003");
+        assert_eq!(
+            k.spec(Kind::Component, Some("shop"), "web"),
+            "/berth/specs/component/shop/web"
+        );
+        assert_eq!(
+            k.spec(Kind::Project, Some("ignored"), "shop"),
+            "/berth/specs/project/shop"
+        );
+        assert_eq!(
+            k.status(Kind::Component, Some("shop"), "web"),
+            "/berth/status/component/shop/web"
+        );
+        assert_eq!(
+            k.revision("shop", "web", 3),
+            "/berth/revisions/shop/web/0000000003"
+        );
         assert_eq!(Keys::revision_seq(&k.revision("shop", "web", 12)), Some(12));
-        assert_eq!(k.assignment("n1", "shop", "web"), "/berth/assignments/n1/shop/web");
-        assert_eq!(k.observed("n1", "shop", "web"), "/berth/observed/n1/shop/web");
+        assert_eq!(
+            k.assignment("n1", "shop", "web"),
+            "/berth/assignments/n1/shop/web"
+        );
+        assert_eq!(
+            k.observed("n1", "shop", "web"),
+            "/berth/observed/n1/shop/web"
+        );
         assert_eq!(k.node("n1"), "/berth/nodes/n1");
         assert_eq!(prefix_end("/a/"), b"/a0".to_vec());
     }

@@ -9,7 +9,9 @@ mod apply;
 mod keys;
 mod read;
 
-pub use apply::{ApplyOptions, ApplyOutcome, ApplyResult, Change, HASH_ANNOTATION, REVISION_ANNOTATION};
+pub use apply::{
+    ApplyOptions, ApplyOutcome, ApplyResult, Change, HASH_ANNOTATION, REVISION_ANNOTATION,
+};
 pub use keys::{prefix_end, Keys};
 pub use read::Stored;
 
@@ -120,7 +122,11 @@ impl Store {
             .with_timeout(cfg.timeout)
             .with_keep_alive(Duration::from_secs(10), cfg.timeout);
         if let Some(user) = &cfg.user {
-            let password = cfg.password.as_ref().map(|p| p.0.clone()).unwrap_or_default();
+            let password = cfg
+                .password
+                .as_ref()
+                .map(|p| p.0.clone())
+                .unwrap_or_default();
             opts = opts.with_user(user.clone(), password);
         }
         if cfg.ca_cert.is_some() || cfg.cert.is_some() {
@@ -189,7 +195,10 @@ impl Store {
                 unreachable(&self.endpoints, e)
             }
             etcd_client::Error::GRpcStatus(s)
-                if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) =>
+                if matches!(
+                    s.code(),
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                ) =>
             {
                 unreachable(&self.endpoints, e)
             }
@@ -220,7 +229,8 @@ fn unreachable(endpoints: &str, e: etcd_client::Error) -> StoreError {
 
 fn tls_options(cfg: &StoreConfig) -> Result<TlsOptions> {
     let read = |p: &PathBuf, what: &str| {
-        std::fs::read(p).map_err(|e| StoreError::Config(format!("cannot read {what} {}: {e}", p.display())))
+        std::fs::read(p)
+            .map_err(|e| StoreError::Config(format!("cannot read {what} {}: {e}", p.display())))
     };
     let mut tls = TlsOptions::new();
     if let Some(ca) = &cfg.ca_cert {
@@ -228,7 +238,10 @@ fn tls_options(cfg: &StoreConfig) -> Result<TlsOptions> {
     }
     match (&cfg.cert, &cfg.key) {
         (Some(c), Some(k)) => {
-            tls = tls.identity(Identity::from_pem(read(c, "client certificate")?, read(k, "client key")?))
+            tls = tls.identity(Identity::from_pem(
+                read(c, "client certificate")?,
+                read(k, "client key")?,
+            ))
         }
         (None, None) => {}
         _ => {

@@ -3,9 +3,7 @@
 use etcd_client::{GetOptions, KeyValue, SortOrder, SortTarget, Txn, TxnOp};
 
 use super::{keys::prefix_end, Result, Store, StoreError};
-use crate::resource::{
-    Component, ComponentStatus, Kind, Node, NodeStatus, Object, Revision,
-};
+use crate::resource::{Component, ComponentStatus, Kind, Node, NodeStatus, Object, Revision};
 
 /// Keys per page when listing: keeps each response far below the client's
 /// 4 MB decode limit while costing few round trips.
@@ -57,7 +55,12 @@ impl Store {
     }
 
     /// One object with its status, or `None`. One round trip.
-    pub async fn get(&self, kind: Kind, project: Option<&str>, name: &str) -> Result<Option<Stored>> {
+    pub async fn get(
+        &self,
+        kind: Kind,
+        project: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Stored>> {
         if kind == Kind::Node {
             return Ok(self
                 .list(Kind::Node, None)
@@ -101,19 +104,30 @@ impl Store {
 
     /// [`Store::list`] plus the etcd revision the specs were read at, to
     /// watch from without missing a change.
-    pub async fn list_with_revision(&self, kind: Kind, project: Option<&str>) -> Result<(Vec<Stored>, i64)> {
+    pub async fn list_with_revision(
+        &self,
+        kind: Kind,
+        project: Option<&str>,
+    ) -> Result<(Vec<Stored>, i64)> {
         if kind == Kind::Node {
-            let (kvs_rev, nodes) = futures::future::try_join(self.current_revision(), self.list_nodes()).await?;
+            let (kvs_rev, nodes) =
+                futures::future::try_join(self.current_revision(), self.list_nodes()).await?;
             return Ok((nodes, kvs_rev));
         }
         let spec_prefix = self.keys.spec_prefix(kind, project);
         let status_prefix = self.keys.status_prefix(kind, project);
         let (specs, statuses) =
-            futures::future::try_join(self.range_all(&spec_prefix), self.range_all(&status_prefix)).await?;
+            futures::future::try_join(self.range_all(&spec_prefix), self.range_all(&status_prefix))
+                .await?;
         let mut status_by_suffix: std::collections::HashMap<Vec<u8>, Vec<u8>> = statuses
             .0
             .into_iter()
-            .map(|kv| (kv.key()[status_prefix.len()..].to_vec(), kv.value().to_vec()))
+            .map(|kv| {
+                (
+                    kv.key()[status_prefix.len()..].to_vec(),
+                    kv.value().to_vec(),
+                )
+            })
             .collect();
         let mut out = Vec::with_capacity(specs.0.len());
         for kv in &specs.0 {
@@ -130,7 +144,10 @@ impl Store {
     pub async fn current_revision(&self) -> Result<i64> {
         let mut kv = self.client.kv_client();
         let resp = self
-            .call(kv.get(format!("{}/", self.keys.root()), Some(GetOptions::new().with_count_only())))
+            .call(kv.get(
+                format!("{}/", self.keys.root()),
+                Some(GetOptions::new().with_count_only()),
+            ))
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
@@ -139,28 +156,47 @@ impl Store {
     /// set (`specs/node/`: cordon, labels).
     async fn list_nodes(&self) -> Result<Vec<Stored>> {
         let (registered, _) = self.range_all(&self.keys.nodes_prefix()).await?;
-        let (user, _) = self.range_all(&self.keys.spec_prefix(Kind::Node, None)).await?;
-        let mut by_name: std::collections::BTreeMap<String, Stored> = std::collections::BTreeMap::new();
+        let (user, _) = self
+            .range_all(&self.keys.spec_prefix(Kind::Node, None))
+            .await?;
+        let mut by_name: std::collections::BTreeMap<String, Stored> =
+            std::collections::BTreeMap::new();
         for kv in &registered {
-            let node: Node = serde_json::from_slice(kv.value()).map_err(|e| StoreError::Decode {
-                key: String::from_utf8_lossy(kv.key()).into(),
-                cause: e.to_string(),
-            })?;
+            let node: Node =
+                serde_json::from_slice(kv.value()).map_err(|e| StoreError::Decode {
+                    key: String::from_utf8_lossy(kv.key()).into(),
+                    cause: e.to_string(),
+                })?;
             let mut object = Object::Node(node);
             object.metadata_mut().resource_version = Some(kv.mod_revision().to_string());
             by_name.insert(
                 object.name().to_string(),
-                Stored { object, mod_revision: kv.mod_revision(), raw: kv.value().to_vec() },
+                Stored {
+                    object,
+                    mod_revision: kv.mod_revision(),
+                    raw: kv.value().to_vec(),
+                },
             );
         }
         for kv in &user {
-            let Stored { object, mod_revision, raw } = decode(Kind::Node, kv)?;
-            let Object::Node(user_node) = object else { continue };
-            let entry = by_name.entry(user_node.metadata.name.clone()).or_insert_with(|| Stored {
-                object: Object::Node(Node { status: None, ..user_node.clone() }),
+            let Stored {
+                object,
                 mod_revision,
-                raw: raw.clone(),
-            });
+                raw,
+            } = decode(Kind::Node, kv)?;
+            let Object::Node(user_node) = object else {
+                continue;
+            };
+            let entry = by_name
+                .entry(user_node.metadata.name.clone())
+                .or_insert_with(|| Stored {
+                    object: Object::Node(Node {
+                        status: None,
+                        ..user_node.clone()
+                    }),
+                    mod_revision,
+                    raw: raw.clone(),
+                });
             if let Object::Node(n) = &mut entry.object {
                 n.spec = user_node.spec.clone();
                 n.metadata.labels.extend(user_node.metadata.labels.clone());
@@ -174,7 +210,10 @@ impl Store {
             if let Object::Node(n) = &mut s.object {
                 if let Some(st) = &n.status {
                     for (k, v) in &st.labels {
-                        n.metadata.labels.entry(k.clone()).or_insert_with(|| v.clone());
+                        n.metadata
+                            .labels
+                            .entry(k.clone())
+                            .or_insert_with(|| v.clone());
                     }
                 }
             }
@@ -184,7 +223,9 @@ impl Store {
 
     /// Revisions of a component, oldest first.
     pub async fn revisions(&self, project: &str, component: &str) -> Result<Vec<Revision>> {
-        let (kvs, _) = self.range_all(&self.keys.revision_prefix(project, component)).await?;
+        let (kvs, _) = self
+            .range_all(&self.keys.revision_prefix(project, component))
+            .await?;
         kvs.iter()
             .map(|kv| {
                 serde_json::from_slice(kv.value()).map_err(|e| StoreError::Decode {

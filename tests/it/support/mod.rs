@@ -1,2 +1,3 @@
 //! Shared test harness: throwaway etcd, test images, CLI runner.
 #![allow(dead_code)]
+pub mod cli;
