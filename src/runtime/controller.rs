@@ -402,3 +402,378 @@ async fn tick(i: &mut Option<tokio::time::Interval>) {
         None => futures::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::reflector::{store, Writer};
+    use crate::runtime::watcher::Kv;
+    use futures::channel::mpsc;
+    use std::sync::Mutex;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("test failure {0}")]
+    struct TestError(u32);
+
+    type Behave = Box<dyn Fn(&str, u32) -> (Duration, Result<Action, TestError>) + Send + Sync>;
+
+    /// Records every run: which key, when it started (ms since the test's start),
+    /// and how many ran at once.
+    struct Ctx {
+        start: Instant,
+        behave: Behave,
+        runs: Mutex<Vec<(String, u64)>>,
+        per_key: Mutex<HashMap<String, u32>>,
+        running: Mutex<(usize, usize, HashMap<String, usize>, usize)>,
+    }
+
+    impl Ctx {
+        fn new(behave: Behave) -> Arc<Ctx> {
+            Arc::new(Ctx {
+                start: Instant::now(),
+                behave,
+                runs: Mutex::new(Vec::new()),
+                per_key: Mutex::new(HashMap::new()),
+                running: Mutex::new((0, 0, HashMap::new(), 0)),
+            })
+        }
+        fn runs(&self) -> Vec<(String, u64)> {
+            self.runs.lock().map(|r| r.clone()).unwrap_or_default()
+        }
+        fn times(&self, key: &str) -> Vec<u64> {
+            self.runs()
+                .into_iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, t)| t)
+                .collect()
+        }
+        /// (most at once overall, most at once for one key)
+        fn max_parallel(&self) -> (usize, usize) {
+            let r = self.running.lock().expect("lock");
+            (r.1, r.3)
+        }
+    }
+
+    async fn reconcile(key: String, ctx: Arc<Ctx>) -> Result<Action, TestError> {
+        let n = {
+            let mut pk = ctx.per_key.lock().expect("lock");
+            let n = pk.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        ctx.runs
+            .lock()
+            .expect("lock")
+            .push((key.clone(), ctx.start.elapsed().as_millis() as u64));
+        {
+            let mut r = ctx.running.lock().expect("lock");
+            r.0 += 1;
+            r.1 = r.1.max(r.0);
+            let k = r.2.entry(key.clone()).or_insert(0);
+            *k += 1;
+            let k = *k;
+            r.3 = r.3.max(k);
+        }
+        let (sleep, result) = (ctx.behave)(&key, n);
+        if key == "panic" {
+            panic!("boom");
+        }
+        tokio::time::sleep(sleep).await;
+        {
+            let mut r = ctx.running.lock().expect("lock");
+            r.0 -= 1;
+            if let Some(k) = r.2.get_mut(&key) {
+                *k -= 1;
+            }
+        }
+        result
+    }
+
+    fn backoff_policy(_key: &str, _e: &TestError, _ctx: Arc<Ctx>) -> Action {
+        Action::backoff()
+    }
+
+    fn ready_store() -> (Reader<u32>, Writer<u32>) {
+        let (reader, mut writer) =
+            store(|kv: &Kv| std::str::from_utf8(&kv.value).ok()?.parse().ok());
+        writer.apply_watcher_event(&Event::Init);
+        for k in ["a", "b"] {
+            writer.apply_watcher_event(&Event::InitApply(Kv {
+                key: k.into(),
+                value: b"1".to_vec(),
+                mod_revision: 1,
+                create_revision: 1,
+            }));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        (reader, writer)
+    }
+
+    fn cfg(concurrency: usize) -> ControllerConfig {
+        ControllerConfig {
+            concurrency,
+            backoff: BackoffConfig {
+                min: Duration::from_secs(1),
+                max: Duration::from_secs(8),
+                factor: 2.0,
+                jitter: false,
+            },
+        }
+    }
+
+    type Results = Vec<Output<TestError>>;
+
+    /// Runs a controller for `for_` of (paused) time, feeding `keys` at the start.
+    async fn drive(
+        reader: Reader<u32>,
+        ctx: Arc<Ctx>,
+        concurrency: usize,
+        keys: &[&str],
+        for_: Duration,
+        configure: impl FnOnce(Controller<u32>) -> Controller<u32>,
+    ) -> Results {
+        let (tx, rx) = mpsc::unbounded::<String>();
+        let c = configure(Controller::new(reader, rx).with_config(cfg(concurrency)));
+        let handle = tokio::spawn(c.run(reconcile, backoff_policy, ctx).collect::<Vec<_>>());
+        for k in keys {
+            let _ = tx.unbounded_send(k.to_string());
+        }
+        tokio::time::sleep(for_).await;
+        drop(tx);
+        handle.await.expect("controller task")
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_of_triggers_is_deduplicated() {
+        let (reader, _w) = ready_store();
+        let ctx = Ctx::new(Box::new(|_, _| (secs(1), Ok(Action::await_change()))));
+        let results = drive(reader, ctx.clone(), 4, &["a"; 20], secs(10), |c| c).await;
+        // The first trigger starts a run; the other 19 arrive while it runs: one re-run.
+        assert_eq!(ctx.times("a"), vec![0, 1000]);
+        assert_eq!(results.len(), 2);
+        assert!(results.iter().all(|r| r.is_ok()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_reconcile_per_key_at_a_time() {
+        let (reader, _w) = ready_store();
+        let ctx = Ctx::new(Box::new(|_, _| (secs(2), Ok(Action::await_change()))));
+        let (tx, rx) = mpsc::unbounded::<String>();
+        let c = Controller::new(reader, rx).with_config(cfg(10));
+        let handle = tokio::spawn(
+            c.run(reconcile, backoff_policy, ctx.clone())
+                .collect::<Vec<_>>(),
+        );
+        for _ in 0..5 {
+            let _ = tx.unbounded_send("a".into());
+            let _ = tx.unbounded_send("b".into());
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        tokio::time::sleep(secs(10)).await;
+        drop(tx);
+        let _ = handle.await;
+        assert_eq!(ctx.max_parallel().1, 1, "never two runs of one key at once");
+        assert_eq!(ctx.max_parallel().0, 2, "different keys do run in parallel");
+        // Runs at 0 and (triggered meanwhile) right after the first finished.
+        assert_eq!(ctx.times("a"), vec![0, 2000]);
+        assert_eq!(ctx.times("b"), vec![0, 2000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_is_capped() {
+        let (reader, _w) = ready_store();
+        let ctx = Ctx::new(Box::new(|_, _| (secs(1), Ok(Action::await_change()))));
+        let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let results = drive(reader, ctx.clone(), 3, &keys, secs(10), |c| c).await;
+        assert_eq!(results.len(), 10);
+        assert_eq!(ctx.max_parallel().0, 3);
+        let mut starts: Vec<u64> = ctx.runs().into_iter().map(|(_, t)| t).collect();
+        starts.sort();
+        assert_eq!(
+            starts,
+            vec![0, 0, 0, 1000, 1000, 1000, 2000, 2000, 2000, 3000]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requeue_after_runs_again_and_a_trigger_comes_sooner() {
+        let (reader, _w) = ready_store();
+        let ctx = Ctx::new(Box::new(|_, _| {
+            (Duration::ZERO, Ok(Action::requeue(secs(10))))
+        }));
+        let (tx, rx) = mpsc::unbounded::<String>();
+        let handle = tokio::spawn(
+            Controller::new(reader, rx)
+                .with_config(cfg(4))
+                .run(reconcile, backoff_policy, ctx.clone())
+                .collect::<Vec<_>>(),
+        );
+        let _ = tx.unbounded_send("a".into());
+        tokio::time::sleep(secs(25)).await;
+        // A trigger at 25 s beats the requeue due at 30 s.
+        let _ = tx.unbounded_send("a".into());
+        tokio::time::sleep(secs(11)).await;
+        drop(tx);
+        let _ = handle.await;
+        assert_eq!(ctx.times("a"), vec![0, 10_000, 20_000, 25_000, 35_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_back_off_per_key_capped_and_reset_on_success() {
+        let (reader, _w) = ready_store();
+        // "a" fails 7 times, then succeeds and waits; "b" always succeeds.
+        let ctx = Ctx::new(Box::new(|key, n| {
+            if key == "a" && n <= 7 {
+                (Duration::ZERO, Err(TestError(n)))
+            } else {
+                (Duration::ZERO, Ok(Action::await_change()))
+            }
+        }));
+        let (tx, rx) = mpsc::unbounded::<String>();
+        let handle = tokio::spawn(
+            Controller::new(reader, rx)
+                .with_config(cfg(4))
+                .run(reconcile, backoff_policy, ctx.clone())
+                .collect::<Vec<_>>(),
+        );
+        let _ = tx.unbounded_send("a".into());
+        let _ = tx.unbounded_send("b".into());
+        tokio::time::sleep(secs(60)).await;
+        drop(tx);
+        let results = handle.await.expect("controller");
+        // Delays 1, 2, 4, 8 (cap), 8, 8, 8 seconds.
+        assert_eq!(
+            ctx.times("a"),
+            vec![0, 1000, 3000, 7000, 15_000, 23_000, 31_000, 39_000]
+        );
+        assert_eq!(ctx.times("b"), vec![0]);
+        let errors = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(errors, 7);
+        assert!(results.iter().any(|r| matches!(
+            r,
+            Err(Error::Reconcile { key, source: TestError(1) }) if key == "a"
+        )));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_restarts_from_the_bottom_after_a_success() {
+        let (reader, _w) = ready_store();
+        // Fails on runs 1-3, succeeds on 4 (await change), fails again on 5-6.
+        let ctx = Ctx::new(Box::new(|_, n| match n {
+            4 | 7.. => (Duration::ZERO, Ok(Action::await_change())),
+            n => (Duration::ZERO, Err(TestError(n))),
+        }));
+        let (tx, rx) = mpsc::unbounded::<String>();
+        let handle = tokio::spawn(
+            Controller::new(reader, rx)
+                .with_config(cfg(4))
+                .run(reconcile, backoff_policy, ctx.clone())
+                .collect::<Vec<_>>(),
+        );
+        let _ = tx.unbounded_send("a".into());
+        tokio::time::sleep(secs(20)).await;
+        let _ = tx.unbounded_send("a".into());
+        tokio::time::sleep(secs(20)).await;
+        drop(tx);
+        let _ = handle.await;
+        // 0 fail, +1 fail, +2 fail, +4 ok; trigger at 20: fail, +1 fail, +2 ok.
+        assert_eq!(
+            ctx.times("a"),
+            vec![0, 1000, 3000, 7000, 20_000, 21_000, 23_000]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nothing_runs_before_the_cache_is_ready() {
+        let (reader, mut writer) =
+            store(|kv: &Kv| std::str::from_utf8(&kv.value).ok()?.parse::<u32>().ok());
+        let ctx = Ctx::new(Box::new(|_, _| {
+            (Duration::ZERO, Ok(Action::await_change()))
+        }));
+        let (tx, rx) = mpsc::unbounded::<String>();
+        let handle = tokio::spawn(
+            Controller::new(reader, rx)
+                .with_config(cfg(4))
+                .run(reconcile, backoff_policy, ctx.clone())
+                .collect::<Vec<_>>(),
+        );
+        let _ = tx.unbounded_send("a".into());
+        let _ = tx.unbounded_send("a".into());
+        tokio::time::sleep(secs(5)).await;
+        assert!(ctx.runs().is_empty(), "ran before the first full list");
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        tokio::time::sleep(secs(1)).await;
+        drop(tx);
+        let _ = handle.await;
+        assert_eq!(ctx.times("a"), vec![5000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resync_and_extra_triggers() {
+        let (reader, _w) = ready_store();
+        let ctx = Ctx::new(Box::new(|_, _| {
+            (Duration::ZERO, Ok(Action::await_change()))
+        }));
+        let (extra_tx, extra_rx) = mpsc::unbounded::<String>();
+        let _ = extra_tx.unbounded_send("docker-event".into());
+        drop(extra_tx); // an extra stream ending does not stop the controller
+        drive(
+            reader,
+            ctx.clone(),
+            4,
+            &[],
+            Duration::from_millis(12_500),
+            |c| c.with_resync(secs(5)).with_trigger(extra_rx),
+        )
+        .await;
+        assert_eq!(ctx.times("a"), vec![5000, 10_000]);
+        assert_eq!(ctx.times("b"), vec![5000, 10_000]);
+        assert_eq!(ctx.times("docker-event"), vec![0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_reconcile_is_an_error_retried_with_backoff() {
+        let (reader, _w) = ready_store();
+        let ctx = Ctx::new(Box::new(|_, _| {
+            (Duration::ZERO, Ok(Action::await_change()))
+        }));
+        let results = drive(reader, ctx.clone(), 4, &["panic", "a"], secs(4), |c| c).await;
+        assert_eq!(ctx.times("panic"), vec![0, 1000, 3000]);
+        assert_eq!(ctx.times("a"), vec![0]);
+        assert!(results
+            .iter()
+            .any(|r| matches!(r, Err(Error::Panicked { key, message }) if key == "panic" && message == "boom")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn graceful_shutdown_lets_running_reconciles_finish() {
+        let (reader, _w) = ready_store();
+        let ctx = Ctx::new(Box::new(|_, _| (secs(3), Ok(Action::requeue(secs(1))))));
+        let (tx, rx) = mpsc::unbounded::<String>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let stream = Controller::new(reader, rx)
+            .with_config(cfg(1))
+            .graceful_shutdown_on(async move {
+                let _ = stop_rx.await;
+            })
+            .run(reconcile, backoff_policy, ctx.clone());
+        let handle = tokio::spawn(stream.collect::<Vec<_>>());
+        let _ = tx.unbounded_send("a".into());
+        let _ = tx.unbounded_send("b".into());
+        tokio::time::sleep(secs(1)).await;
+        let _ = stop_tx.send(());
+        let results = handle.await.expect("controller");
+        // "a" finished its run; "b" (queued) and the requeue never ran.
+        assert_eq!(results.len(), 1);
+        assert_eq!(ctx.times("a"), vec![0]);
+        assert!(ctx.times("b").is_empty());
+        assert_eq!(Instant::now() - ctx.start, secs(3));
+        drop(tx);
+    }
+}
