@@ -3,6 +3,8 @@
 //!
 //! - [`plan`]: the pure planner (no Docker, no etcd).
 //! - [`health`]: ready and health check tracking per container.
+//! - [`executor`]: container names, labels, admission, and Docker operations.
 
+pub mod executor;
 pub mod health;
 pub mod plan;

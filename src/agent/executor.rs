@@ -1,0 +1,403 @@
+//! The executor: performs the planner's container steps through
+//! [`crate::docker::Docker`], and decides, purely, what a container of a
+//! template looks like (name, labels, config) and whether this agent may run
+//! it at all ([`admit`]).
+//!
+//! Containers are named `berth-<project>-<component>-<hash>-<rand>` and carry
+//! the labels of [`LABEL_ROOT`] and friends; those labels are how the agent
+//! finds (and adopts) its containers, and it never touches a container
+//! without them.
+
+use std::collections::BTreeMap;
+use std::path::{Component as PathPart, Path};
+
+use crate::docker::container::Bind;
+use crate::docker::{ContainerConfig, Docker, Started};
+use crate::resource::component::{Template, Termination};
+
+/// Label: the etcd root of the cluster that owns the container.
+pub const LABEL_ROOT: &str = "berth.root";
+/// Label: the node (agent) that owns the container.
+pub const LABEL_NODE: &str = "berth.node";
+pub const LABEL_PROJECT: &str = "berth.project";
+pub const LABEL_COMPONENT: &str = "berth.component";
+/// Label: the revision sequence number the container was created from.
+pub const LABEL_REVISION: &str = "berth.revision";
+/// Label: the template hash the container was created from.
+pub const LABEL_HASH: &str = "berth.hash";
+
+/// The berth labels of one container, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub project: String,
+    pub component: String,
+    pub revision: u64,
+    pub hash: String,
+}
+
+impl Owner {
+    /// The component key `<project>/<component>` reconciles are keyed by.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.project, self.component)
+    }
+
+    /// Reads the labels of a container that belongs to `root` and `node`;
+    /// `None` for any other container (never touched).
+    pub fn from_labels(labels: &BTreeMap<String, String>, root: &str, node: &str) -> Option<Owner> {
+        if labels.get(LABEL_ROOT)? != root || labels.get(LABEL_NODE)? != node {
+            return None;
+        }
+        Some(Owner {
+            project: labels.get(LABEL_PROJECT)?.clone(),
+            component: labels.get(LABEL_COMPONENT)?.clone(),
+            revision: labels
+                .get(LABEL_REVISION)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0),
+            hash: labels.get(LABEL_HASH)?.clone(),
+        })
+    }
+
+    pub fn labels(&self, root: &str, node: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (LABEL_ROOT.to_string(), root.to_string()),
+            (LABEL_NODE.to_string(), node.to_string()),
+            (LABEL_PROJECT.to_string(), self.project.clone()),
+            (LABEL_COMPONENT.to_string(), self.component.clone()),
+            (LABEL_REVISION.to_string(), self.revision.to_string()),
+            (LABEL_HASH.to_string(), self.hash.clone()),
+        ])
+    }
+
+    /// `berth-<project>-<component>-<hash>-<6 random hex>`.
+    pub fn container_name(&self) -> String {
+        let rand = uuid::Uuid::new_v4().simple().to_string();
+        format!(
+            "berth-{}-{}-{}-{}",
+            self.project,
+            self.component,
+            self.hash,
+            &rand[..6]
+        )
+    }
+}
+
+/// Label filters that select every container of this agent.
+pub fn node_filters(root: &str, node: &str) -> Vec<(String, String)> {
+    vec![
+        (LABEL_ROOT.to_string(), root.to_string()),
+        (LABEL_NODE.to_string(), node.to_string()),
+    ]
+}
+
+/// What the agent allows containers to do (`--allow-privileged`, `--allow-bind`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Permissions {
+    pub allow_privileged: bool,
+    /// Host path prefixes bindings may use.
+    pub allow_bind: Vec<String>,
+}
+
+/// Whether `path` lies at or below one of `prefixes`, comparing whole path
+/// components (`/data` allows `/data/x`, not `/database`); relative paths and
+/// `..` are never allowed.
+pub fn bind_allowed(path: &str, prefixes: &[String]) -> bool {
+    let p = Path::new(path);
+    if !p.is_absolute() || p.components().any(|c| matches!(c, PathPart::ParentDir)) {
+        return false;
+    }
+    prefixes.iter().any(|prefix| {
+        let pre = Path::new(prefix);
+        pre.is_absolute()
+            && !pre.components().any(|c| matches!(c, PathPart::ParentDir))
+            && p.starts_with(pre)
+    })
+}
+
+/// Refuses templates this agent does not allow; the message is the text of
+/// the `Forbidden` condition.
+pub fn admit(t: &Template, perms: &Permissions) -> Result<(), String> {
+    let mut refused = Vec::new();
+    if t.privileged && !perms.allow_privileged {
+        refused.push("privileged containers need `berth agent --allow-privileged`".to_string());
+    }
+    for b in &t.bindings {
+        if !bind_allowed(&b.host, &perms.allow_bind) {
+            refused.push(if perms.allow_bind.is_empty() {
+                format!("host path {} may not be bound: this agent allows no bindings (--allow-bind PREFIX)", b.host)
+            } else {
+                format!(
+                    "host path {} may not be bound: it is not under an allowed prefix ({})",
+                    b.host,
+                    perms.allow_bind.join(", ")
+                )
+            });
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused.join("; "))
+    }
+}
+
+/// The Docker config of a new container of `t`; `volumes_from` are the
+/// resolved container ids.
+pub fn container_config(
+    owner: &Owner,
+    root: &str,
+    node: &str,
+    t: &Template,
+    volumes_from: Vec<String>,
+) -> ContainerConfig {
+    let resources = t.resources.clone().unwrap_or_default();
+    ContainerConfig {
+        name: owner.container_name(),
+        image: t.image.clone(),
+        command: t.command.clone(),
+        env: t.env.clone(),
+        user: t.user.clone(),
+        ports: t.ports.iter().map(|p| p.container).collect(),
+        volumes_from,
+        binds: t
+            .bindings
+            .iter()
+            .map(|b| Bind {
+                host: b.host.clone(),
+                container: b.container.clone(),
+                read_only: b.read_only,
+            })
+            .collect(),
+        privileged: t.privileged,
+        memory: resources.memory.map(|m| m.0),
+        cpus: resources.cpus,
+        labels: owner.labels(root, node),
+    }
+}
+
+/// Why a container could not be started; each maps to a condition.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    ImagePull(String),
+    #[error("{0}")]
+    VolumesFrom(String),
+    #[error("{0}")]
+    Docker(#[from] crate::docker::Error),
+}
+
+impl StartError {
+    /// `(condition type, reason)` this error is reported as.
+    pub fn condition(&self) -> (&'static str, &'static str) {
+        match self {
+            StartError::Forbidden(_) => ("Forbidden", "Forbidden"),
+            StartError::ImagePull(_) => ("ImagePullFailed", "ImagePullFailed"),
+            StartError::VolumesFrom(_) => ("StartFailed", "VolumesFromMissing"),
+            StartError::Docker(_) => ("StartFailed", "StartFailed"),
+        }
+    }
+}
+
+/// Performs container operations for one agent.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    pub docker: Docker,
+    pub root: String,
+    pub node: String,
+    pub perms: Permissions,
+}
+
+impl Executor {
+    /// Pulls the image if needed, then creates and starts a container of `t`.
+    pub async fn start(
+        &self,
+        owner: &Owner,
+        t: &Template,
+        volumes_from: Vec<String>,
+    ) -> Result<Started, StartError> {
+        admit(t, &self.perms).map_err(StartError::Forbidden)?;
+        self.docker
+            .ensure_image(&t.image)
+            .await
+            .map_err(|e| match e {
+                crate::docker::Error::ImagePull { message, .. } => StartError::ImagePull(message),
+                e => StartError::Docker(e),
+            })?;
+        let config = container_config(owner, &self.root, &self.node, t, volumes_from);
+        let started = self.docker.create_and_start(&config).await?;
+        tracing::info!(container = %started.id, name = %config.name, component = %owner.key(), "started container");
+        Ok(started)
+    }
+
+    /// Starts an exited container again; returns its (new) published ports.
+    pub async fn restart(&self, id: &str) -> crate::docker::Result<BTreeMap<u16, u16>> {
+        let start = self.docker.bollard().start_container(id, None);
+        match tokio::time::timeout(crate::docker::CALL_TIMEOUT, start).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(crate::docker::Error::Other(e.to_string())),
+            Err(_) => {
+                return Err(crate::docker::Error::Timeout {
+                    what: format!("start container {id}"),
+                    after: crate::docker::CALL_TIMEOUT,
+                })
+            }
+        }
+        Ok(self.docker.inspect(id).await?.ports)
+    }
+
+    /// Stops gracefully (termination signals over the grace period, then
+    /// SIGKILL), then removes the container.
+    pub async fn stop_and_remove(
+        &self,
+        id: &str,
+        termination: &Termination,
+    ) -> crate::docker::Result<()> {
+        self.docker
+            .stop(id, &termination.signals(), termination.grace_period())
+            .await?;
+        self.docker.remove(id).await
+    }
+
+    /// SIGKILL, then remove.
+    pub async fn kill_and_remove(&self, id: &str) -> crate::docker::Result<()> {
+        self.docker.kill(id).await?;
+        self.docker.remove(id).await
+    }
+
+    pub async fn remove(&self, id: &str) -> crate::docker::Result<()> {
+        self.docker.remove(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::component::{Binding, PortSpec, Resources};
+    use crate::resource::quantity::ByteSize;
+
+    fn owner() -> Owner {
+        Owner {
+            project: "shop".into(),
+            component: "web".into(),
+            revision: 3,
+            hash: "abcdef0123".into(),
+        }
+    }
+
+    #[test]
+    fn labels_round_trip_and_foreign_containers_are_ignored() {
+        let o = owner();
+        let labels = o.labels("/berth", "n1");
+        assert_eq!(Owner::from_labels(&labels, "/berth", "n1"), Some(o.clone()));
+        assert_eq!(Owner::from_labels(&labels, "/other", "n1"), None);
+        assert_eq!(Owner::from_labels(&labels, "/berth", "n2"), None);
+        assert_eq!(Owner::from_labels(&BTreeMap::new(), "/berth", "n1"), None);
+        assert_eq!(o.key(), "shop/web");
+        let name = o.container_name();
+        assert!(name.starts_with("berth-shop-web-abcdef0123-"), "{name}");
+        assert_eq!(name.len(), "berth-shop-web-abcdef0123-".len() + 6);
+        assert_ne!(name, o.container_name());
+    }
+
+    #[test]
+    fn binds_only_under_allowed_prefixes() {
+        let allow = vec!["/srv/data".to_string(), "/tmp/".to_string()];
+        assert!(bind_allowed("/srv/data", &allow));
+        assert!(bind_allowed("/srv/data/x/y", &allow));
+        assert!(bind_allowed("/tmp/a", &allow));
+        assert!(!bind_allowed("/srv/database", &allow));
+        assert!(!bind_allowed("/srv/data/../../etc", &allow));
+        assert!(!bind_allowed("srv/data", &allow));
+        assert!(!bind_allowed("/etc", &allow));
+        assert!(!bind_allowed("/etc", &[]));
+        assert!(!bind_allowed("/etc", &["relative".to_string()]));
+    }
+
+    #[test]
+    fn admission() {
+        let mut t = Template {
+            image: "x".into(),
+            ..Default::default()
+        };
+        let none = Permissions::default();
+        assert_eq!(admit(&t, &none), Ok(()));
+        t.privileged = true;
+        let e = admit(&t, &none).unwrap_err();
+        assert!(e.contains("--allow-privileged"), "{e}");
+        assert_eq!(
+            admit(
+                &t,
+                &Permissions {
+                    allow_privileged: true,
+                    allow_bind: vec![]
+                }
+            ),
+            Ok(())
+        );
+        t.privileged = false;
+        t.bindings = vec![Binding {
+            host: "/etc".into(),
+            container: "/etc2".into(),
+            read_only: true,
+        }];
+        let e = admit(&t, &none).unwrap_err();
+        assert!(e.contains("allows no bindings"), "{e}");
+        let some = Permissions {
+            allow_privileged: false,
+            allow_bind: vec!["/srv".into()],
+        };
+        let e = admit(&t, &some).unwrap_err();
+        assert!(e.contains("/etc") && e.contains("/srv"), "{e}");
+        t.bindings[0].host = "/srv/x".into();
+        assert_eq!(admit(&t, &some), Ok(()));
+    }
+
+    #[test]
+    fn config_from_template() {
+        let t = Template {
+            image: "bench/web:1".into(),
+            command: vec!["httpd".into()],
+            env: BTreeMap::from([("A".into(), "b".into())]),
+            user: Some("1000".into()),
+            ports: vec![PortSpec {
+                name: None,
+                container: 8080,
+                external: Some(18080),
+            }],
+            bindings: vec![Binding {
+                host: "/srv/x".into(),
+                container: "/x".into(),
+                read_only: true,
+            }],
+            resources: Some(Resources {
+                memory: Some(ByteSize(64 << 20)),
+                cpus: Some(0.5),
+            }),
+            ..Default::default()
+        };
+        let c = container_config(&owner(), "/berth", "n1", &t, vec!["cid".into()]);
+        assert_eq!(c.image, "bench/web:1");
+        assert_eq!(c.ports, vec![8080]);
+        assert_eq!(c.volumes_from, vec!["cid".to_string()]);
+        assert_eq!(
+            c.binds,
+            vec![Bind {
+                host: "/srv/x".into(),
+                container: "/x".into(),
+                read_only: true
+            }]
+        );
+        assert_eq!(c.memory, Some(64 << 20));
+        assert_eq!(c.cpus, Some(0.5));
+        assert_eq!(c.user.as_deref(), Some("1000"));
+        assert_eq!(
+            c.labels.get(LABEL_HASH).map(String::as_str),
+            Some("abcdef0123")
+        );
+        assert_eq!(c.labels.get(LABEL_REVISION).map(String::as_str), Some("3"));
+        assert_eq!(c.labels.get(LABEL_NODE).map(String::as_str), Some("n1"));
+        assert_eq!(c.labels.get(LABEL_ROOT).map(String::as_str), Some("/berth"));
+    }
+}
