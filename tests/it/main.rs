@@ -3,3 +3,5 @@
 //! node names and labels, so tests can run in parallel on one Docker engine.
 
 mod support;
+mod docker;
+mod runtime;
