@@ -4,4 +4,3 @@
 
 mod support;
 mod docker;
-mod runtime;
