@@ -4,7 +4,9 @@
 //! - [`plan`]: the pure planner (no Docker, no etcd).
 //! - [`health`]: ready and health check tracking per container.
 //! - [`executor`]: container names, labels, admission, and Docker operations.
+//! - [`state`]: the in-memory picture of containers, conditions and events.
 
 pub mod executor;
 pub mod health;
 pub mod plan;
+pub mod state;

@@ -1,0 +1,572 @@
+//! The agent's in-memory picture of its containers and of each component's
+//! conditions and events.
+//!
+//! [`Containers`] is fed by the agent's own actions (start, restart, stop),
+//! by Docker events and by full resyncs (a list by label, then an inspect of
+//! each container). It remembers what Docker does not: consecutive crashes,
+//! restarts done by berth, and which containers the agent is stopping.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::executor::Owner;
+use super::plan::{self, ContainerView, RunState, StopHow};
+use crate::docker::ContainerDetails;
+use crate::resource::observed::Event;
+use crate::resource::Condition;
+
+/// Events kept per component.
+pub const MAX_EVENTS: usize = 10;
+
+/// One container of this agent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub owner: Owner,
+    pub created: SystemTime,
+    pub run: RunState,
+    /// Consecutive crashes (see [`plan::consecutive_crashes`]).
+    pub crashes: u32,
+    /// Restarts done by berth since the agent knows the container.
+    pub restarts: u32,
+    /// Last exit: code and reason (`OOMKilled`, `Error`, `Completed`).
+    pub last_exit: Option<(i64, String)>,
+    /// When the agent last saw it start (for the crash-count reset).
+    pub started: Option<Instant>,
+    /// RFC 3339 start time, as Docker reports it.
+    pub started_at: Option<String>,
+    pub stopping: Option<StopHow>,
+    /// Container port -> host port on 127.0.0.1.
+    pub ports: BTreeMap<u16, u16>,
+    /// When the agent first learnt of it.
+    pub known_since: Instant,
+}
+
+impl ContainerRecord {
+    pub fn key(&self) -> String {
+        self.owner.key()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.run == RunState::Running
+    }
+
+    /// The planner's view, with the check phase from the tracker.
+    pub fn view(&self, check: plan::CheckPhase) -> ContainerView {
+        ContainerView {
+            id: self.id.clone(),
+            revision: self.owner.revision,
+            hash: self.owner.hash.clone(),
+            created: self.created,
+            run: self.run.clone(),
+            check,
+            crashes: self.crashes,
+            stopping: self.stopping,
+        }
+    }
+}
+
+/// What an update changed, so the caller can trigger a reconcile and update
+/// check tracking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// First time seen (adopted).
+    New,
+    /// It was running and is not any more.
+    Exited,
+    /// It was not running and runs now.
+    Started,
+    /// Details changed (ports...), nothing the planner cares about.
+    Updated,
+    Unchanged,
+}
+
+fn run_state(d: &ContainerDetails, at: Instant) -> RunState {
+    if d.running {
+        RunState::Running
+    } else if d.state == "created" {
+        RunState::Created
+    } else {
+        RunState::Exited {
+            code: d.exit_code.unwrap_or(-1),
+            oom: d.oom_killed,
+            at,
+        }
+    }
+}
+
+fn created_time(d: &ContainerDetails, fallback_unix: i64) -> SystemTime {
+    // `inspect` has no creation time in ContainerDetails; the list's Unix
+    // seconds (or the start time) order containers well enough.
+    let secs = u64::try_from(fallback_unix).unwrap_or(0);
+    if secs > 0 {
+        return SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    }
+    d.started_at
+        .as_deref()
+        .and_then(crate::util::parse_rfc3339)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Every container of this agent, by id. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Containers {
+    inner: Arc<Mutex<HashMap<String, ContainerRecord>>>,
+}
+
+impl Containers {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, ContainerRecord>> {
+        // Each update is a single insert/assignment: a poisoned map is consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Option<ContainerRecord> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Containers of one component (`<project>/<component>`), oldest first.
+    pub fn of(&self, key: &str) -> Vec<ContainerRecord> {
+        let mut v: Vec<ContainerRecord> = self
+            .lock()
+            .values()
+            .filter(|r| r.key() == key)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        v
+    }
+
+    /// The component keys that have containers.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.lock().values().map(|r| r.key()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Counts of running containers and of all containers.
+    pub fn counts(&self) -> (usize, usize) {
+        let map = self.lock();
+        (map.values().filter(|r| r.is_running()).count(), map.len())
+    }
+
+    /// Records a container the agent just created and started.
+    pub fn started(
+        &self,
+        id: &str,
+        name: &str,
+        owner: Owner,
+        ports: BTreeMap<u16, u16>,
+        now: Instant,
+    ) {
+        let rec = ContainerRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            owner,
+            created: SystemTime::now(),
+            run: RunState::Running,
+            crashes: 0,
+            restarts: 0,
+            last_exit: None,
+            started: Some(now),
+            started_at: Some(crate::util::now_rfc3339()),
+            stopping: None,
+            ports,
+            known_since: now,
+        };
+        // Replaces what an event or resync may have recorded in between.
+        self.lock().insert(id.to_string(), rec);
+    }
+
+    /// Records a restart done by the agent.
+    pub fn restarted(&self, id: &str, ports: BTreeMap<u16, u16>, now: Instant) {
+        if let Some(r) = self.lock().get_mut(id) {
+            r.run = RunState::Running;
+            r.restarts += 1;
+            r.started = Some(now);
+            r.started_at = Some(crate::util::now_rfc3339());
+            r.ports = ports;
+        }
+    }
+
+    /// Marks a container as being stopped (its exit is then no crash).
+    pub fn stopping(&self, id: &str, how: StopHow) {
+        if let Some(r) = self.lock().get_mut(id) {
+            r.stopping = Some(how);
+        }
+    }
+
+    /// Forgets containers known before `listed_at` that are not in `present`
+    /// (removed while the events stream was down); returns them.
+    pub fn retain_listed(
+        &self,
+        present: &std::collections::HashSet<String>,
+        listed_at: Instant,
+    ) -> Vec<ContainerRecord> {
+        let mut map = self.lock();
+        let gone: Vec<String> = map
+            .values()
+            .filter(|r| !present.contains(&r.id) && r.known_since < listed_at)
+            .map(|r| r.id.clone())
+            .collect();
+        gone.iter().filter_map(|id| map.remove(id)).collect()
+    }
+
+    /// Forgets a removed container; returns its record.
+    pub fn remove(&self, id: &str) -> Option<ContainerRecord> {
+        self.lock().remove(id)
+    }
+
+    /// Merges what Docker reports about a container of this agent.
+    /// `created_unix` is the list's creation time (0 when unknown);
+    /// `asked_at` is when the inspect was sent: news older than the agent's
+    /// own last start of the container is ignored.
+    pub fn observe(
+        &self,
+        d: &ContainerDetails,
+        owner: Owner,
+        created_unix: i64,
+        asked_at: Instant,
+    ) -> Change {
+        let now = asked_at;
+        let mut map = self.lock();
+        let Some(r) = map.get_mut(&d.id) else {
+            let run = run_state(d, now);
+            let last_exit = match run {
+                RunState::Exited { code, oom, .. } => {
+                    Some((code, plan::exit_reason(code, oom).to_string()))
+                }
+                _ => None,
+            };
+            let rec = ContainerRecord {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                owner,
+                created: created_time(d, created_unix),
+                crashes: u32::from(last_exit.is_some()),
+                run,
+                restarts: 0,
+                last_exit,
+                started: d.running.then_some(now),
+                started_at: d.started_at.clone(),
+                stopping: None,
+                ports: d.ports.clone(),
+                known_since: now,
+            };
+            map.insert(d.id.clone(), rec);
+            return Change::New;
+        };
+        if !d.running && r.started.is_some_and(|s| s > asked_at) {
+            return Change::Unchanged;
+        }
+        let was_running = r.is_running();
+        let mut change = Change::Unchanged;
+        match (was_running, d.running) {
+            (true, false) => {
+                let run = run_state(d, now);
+                if let RunState::Exited { code, oom, .. } = run {
+                    r.last_exit = Some((code, plan::exit_reason(code, oom).to_string()));
+                    if r.stopping.is_none() {
+                        let ran_for = r
+                            .started
+                            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+                        r.crashes = plan::consecutive_crashes(r.crashes, ran_for);
+                    }
+                }
+                r.run = run;
+                change = Change::Exited;
+            }
+            (false, true) => {
+                r.run = RunState::Running;
+                r.started = Some(now);
+                change = Change::Started;
+            }
+            _ => {
+                // An OOM kill can be reported after the exit was seen.
+                if let RunState::Exited { oom, code, .. } = &mut r.run {
+                    if d.oom_killed && !*oom {
+                        *oom = true;
+                        r.last_exit = Some((*code, plan::exit_reason(*code, true).to_string()));
+                        change = Change::Updated;
+                    }
+                }
+            }
+        }
+        if d.running && r.ports != d.ports && !d.ports.is_empty() {
+            r.ports = d.ports.clone();
+            if change == Change::Unchanged {
+                change = Change::Updated;
+            }
+        }
+        if d.started_at.is_some() && r.started_at != d.started_at && d.running {
+            r.started_at = d.started_at.clone();
+        }
+        change
+    }
+}
+
+/// Conditions and recent events of each component, kept by the agent.
+#[derive(Clone, Default)]
+pub struct ComponentStates {
+    inner: Arc<Mutex<HashMap<String, ComponentState>>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ComponentState {
+    /// By condition type.
+    pub conditions: BTreeMap<String, Condition>,
+    pub events: VecDeque<Event>,
+}
+
+impl ComponentStates {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, ComponentState>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, key: &str) -> ComponentState {
+        self.lock().get(key).cloned().unwrap_or_default()
+    }
+
+    /// Sets a condition, keeping its transition time when its status is unchanged.
+    pub fn set_condition(&self, key: &str, type_: &str, ok: bool, reason: &str, message: &str) {
+        let mut map = self.lock();
+        let st = map.entry(key.to_string()).or_default();
+        let new = Condition::new(type_, ok, reason, message);
+        match st.conditions.get_mut(type_) {
+            Some(c) if c.status == new.status => {
+                c.reason = new.reason;
+                c.message = new.message;
+            }
+            _ => {
+                st.conditions.insert(type_.to_string(), new);
+            }
+        }
+    }
+
+    pub fn clear_condition(&self, key: &str, type_: &str) {
+        if let Some(st) = self.lock().get_mut(key) {
+            st.conditions.remove(type_);
+        }
+    }
+
+    pub fn has_condition(&self, key: &str, type_: &str) -> bool {
+        self.lock()
+            .get(key)
+            .is_some_and(|s| s.conditions.contains_key(type_))
+    }
+
+    /// Records an event (the last [`MAX_EVENTS`] are kept).
+    pub fn event(&self, key: &str, reason: &str, message: &str) {
+        tracing::info!(component = %key, reason, message, "event");
+        let mut map = self.lock();
+        let st = map.entry(key.to_string()).or_default();
+        st.events.push_back(Event {
+            time: crate::util::now_rfc3339(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+        });
+        while st.events.len() > MAX_EVENTS {
+            st.events.pop_front();
+        }
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> Owner {
+        Owner {
+            project: "p".into(),
+            component: "web".into(),
+            revision: 1,
+            hash: "h1".into(),
+        }
+    }
+
+    fn details(id: &str, running: bool, code: Option<i64>, oom: bool) -> ContainerDetails {
+        ContainerDetails {
+            id: id.into(),
+            name: format!("berth-p-web-h1-{id}"),
+            image: "img".into(),
+            labels: BTreeMap::new(),
+            running,
+            state: if running { "running" } else { "exited" }.into(),
+            exit_code: code,
+            oom_killed: oom,
+            error: None,
+            started_at: Some("2026-01-01T00:00:00Z".into()),
+            finished_at: None,
+            ports: if running {
+                BTreeMap::from([(8080, 40000)])
+            } else {
+                BTreeMap::new()
+            },
+            memory: None,
+            nano_cpus: None,
+            privileged: false,
+        }
+    }
+
+    #[test]
+    fn adoption_then_crash_then_restart() {
+        let c = Containers::default();
+        let t0 = Instant::now();
+        assert_eq!(
+            c.observe(&details("a", true, None, false), owner(), 100, t0),
+            Change::New
+        );
+        assert_eq!(
+            c.observe(&details("a", true, None, false), owner(), 100, t0),
+            Change::Unchanged
+        );
+        let r = c.get("a").unwrap_or_else(|| panic!("missing"));
+        assert_eq!(r.ports, BTreeMap::from([(8080, 40000)]));
+        assert_eq!(r.created, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
+        assert_eq!(c.keys(), vec!["p/web".to_string()]);
+        // Crash: counted, exit kept.
+        let t1 = t0 + Duration::from_secs(5);
+        assert_eq!(
+            c.observe(&details("a", false, Some(137), true), owner(), 100, t1),
+            Change::Exited
+        );
+        let r = c.get("a").unwrap_or_else(|| panic!("missing"));
+        assert_eq!(r.crashes, 1);
+        assert_eq!(r.last_exit, Some((137, "OOMKilled".into())));
+        assert_eq!(
+            r.run,
+            RunState::Exited {
+                code: 137,
+                oom: true,
+                at: t1
+            }
+        );
+        assert_eq!(
+            r.ports,
+            BTreeMap::from([(8080, 40000)]),
+            "ports of a stopped container are kept"
+        );
+        // Restart by the agent, then a second crash soon after.
+        c.restarted("a", BTreeMap::from([(8080, 40001)]), t1);
+        let r = c.get("a").unwrap_or_else(|| panic!("missing"));
+        assert_eq!((r.restarts, r.run.clone()), (1, RunState::Running));
+        c.observe(
+            &details("a", false, Some(1), false),
+            owner(),
+            100,
+            t1 + Duration::from_secs(1),
+        );
+        assert_eq!(c.get("a").map(|r| r.crashes), Some(2));
+        // After running 10 minutes a crash starts a fresh count.
+        c.restarted("a", BTreeMap::new(), t1);
+        c.observe(
+            &details("a", false, Some(1), false),
+            owner(),
+            100,
+            t1 + Duration::from_secs(700),
+        );
+        assert_eq!(c.get("a").map(|r| r.crashes), Some(1));
+    }
+
+    #[test]
+    fn stale_news_does_not_undo_a_start() {
+        let c = Containers::default();
+        let asked = Instant::now();
+        let t1 = asked + Duration::from_millis(10);
+        let mut created = details("a", false, None, false);
+        created.state = "created".into();
+        // Resync saw it just created; then the agent's start completes.
+        c.observe(&created, owner(), 0, asked);
+        c.started("a", "n", owner(), BTreeMap::new(), t1);
+        assert_eq!(c.get("a").map(|r| r.run), Some(RunState::Running));
+        // The same stale answer arriving late changes nothing.
+        assert_eq!(c.observe(&created, owner(), 0, asked), Change::Unchanged);
+        assert_eq!(c.get("a").map(|r| r.run), Some(RunState::Running));
+        // A resync list taken before the start does not forget it.
+        let gone = c.retain_listed(&Default::default(), asked);
+        assert!(gone.is_empty());
+        let gone = c.retain_listed(&Default::default(), t1 + Duration::from_millis(1));
+        assert_eq!(gone.len(), 1);
+    }
+
+    #[test]
+    fn exit_while_stopping_is_no_crash() {
+        let c = Containers::default();
+        let t0 = Instant::now();
+        c.started("a", "n", owner(), BTreeMap::new(), t0);
+        c.stopping("a", StopHow::Graceful);
+        assert_eq!(
+            c.observe(&details("a", false, Some(143), false), owner(), 0, t0),
+            Change::Exited
+        );
+        assert_eq!(c.get("a").map(|r| r.crashes), Some(0));
+        assert!(c.remove("a").is_some());
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn adopted_exited_container_counts_one_crash() {
+        let c = Containers::default();
+        c.observe(
+            &details("a", false, Some(2), false),
+            owner(),
+            0,
+            Instant::now(),
+        );
+        let r = c.get("a").unwrap_or_else(|| panic!("missing"));
+        assert_eq!(r.crashes, 1);
+        assert_eq!(r.last_exit, Some((2, "Error".into())));
+    }
+
+    #[test]
+    fn conditions_keep_transition_time_and_events_are_bounded() {
+        let s = ComponentStates::default();
+        s.set_condition(
+            "p/web",
+            "ImagePullFailed",
+            true,
+            "ImagePullFailed",
+            "no such image",
+        );
+        let t = s.get("p/web").conditions["ImagePullFailed"]
+            .last_transition_time
+            .clone();
+        s.set_condition(
+            "p/web",
+            "ImagePullFailed",
+            true,
+            "ImagePullFailed",
+            "still no image",
+        );
+        let st = s.get("p/web");
+        assert_eq!(st.conditions["ImagePullFailed"].last_transition_time, t);
+        assert_eq!(st.conditions["ImagePullFailed"].message, "still no image");
+        assert!(s.has_condition("p/web", "ImagePullFailed"));
+        s.clear_condition("p/web", "ImagePullFailed");
+        assert!(!s.has_condition("p/web", "ImagePullFailed"));
+        for i in 0..15 {
+            s.event("p/web", "Restarted", &format!("{i}"));
+        }
+        let st = s.get("p/web");
+        assert_eq!(st.events.len(), MAX_EVENTS);
+        assert_eq!(st.events.back().map(|e| e.message.as_str()), Some("14"));
+    }
+}
