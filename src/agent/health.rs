@@ -66,7 +66,11 @@ pub type OnFailure = Arc<dyn Fn(CheckKind) + Send + Sync>;
 
 struct Tracked {
     key: String,
+    /// Which checks run (the template hash they come from; "" for none).
+    tag: String,
     phase: CheckPhase,
+    /// RFC 3339 time it became ready.
+    ready_at: Option<String>,
     epoch: u64,
     task: Option<AbortHandle>,
 }
@@ -91,6 +95,10 @@ impl Inner {
             let mut map = self.lock();
             match map.get_mut(id) {
                 Some(t) if t.epoch == epoch => {
+                    t.ready_at = match phase {
+                        CheckPhase::Ready { .. } => Some(crate::util::now_rfc3339()),
+                        _ => None,
+                    };
                     t.phase = phase;
                     t.key.clone()
                 }
@@ -132,8 +140,16 @@ impl Tracker {
     }
 
     /// Starts (or restarts, after the container itself restarted) tracking a
-    /// running container: phase `Starting` from now.
-    pub fn track(&self, key: &str, target: ProbeTarget, ready: Vec<Check>, health: Vec<Check>) {
+    /// running container: phase `Starting` from now. `tag` names the checks
+    /// (the hash of the template they come from).
+    pub fn track(
+        &self,
+        key: &str,
+        target: ProbeTarget,
+        tag: &str,
+        ready: Vec<Check>,
+        health: Vec<Check>,
+    ) {
         let epoch = self
             .inner
             .epochs
@@ -151,7 +167,9 @@ impl Tracker {
                 id.clone(),
                 Tracked {
                     key: key.to_string(),
+                    tag: tag.to_string(),
                     phase: CheckPhase::Starting { since },
+                    ready_at: None,
                     epoch,
                     task: None,
                 },
@@ -166,10 +184,22 @@ impl Tracker {
         }
     }
 
-    /// Tracks the container unless it is tracked already.
-    pub fn ensure(&self, key: &str, target: ProbeTarget, ready: Vec<Check>, health: Vec<Check>) {
-        if !self.inner.lock().contains_key(&target.id) {
-            self.track(key, target, ready, health);
+    /// Tracks the container unless it is tracked already with the same `tag`.
+    pub fn ensure(
+        &self,
+        key: &str,
+        target: ProbeTarget,
+        tag: &str,
+        ready: Vec<Check>,
+        health: Vec<Check>,
+    ) {
+        let same = self
+            .inner
+            .lock()
+            .get(&target.id)
+            .is_some_and(|t| t.tag == tag);
+        if !same {
+            self.track(key, target, tag, ready, health);
         }
     }
 
@@ -180,6 +210,14 @@ impl Tracker {
     /// The container's phase; `None` when it is not tracked.
     pub fn phase(&self, id: &str) -> Option<CheckPhase> {
         self.inner.lock().get(id).map(|t| t.phase.clone())
+    }
+
+    /// The phase and, when ready, the RFC 3339 time it became ready.
+    pub fn status(&self, id: &str) -> Option<(CheckPhase, Option<String>)> {
+        self.inner
+            .lock()
+            .get(id)
+            .map(|t| (t.phase.clone(), t.ready_at.clone()))
     }
 
     /// Stops tracking (the container stopped, exited or is gone).
@@ -386,7 +424,7 @@ mod tests {
     #[tokio::test]
     async fn no_ready_checks_means_ready_at_once() {
         let (t, mut rx, _, _) = setup(0);
-        t.track("p/web", target("c1"), vec![], vec![]);
+        t.track("p/web", target("c1"), "h1", vec![], vec![]);
         assert_eq!(next(&mut rx).await, "p/web");
         assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
     }
@@ -395,7 +433,7 @@ mod tests {
     async fn first_probe_is_immediate_and_retries_are_fast() {
         let (t, mut rx, fake, failures) = setup(2);
         let start = Instant::now();
-        t.track("p/web", target("c1"), vec![http(1000, 3)], vec![]);
+        t.track("p/web", target("c1"), "h1", vec![http(1000, 3)], vec![]);
         assert!(matches!(t.phase("c1"), Some(CheckPhase::Starting { .. })));
         assert_eq!(next(&mut rx).await, "p/web");
         // Two failures: 25 ms + 50 ms of retries, not two whole intervals.
@@ -413,7 +451,7 @@ mod tests {
     async fn ready_retries_are_capped_at_the_interval() {
         let (t, mut rx, fake, _) = setup(6);
         let start = Instant::now();
-        t.track("p/web", target("c1"), vec![http(60, 3)], vec![]);
+        t.track("p/web", target("c1"), "h1", vec![http(60, 3)], vec![]);
         assert_eq!(next(&mut rx).await, "p/web");
         // 25 + 50 + 60 * 4 = 315 ms; uncapped doubling would take 1575 ms.
         let took = start.elapsed();
@@ -430,6 +468,7 @@ mod tests {
         t.track(
             "p/web",
             target("c1"),
+            "h1",
             vec![http(1000, 3)],
             vec![http(50, 3)],
         );
@@ -478,7 +517,7 @@ mod tests {
         check.timeout = Some(quantity::Duration::from_millis(50));
         check.interval = Some(quantity::Duration::from_millis(50));
         check.failure_threshold = Some(2);
-        t.track("p/web", target("c1"), vec![], vec![check]);
+        t.track("p/web", target("c1"), "h1", vec![], vec![check]);
         assert_eq!(next(&mut rx).await, "p/web"); // ready
         assert_eq!(next(&mut rx).await, "p/web"); // unhealthy
         match t.phase("c1") {
@@ -495,6 +534,7 @@ mod tests {
         t.track(
             "p/web",
             target("c1"),
+            "h1",
             vec![http(1000, 3)],
             vec![http(20, 1)],
         );
@@ -503,6 +543,7 @@ mod tests {
         t.track(
             "p/web",
             target("c1"),
+            "h1",
             vec![http(1000, 3)],
             vec![http(20, 1)],
         );
@@ -510,8 +551,25 @@ mod tests {
         assert_eq!(next(&mut rx).await, "p/web");
         assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
         // ensure() on a tracked container changes nothing.
-        t.ensure("p/web", target("c1"), vec![], vec![]);
+        t.ensure("p/web", target("c1"), "h1", vec![], vec![]);
         assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+        assert!(matches!(
+            t.status("c1"),
+            Some((CheckPhase::Ready { .. }, Some(_)))
+        ));
+        // ensure() with other checks re-tracks.
+        t.ensure(
+            "p/web",
+            target("c1"),
+            "h2",
+            vec![http(1000, 3)],
+            vec![http(20, 1)],
+        );
+        assert!(matches!(
+            t.status("c1"),
+            Some((CheckPhase::Starting { .. }, None))
+        ));
+        assert_eq!(next(&mut rx).await, "p/web");
         tokio::time::sleep(Duration::from_millis(50)).await;
         t.forget("c1");
         assert_eq!(t.phase("c1"), None);

@@ -23,9 +23,9 @@
 //!   first, then the newest.
 //! - An exited container of the assigned hash is restarted in place when its
 //!   restart policy allows it, after a crash backoff of [`crash_backoff`]:
-//!   1 s doubling up to 5 min. The count of consecutive crashes is reset when a
-//!   container had been running for [`CRASH_RESET_AFTER`] (10 min) before it
-//!   exited (see [`consecutive_crashes`]). A container that exited for good
+//!   at once after the first crash, then 1 s doubling up to 5 min. The
+//!   count of consecutive crashes is reset when a container had been running
+//!   for [`CRASH_RESET_AFTER`] (10 min) before it exited (see [`consecutive_crashes`]). A container that exited for good
 //!   (`Never`, or `OnFailure` after exit 0) keeps its slot and stays exited.
 //!
 //! `state: stopped` stops every container gracefully (termination signals,
@@ -134,9 +134,13 @@ pub struct Plan {
 }
 
 /// The delay before restarting a container after its `crashes`-th
-/// consecutive crash: 1 s, 2 s, 4 s ... capped at 5 min.
+/// consecutive crash: none after the first, then 1 s, 2 s, 4 s ... capped
+/// at 5 min.
 pub fn crash_backoff(crashes: u32) -> Duration {
-    let exp = crashes.saturating_sub(1).min(20);
+    if crashes <= 1 {
+        return Duration::ZERO;
+    }
+    let exp = (crashes - 2).min(20);
     CRASH_BACKOFF_BASE
         .saturating_mul(1 << exp)
         .min(CRASH_BACKOFF_CAP)
@@ -771,8 +775,15 @@ mod tests {
     fn crash_restarts_after_backoff() {
         let n = now();
         let a = || Some(assignment(H1, 1, State::Running));
-        // First crash: 1 s backoff, seen 0.5 s ago: wait.
-        let mut c = exited(ctr("a", H1, 1, n), n, 137, 0, 1);
+        // First crash: restarted at once, recorded.
+        check(
+            a(),
+            vec![exited(ctr("a", H1, 1, n), n, 137, 0, 1)],
+            n,
+            &[restart("a"), record("Restarted")],
+        );
+        // Second crash: 1 s backoff, seen 0.5 s ago: wait.
+        let mut c = exited(ctr("a", H1, 1, n), n, 137, 0, 2);
         c.run = RunState::Exited {
             code: 137,
             oom: false,
@@ -780,26 +791,27 @@ mod tests {
         };
         let p = check(a(), vec![c], n, &[]);
         assert_eq!(p.requeue_after, Some(Duration::from_millis(500)));
-        // Backoff elapsed: restart in place, recorded.
+        // Backoff elapsed: restart in place.
         check(
             a(),
-            vec![exited(ctr("a", H1, 1, n), n, 137, 1, 1)],
+            vec![exited(ctr("a", H1, 1, n), n, 137, 1, 2)],
             n,
             &[restart("a"), record("Restarted")],
         );
-        // Fourth crash: 8 s.
-        let p = check(a(), vec![exited(ctr("a", H1, 1, n), n, 1, 5, 4)], n, &[]);
+        // Fifth crash: 8 s.
+        let p = check(a(), vec![exited(ctr("a", H1, 1, n), n, 1, 5, 5)], n, &[]);
         assert_eq!(p.requeue_after, Some(Duration::from_secs(3)));
     }
 
     #[test]
     fn crash_backoff_doubles_to_a_cap_and_resets() {
-        assert_eq!(crash_backoff(0), Duration::from_secs(1));
-        assert_eq!(crash_backoff(1), Duration::from_secs(1));
-        assert_eq!(crash_backoff(2), Duration::from_secs(2));
-        assert_eq!(crash_backoff(5), Duration::from_secs(16));
-        assert_eq!(crash_backoff(9), Duration::from_secs(256));
-        assert_eq!(crash_backoff(10), CRASH_BACKOFF_CAP);
+        assert_eq!(crash_backoff(0), Duration::ZERO);
+        assert_eq!(crash_backoff(1), Duration::ZERO);
+        assert_eq!(crash_backoff(2), Duration::from_secs(1));
+        assert_eq!(crash_backoff(3), Duration::from_secs(2));
+        assert_eq!(crash_backoff(6), Duration::from_secs(16));
+        assert_eq!(crash_backoff(10), Duration::from_secs(256));
+        assert_eq!(crash_backoff(11), CRASH_BACKOFF_CAP);
         assert_eq!(crash_backoff(u32::MAX), CRASH_BACKOFF_CAP);
         assert_eq!(consecutive_crashes(3, Duration::from_secs(5)), 4);
         assert_eq!(consecutive_crashes(7, Duration::from_secs(601)), 1);
