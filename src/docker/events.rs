@@ -115,14 +115,30 @@ fn since_arg(nanos: i64) -> String {
     )
 }
 
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or_default()
-}
-
 impl Docker {
+    /// The engine's clock in Unix nanoseconds (from `/info`), or ours less a
+    /// second when it cannot be read.
+    pub async fn engine_now(&self) -> i64 {
+        let local = || {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            now.as_nanos() as i64 - 1_000_000_000
+        };
+        match self
+            .call("info", "", super::CALL_TIMEOUT, self.inner.info())
+            .await
+        {
+            Ok(info) => info
+                .system_time
+                .and_then(|t| humantime::parse_rfc3339_weak(&t).ok())
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or_else(local),
+            Err(_) => local(),
+        }
+    }
+
     /// Container events with all the given labels, from `since` (Unix
     /// nanoseconds; `None`: from now on). Lazy: the request is sent on the
     /// first poll, so start polling before acting. Ends when the engine
@@ -149,9 +165,10 @@ impl Docker {
 
     /// A stream that never ends: [`Docker::events`] re-opened after every
     /// end or error (pinging the engine with exponential backoff until it
-    /// answers), from the last event seen (or, for the first open, from
-    /// `since` or now). Emits [`EventItem::Resync`] after each open, the
-    /// first included; events seen before a re-open are not repeated.
+    /// answers), from the last event seen (or, before any, from `since`, Unix
+    /// nanoseconds, or the engine's now). Emits [`EventItem::Resync`] after
+    /// each open, the first included: list by label then, since events may
+    /// have been missed. Events seen before a re-open are not repeated.
     pub fn event_stream(
         &self,
         since: Option<i64>,
@@ -160,7 +177,7 @@ impl Docker {
         let state = Resilient {
             docker: self.clone(),
             labels: label_filters.to_vec(),
-            since: since.unwrap_or_else(now_nanos),
+            since,
             seen_at_since: HashSet::new(),
             inner: None,
             opened: Instant::now(),
@@ -177,8 +194,9 @@ impl Docker {
 struct Resilient {
     docker: Docker,
     labels: Vec<(String, String)>,
-    /// Time of the last event seen (ns): where a re-open starts.
-    since: i64,
+    /// Time of the last event seen (ns, the engine's clock): where a re-open
+    /// starts. Before any event: `since`, or the engine's clock at the open.
+    since: Option<i64>,
     /// (id, action) of the events seen at exactly `since`, to skip replays.
     seen_at_since: HashSet<(String, String)>,
     inner: Option<BoxStream<'static, Result<ContainerEvent>>>,
@@ -205,16 +223,17 @@ impl Resilient {
             };
             match inner.next().await {
                 Some(Ok(ev)) => {
-                    if ev.time_nano < self.since {
+                    let since = self.since.unwrap_or(i64::MIN);
+                    if ev.time_nano < since {
                         continue;
                     }
                     let key = (ev.id.clone(), ev.action.clone());
-                    if ev.time_nano == self.since {
+                    if ev.time_nano == since {
                         if !self.seen_at_since.insert(key) {
                             continue;
                         }
                     } else {
-                        self.since = ev.time_nano;
+                        self.since = Some(ev.time_nano);
                         self.seen_at_since.clear();
                         self.seen_at_since.insert(key);
                     }
@@ -257,7 +276,12 @@ impl Resilient {
                 }
             }
         }
-        self.inner = Some(self.docker.events(Some(self.since), &self.labels).boxed());
+        // The request goes out on the first poll, after the caller has had
+        // the Resync: a `since` makes the engine replay what happens between.
+        if self.since.is_none() {
+            self.since = Some(self.docker.engine_now().await);
+        }
+        self.inner = Some(self.docker.events(self.since, &self.labels).boxed());
         self.opened = Instant::now();
         self.events_since_open = 0;
     }
