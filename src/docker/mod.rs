@@ -31,9 +31,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use build::BusyboxImage;
-pub use container::{ContainerConfig, ContainerDetails, ContainerSummary, Started};
+pub use container::{Bind, ContainerConfig, ContainerDetails, ContainerSummary, Started};
 pub use error::{Error, Result};
 pub use events::{ContainerEvent, EventItem};
+pub use exec::ExecOutput;
 
 /// bollard's own request timeout. It bounds the wait for response headers of
 /// every request; berth's calls carry their own, tighter timeouts, and long

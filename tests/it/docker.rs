@@ -667,6 +667,55 @@ async fn inspect_shows_limits_labels_and_not_found() {
 }
 
 #[tokio::test]
+async fn user_binds_volumes_from_and_privileged() {
+    let (d, guard) = setup("mounts").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("hello.txt"), "from the host").expect("write");
+    let host = dir.path().to_string_lossy().into_owned();
+    let mut a = web(&guard, WEB1);
+    a.ports.clear();
+    a.user = Some("65534".into());
+    a.privileged = true;
+    a.binds = vec![berth::docker::Bind {
+        host,
+        container: "/data".into(),
+        read_only: true,
+    }];
+    let a = d.create_and_start(&a).await.expect("start a");
+    let sh = |s: &str| ["sh", "-c", s].map(String::from);
+    let t = Duration::from_secs(5);
+    let out = d
+        .exec_output(&a.id, &sh("id -u; cat /data/hello.txt"), t)
+        .await
+        .expect("exec");
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    assert!(
+        out.output.contains("65534") && out.output.contains("from the host"),
+        "{out:?}"
+    );
+    assert_ne!(
+        d.exec(&a.id, &sh("echo x > /data/new.txt"), t)
+            .await
+            .expect("exec"),
+        0,
+        "read-only bind"
+    );
+    assert!(d.inspect(&a.id).await.expect("inspect").privileged);
+
+    let mut b = web(&guard, WEB1);
+    b.ports.clear();
+    b.volumes_from = vec![a.id.clone()];
+    let b = d.create_and_start(&b).await.expect("start b");
+    assert_eq!(
+        d.exec(&b.id, &sh("grep -q host /data/hello.txt"), t)
+            .await
+            .expect("exec"),
+        0
+    );
+    assert!(!d.inspect(&b.id).await.expect("inspect").privileged);
+}
+
+#[tokio::test]
 async fn oom_kill_is_reported() {
     let (d, guard) = setup("oom").await;
     let mut c = web(&guard, WEB1);
