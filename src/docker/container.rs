@@ -237,6 +237,20 @@ impl Docker {
         })
     }
 
+    /// Starts an existing (stopped) container again and returns its published
+    /// ports, which may differ from the last run's (ephemeral ports are
+    /// allocated anew). Starting a running container is `Ok`.
+    pub async fn start(&self, id: &str) -> Result<BTreeMap<u16, u16>> {
+        self.call(
+            "start container",
+            id,
+            CALL_TIMEOUT,
+            self.inner.start_container(id, None),
+        )
+        .await?;
+        Ok(self.inspect(id).await?.ports)
+    }
+
     /// Containers (running or not) carrying all the given labels.
     pub async fn list(&self, label_filters: &[(String, String)]) -> Result<Vec<ContainerSummary>> {
         let labels: Vec<String> = label_filters

@@ -341,6 +341,20 @@ async fn stop_sends_signals_then_kills_after_grace() {
     );
     assert_eq!(d.inspect(&s.id).await.expect("inspect").exit_code, Some(7));
 
+    // A stopped container starts again, with its ports published anew.
+    let ports = d.start(&s.id).await.expect("start again");
+    assert!(ports.contains_key(&WEB_PORT), "{ports:?}");
+    let again = ProbeTarget {
+        container_id: s.id.clone(),
+        ports,
+    };
+    d.start(&s.id).await.expect("start a running container");
+    tokio::time::sleep(Duration::from_millis(200)).await; // the trap again
+    d.stop(&s.id, &[sig("SIGINT")], Duration::from_secs(10))
+        .await
+        .expect("stop");
+    assert!(!checks::probe(&d, &again, &exec_check(&["true"])).await.ok);
+
     // Stopping, killing, removing what is stopped or gone is fine.
     d.stop(&s.id, &[Signal::TERM], Duration::from_secs(10))
         .await
