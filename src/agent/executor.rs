@@ -141,6 +141,25 @@ pub fn admit(t: &Template, perms: &Permissions) -> Result<(), String> {
     }
 }
 
+/// Container ports to publish: the spec's, plus those the http and tcp
+/// checks probe (probes go through the published loopback ports).
+pub fn published_ports(t: &Template) -> Vec<u16> {
+    let mut ports: Vec<u16> = t.ports.iter().map(|p| p.container).collect();
+    for c in t.ready_checks.iter().chain(&t.health_checks) {
+        if let Some(p) = c
+            .http
+            .as_ref()
+            .map(|h| h.port)
+            .or(c.tcp.as_ref().map(|t| t.port))
+        {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+    }
+    ports
+}
+
 /// The Docker config of a new container of `t`; `volumes_from` are the
 /// resolved container ids.
 pub fn container_config(
@@ -157,7 +176,7 @@ pub fn container_config(
         command: t.command.clone(),
         env: t.env.clone(),
         user: t.user.clone(),
-        ports: t.ports.iter().map(|p| p.container).collect(),
+        ports: published_ports(t),
         volumes_from,
         binds: t
             .bindings
@@ -216,7 +235,7 @@ impl Executor {
         owner: &Owner,
         t: &Template,
         volumes_from: Vec<String>,
-    ) -> Result<Started, StartError> {
+    ) -> Result<(Started, String), StartError> {
         admit(t, &self.perms).map_err(StartError::Forbidden)?;
         self.docker
             .ensure_image(&t.image)
@@ -228,7 +247,7 @@ impl Executor {
         let config = container_config(owner, &self.root, &self.node, t, volumes_from);
         let started = self.docker.create_and_start(&config).await?;
         tracing::info!(container = %started.id, name = %config.name, component = %owner.key(), "started container");
-        Ok(started)
+        Ok((started, config.name))
     }
 
     /// Starts an exited container again; returns its (new) published ports.
@@ -274,7 +293,7 @@ impl Executor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::component::{Binding, PortSpec, Resources};
+    use crate::resource::component::{Binding, Check, HttpProbe, PortSpec, Resources, TcpProbe};
     use crate::resource::quantity::ByteSize;
 
     fn owner() -> Owner {
@@ -380,6 +399,19 @@ mod tests {
         let c = container_config(&owner(), "/berth", "n1", &t, vec!["cid".into()]);
         assert_eq!(c.image, "bench/web:1");
         assert_eq!(c.ports, vec![8080]);
+        let mut t = t;
+        t.ready_checks = vec![Check {
+            http: Some(HttpProbe {
+                port: 9090,
+                path: "/".into(),
+            }),
+            ..Default::default()
+        }];
+        t.health_checks = vec![Check {
+            tcp: Some(TcpProbe { port: 8080 }),
+            ..Default::default()
+        }];
+        assert_eq!(published_ports(&t), vec![8080, 9090]);
         assert_eq!(c.volumes_from, vec!["cid".to_string()]);
         assert_eq!(
             c.binds,

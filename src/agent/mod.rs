@@ -4,11 +4,374 @@
 //! - [`plan`]: the pure planner (no Docker, no etcd).
 //! - [`health`]: ready and health check tracking per container.
 //! - [`executor`]: container names, labels, admission, and Docker operations.
-//! - [`metrics`]: the Prometheus metrics of `/metrics`.
 //! - [`state`]: the in-memory picture of containers, conditions and events.
+//! - [`reconcile`]: one component's reconcile: plan, execute, publish.
+//! - [`sync`]: Docker events and resyncs by label (adoption at start).
+//! - [`register`]: the lease and the `Node` document.
+//! - [`report`]: writing `observed/` documents in the background.
+//! - [`local_assign`]: writing this node's assignments from the specs until a
+//!   coordinator exists.
+//! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! Static stability: nothing on the container path waits for etcd. With etcd
+//! down, the assignments cache keeps its last state, containers keep running
+//! and being checked, replaced and restarted; observed state waits in the
+//! reporter; the lease is re-created when etcd answers again.
 
 pub mod executor;
 pub mod health;
+pub mod http;
+pub mod local_assign;
 pub mod metrics;
 pub mod plan;
+pub mod reconcile;
+pub mod register;
+pub mod report;
 pub mod state;
+pub mod sync;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::docker::Docker;
+use crate::resource::component::Check;
+use crate::resource::Assignment;
+use crate::runtime::{self, Action, Controller, ControllerConfig, WatcherConfig};
+use crate::store::Keys;
+use executor::{Executor, Permissions};
+use health::{ProbeTarget, Prober, Tracker};
+use metrics::Metrics;
+use reconcile::Ctx;
+
+/// How an agent runs. Plain data: the CLI fills it from flags.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Node name (`--node`, default: the hostname).
+    pub node: String,
+    /// Node labels (`--labels k=v,...`), used by `nodeSelector`.
+    pub labels: BTreeMap<String, String>,
+    /// How other nodes reach this one (`--address`).
+    pub address: String,
+    /// etcd key root (`--root`, default `/berth`).
+    pub root: String,
+    /// Docker engine address; `None`: `DOCKER_HOST` or the local socket.
+    pub docker_host: Option<String>,
+    /// TTL of the agent's etcd lease (default 10 s).
+    pub lease_ttl: Duration,
+    /// Address of the HTTP endpoints (`--http`), e.g. `127.0.0.1:9100`.
+    pub http_addr: Option<String>,
+    pub allow_privileged: bool,
+    /// Host path prefixes bindings may use (`--allow-bind`, repeatable).
+    pub allow_bind: Vec<String>,
+    /// Stop this node's containers on shutdown (default: leave them running).
+    pub stop_containers_on_exit: bool,
+    /// Period of the full resync of containers (default 60 s).
+    pub resync_interval: Duration,
+    /// Write this node's assignments from the specs (no coordinator yet).
+    pub local_assign: bool,
+    /// Most component reconciles at once.
+    pub concurrency: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            node: default_node_name(),
+            labels: BTreeMap::new(),
+            address: String::new(),
+            root: crate::store::DEFAULT_ROOT.to_string(),
+            docker_host: None,
+            lease_ttl: Duration::from_secs(10),
+            http_addr: None,
+            allow_privileged: false,
+            allow_bind: Vec::new(),
+            stop_containers_on_exit: false,
+            resync_interval: Duration::from_secs(60),
+            local_assign: true,
+            concurrency: 16,
+        }
+    }
+}
+
+/// The hostname (`/etc/hostname`, `HOSTNAME`), or `node`.
+pub fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Docker(#[from] crate::docker::Error),
+    #[error("cannot serve HTTP on {addr}: {source}")]
+    Http {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid agent configuration: {0}")]
+    Config(String),
+}
+
+/// Probes through [`crate::checks::probe`].
+struct DockerProber(Docker);
+
+impl Prober for DockerProber {
+    fn probe<'a>(
+        &'a self,
+        target: &'a ProbeTarget,
+        check: &'a Check,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let t = crate::checks::ProbeTarget {
+                container_id: target.id.clone(),
+                ports: target.ports.clone(),
+            };
+            let r = crate::checks::probe(&self.0, &t, check).await;
+            if r.ok {
+                Ok(())
+            } else {
+                Err(r.message)
+            }
+        })
+    }
+}
+
+/// Runs the agent until `shutdown` completes. See the module docs.
+///
+/// Fails at once when the Docker engine does not answer or the HTTP address
+/// cannot be bound; etcd being unreachable is not an error (the agent keeps
+/// retrying with backoff).
+pub async fn run(
+    cfg: AgentConfig,
+    etcd: etcd_client::Client,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    if cfg.node.is_empty() || cfg.node.contains('/') {
+        return Err(AgentError::Config(format!(
+            "invalid node name {:?}",
+            cfg.node
+        )));
+    }
+    let docker = Docker::connect(cfg.docker_host.as_deref()).await?;
+    let keys = Keys::new(&cfg.root);
+    let root = keys.root().to_string();
+    let token = CancellationToken::new();
+    let listener = match &cfg.http_addr {
+        Some(addr) => Some(http::bind(addr).await.map_err(|source| AgentError::Http {
+            addr: addr.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    {
+        let token = token.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            token.cancel();
+        });
+    }
+    tracing::info!(node = %cfg.node, root = %root, docker = %docker.host(), api = %docker.api_version(), "agent starting");
+    let metrics = Metrics::new();
+
+    // Registration and the lease.
+    let (lease_tx, lease_rx) = watch::channel(None);
+    let registration = register::Registration {
+        client: etcd.clone(),
+        keys: keys.clone(),
+        node: cfg.node.clone(),
+        address: cfg.address.clone(),
+        labels: cfg.labels.clone(),
+        ttl: cfg.lease_ttl,
+        docker: docker.clone(),
+        metrics: metrics.clone(),
+    };
+    let registration_task = tokio::spawn(registration.run(lease_tx, token.clone()));
+    let (reporter, reporter_task) =
+        report::Reporter::spawn(etcd.clone(), lease_rx, metrics.clone(), token.clone());
+
+    // What this node must run.
+    let (assignments, assignments_writer) =
+        runtime::store(|kv| serde_json::from_slice::<Assignment>(&kv.value).ok());
+    let assignment_events = runtime::watcher(
+        etcd.clone(),
+        keys.assignments_prefix(&cfg.node),
+        WatcherConfig::default(),
+    );
+    let assignment_triggers =
+        runtime::trigger_keys(runtime::reflector(assignments_writer, assignment_events));
+
+    let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<String>();
+    let on_failure: health::OnFailure = {
+        let m = metrics.clone();
+        Arc::new(move |kind| m.check_failed(kind))
+    };
+    let tracker = Tracker::new(
+        Arc::new(DockerProber(docker.clone())),
+        trigger_tx.clone(),
+        Some(on_failure),
+    );
+    let ctx = Arc::new(Ctx {
+        node: cfg.node.clone(),
+        keys: keys.clone(),
+        assignments: assignments.clone(),
+        containers: state::Containers::default(),
+        states: state::ComponentStates::default(),
+        tracker: tracker.clone(),
+        exec: Executor {
+            docker: docker.clone(),
+            root: root.clone(),
+            node: cfg.node.clone(),
+            perms: Permissions {
+                allow_privileged: cfg.allow_privileged,
+                allow_bind: cfg.allow_bind.clone(),
+            },
+        },
+        reporter,
+        metrics: metrics.clone(),
+        trigger: trigger_tx.clone(),
+        templates: Mutex::new(HashMap::new()),
+    });
+
+    // Docker: adoption, events, resyncs. Nothing is reconciled before the
+    // first resync (the adoption gate) and the first list of assignments.
+    let (adopted_tx, mut adopted_rx) = watch::channel(false);
+    let (gate, mut gate_writer) = runtime::store::<(), _>(|_| None);
+    let sync_task = tokio::spawn(sync::run(
+        ctx.clone(),
+        root.clone(),
+        cfg.resync_interval,
+        adopted_tx,
+        token.clone(),
+    ));
+    let (ready_tx, ready_rx) = watch::channel(false);
+    {
+        let assignments = assignments.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let adopted = async {
+                while !*adopted_rx.borrow_and_update() {
+                    if adopted_rx.changed().await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            };
+            tokio::select! {
+                _ = token.cancelled() => {}
+                ok = adopted => if ok {
+                    gate_writer.apply_watcher_event(&runtime::Event::Init);
+                    gate_writer.apply_watcher_event(&runtime::Event::InitDone);
+                    tracing::info!("containers adopted");
+                    if assignments.wait_until_ready().await.is_ok() {
+                        let _ = ready_tx.send(true);
+                    }
+                }
+            }
+        });
+    }
+
+    let http_task = listener.map(|l| {
+        tokio::spawn(http::serve(
+            l,
+            http::router(metrics.clone(), ready_rx),
+            token.clone(),
+        ))
+    });
+    let assign_task = cfg.local_assign.then(|| {
+        tokio::spawn(local_assign::run(
+            etcd.clone(),
+            keys.clone(),
+            cfg.node.clone(),
+            cfg.labels.clone(),
+            assignments.clone(),
+            token.clone(),
+        ))
+    });
+
+    let controller = Controller::new(assignments, assignment_triggers)
+        .with_trigger(tokio_stream::wrappers::UnboundedReceiverStream::new(
+            trigger_rx,
+        ))
+        .wait_for(gate)
+        .with_resync(cfg.resync_interval)
+        .with_config(ControllerConfig {
+            concurrency: cfg.concurrency,
+            ..Default::default()
+        })
+        .graceful_shutdown_on(token.clone().cancelled_owned())
+        .run(
+            reconcile::reconcile,
+            |_, _, _| Action::backoff(),
+            ctx.clone(),
+        );
+    controller
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "reconcile failed; retrying with backoff");
+            }
+        })
+        .await;
+
+    // Shutdown.
+    token.cancel();
+    tracing::info!("agent stopping");
+    if cfg.stop_containers_on_exit {
+        stop_all(&ctx).await;
+    }
+    tracker.shutdown();
+    let _ = sync_task.await;
+    if let Some(t) = assign_task {
+        let _ = t.await;
+    }
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    let _ = tokio::time::timeout(register::ETCD_TIMEOUT, registration_task).await;
+    let _ = reporter_task.await;
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// Stops and removes every container of this agent (`--stop-containers-on-exit`).
+async fn stop_all(ctx: &Arc<Ctx>) {
+    let all: Vec<_> = ctx
+        .containers
+        .ids()
+        .into_iter()
+        .filter_map(|id| ctx.containers.get(&id))
+        .collect();
+    tracing::info!(containers = all.len(), "stopping containers before exit");
+    let stops = all.into_iter().map(|r| {
+        let ctx = ctx.clone();
+        async move {
+            let termination = match ctx
+                .assignments
+                .get(&ctx.key_of(&r.owner.project, &r.owner.component))
+            {
+                Some(a) => a.template.termination.clone().unwrap_or_default(),
+                None => Default::default(),
+            };
+            let res = if r.is_running() {
+                ctx.exec.stop_and_remove(&r.id, &termination).await
+            } else {
+                ctx.exec.remove(&r.id).await
+            };
+            if let Err(e) = res {
+                tracing::warn!(container = %r.name, error = %e, "stopping on exit failed");
+            }
+        }
+    });
+    futures::future::join_all(stops).await;
+}

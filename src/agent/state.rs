@@ -226,6 +226,11 @@ impl Containers {
         gone.iter().filter_map(|id| map.remove(id)).collect()
     }
 
+    /// Puts back a record taken out with [`Containers::remove`].
+    pub fn reinsert(&self, r: ContainerRecord) {
+        self.lock().insert(r.id.clone(), r);
+    }
+
     /// Forgets a removed container; returns its record.
     pub fn remove(&self, id: &str) -> Option<ContainerRecord> {
         self.lock().remove(id)

@@ -1,0 +1,163 @@
+//! Keeping [`Containers`] in step with the Docker engine: the container
+//! events stream (only this agent's containers, by label) and full resyncs
+//! (list by label, inspect each) after every (re)open of the stream and
+//! periodically.
+//!
+//! The first resync is the adoption of the containers a previous run of the
+//! agent left: nothing is reconciled before it completes (`adopted`), so a
+//! healthy container is never started twice.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::executor::{node_filters, Owner};
+use super::reconcile::Ctx;
+use super::state::Change;
+use crate::docker::{ContainerEvent, EventItem};
+
+/// Inspects running at once during a resync.
+const RESYNC_PARALLELISM: usize = 8;
+
+/// Runs until `shutdown`; `adopted` turns true after the first full resync.
+pub async fn run(
+    ctx: Arc<Ctx>,
+    root: String,
+    resync_every: Duration,
+    adopted: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let filters = node_filters(&root, &ctx.node);
+    let mut events = std::pin::pin!(ctx.exec.docker.event_stream(None, &filters));
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + resync_every, resync_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            item = events.next() => match item {
+                Some(EventItem::Resync) => {
+                    if let Err(e) = resync(&ctx, &root).await {
+                        tracing::warn!(error = %e, "resync failed; retrying at the next tick");
+                        continue;
+                    }
+                    let _ = adopted.send(true);
+                }
+                Some(EventItem::Event(ev)) => handle(&ctx, &root, ev).await,
+                None => return,
+            },
+            _ = tick.tick() => {
+                if let Err(e) = resync(&ctx, &root).await {
+                    tracing::warn!(error = %e, "periodic resync failed");
+                } else {
+                    let _ = adopted.send(true);
+                }
+            }
+        }
+    }
+}
+
+/// Acts on one event of this agent's containers.
+async fn handle(ctx: &Arc<Ctx>, root: &str, ev: ContainerEvent) {
+    ctx.metrics.docker_events.inc();
+    let Some(owner) = Owner::from_labels(&ev.labels, root, &ctx.node) else {
+        return;
+    };
+    let key = ctx.key_of(&owner.project, &owner.component);
+    match ev.action.as_str() {
+        "destroy" => {
+            ctx.tracker.forget(&ev.id);
+            if ctx.containers.remove(&ev.id).is_some() {
+                let _ = ctx.trigger.send(key);
+            }
+        }
+        // Creation is the agent's own doing (or someone else's, seen at the
+        // start that follows); kills are followed by `die`.
+        "die" | "oom" | "start" | "restart" | "stop" | "unpause" | "pause" => {
+            let asked = tokio::time::Instant::now().into_std();
+            match ctx.exec.docker.inspect(&ev.id).await {
+                Ok(d) => {
+                    let change = ctx.containers.observe(&d, owner, ev.time, asked);
+                    if change == Change::Exited {
+                        ctx.tracker.forget(&ev.id);
+                        tracing::info!(container = %d.name, code = ?d.exit_code, oom = d.oom_killed, "container exited");
+                    }
+                    if change != Change::Unchanged {
+                        let _ = ctx.trigger.send(key);
+                    }
+                }
+                Err(e) if e.is_not_found() => {
+                    ctx.tracker.forget(&ev.id);
+                    if ctx.containers.remove(&ev.id).is_some() {
+                        let _ = ctx.trigger.send(key);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(container = %ev.id, error = %e, "inspecting after an event failed")
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Lists this agent's containers and merges each; forgets the ones gone;
+/// triggers every component with containers.
+pub async fn resync(ctx: &Arc<Ctx>, root: &str) -> Result<(), crate::docker::Error> {
+    ctx.metrics.resyncs.inc();
+    let listed_at = tokio::time::Instant::now().into_std();
+    let list = ctx.exec.docker.list(&node_filters(root, &ctx.node)).await?;
+    let present: HashSet<String> = list.iter().map(|c| c.id.clone()).collect();
+    let inspections = futures::stream::iter(list.into_iter().filter_map(|c| {
+        let owner = Owner::from_labels(&c.labels, root, &ctx.node)?;
+        Some(async move {
+            let asked = tokio::time::Instant::now().into_std();
+            (
+                ctx.exec.docker.inspect(&c.id).await,
+                owner,
+                c.created,
+                asked,
+            )
+        })
+    }))
+    .buffer_unordered(RESYNC_PARALLELISM)
+    .collect::<Vec<_>>()
+    .await;
+    for (r, owner, created, asked) in inspections {
+        match r {
+            Ok(d) => {
+                if ctx.containers.observe(&d, owner, created, asked) == Change::Exited {
+                    ctx.tracker.forget(&d.id);
+                }
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for gone in ctx.containers.retain_listed(&present, listed_at) {
+        ctx.tracker.forget(&gone.id);
+        let _ = ctx
+            .trigger
+            .send(ctx.key_of(&gone.owner.project, &gone.owner.component));
+    }
+    // Forget checks of containers no longer known.
+    let known: HashSet<String> = ctx.containers.ids().into_iter().collect();
+    for id in ctx.tracker.tracked() {
+        if !known.contains(&id) {
+            ctx.tracker.forget(&id);
+        }
+    }
+    let (running, all) = ctx.containers.counts();
+    ctx.metrics.containers.set(all as i64);
+    ctx.metrics.containers_running.set(running as i64);
+    for key in ctx.containers.keys() {
+        if let Some((p, c)) = key.split_once('/') {
+            let _ = ctx.trigger.send(ctx.key_of(p, c));
+        }
+    }
+    Ok(())
+}
