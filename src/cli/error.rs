@@ -5,7 +5,7 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
-    Manifest(String),
+    Manifest(#[from] crate::manifest::ManifestError),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]

@@ -22,17 +22,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-/// Reads and validates manifests (files, directories, `-`).
-pub(crate) fn load_manifests(inputs: &[String]) -> Result<Vec<Loaded>, CliError> {
-    let _ = inputs;
-    Err(CliError::Manifest(
-        "manifest loading is not built yet".into(),
-    ))
-}
-
-/// One object read from a manifest.
-pub(crate) struct Loaded {
-    pub object: crate::resource::Object,
+/// Reads and validates manifests (files, directories, `-`) with the default limits.
+pub(crate) fn load_manifests(inputs: &[String]) -> Result<Vec<crate::manifest::Loaded>, CliError> {
+    Ok(crate::manifest::load(inputs, &crate::manifest::Limits::default())?)
 }
 
 /// Entry point of the `berth` binary.

@@ -4,3 +4,6 @@
 
 mod support;
 mod docker;
+mod runtime;
+mod cli;
+mod security;
