@@ -37,11 +37,19 @@ pub fn berth(endpoint: &str, root: &str, args: &[&str], stdin: Option<&str>) -> 
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn berth");
-    if let Some(input) = stdin {
+    // Feed stdin from a thread: berth may stop reading early (an input over
+    // its size limit), which shows up here as a broken pipe, not a failure.
+    let writer = stdin.map(|input| {
         let mut s = child.stdin.take().expect("stdin");
-        s.write_all(input.as_bytes()).expect("write stdin");
-    }
+        let input = input.to_string();
+        std::thread::spawn(move || {
+            let _ = s.write_all(input.as_bytes());
+        })
+    });
     let out = child.wait_with_output().expect("wait berth");
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into(),
