@@ -12,6 +12,8 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Agent(String),
 }
 
 impl CliError {

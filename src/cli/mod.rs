@@ -5,6 +5,7 @@
 //! error on stderr (`error: ...`), exit 0 on success and non-zero otherwise
 //! (`diff`: 1 means "differences found").
 
+mod agent;
 mod apply;
 mod args;
 mod delete;
@@ -14,6 +15,7 @@ mod error;
 mod get;
 mod output;
 mod rollout;
+mod up;
 
 pub use args::{Cli, Command, EtcdArgs};
 pub use error::CliError;
@@ -52,6 +54,8 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let etcd = cli.etcd;
     match cli.command {
+        Command::Agent(a) => agent::run(&etcd, *a).await,
+        Command::Up(a) => up::run(&etcd, *a).await,
         Command::Apply(a) => apply::run(&etcd, a).await,
         Command::Get(a) => get::run(&etcd, a).await,
         Command::Describe(a) => describe::run(&etcd, a).await,

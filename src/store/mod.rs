@@ -117,9 +117,10 @@ impl Store {
         if cfg.endpoints.is_empty() || cfg.endpoints.iter().any(|e| e.trim().is_empty()) {
             return Err(StoreError::Config("no etcd endpoint given (--etcd)".into()));
         }
+        // No per-request timeout on the client: it would also end long-lived
+        // watch streams. Unary requests are bounded in `Store::call` instead.
         let mut opts = ConnectOptions::new()
             .with_connect_timeout(cfg.timeout)
-            .with_timeout(cfg.timeout)
             .with_keep_alive(Duration::from_secs(10), cfg.timeout);
         if let Some(user) = &cfg.user {
             let password = cfg

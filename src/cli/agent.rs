@@ -1,0 +1,123 @@
+//! `berth agent`: the per-node daemon.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::args::EtcdArgs;
+use super::CliError;
+use crate::agent::{self, AgentConfig};
+use crate::store::Store;
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// This node's name (default: the hostname).
+    #[arg(long, env = "BERTH_NODE")]
+    pub node: Option<String>,
+    /// Node labels for nodeSelector, e.g. zone=a,disk=ssd.
+    #[arg(long, env = "BERTH_LABELS", value_delimiter = ',', value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// How other nodes reach this one (shown in `get nodes -o wide`).
+    #[arg(long, env = "BERTH_ADDRESS", default_value = "")]
+    pub address: String,
+    /// Docker engine address (default: DOCKER_HOST or the local socket).
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// TTL of the node's etcd lease: a dead agent's node goes away after this.
+    #[arg(long, env = "BERTH_LEASE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+    /// Serve /healthz, /readyz and Prometheus /metrics on this address (e.g. 127.0.0.1:9180).
+    #[arg(long = "http", env = "BERTH_HTTP")]
+    pub http: Option<String>,
+    /// Allow components with `privileged: true`.
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// Allow bindings of host paths under this prefix (repeatable).
+    #[arg(long = "allow-bind", value_name = "PREFIX")]
+    pub allow_bind: Vec<String>,
+    /// Stop this node's containers when the agent exits (default: leave them running).
+    #[arg(long)]
+    pub stop_containers_on_exit: bool,
+    /// Full resync with Docker this often, besides the events stream.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse::<crate::resource::quantity::Duration>().map(|d| d.std())
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.trim().into(), v.trim().into())),
+        _ => Err(format!("invalid label {s:?}: expected key=value")),
+    }
+}
+
+impl AgentArgs {
+    pub fn config(&self, etcd: &EtcdArgs) -> AgentConfig {
+        let defaults = AgentConfig::default();
+        AgentConfig {
+            node: self.node.clone().unwrap_or(defaults.node),
+            labels: self.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+            address: self.address.clone(),
+            root: etcd.root.clone(),
+            docker_host: self.docker_host.clone(),
+            lease_ttl: self.lease_ttl,
+            http_addr: self.http.clone(),
+            allow_privileged: self.allow_privileged,
+            allow_bind: self.allow_bind.clone(),
+            stop_containers_on_exit: self.stop_containers_on_exit,
+            resync_interval: self.resync_interval,
+            ..defaults
+        }
+    }
+}
+
+/// Sets up `tracing` output: human text or one JSON object per line.
+/// `RUST_LOG` overrides the default level (`info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+pub async fn run(etcd: &EtcdArgs, args: AgentArgs) -> Result<ExitCode, CliError> {
+    init_logging(args.log_format);
+    let store = Store::connect(&etcd.store_config()).await?;
+    agent::run(args.config(etcd), store.client(), shutdown_signal())
+        .await
+        .map_err(|e| CliError::Agent(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
