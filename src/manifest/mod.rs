@@ -6,11 +6,22 @@
 //! [`Limits`] (size per file and per document, nesting depth, document count)
 //! so hostile input fails cleanly instead of exhausting memory or stack.
 
+mod de;
 mod error;
+mod input;
+mod parse;
+mod split;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
 
 pub use error::{ErrorDetails, ManifestError};
+pub use input::{EXTENSIONS, STDIN};
 
-use crate::resource::Object;
+use crate::resource::{Kind, Object};
 
 /// Bounds on what [`load`] and [`parse_str`] accept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,20 +73,95 @@ impl Loaded {
 /// stdin), parses and validates every document, and returns the objects in
 /// input order. The first problem found is the error; nothing is returned
 /// then.
+///
+/// Directories are read in name order; files ending in `.yaml`, `.yml` or
+/// `.json` are manifests, hidden entries (`.git`) are skipped, and any other
+/// file is an error. A file named explicitly is read whatever its name.
+/// An input holding no object at all is an error, and so is the same object
+/// (kind, project, name) twice.
 pub fn load(inputs: &[String], limits: &Limits) -> Result<Vec<Loaded>, ManifestError> {
-    let _ = (inputs, limits);
-    Err(ManifestError::file(
-        "-",
-        "manifest loading is not implemented yet",
-    ))
+    if inputs.is_empty() {
+        return Err(ManifestError::file("-f", "no input given"));
+    }
+    let files = input::expand(inputs)?;
+    let mut out = Vec::new();
+    let mut documents = 0;
+    for file in &files {
+        let text = input::read(file, limits)?;
+        parse_one(&file.name(), &text, limits, &mut documents, &mut out)?;
+    }
+    check_duplicates(&out)?;
+    Ok(out)
 }
 
 /// Parses and validates the manifest text `text`, naming it `source` in
 /// errors.
 pub fn parse_str(source: &str, text: &str, limits: &Limits) -> Result<Vec<Loaded>, ManifestError> {
-    let _ = (text, limits);
-    Err(ManifestError::file(
-        source,
-        "manifest loading is not implemented yet",
-    ))
+    if text.len() > limits.max_bytes {
+        return Err(ManifestError::file(
+            source,
+            format!(
+                "input is larger than the limit of {}",
+                parse::bytes(limits.max_bytes)
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    parse_one(source, text, limits, &mut 0, &mut out)?;
+    check_duplicates(&out)?;
+    Ok(out)
+}
+
+fn parse_one(
+    source: &str,
+    text: &str,
+    limits: &Limits,
+    documents: &mut usize,
+    out: &mut Vec<Loaded>,
+) -> Result<(), ManifestError> {
+    if parse::parse_text(source, text, limits, documents, out)? == 0 {
+        return Err(ManifestError::new(ErrorDetails {
+            file: source.to_string(),
+            position: Some((1, 1)),
+            document: None,
+            object: None,
+            path: None,
+            message: "no objects found (the input is empty or holds only comments)".into(),
+        }));
+    }
+    Ok(())
+}
+
+/// The same kind, project and name twice is an error at the second one.
+fn check_duplicates(loaded: &[Loaded]) -> Result<(), ManifestError> {
+    let mut seen: HashMap<(Kind, Option<&str>, &str), &Loaded> = HashMap::new();
+    for l in loaded {
+        let key = (l.object.kind(), l.object.project(), l.object.name());
+        if let Some(first) = seen.insert(key, l) {
+            let where_ = if first.source == l.source {
+                format!("document {} (line {})", first.document, first.line)
+            } else {
+                format!(
+                    "{}:{} (document {})",
+                    first.source, first.line, first.document
+                )
+            };
+            let project = l
+                .object
+                .project()
+                .map_or(String::new(), |p| format!(" in project {p}"));
+            return Err(ManifestError::new(ErrorDetails {
+                file: l.source.clone(),
+                position: Some((l.line, 1)),
+                document: Some(l.document),
+                object: Some(l.object.display_name()),
+                path: Some("metadata.name".into()),
+                message: format!(
+                    "{}{project} is defined twice: also in {where_}",
+                    l.object.display_name()
+                ),
+            }));
+        }
+    }
+    Ok(())
 }
