@@ -35,6 +35,8 @@ fn manifest(project: &str, n: usize, image: &str) -> String {
 }
 
 /// Runs berth, returns (wall time, peak RSS in KiB, stdout).
+/// The child is reaped with `wait4` (to read its own peak RSS), not `wait`.
+#[allow(clippy::zombie_processes)]
 fn run_berth(endpoint: &str, root: &str, args: &[&str]) -> (Duration, i64, String) {
     let start = Instant::now();
     let child = Command::new(BERTH)
@@ -204,6 +206,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _ = child.kill();
+    let _ = child.wait();
     let mut sorted = delays.clone();
     sorted.sort();
     println!(
