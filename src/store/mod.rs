@@ -212,19 +212,23 @@ impl Store {
 }
 
 fn unreachable(endpoints: &str, e: etcd_client::Error) -> StoreError {
-    // tonic's transport errors hide the useful part in their source chain.
+    // tonic wraps the useful part ("Connection refused") deep in its source
+    // chain; report the innermost cause, on one line.
     let mut cause = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !cause.contains(&text) {
-            cause = format!("{cause}: {text}");
+    let mut src: Option<&(dyn std::error::Error + 'static)> = match &e {
+        etcd_client::Error::GRpcStatus(status) => {
+            cause = status.message().to_string();
+            std::error::Error::source(status)
         }
+        other => std::error::Error::source(other),
+    };
+    while let Some(s) = src {
+        cause = s.to_string();
         src = s.source();
     }
     StoreError::Unreachable {
         endpoints: endpoints.into(),
-        cause,
+        cause: cause.replace('\n', " "),
     }
 }
 
