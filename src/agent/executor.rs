@@ -252,18 +252,7 @@ impl Executor {
 
     /// Starts an exited container again; returns its (new) published ports.
     pub async fn restart(&self, id: &str) -> crate::docker::Result<BTreeMap<u16, u16>> {
-        let start = self.docker.bollard().start_container(id, None);
-        match tokio::time::timeout(crate::docker::CALL_TIMEOUT, start).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(crate::docker::Error::Other(e.to_string())),
-            Err(_) => {
-                return Err(crate::docker::Error::Timeout {
-                    what: format!("start container {id}"),
-                    after: crate::docker::CALL_TIMEOUT,
-                })
-            }
-        }
-        Ok(self.docker.inspect(id).await?.ports)
+        self.docker.start(id).await
     }
 
     /// Stops gracefully (termination signals over the grace period, then

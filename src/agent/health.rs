@@ -6,7 +6,8 @@
 //!   quickly at first (25 ms doubling) up to the check's `interval`, so a
 //!   container that answers 30 ms after its start is ready at ~30 ms, not
 //!   after a whole interval.
-//! - A container without ready checks is ready as soon as it is tracked.
+//! - A container without ready checks is ready as soon as it is tracked
+//!   (synchronously: no notification is sent for it).
 //! - Health checks start one interval after the container became ready; each
 //!   check counts its own consecutive failures, and `failureThreshold` of them
 //!   make the container `Unhealthy` (sticky: it is replaced, the planner
@@ -168,8 +169,13 @@ impl Tracker {
                 Tracked {
                     key: key.to_string(),
                     tag: tag.to_string(),
-                    phase: CheckPhase::Starting { since },
-                    ready_at: None,
+                    // Without ready checks a container is ready at once.
+                    phase: if ready.is_empty() {
+                        CheckPhase::Ready { since }
+                    } else {
+                        CheckPhase::Starting { since }
+                    },
+                    ready_at: ready.is_empty().then(crate::util::now_rfc3339),
                     epoch,
                     task: None,
                 },
@@ -283,14 +289,14 @@ async fn run_checks(
             tokio::time::sleep(retry.min(interval)).await;
             retry = retry.saturating_mul(2);
         }
+        inner.set_phase(
+            &target.id,
+            epoch,
+            CheckPhase::Ready {
+                since: Instant::now().into_std(),
+            },
+        );
     }
-    inner.set_phase(
-        &target.id,
-        epoch,
-        CheckPhase::Ready {
-            since: Instant::now().into_std(),
-        },
-    );
     if health.is_empty() {
         return;
     }
@@ -425,8 +431,15 @@ mod tests {
     async fn no_ready_checks_means_ready_at_once() {
         let (t, mut rx, _, _) = setup(0);
         t.track("p/web", target("c1"), "h1", vec![], vec![]);
-        assert_eq!(next(&mut rx).await, "p/web");
-        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+        assert!(matches!(
+            t.status("c1"),
+            Some((CheckPhase::Ready { .. }, Some(_)))
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "no notification for a phase set synchronously"
+        );
     }
 
     #[tokio::test]
@@ -518,7 +531,7 @@ mod tests {
         check.interval = Some(quantity::Duration::from_millis(50));
         check.failure_threshold = Some(2);
         t.track("p/web", target("c1"), "h1", vec![], vec![check]);
-        assert_eq!(next(&mut rx).await, "p/web"); // ready
+        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
         assert_eq!(next(&mut rx).await, "p/web"); // unhealthy
         match t.phase("c1") {
             Some(CheckPhase::Unhealthy { reason }) => {

@@ -124,9 +124,11 @@ fn volumes_from(ctx: &Ctx, project: &str, t: &Template) -> Result<Vec<String>, S
     Ok(ids)
 }
 
-/// Makes sure every running container is check-tracked, with the checks of
-/// its own template when known (containers of other templates: none, so
-/// they count as ready while they are being replaced).
+/// Makes sure every running container is check-tracked with the checks of
+/// the assigned template. A container of another template keeps whatever
+/// tracking it has (its own checks, from when it was current); one never
+/// tracked (adopted in the middle of a rollout) gets no checks, so it counts
+/// as ready while it is being replaced.
 fn track(ctx: &Ctx, key: &str, records: &[ContainerRecord], a: Option<&Assignment>) {
     for r in records {
         if !r.is_running() || r.stopping.is_some() {
@@ -145,7 +147,8 @@ fn track(ctx: &Ctx, key: &str, records: &[ContainerRecord], a: Option<&Assignmen
                 a.template.ready_checks.clone(),
                 a.template.health_checks.clone(),
             ),
-            _ => ctx.tracker.ensure(key, target, "", vec![], vec![]),
+            _ if ctx.tracker.is_tracked(&r.id) => {}
+            _ => ctx.tracker.track(key, target, "", vec![], vec![]),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! node names and labels, so tests can run in parallel on one Docker engine.
 
 mod support;
+mod agent;
 mod docker;
 mod runtime;
 mod cli;

@@ -1,0 +1,785 @@
+//! The node agent against a real etcd and a real Docker engine.
+//!
+//! Each test has its own etcd (and root), its own node name, and a guard that
+//! removes every container labelled for that node when the test ends, pass or
+//! fail. The agent runs on a tokio runtime of its own, on its own thread, so
+//! a test can kill it abruptly (like SIGKILL: no lease revoked, nothing
+//! cleaned up) and start another one.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use berth::agent::{self, AgentConfig};
+use berth::docker::Docker;
+use berth::resource::observed::ContainerPhase;
+use berth::resource::{Component, Object, Observed};
+use berth::store::{ApplyOptions, Store};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::etcd::{client_for, TestEtcd};
+use crate::support::images::{self, WEB1, WEB2};
+
+const PROJECT: &str = "shop";
+
+/// Removes every container of one node when dropped.
+struct NodeContainers {
+    node: String,
+    root: String,
+}
+
+async fn remove_node_containers(root: &str, node: &str) {
+    let Ok(d) = Docker::connect(None).await else {
+        return;
+    };
+    let filter = berth::agent::executor::node_filters(root, node);
+    if let Ok(list) = d.list(&filter).await {
+        for c in list {
+            let _ = d.remove(&c.id).await;
+        }
+    }
+}
+
+impl Drop for NodeContainers {
+    fn drop(&mut self) {
+        let (root, node) = (self.root.clone(), self.node.clone());
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    remove_node_containers(&root, &node),
+                )
+                .await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// An agent on a runtime of its own.
+struct AgentProc {
+    stop: std::sync::mpsc::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AgentProc {
+    fn start(cfg: AgentConfig, endpoint: String) -> AgentProc {
+        let (stop, stop_rx) = std::sync::mpsc::channel::<bool>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("agent runtime");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let handle = rt.spawn(async move {
+                let client = client_for(&endpoint).await;
+                let r = agent::run(cfg, client, async {
+                    let _ = rx.await;
+                })
+                .await;
+                if let Err(e) = r {
+                    eprintln!("agent failed: {e}");
+                }
+            });
+            // true: graceful shutdown; false (or the harness gone): kill.
+            if let Ok(true) = stop_rx.recv() {
+                let _ = tx.send(());
+                let _ = rt.block_on(handle);
+            }
+            rt.shutdown_background();
+        });
+        AgentProc {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(&mut self, graceful: bool) {
+        let _ = self.stop.send(graceful);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+struct Harness {
+    etcd: TestEtcd,
+    store: Store,
+    cfg: AgentConfig,
+    agent: Option<AgentProc>,
+    docker: Docker,
+    // Dropped last: the agent is gone before its containers are removed.
+    _guard: NodeContainers,
+}
+
+impl Harness {
+    async fn new(prefix: &str) -> Harness {
+        images::ensure_test_images()
+            .await
+            .expect("building the test images");
+        let docker = images::docker().await;
+        let etcd = TestEtcd::start().await;
+        let node = images::unique(prefix);
+        let store = Store::from_client(etcd.client().await, etcd.root());
+        let cfg = AgentConfig {
+            node: node.clone(),
+            labels: BTreeMap::from([("test".to_string(), prefix.to_string())]),
+            address: "127.0.0.1".into(),
+            root: etcd.root().to_string(),
+            lease_ttl: Duration::from_secs(3),
+            resync_interval: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let guard = NodeContainers {
+            node,
+            root: etcd.root().to_string(),
+        };
+        Harness {
+            etcd,
+            store,
+            cfg,
+            agent: None,
+            docker,
+            _guard: guard,
+        }
+    }
+
+    fn node(&self) -> &str {
+        &self.cfg.node
+    }
+
+    fn start_agent(&mut self) {
+        self.agent = Some(AgentProc::start(self.cfg.clone(), self.etcd.endpoint()));
+    }
+
+    /// Like SIGKILL: the runtime is dropped with everything in it.
+    fn kill_agent(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.finish(false);
+        }
+    }
+
+    fn stop_agent(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.finish(true);
+        }
+    }
+
+    async fn apply(&self, name: &str, spec: serde_json::Value) {
+        let c: Component = serde_json::from_value(json!({
+            "apiVersion": "berth/v1",
+            "kind": "Component",
+            "metadata": {"name": name, "project": PROJECT},
+            "spec": spec,
+        }))
+        .expect("a valid component");
+        let project: berth::resource::Project = serde_json::from_value(json!({
+            "apiVersion": "berth/v1",
+            "kind": "Project",
+            "metadata": {"name": PROJECT},
+        }))
+        .expect("a valid project");
+        self.store
+            .apply(
+                &[Object::Project(project), Object::Component(c)],
+                &ApplyOptions::default(),
+            )
+            .await
+            .expect("apply");
+    }
+
+    async fn delete(&self, name: &str) {
+        self.store
+            .delete(berth::resource::Kind::Component, Some(PROJECT), name, None)
+            .await
+            .expect("delete");
+    }
+
+    fn observed_key(&self, name: &str) -> String {
+        self.etcd
+            .key(&format!("observed/{}/{PROJECT}/{name}", self.node()))
+    }
+
+    async fn observed(&self, name: &str) -> Option<Observed> {
+        let v = self.etcd.get(&self.observed_key(name)).await?;
+        Some(serde_json::from_slice(&v).expect("observed document"))
+    }
+
+    /// Waits until the observed state of `name` satisfies `pred`.
+    async fn wait(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Observed) -> bool,
+    ) -> Observed {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < timeout {
+            if let Some(o) = self.observed(name).await {
+                if pred(&o) {
+                    return o;
+                }
+                last = Some(o);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out after {timeout:?} waiting for {name}: {what}; last observed: {last:#?}");
+    }
+
+    /// Waits for `n` ready containers of the latest revision and nothing else.
+    async fn wait_ready(&self, name: &str, n: usize) -> Observed {
+        self.wait(
+            name,
+            &format!("{n} ready containers"),
+            Duration::from_secs(60),
+            |o| {
+                o.containers.len() == n
+                    && o.containers
+                        .iter()
+                        .all(|c| c.phase == ContainerPhase::Ready)
+            },
+        )
+        .await
+    }
+
+    async fn container_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .docker
+            .list(&berth::agent::executor::node_filters(
+                self.etcd.root(),
+                self.node(),
+            ))
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// `spec` of a busybox web component with an HTTP ready check and a short grace period.
+fn web_spec(image: &str, replicas: u32) -> serde_json::Value {
+    json!({
+        "image": image,
+        "ports": [{"name": "http", "container": 8080}],
+        "placement": {"replicas": replicas},
+        "readyChecks": [{"http": {"port": 8080, "path": "/"}, "interval": "1s"}],
+        "termination": {"gracePeriod": "1s"},
+    })
+}
+
+/// The body of `GET /` on 127.0.0.1:port, if it answers 200.
+async fn http_get(port: u16) -> Option<String> {
+    let run = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        if !out.starts_with("HTTP/1.0 200") && !out.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        out.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(3), run)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn port_of(o: &Observed, i: usize) -> u16 {
+    *o.containers[i]
+        .ports
+        .get(&8080)
+        .expect("published port 8080")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_runs_a_container_that_answers_http() {
+    let mut h = Harness::new("agent-apply").await;
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 1)).await;
+    let o = h.wait_ready("web", 1).await;
+    assert_eq!(o.node, h.node());
+    assert_eq!(o.revision, 1);
+    assert_eq!(http_get(port_of(&o, 0)).await.as_deref(), Some("web 1"));
+    assert!(
+        o.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.is_true()),
+        "{o:#?}"
+    );
+    // The node is registered, with the engine's versions and a Ready condition.
+    let node = h
+        .etcd
+        .get_string(&h.etcd.key(&format!("nodes/{}", h.node())))
+        .await
+        .expect("node document");
+    let node: berth::resource::Node = serde_json::from_str(&node).expect("node JSON");
+    let status = node.status.expect("node status");
+    assert!(
+        !status.docker_version.is_empty() && !status.docker_api_version.is_empty(),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.is_true()),
+        "{status:?}"
+    );
+    // The container carries berth's labels.
+    let d = h
+        .docker
+        .inspect(&o.containers[0].id)
+        .await
+        .expect("inspect");
+    assert_eq!(
+        d.labels.get("berth.node").map(String::as_str),
+        Some(h.node())
+    );
+    assert_eq!(
+        d.labels.get("berth.project").map(String::as_str),
+        Some(PROJECT)
+    );
+    assert_eq!(
+        d.labels.get("berth.component").map(String::as_str),
+        Some("web")
+    );
+    assert_eq!(
+        d.labels.get("berth.revision").map(String::as_str),
+        Some("1")
+    );
+    assert!(
+        d.name.starts_with(&format!("berth-{PROJECT}-web-")),
+        "{}",
+        d.name
+    );
+    // Deleting the component removes its containers and its observed state.
+    h.delete("web").await;
+    let start = Instant::now();
+    while !h.container_ids().await.is_empty() || h.observed("web").await.is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "containers not removed after delete"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_image_is_rolled_out_new_container_ready_first() {
+    let mut h = Harness::new("agent-roll").await;
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 1)).await;
+    let o = h.wait_ready("web", 1).await;
+    let old = o.containers[0].id.clone();
+    h.apply("web", web_spec(WEB2, 1)).await;
+    // Sample the rollout: a ready container exists at every point.
+    let start = Instant::now();
+    let mut saw_both = false;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "rollout did not finish"
+        );
+        let Some(o) = h.observed("web").await else {
+            continue;
+        };
+        let ready = o
+            .containers
+            .iter()
+            .filter(|c| c.phase == ContainerPhase::Ready)
+            .count();
+        assert!(ready >= 1, "no ready container during the rollout: {o:#?}");
+        if o.containers.len() >= 2 {
+            saw_both = true;
+        }
+        if o.revision == 2 && o.containers.len() == 1 && o.containers[0].revision == 2 && ready == 1
+        {
+            assert_ne!(o.containers[0].id, old);
+            assert_eq!(http_get(port_of(&o, 0)).await.as_deref(), Some("web 2"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        saw_both,
+        "the new container was never running beside the old one"
+    );
+    assert!(
+        h.docker
+            .inspect(&old)
+            .await
+            .is_err_and(|e| e.is_not_found()),
+        "old container left behind"
+    );
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_container_is_restarted() {
+    let mut h = Harness::new("agent-kill").await;
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 1)).await;
+    let o = h.wait_ready("web", 1).await;
+    let id = o.containers[0].id.clone();
+    h.docker.kill(&id).await.expect("docker kill");
+    let killed = Instant::now();
+    let o = h
+        .wait(
+            "web",
+            "restarted once and ready",
+            Duration::from_secs(30),
+            |o| {
+                o.containers.len() == 1
+                    && o.containers[0].restarts == 1
+                    && o.containers[0].phase == ContainerPhase::Ready
+            },
+        )
+        .await;
+    let c = &o.containers[0];
+    assert_eq!(c.id, id, "restarted in place");
+    assert_eq!(c.last_exit_code, Some(137));
+    assert_eq!(c.last_reason.as_deref(), Some("Error"));
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "restart took {:?}",
+        killed.elapsed()
+    );
+    assert!(o.events.iter().any(|e| e.reason == "Restarted"), "{o:#?}");
+    assert_eq!(http_get(port_of(&o, 0)).await.as_deref(), Some("web 1"));
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_check_replaces_the_container_new_one_ready_first() {
+    let mut h = Harness::new("agent-health").await;
+    h.start_agent();
+    let mut spec = web_spec(WEB1, 1);
+    spec["healthChecks"] = json!([{"http": {"port": 8080, "path": "/index.html"}, "interval": "300ms", "failureThreshold": 2}]);
+    h.apply("web", spec).await;
+    let o = h.wait_ready("web", 1).await;
+    let old = o.containers[0].id.clone();
+    // Break the old container: its page goes away, httpd answers 404.
+    let code = h
+        .docker
+        .exec(
+            &old,
+            &["/bin/rm".to_string(), "/www/index.html".to_string()],
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("exec");
+    assert_eq!(code, 0);
+    let start = Instant::now();
+    let mut replacement_ready_beside_old = false;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "unhealthy container not replaced"
+        );
+        let Some(o) = h.observed("web").await else {
+            continue;
+        };
+        let old_there = o.containers.iter().any(|c| c.id == old);
+        let new_ready = o
+            .containers
+            .iter()
+            .any(|c| c.id != old && c.phase == ContainerPhase::Ready);
+        if old_there && new_ready {
+            replacement_ready_beside_old = true;
+        }
+        if !old_there && o.containers.len() == 1 && new_ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        replacement_ready_beside_old,
+        "the old container stopped before its replacement was ready"
+    );
+    let o = h.observed("web").await.expect("observed");
+    assert!(o.events.iter().any(|e| e.reason == "Unhealthy"), "{o:#?}");
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_killed_and_restarted_keeps_the_same_containers() {
+    let mut h = Harness::new("agent-adopt").await;
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 2)).await;
+    h.wait_ready("web", 2).await;
+    let before = h.container_ids().await;
+    assert_eq!(before.len(), 2);
+    h.kill_agent();
+    h.start_agent();
+    // Let the new agent adopt, reconcile and publish.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let o = h.wait_ready("web", 2).await;
+    let mut observed: Vec<String> = o.containers.iter().map(|c| c.id.clone()).collect();
+    observed.sort();
+    assert_eq!(observed, before);
+    assert_eq!(
+        h.container_ids().await,
+        before,
+        "containers recreated after an agent restart"
+    );
+    assert!(o.containers.iter().all(|c| c.restarts == 0), "{o:#?}");
+    // A graceful stop leaves them running too.
+    h.stop_agent();
+    assert_eq!(h.container_ids().await, before);
+    for id in &before {
+        assert!(h.docker.inspect(id).await.expect("inspect").running);
+    }
+    h.start_agent();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.wait_ready("web", 2).await;
+    assert_eq!(h.container_ids().await, before);
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_keep_running_while_etcd_is_down() {
+    let mut h = Harness::new("agent-etcd").await;
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 1)).await;
+    let o = h.wait_ready("web", 1).await;
+    let id = o.containers[0].id.clone();
+    let port = port_of(&o, 0);
+    h.etcd.stop().await;
+    let down = Instant::now();
+    let mut crashed = false;
+    while down.elapsed() < Duration::from_secs(20) {
+        let current = h.docker.inspect(&id).await.expect("inspect");
+        let p = current.ports.get(&8080).copied().unwrap_or(port);
+        assert_eq!(
+            http_get(p).await.as_deref(),
+            Some("web 1"),
+            "container stopped answering with etcd down"
+        );
+        // Mid-outage, a crash is still handled.
+        if !crashed && down.elapsed() > Duration::from_secs(5) {
+            h.docker.kill(&id).await.expect("docker kill");
+            crashed = true;
+            let t = Instant::now();
+            loop {
+                let d = h.docker.inspect(&id).await.expect("inspect");
+                if d.running
+                    && http_get(d.ports.get(&8080).copied().unwrap_or(0))
+                        .await
+                        .is_some()
+                {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "not restarted with etcd down"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    h.etcd.restart().await;
+    // The agent registers again and reports the restart.
+    let o = h
+        .wait(
+            "web",
+            "observed after etcd returned",
+            Duration::from_secs(60),
+            |o| {
+                o.containers.len() == 1
+                    && o.containers[0].restarts == 1
+                    && o.containers[0].phase == ContainerPhase::Ready
+            },
+        )
+        .await;
+    assert_eq!(o.containers[0].id, id);
+    let start = Instant::now();
+    while h
+        .etcd
+        .get(&h.etcd.key(&format!("nodes/{}", h.node())))
+        .await
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "node not registered again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(h.container_ids().await, vec![id]);
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_specs_get_a_clear_condition_and_disturb_nothing_else() {
+    let mut h = Harness::new("agent-bad").await;
+    h.cfg.allow_bind = vec!["/srv/berth-allowed".to_string()];
+    h.start_agent();
+    h.apply("good", web_spec(WEB1, 1)).await;
+    let good = h.wait_ready("good", 1).await.containers[0].id.clone();
+
+    h.apply("nope", web_spec("berth-test/does-not-exist:1", 1))
+        .await;
+    let mut bind = web_spec(WEB1, 1);
+    bind["bindings"] = json!([{"host": "/etc", "container": "/host-etc", "readOnly": true}]);
+    h.apply("bind", bind).await;
+    let mut privileged = web_spec(WEB1, 1);
+    privileged["privileged"] = json!(true);
+    h.apply("priv", privileged).await;
+
+    let cond = |o: &Observed, t: &str| {
+        o.conditions
+            .iter()
+            .find(|c| c.type_ == t && c.is_true())
+            .cloned()
+    };
+    let o = h
+        .wait("nope", "ImagePullFailed", Duration::from_secs(60), |o| {
+            cond(o, "ImagePullFailed").is_some()
+        })
+        .await;
+    let c = cond(&o, "ImagePullFailed").expect("condition");
+    assert!(c.message.contains("does-not-exist"), "{c:?}");
+    assert!(o.containers.is_empty());
+    let o = h
+        .wait("bind", "Forbidden", Duration::from_secs(30), |o| {
+            cond(o, "Forbidden").is_some()
+        })
+        .await;
+    let c = cond(&o, "Forbidden").expect("condition");
+    assert!(
+        c.message.contains("/etc") && c.message.contains("/srv/berth-allowed"),
+        "{c:?}"
+    );
+    let o = h
+        .wait("priv", "Forbidden", Duration::from_secs(30), |o| {
+            cond(o, "Forbidden").is_some()
+        })
+        .await;
+    assert!(cond(&o, "Forbidden")
+        .expect("condition")
+        .message
+        .contains("--allow-privileged"));
+
+    // Nothing else was disturbed.
+    let o = h.wait_ready("good", 1).await;
+    assert_eq!(o.containers[0].id, good);
+    assert_eq!(h.container_ids().await, vec![good.clone()]);
+
+    // A failed pull on an update leaves the old container serving.
+    h.apply("good", web_spec("berth-test/does-not-exist:2", 1))
+        .await;
+    let o = h
+        .wait("good", "ImagePullFailed", Duration::from_secs(60), |o| {
+            cond(o, "ImagePullFailed").is_some()
+        })
+        .await;
+    assert_eq!(o.containers.len(), 1);
+    assert_eq!(o.containers[0].id, good);
+    assert_eq!(o.containers[0].phase, ContainerPhase::Ready);
+    assert_eq!(http_get(port_of(&o, 0)).await.as_deref(), Some("web 1"));
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_killed_and_running_again() {
+    let mut h = Harness::new("agent-state").await;
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 2)).await;
+    h.wait_ready("web", 2).await;
+    let mut stopped = web_spec(WEB1, 2);
+    stopped["state"] = json!("stopped");
+    h.apply("web", stopped).await;
+    h.wait("web", "no containers", Duration::from_secs(30), |o| {
+        o.containers.is_empty()
+    })
+    .await;
+    assert!(h.container_ids().await.is_empty());
+    h.apply("web", web_spec(WEB1, 2)).await;
+    h.wait_ready("web", 2).await;
+    let mut killed = web_spec(WEB1, 2);
+    killed["state"] = json!("killed");
+    h.apply("web", killed).await;
+    h.wait("web", "no containers", Duration::from_secs(30), |o| {
+        o.containers.is_empty()
+    })
+    .await;
+    assert!(h.container_ids().await.is_empty());
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_containers_are_left_alone_and_strays_removed() {
+    let mut h = Harness::new("agent-own").await;
+    let guard = images::Containers::new("agent-own-foreign");
+    // A container without berth's labels, and a stray of this node for a
+    // component nobody asked for.
+    let foreign = h
+        .docker
+        .create_and_start(&berth::docker::ContainerConfig {
+            image: WEB1.into(),
+            labels: guard.labels(&[]),
+            ..Default::default()
+        })
+        .await
+        .expect("foreign container");
+    let owner = berth::agent::executor::Owner {
+        project: PROJECT.into(),
+        component: "stray".into(),
+        revision: 1,
+        hash: "0000000000".into(),
+    };
+    let mut labels = owner.labels(h.etcd.root(), h.node());
+    labels.extend(guard.labels(&[]));
+    let stray = h
+        .docker
+        .create_and_start(&berth::docker::ContainerConfig {
+            image: WEB1.into(),
+            labels,
+            ..Default::default()
+        })
+        .await
+        .expect("stray container");
+    h.start_agent();
+    let start = Instant::now();
+    while h.docker.inspect(&stray.id).await.is_ok() {
+        // No template is known for it: the default termination (SIGTERM, 30 s grace).
+        assert!(
+            start.elapsed() < Duration::from_secs(50),
+            "stray container not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        h.docker
+            .inspect(&foreign.id)
+            .await
+            .expect("foreign container")
+            .running
+    );
+    h.stop_agent();
+    guard.clean().await;
+}
