@@ -317,8 +317,24 @@ fn port_of(o: &Observed, i: usize) -> u16 {
 async fn apply_runs_a_container_that_answers_http() {
     let mut h = Harness::new("agent-apply").await;
     h.start_agent();
+    // Wait for the agent to register, so the timing below is apply → ready.
+    let start = Instant::now();
+    while h
+        .etcd
+        .get(&h.etcd.key(&format!("nodes/{}", h.node())))
+        .await
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "node never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let applied = Instant::now();
     h.apply("web", web_spec(WEB1, 1)).await;
     let o = h.wait_ready("web", 1).await;
+    eprintln!("apply -> observed ready: {:?}", applied.elapsed());
     assert_eq!(o.node, h.node());
     assert_eq!(o.revision, 1);
     assert_eq!(http_get(port_of(&o, 0)).await.as_deref(), Some("web 1"));
@@ -782,4 +798,90 @@ async fn foreign_containers_are_left_alone_and_strays_removed() {
     );
     h.stop_agent();
     guard.clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_backs_off_and_shows_as_crashloop() {
+    let mut h = Harness::new("agent-crash").await;
+    h.start_agent();
+    h.apply(
+        "crash",
+        json!({
+            "image": WEB1,
+            "command": ["/bin/sh", "-c", "exit 3"],
+            "termination": {"gracePeriod": "1s"},
+        }),
+    )
+    .await;
+    let o = h
+        .wait("crash", "CrashLoop", Duration::from_secs(30), |o| {
+            o.containers.len() == 1
+                && o.containers[0].phase == ContainerPhase::CrashLoop
+                && o.containers[0].restarts >= 2
+        })
+        .await;
+    let c = &o.containers[0];
+    assert_eq!(c.last_exit_code, Some(3));
+    assert_eq!(c.last_reason.as_deref(), Some("Error"));
+    // Backoff: 0 s, 1 s, 2 s, 4 s...: few restarts in a few seconds.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let o = h.observed("crash").await.expect("observed");
+    assert_eq!(o.containers.len(), 1, "crashes restart in place: {o:#?}");
+    assert!(o.containers[0].restarts <= 6, "no backoff: {o:#?}");
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_never_ready_is_replaced_after_the_ready_timeout() {
+    let mut h = Harness::new("agent-timeout").await;
+    h.start_agent();
+    let mut spec = web_spec(WEB1, 1);
+    spec["readyChecks"] =
+        json!([{"http": {"port": 8080, "path": "/missing"}, "interval": "200ms"}]);
+    spec["readyTimeout"] = json!("2s");
+    h.apply("web", spec).await;
+    let o = h
+        .wait(
+            "web",
+            "a starting container",
+            Duration::from_secs(30),
+            |o| o.containers.len() == 1 && o.containers[0].phase == ContainerPhase::Starting,
+        )
+        .await;
+    let first = o.containers[0].id.clone();
+    let o = h
+        .wait(
+            "web",
+            "replaced after readyTimeout",
+            Duration::from_secs(30),
+            |o| {
+                o.events.iter().any(|e| e.reason == "ReadyTimeout")
+                    && o.containers.iter().all(|c| c.id != first)
+            },
+        )
+        .await;
+    assert!(!o.containers.is_empty(), "a replacement runs: {o:#?}");
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_containers_on_exit_stops_them_and_the_lease_is_released() {
+    let mut h = Harness::new("agent-exit").await;
+    h.cfg.stop_containers_on_exit = true;
+    h.cfg.lease_ttl = Duration::from_secs(30);
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 2)).await;
+    h.wait_ready("web", 2).await;
+    h.stop_agent();
+    assert!(
+        h.container_ids().await.is_empty(),
+        "containers left running"
+    );
+    // Revoked, not expired: gone long before the 30 s TTL.
+    assert!(h
+        .etcd
+        .get(&h.etcd.key(&format!("nodes/{}", h.node())))
+        .await
+        .is_none());
+    assert!(h.observed("web").await.is_none());
 }
