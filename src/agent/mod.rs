@@ -244,6 +244,8 @@ pub async fn run(
         templates: Mutex::new(HashMap::new()),
     });
 
+    remember_restarts(&ctx.containers, &etcd, &keys, &cfg.node).await;
+
     // Docker: adoption, events, resyncs. Nothing is reconciled before the
     // first resync (the adoption gate) and the first list of assignments.
     let (adopted_tx, mut adopted_rx) = watch::channel(false);
@@ -342,6 +344,44 @@ pub async fn run(
     let _ = reporter_task.await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// Reads the restart counts the last run of this agent published (if its
+/// observed documents are still there), so adoption keeps them. Best effort:
+/// bounded by a short timeout, skipped when etcd does not answer.
+async fn remember_restarts(
+    containers: &state::Containers,
+    etcd: &etcd_client::Client,
+    keys: &Keys,
+    node: &str,
+) {
+    let opts = etcd_client::GetOptions::new().with_prefix();
+    let mut client = etcd.clone();
+    let read = client.get(keys.observed_prefix(node), Some(opts));
+    let resp = match tokio::time::timeout(Duration::from_secs(2), read).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return tracing::debug!(error = %e, "no restart counts from etcd"),
+        Err(_) => return tracing::debug!("no restart counts from etcd: no answer"),
+    };
+    let mut seen = HashMap::new();
+    for kv in resp.kvs() {
+        let Ok(o) = serde_json::from_slice::<crate::resource::Observed>(kv.value()) else {
+            continue;
+        };
+        for c in o.containers {
+            let last_exit = c
+                .last_exit_code
+                .map(|code| (code, c.last_reason.clone().unwrap_or_default()));
+            seen.insert(
+                c.id,
+                state::Remembered {
+                    restarts: c.restarts,
+                    last_exit,
+                },
+            );
+        }
+    }
+    containers.remember(seen);
 }
 
 /// Stops and removes every container of this agent (`--stop-containers-on-exit`).

@@ -110,10 +110,19 @@ fn created_time(d: &ContainerDetails, fallback_unix: i64) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+/// What a previous run of the agent reported about a container.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Remembered {
+    pub restarts: u32,
+    pub last_exit: Option<(i64, String)>,
+}
+
 /// Every container of this agent, by id. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Containers {
     inner: Arc<Mutex<HashMap<String, ContainerRecord>>>,
+    /// Restart counts from the last observed documents, used at adoption.
+    remembered: Arc<Mutex<HashMap<String, Remembered>>>,
 }
 
 impl Containers {
@@ -124,6 +133,12 @@ impl Containers {
 
     pub fn get(&self, id: &str) -> Option<ContainerRecord> {
         self.lock().get(id).cloned()
+    }
+
+    /// Restart counts a previous run of the agent published, applied when
+    /// those containers are adopted.
+    pub fn remember(&self, seen: HashMap<String, Remembered>) {
+        *self.remembered.lock().unwrap_or_else(|e| e.into_inner()) = seen;
     }
 
     /// Containers of one component (`<project>/<component>`), oldest first.
@@ -251,20 +266,26 @@ impl Containers {
         let mut map = self.lock();
         let Some(r) = map.get_mut(&d.id) else {
             let run = run_state(d, now);
+            let remembered = self
+                .remembered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&d.id)
+                .unwrap_or_default();
             let last_exit = match run {
                 RunState::Exited { code, oom, .. } => {
                     Some((code, plan::exit_reason(code, oom).to_string()))
                 }
-                _ => None,
+                _ => remembered.last_exit,
             };
             let rec = ContainerRecord {
                 id: d.id.clone(),
                 name: d.name.clone(),
                 owner,
                 created: created_time(d, created_unix),
-                crashes: u32::from(last_exit.is_some()),
+                crashes: u32::from(matches!(run, RunState::Exited { .. })),
                 run,
-                restarts: 0,
+                restarts: remembered.restarts,
                 last_exit,
                 started: d.running.then_some(now),
                 started_at: d.started_at.clone(),
@@ -510,6 +531,22 @@ mod tests {
         assert!(gone.is_empty());
         let gone = c.retain_listed(&Default::default(), t1 + Duration::from_millis(1));
         assert_eq!(gone.len(), 1);
+    }
+
+    #[test]
+    fn adoption_keeps_what_the_last_run_reported() {
+        let c = Containers::default();
+        let r = Remembered {
+            restarts: 4,
+            last_exit: Some((137, "OOMKilled".into())),
+        };
+        c.remember(HashMap::from([("a".to_string(), r)]));
+        c.observe(&details("a", true, None, false), owner(), 0, Instant::now());
+        let rec = c.get("a").unwrap_or_else(|| panic!("missing"));
+        assert_eq!((rec.restarts, rec.crashes), (4, 0));
+        assert_eq!(rec.last_exit, Some((137, "OOMKilled".into())));
+        c.observe(&details("b", true, None, false), owner(), 0, Instant::now());
+        assert_eq!(c.get("b").map(|r| r.restarts), Some(0));
     }
 
     #[test]
