@@ -268,9 +268,16 @@ pub async fn reconcile(key: String, ctx: Arc<Ctx>) -> Result<Action, ReconcileEr
                 failure = Some(e);
             }
         }
+    } else if starts == 0 {
+        // Nothing to start (any more): earlier start failures are moot.
+        ctx.states.clear_condition(&ckey, "ImagePullFailed");
+        ctx.states.clear_condition(&ckey, "StartFailed");
     }
 
     publish(&ctx, &key, &ckey, assignment.as_ref());
+    let (running, all) = ctx.containers.counts();
+    ctx.metrics.containers.set(all as i64);
+    ctx.metrics.containers_running.set(running as i64);
 
     if let Some(message) = failure {
         ctx.metrics.reconcile_errors.inc();

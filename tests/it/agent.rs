@@ -728,6 +728,18 @@ async fn bad_specs_get_a_clear_condition_and_disturb_nothing_else() {
     assert_eq!(o.containers[0].id, good);
     assert_eq!(o.containers[0].phase, ContainerPhase::Ready);
     assert_eq!(http_get(port_of(&o, 0)).await.as_deref(), Some("web 1"));
+    // Reverting the spec clears the condition; the same container stays.
+    h.apply("good", web_spec(WEB1, 1)).await;
+    let o = h
+        .wait(
+            "good",
+            "ImagePullFailed cleared",
+            Duration::from_secs(60),
+            |o| cond(o, "ImagePullFailed").is_none() && o.revision != 2,
+        )
+        .await;
+    assert_eq!(o.containers.len(), 1);
+    assert_eq!(o.containers[0].id, good);
     h.stop_agent();
 }
 
