@@ -230,14 +230,15 @@ fn resolve(text: &str, plain: bool) -> Resolved<'_> {
         }
         return Resolved::Str(text);
     }
-    if !neg && text.len() > 2 {
-        let radix = match &text[..2] {
-            "0x" => 16,
-            "0o" => 8,
-            _ => 0,
-        };
-        if radix != 0 {
-            if let Ok(n) = i128::from_str_radix(&text[2..], radix) {
+    let radix = if let Some(hex) = text.strip_prefix("0x") {
+        Some((hex, 16))
+    } else {
+        text.strip_prefix("0o").map(|oct| (oct, 8))
+    };
+    if let Some((body, radix)) = radix {
+        // from_str_radix would accept a sign: the body must be digits only.
+        if !body.is_empty() && body.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Ok(n) = i128::from_str_radix(body, radix) {
                 return Resolved::Int(n);
             }
         }
@@ -752,6 +753,10 @@ mod tests {
             ("1_000", "\"1_000\""),
             ("0x", "\"0x\""),
             ("e3", "\"e3\""),
+            ("0x-1", "\"0x-1\""),
+            ("0o9", "\"0o9\""),
+            ("aé", "\"aé\""),
+            ("é1", "\"é1\""),
         ];
         for (text, want) in cases {
             let got = match resolve(text, true) {

@@ -620,3 +620,28 @@ fn thousand_components() {
     eprintln!("1000 components ({} bytes): {took:?}", text.len());
     assert!(took < std::time::Duration::from_secs(3), "{took:?}");
 }
+
+/// Truncated and mangled manifests give errors, never panics.
+#[test]
+fn mangled_input_never_panics() {
+    let text = std::fs::read_to_string("manifests/examples/shop.yaml").unwrap_or_default();
+    assert!(text.len() > 1000);
+    let limits = Limits::default();
+    let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).step_by(13).collect();
+    for &i in &boundaries {
+        let _ = parse_str("t.yaml", &text[..i], &limits);
+        for c in [
+            ":", "[", "{", "- ", "\t", "\"", "&a ", "*a ", "!!str ", "|", "<<: ", "é", "---\n",
+            "\n",
+        ] {
+            let mangled = format!("{}{c}{}", &text[..i], &text[i..]);
+            if let Err(e) = parse_str("t.yaml", &mangled, &limits) {
+                let line = e.to_string();
+                assert!(
+                    line.starts_with("t.yaml:") && !line.contains('\n'),
+                    "{line}"
+                );
+            }
+        }
+    }
+}

@@ -300,8 +300,8 @@ fn path_component_ok(s: &str) -> bool {
         while i < b.len() && !alnum(b[i]) {
             i += 1;
         }
-        let sep = &s[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
+        let sep = &b[start..i];
+        let ok = sep == b"." || sep == b"_" || sep == b"__" || sep.iter().all(|c| *c == b'-');
         if !ok {
             return false;
         }
@@ -929,6 +929,7 @@ mod tests {
             ("localhost:0/app", "registry port"),
             ("a..b", "path component"),
             ("a-", "path component"),
+            ("aé/b", "path component"),
         ] {
             let e = image_reference_error(bad);
             assert!(
