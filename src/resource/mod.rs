@@ -86,6 +86,8 @@ impl fmt::Display for Kind {
 }
 
 /// Any object of any kind, as read from a manifest or from etcd.
+// Components are the common case; boxing them would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Object {
     Project(Project),

@@ -191,7 +191,7 @@ impl fmt::Display for ByteSize {
         // The unit giving the smallest exact quotient, so "256Mi" and "2G" round-trip.
         let best = SIZE_UNITS
             .iter()
-            .filter(|(_, m)| self.0 >= *m && self.0 % m == 0)
+            .filter(|(_, m)| self.0 >= *m && self.0.is_multiple_of(*m))
             .max_by_key(|(_, m)| *m);
         match best {
             Some((unit, mult)) => write!(f, "{}{unit}", self.0 / mult),
