@@ -63,8 +63,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Diff(a) => diff::run(&etcd, a).await,
         Command::Rollout(a) => rollout::run(&etcd, a).await,
         Command::Schema(a) => {
-            let _ = a;
-            Err(CliError::Usage("schema: not built yet".into()))
+            print!("{}", crate::schema::render(a.kind.0, a.crd));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Version => {
             println!("berth {}", env!("CARGO_PKG_VERSION"));
