@@ -79,7 +79,9 @@ async fn main() {
         .await
         .expect("start etcd (run hack/install-deps.sh)");
     let ep = etcd.endpoint();
-    let client = etcd_client::Client::connect([ep.clone()], None).await.expect("connect");
+    let client = etcd_client::Client::connect([ep.clone()], None)
+        .await
+        .expect("connect");
     println!("| benchmark | berth (median of {RUNS}) | baseline, same run | ratio |");
     println!("|---|---|---|---|");
 
@@ -90,7 +92,10 @@ async fn main() {
     let mut times = Vec::new();
     for r in 0..RUNS {
         let (t, _, out) = run_berth(&ep, &format!("/apply{r}"), &["apply", "-f", &file]);
-        assert_eq!(out.lines().filter(|l| l.ends_with(" created")).count(), 1001);
+        assert_eq!(
+            out.lines().filter(|l| l.ends_with(" created")).count(),
+            1001
+        );
         times.push(t);
     }
     let apply = median(times);
@@ -105,10 +110,16 @@ async fn main() {
     let docs: Vec<(Vec<u8>, Vec<u8>)> = {
         let mut kv = client.kv_client();
         let resp = kv
-            .get("/apply0/specs/component/bench/", Some(etcd_client::GetOptions::new().with_prefix()))
+            .get(
+                "/apply0/specs/component/bench/",
+                Some(etcd_client::GetOptions::new().with_prefix()),
+            )
             .await
             .expect("get");
-        resp.kvs().iter().map(|kv| (kv.key().to_vec(), kv.value().to_vec())).collect()
+        resp.kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+            .collect()
     };
     let mut times = Vec::new();
     for r in 0..RUNS {
@@ -122,7 +133,9 @@ async fn main() {
                     etcd_client::TxnOp::put(key, v.clone(), None)
                 })
                 .collect();
-            kv.txn(etcd_client::Txn::new().and_then(ops)).await.expect("txn");
+            kv.txn(etcd_client::Txn::new().and_then(ops))
+                .await
+                .expect("txn");
         }
         times.push(start.elapsed());
     }
@@ -133,7 +146,10 @@ async fn main() {
         ms(raw_write),
         apply.as_secs_f64() / raw_write.as_secs_f64()
     );
-    println!("| `berth apply -f` same file again (all unchanged) | {} | | |", ms(reapply));
+    println!(
+        "| `berth apply -f` same file again (all unchanged) | {} | | |",
+        ms(reapply)
+    );
 
     // 2. get -A over 10,000 components: 10 projects x 1,000.
     for p in 0..10 {
@@ -156,7 +172,10 @@ async fn main() {
         let mut kv = client.kv_client().max_decoding_message_size(64 << 20);
         let start = Instant::now();
         let resp = kv
-            .get("/big/specs/component/", Some(etcd_client::GetOptions::new().with_prefix()))
+            .get(
+                "/big/specs/component/",
+                Some(etcd_client::GetOptions::new().with_prefix()),
+            )
             .await
             .expect("list");
         assert_eq!(resp.kvs().len(), 10_000);
@@ -176,7 +195,19 @@ async fn main() {
     std::fs::write(&f, manifest("w", 1, "bench/web:1")).expect("write");
     run_berth(&ep, "/watch", &["apply", "-f", &f.to_string_lossy()]);
     let mut child = Command::new(BERTH)
-        .args(["--etcd", &ep, "--root", "/watch", "get", "components", "-p", "w", "-w", "-o", "json"])
+        .args([
+            "--etcd",
+            &ep,
+            "--root",
+            "/watch",
+            "get",
+            "components",
+            "-p",
+            "w",
+            "-w",
+            "-o",
+            "json",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn watcher");
@@ -193,7 +224,9 @@ async fn main() {
     });
     let mut kv = client.kv_client();
     let key = "/watch/specs/component/w/c0";
-    let base = kv.get(key, None).await.expect("get").kvs()[0].value().to_vec();
+    let base = kv.get(key, None).await.expect("get").kvs()[0]
+        .value()
+        .to_vec();
     let mut doc: serde_json::Value = serde_json::from_slice(&base).expect("json");
     let mut delays = Vec::new();
     for i in 0..100 {
@@ -201,7 +234,9 @@ async fn main() {
         let bytes = serde_json::to_vec(&doc).expect("json");
         kv.put(key, bytes, None).await.expect("put");
         let written = Instant::now();
-        let seen = rx.recv_timeout(Duration::from_secs(5)).expect("watcher printed the change");
+        let seen = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("watcher printed the change");
         delays.push(seen.saturating_duration_since(written));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -55,7 +55,8 @@ pub enum LogFormat {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    s.parse::<crate::resource::quantity::Duration>().map(|d| d.std())
+    s.parse::<crate::resource::quantity::Duration>()
+        .map(|d| d.std())
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -90,7 +91,9 @@ impl AgentArgs {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

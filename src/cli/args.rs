@@ -84,7 +84,9 @@ impl EtcdArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the node agent: make this machine's Docker engine run what etcd says.
-    #[command(after_help = "Examples:\n  berth agent --node n1 --labels zone=a --http 127.0.0.1:9180\n  berth agent --allow-bind /srv/data --log-format json")]
+    #[command(
+        after_help = "Examples:\n  berth agent --node n1 --labels zone=a --http 127.0.0.1:9180\n  berth agent --allow-bind /srv/data --log-format json"
+    )]
     Agent(Box<super::agent::AgentArgs>),
     /// One-machine quick start: etcd (started if none answers), an agent, and FILE applied.
     #[command(after_help = "Example:\n  berth up -f manifests/examples/hello.yaml")]

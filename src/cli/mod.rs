@@ -26,7 +26,10 @@ use clap::{CommandFactory, Parser};
 
 /// Reads and validates manifests (files, directories, `-`) with the default limits.
 pub(crate) fn load_manifests(inputs: &[String]) -> Result<Vec<crate::manifest::Loaded>, CliError> {
-    Ok(crate::manifest::load(inputs, &crate::manifest::Limits::default())?)
+    Ok(crate::manifest::load(
+        inputs,
+        &crate::manifest::Limits::default(),
+    )?)
 }
 
 /// Entry point of the `berth` binary.

@@ -34,7 +34,8 @@ pub struct UpArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    s.parse::<crate::resource::quantity::Duration>().map(|d| d.std())
+    s.parse::<crate::resource::quantity::Duration>()
+        .map(|d| d.std())
 }
 
 /// `$XDG_DATA_HOME/berth` or `~/.local/share/berth`.
@@ -42,7 +43,9 @@ fn default_data_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("berth");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".local/share/berth")
 }
 
@@ -61,7 +64,10 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
     }
     init_logging(args.agent.log_format);
     // Bad input fails before anything starts.
-    let objects: Vec<Object> = super::load_manifests(&args.files.files)?.into_iter().map(|l| l.object).collect();
+    let objects: Vec<Object> = super::load_manifests(&args.files.files)?
+        .into_iter()
+        .map(|l| l.object)
+        .collect();
 
     let mut etcd = etcd.clone();
     let endpoint = etcd.endpoints.first().cloned().unwrap_or_default();
@@ -69,10 +75,17 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
     if localetcd::answers(&endpoint).await {
         println!("Using etcd at {endpoint}.");
     } else {
-        let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir).join("etcd");
+        let data_dir = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(default_data_dir)
+            .join("etcd");
         let mut cfg = LocalEtcdConfig::new(&data_dir);
-        cfg.client_port = loopback_port(&endpoint).filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
-        let started = LocalEtcd::start(cfg).await.map_err(|e| CliError::Agent(format!("cannot start etcd: {e}")))?;
+        cfg.client_port = loopback_port(&endpoint)
+            .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        let started = LocalEtcd::start(cfg)
+            .await
+            .map_err(|e| CliError::Agent(format!("cannot start etcd: {e}")))?;
         println!(
             "Started etcd at {} (data in {}, log in {}).",
             started.endpoint(),
@@ -102,7 +115,11 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
         .iter()
         .filter_map(|o| match o {
             Object::Component(c) if c.spec.state == crate::resource::component::State::Running => {
-                Some((o.project().unwrap_or_default().to_string(), c.metadata.name.clone(), c.spec.placement.count()))
+                Some((
+                    o.project().unwrap_or_default().to_string(),
+                    c.metadata.name.clone(),
+                    c.spec.placement.count(),
+                ))
             }
             _ => None,
         })
@@ -112,7 +129,9 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
     let mut agent_done = None;
     while Instant::now() < deadline {
         let observed = read_observed(&store).await.unwrap_or_default();
-        ready = components.iter().all(|(p, c, want)| ready_count(&observed, p, c) >= *want);
+        ready = components
+            .iter()
+            .all(|(p, c, want)| ready_count(&observed, p, c) >= *want);
         if ready {
             for (p, c, _) in &components {
                 for url in urls(&observed, p, c) {
@@ -152,7 +171,10 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
-    println!("Stopping{}...", if args.keep_running { "" } else { " containers" });
+    println!(
+        "Stopping{}...",
+        if args.keep_running { "" } else { " containers" }
+    );
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(120), agent).await;
     if let Some(mut e) = local {
@@ -193,6 +215,10 @@ fn urls(observed: &[(String, Observed)], project: &str, component: &str) -> Vec<
         .filter(|(k, _)| *k == key)
         .flat_map(|(_, o)| &o.containers)
         .filter(|c| c.phase == ContainerPhase::Ready)
-        .flat_map(|c| c.ports.iter().map(|(cp, hp)| format!("http://127.0.0.1:{hp}/ (container port {cp})")))
+        .flat_map(|c| {
+            c.ports
+                .iter()
+                .map(|(cp, hp)| format!("http://127.0.0.1:{hp}/ (container port {cp})"))
+        })
         .collect()
 }

@@ -40,19 +40,32 @@ fn apply_stdin(etcd: &TestEtcd, yaml: &str, extra: &[&str]) -> Output {
 async fn snapshot(etcd: &TestEtcd) -> BTreeMap<String, Vec<u8>> {
     let mut client = etcd.client().await;
     let resp = client
-        .get(format!("{}/", etcd.root()), Some(etcd_client::GetOptions::new().with_prefix()))
+        .get(
+            format!("{}/", etcd.root()),
+            Some(etcd_client::GetOptions::new().with_prefix()),
+        )
         .await
         .expect("read etcd");
     resp.kvs()
         .iter()
-        .map(|kv| (String::from_utf8_lossy(kv.key()).into(), kv.value().to_vec()))
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(kv.key()).into(),
+                kv.value().to_vec(),
+            )
+        })
         .collect()
 }
 
 async fn stored_json(etcd: &TestEtcd, key: &str) -> Option<serde_json::Value> {
     let mut client = etcd.client().await;
-    let resp = client.get(format!("{}/{key}", etcd.root()), None).await.expect("get");
-    resp.kvs().first().map(|kv| serde_json::from_slice(kv.value()).expect("stored JSON"))
+    let resp = client
+        .get(format!("{}/{key}", etcd.root()), None)
+        .await
+        .expect("get");
+    resp.kvs()
+        .first()
+        .map(|kv| serde_json::from_slice(kv.value()).expect("stored JSON"))
 }
 
 #[tokio::test]
@@ -62,25 +75,42 @@ async fn apply_get_describe_delete_round_trip() {
     assert_eq!(out.stdout, "project/shop created\ncomponent/web created\n");
 
     // etcd really holds the document, with berth's metadata.
-    let doc = stored_json(&etcd, "specs/component/shop/web").await.expect("spec stored");
+    let doc = stored_json(&etcd, "specs/component/shop/web")
+        .await
+        .expect("spec stored");
     assert_eq!(doc["spec"]["image"], "bench/web:1");
     assert_eq!(doc["metadata"]["generation"], 1);
-    assert!(doc["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36));
-    assert!(doc["metadata"].get("resourceVersion").is_none(), "resourceVersion is never stored");
-    assert!(stored_json(&etcd, "revisions/shop/web/0000000001").await.is_some());
+    assert!(doc["metadata"]["uid"]
+        .as_str()
+        .is_some_and(|u| u.len() == 36));
+    assert!(
+        doc["metadata"].get("resourceVersion").is_none(),
+        "resourceVersion is never stored"
+    );
+    assert!(stored_json(&etcd, "revisions/shop/web/0000000001")
+        .await
+        .is_some());
 
     // Same input again: unchanged, nothing written.
     let before = snapshot(&etcd).await;
     let out = apply_stdin(&etcd, WEB, &[]).ok();
-    assert_eq!(out.stdout, "project/shop unchanged\ncomponent/web unchanged\n");
+    assert_eq!(
+        out.stdout,
+        "project/shop unchanged\ncomponent/web unchanged\n"
+    );
     assert_eq!(snapshot(&etcd).await, before);
 
     // Scale: configured, generation 2, still revision 1. New image: revision 2.
     let scaled = WEB.replace("replicas: 2", "replicas: 3");
-    assert!(apply_stdin(&etcd, &scaled, &[]).ok().stdout.contains("component/web configured"));
+    assert!(apply_stdin(&etcd, &scaled, &[])
+        .ok()
+        .stdout
+        .contains("component/web configured"));
     let v2 = scaled.replace("bench/web:1", "bench/web:2");
     apply_stdin(&etcd, &v2, &[]).ok();
-    let doc = stored_json(&etcd, "specs/component/shop/web").await.expect("spec");
+    let doc = stored_json(&etcd, "specs/component/shop/web")
+        .await
+        .expect("spec");
     assert_eq!(doc["metadata"]["generation"], 3);
     assert_eq!(doc["metadata"]["annotations"]["berth/revision"], "2");
 
@@ -92,25 +122,73 @@ async fn apply_get_describe_delete_round_trip() {
         assert!(header.contains(col), "{header}");
     }
     assert!(lines.next().expect("row").starts_with("web "), "{table}");
-    let json: serde_json::Value =
-        serde_json::from_str(&run(&etcd, &["get", "comp", "web", "-p", "shop", "-o", "json"]).ok().stdout).expect("json");
+    let json: serde_json::Value = serde_json::from_str(
+        &run(&etcd, &["get", "comp", "web", "-p", "shop", "-o", "json"])
+            .ok()
+            .stdout,
+    )
+    .expect("json");
     assert_eq!(json["spec"]["placement"]["replicas"], 3);
-    assert!(json["metadata"]["resourceVersion"].as_str().is_some_and(|r| r.parse::<i64>().is_ok()));
-    let yaml = run(&etcd, &["get", "component", "web", "-p", "shop", "-o", "yaml"]).ok().stdout;
+    assert!(json["metadata"]["resourceVersion"]
+        .as_str()
+        .is_some_and(|r| r.parse::<i64>().is_ok()));
+    let yaml = run(
+        &etcd,
+        &["get", "component", "web", "-p", "shop", "-o", "yaml"],
+    )
+    .ok()
+    .stdout;
     assert!(yaml.contains("image: bench/web:2"), "{yaml}");
-    assert_eq!(run(&etcd, &["get", "comps", "-A", "-o", "name"]).ok().stdout, "component/web\n");
-    assert_eq!(run(&etcd, &["get", "comps", "-A", "-l", "tier=frontend", "-o", "name"]).ok().stdout, "component/web\n");
-    assert_eq!(run(&etcd, &["get", "comps", "-A", "-l", "tier!=frontend", "-o", "name"]).ok().stdout, "");
-    assert!(run(&etcd, &["get", "components", "-A"]).ok().stdout.contains("PROJECT"));
+    assert_eq!(
+        run(&etcd, &["get", "comps", "-A", "-o", "name"])
+            .ok()
+            .stdout,
+        "component/web\n"
+    );
+    assert_eq!(
+        run(
+            &etcd,
+            &["get", "comps", "-A", "-l", "tier=frontend", "-o", "name"]
+        )
+        .ok()
+        .stdout,
+        "component/web\n"
+    );
+    assert_eq!(
+        run(
+            &etcd,
+            &["get", "comps", "-A", "-l", "tier!=frontend", "-o", "name"]
+        )
+        .ok()
+        .stdout,
+        ""
+    );
+    assert!(run(&etcd, &["get", "components", "-A"])
+        .ok()
+        .stdout
+        .contains("PROJECT"));
     assert!(run(&etcd, &["get", "proj"]).ok().stdout.contains("shop"));
 
     // describe and rollout history.
-    let d = run(&etcd, &["describe", "component", "web", "-p", "shop"]).ok().stdout;
-    for want in ["Name:         web", "Project:      shop", "Image:        bench/web:2", "Revisions:", "image bench/web:1 -> bench/web:2"] {
+    let d = run(&etcd, &["describe", "component", "web", "-p", "shop"])
+        .ok()
+        .stdout;
+    for want in [
+        "Name:         web",
+        "Project:      shop",
+        "Image:        bench/web:2",
+        "Revisions:",
+        "image bench/web:1 -> bench/web:2",
+    ] {
         assert!(d.contains(want), "describe lacks {want:?}:\n{d}");
     }
-    let h = run(&etcd, &["rollout", "history", "web", "-p", "shop"]).ok().stdout;
-    assert!(h.contains("bench/web:1") && h.contains("bench/web:2") && h.contains("(current)"), "{h}");
+    let h = run(&etcd, &["rollout", "history", "web", "-p", "shop"])
+        .ok()
+        .stdout;
+    assert!(
+        h.contains("bench/web:1") && h.contains("bench/web:2") && h.contains("(current)"),
+        "{h}"
+    );
 
     // Not found is a one-line error.
     let out = run(&etcd, &["get", "component", "nope", "-p", "shop"]);
@@ -118,10 +196,22 @@ async fn apply_get_describe_delete_round_trip() {
 
     // delete by name removes spec and revisions; the project refuses while not empty.
     let out = run(&etcd, &["delete", "project", "shop"]);
-    assert!(out.one_line_error().contains("still has 1 component"), "{out:?}");
-    assert_eq!(run(&etcd, &["delete", "component", "web", "-p", "shop"]).ok().stdout, "component/web deleted\n");
-    assert!(stored_json(&etcd, "specs/component/shop/web").await.is_none());
-    assert!(stored_json(&etcd, "revisions/shop/web/0000000002").await.is_none());
+    assert!(
+        out.one_line_error().contains("still has 1 component"),
+        "{out:?}"
+    );
+    assert_eq!(
+        run(&etcd, &["delete", "component", "web", "-p", "shop"])
+            .ok()
+            .stdout,
+        "component/web deleted\n"
+    );
+    assert!(stored_json(&etcd, "specs/component/shop/web")
+        .await
+        .is_none());
+    assert!(stored_json(&etcd, "revisions/shop/web/0000000002")
+        .await
+        .is_none());
     run(&etcd, &["delete", "project", "shop"]).ok();
     assert!(snapshot(&etcd).await.is_empty());
 }
@@ -135,13 +225,20 @@ async fn delete_by_file_dry_run_and_missing_project() {
     let f = file.to_string_lossy().to_string();
 
     let out = run(&etcd, &["apply", "-f", &f, "--dry-run"]).ok();
-    assert!(out.stdout.contains("component/web created (dry run)"), "{out:?}");
+    assert!(
+        out.stdout.contains("component/web created (dry run)"),
+        "{out:?}"
+    );
     assert!(snapshot(&etcd).await.is_empty(), "dry run wrote something");
 
     // A component in a project that does not exist: error, nothing written.
     let only_component = WEB.split("---\n").nth(1).expect("second doc");
     let out = apply_stdin(&etcd, only_component, &[]);
-    assert!(out.one_line_error().contains("project \"shop\" does not exist"), "{out:?}");
+    assert!(
+        out.one_line_error()
+            .contains("project \"shop\" does not exist"),
+        "{out:?}"
+    );
     assert!(snapshot(&etcd).await.is_empty());
 
     run(&etcd, &["apply", "-f", &f]).ok();
@@ -169,8 +266,17 @@ async fn diff_exit_codes() {
     std::fs::write(&file, WEB.replace("bench/web:1", "bench/web:2")).expect("write");
     let out = run(&etcd, &["diff", "-f", &f]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("-  image: bench/web:1") && out.stdout.contains("+  image: bench/web:2"), "{}", out.stdout);
-    assert!(out.stdout.contains("--- live/component/shop/web"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("-  image: bench/web:1")
+            && out.stdout.contains("+  image: bench/web:2"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("--- live/component/shop/web"),
+        "{}",
+        out.stdout
+    );
     std::fs::write(&file, "kind: [").expect("write");
     let out = run(&etcd, &["diff", "-f", &f]);
     assert!(out.code > 1, "errors exit above 1: {out:?}");
@@ -185,11 +291,26 @@ async fn prune_only_touches_its_applyset() {
     // "manual" is applied by hand, "other" by another applyset.
     apply_stdin(&etcd, &comp("manual"), &[]).ok();
     apply_stdin(&etcd, &comp("other"), &["--applyset", "b"]).ok();
-    apply_stdin(&etcd, &(comp("a1") + &comp("a2")), &["--prune", "--applyset", "a"]).ok();
+    apply_stdin(
+        &etcd,
+        &(comp("a1") + &comp("a2")),
+        &["--prune", "--applyset", "a"],
+    )
+    .ok();
     // a2 leaves the input: dry run lists it, real run deletes only it.
-    let out = apply_stdin(&etcd, &comp("a1"), &["--prune", "--applyset", "a", "--dry-run"]).ok();
-    assert!(out.stdout.contains("component/a2 pruned (dry run)"), "{out:?}");
-    assert!(stored_json(&etcd, "specs/component/default/a2").await.is_some());
+    let out = apply_stdin(
+        &etcd,
+        &comp("a1"),
+        &["--prune", "--applyset", "a", "--dry-run"],
+    )
+    .ok();
+    assert!(
+        out.stdout.contains("component/a2 pruned (dry run)"),
+        "{out:?}"
+    );
+    assert!(stored_json(&etcd, "specs/component/default/a2")
+        .await
+        .is_some());
     let out = apply_stdin(&etcd, &comp("a1"), &["--prune", "--applyset", "a"]).ok();
     assert_eq!(out.stdout, "component/a1 unchanged\ncomponent/a2 pruned\n");
     let names = run(&etcd, &["get", "comp", "-o", "name"]).ok().stdout;
@@ -211,13 +332,23 @@ async fn bad_input_writes_nothing() {
         .map(|e| e.expect("entry").path())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 10, "expected the issue's bad-input fixtures, found {cases:?}");
+    assert!(
+        cases.len() >= 10,
+        "expected the issue's bad-input fixtures, found {cases:?}"
+    );
     for case in &cases {
         let path = case.to_string_lossy().to_string();
         let out = run(&etcd, &["apply", "-f", &path]);
         let line = out.one_line_error();
-        let file = case.file_name().expect("name").to_string_lossy().to_string();
-        assert!(line.contains(&file) || case.is_dir(), "{path}: error does not name the file: {line}");
+        let file = case
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        assert!(
+            line.contains(&file) || case.is_dir(),
+            "{path}: error does not name the file: {line}"
+        );
         if !case.is_dir() && !line.contains("empty") && !line.contains("no objects") {
             let has_position = line.split(':').any(|p| p.trim().parse::<u32>().is_ok());
             assert!(has_position, "{path}: no line:column in {line}");
@@ -227,13 +358,23 @@ async fn bad_input_writes_nothing() {
     // Generated: a 5 MB document and one nested 10,000 levels deep.
     let big = format!("{WEB}  env: {{BIG: '{}'}}\n", "x".repeat(5 << 20));
     let deep = format!("apiVersion: berth/v1\nkind: Component\nmetadata: {{name: deep}}\nspec: {{image: x, env: {}1{}}}\n", "[".repeat(10_000), "]".repeat(10_000));
-    let deep_block: String = (0..10_000).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
-    for (what, input) in [("5 MB", big), ("deep flow", deep), ("deep block", deep_block)] {
+    let deep_block: String = (0..10_000)
+        .map(|i| format!("{}a:\n", " ".repeat(i)))
+        .collect();
+    for (what, input) in [
+        ("5 MB", big),
+        ("deep flow", deep),
+        ("deep block", deep_block),
+    ] {
         let start = Instant::now();
         let out = apply_stdin(&etcd, &input, &[]);
         let line = out.one_line_error();
         assert!(line.contains("<stdin>"), "{what}: {line}");
-        assert!(start.elapsed() < Duration::from_secs(20), "{what} took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} took {:?}",
+            start.elapsed()
+        );
         assert_eq!(snapshot(&etcd).await, before, "{what}: etcd changed");
     }
 }
@@ -266,19 +407,47 @@ async fn concurrent_applies_have_one_coherent_winner() {
             "a loser must retry or report a conflict: {out:?}"
         );
     }
-    let doc = stored_json(&etcd, "specs/component/shop/web").await.expect("spec");
+    let doc = stored_json(&etcd, "specs/component/shop/web")
+        .await
+        .expect("spec");
     let image = doc["spec"]["image"].as_str().expect("image").to_string();
-    let writer = doc["metadata"]["labels"]["writer"].as_str().expect("writer label").to_string();
-    assert_eq!(image.trim_start_matches("bench/web:v"), writer.trim_start_matches('w'), "torn document: {doc}");
+    let writer = doc["metadata"]["labels"]["writer"]
+        .as_str()
+        .expect("writer label")
+        .to_string();
+    assert_eq!(
+        image.trim_start_matches("bench/web:v"),
+        writer.trim_start_matches('w'),
+        "torn document: {doc}"
+    );
     // Each successful apply changed the template: one generation and one revision each.
     let generation = doc["metadata"]["generation"].as_i64().expect("generation");
-    let revision: i64 = doc["metadata"]["annotations"]["berth/revision"].as_str().expect("rev").parse().expect("num");
-    assert_eq!(generation, revision, "generation and revision disagree: {doc}");
+    let revision: i64 = doc["metadata"]["annotations"]["berth/revision"]
+        .as_str()
+        .expect("rev")
+        .parse()
+        .expect("num");
+    assert_eq!(
+        generation, revision,
+        "generation and revision disagree: {doc}"
+    );
     assert_eq!(generation, 1 + N as i64, "lost update: {doc}");
-    let hist = run(&etcd, &["rollout", "history", "web", "-p", "shop", "-o", "json"]).ok().stdout;
+    let hist = run(
+        &etcd,
+        &["rollout", "history", "web", "-p", "shop", "-o", "json"],
+    )
+    .ok()
+    .stdout;
     let revs: Vec<serde_json::Value> = serde_json::from_str(&hist).expect("json");
-    let seqs: Vec<i64> = revs.iter().map(|r| r["seq"].as_i64().expect("seq")).collect();
-    assert_eq!(seqs, ((N as i64 + 2 - 10).max(1)..=N as i64 + 1).collect::<Vec<_>>(), "revisions pruned to 10, consecutive");
+    let seqs: Vec<i64> = revs
+        .iter()
+        .map(|r| r["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        ((N as i64 + 2 - 10).max(1)..=N as i64 + 1).collect::<Vec<_>>(),
+        "revisions pruned to 10, consecutive"
+    );
 }
 
 #[tokio::test]
@@ -289,12 +458,25 @@ async fn unreachable_etcd_fails_fast_naming_endpoints() {
     let out = berth(&ep, "/x", &["get", "components"], None);
     let line = out.one_line_error();
     assert!(line.contains(&ep), "{line}");
-    assert!(start.elapsed() < Duration::from_secs(6), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        start.elapsed()
+    );
     // A blackholed address (no RST) must also give up within the timeout.
     let start = Instant::now();
-    let out = berth("http://127.0.0.1:9", "/x", &["--etcd-timeout", "1s", "get", "components"], None);
+    let out = berth(
+        "http://127.0.0.1:9",
+        "/x",
+        &["--etcd-timeout", "1s", "get", "components"],
+        None,
+    );
     assert_ne!(out.code, 0);
-    assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -302,7 +484,19 @@ async fn get_watch_streams_json_lines() {
     let etcd = TestEtcd::start().await;
     apply_stdin(&etcd, WEB, &[]).ok();
     let mut child = std::process::Command::new(crate::support::cli::BERTH)
-        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root(), "get", "comp", "-p", "shop", "-w", "-o", "json"])
+        .args([
+            "--etcd",
+            &etcd.endpoint(),
+            "--root",
+            etcd.root(),
+            "get",
+            "comp",
+            "-p",
+            "shop",
+            "-w",
+            "-o",
+            "json",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -310,22 +504,31 @@ async fn get_watch_streams_json_lines() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(line).is_err() {
                 break;
             }
         }
     });
-    let first = rx.recv_timeout(Duration::from_secs(10)).expect("initial line");
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("initial line");
     let ev: serde_json::Value = serde_json::from_str(&first).expect("json line");
     assert_eq!(ev["type"], "ADDED");
     assert_eq!(ev["object"]["metadata"]["name"], "web");
     apply_stdin(&etcd, &WEB.replace("replicas: 2", "replicas: 5"), &[]).ok();
-    let next: serde_json::Value = serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).expect("change")).expect("json");
+    let next: serde_json::Value =
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).expect("change"))
+            .expect("json");
     assert_eq!(next["type"], "MODIFIED");
     assert_eq!(next["object"]["spec"]["placement"]["replicas"], 5);
     run(&etcd, &["delete", "component", "web", "-p", "shop"]).ok();
-    let gone: serde_json::Value = serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).expect("delete")).expect("json");
+    let gone: serde_json::Value =
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).expect("delete"))
+            .expect("json");
     assert_eq!(gone["type"], "DELETED");
     let _ = child.kill();
     let _ = child.wait();
@@ -336,9 +539,21 @@ fn help_version_completion_schema() {
     let ep = "http://127.0.0.1:1";
     let out = berth(ep, "/x", &["version"], None).ok();
     assert!(out.stdout.starts_with("berth "), "{out:?}");
-    for verb in ["apply", "get", "describe", "delete", "diff", "schema", "completion"] {
+    for verb in [
+        "apply",
+        "get",
+        "describe",
+        "delete",
+        "diff",
+        "schema",
+        "completion",
+    ] {
         let out = berth(ep, "/x", &[verb, "--help"], None).ok();
-        assert!(out.stdout.contains("Example"), "{verb} --help has no example: {}", out.stdout);
+        assert!(
+            out.stdout.contains("Example"),
+            "{verb} --help has no example: {}",
+            out.stdout
+        );
     }
     let out = berth(ep, "/x", &["rollout", "history", "--help"], None).ok();
     assert!(out.stdout.contains("Example"));
@@ -351,4 +566,49 @@ fn help_version_completion_schema() {
     assert!(schema.to_string().contains("readyChecks"));
     let out = berth(ep, "/x", &["get", "widgets"], None);
     assert!(out.stderr.contains("unknown resource type"), "{out:?}");
+}
+
+/// The round trips `apply` makes, as BENCHMARKS.md states them: one range
+/// read per (kind, project) group plus one transaction per 40 objects —
+/// for 1,000 new components 1 + 25, about 0.026 per component.
+#[tokio::test]
+async fn apply_round_trips_per_component() {
+    let etcd = TestEtcd::start().await;
+    let mut yaml = String::new();
+    for i in 0..1000 {
+        yaml.push_str(&format!("---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: c{i}}}\nspec: {{image: 'bench/web:1'}}\n"));
+    }
+    let loaded =
+        berth::manifest::parse_str("many.yaml", &yaml, &berth::manifest::Limits::default())
+            .expect("valid");
+    let objects: Vec<_> = loaded.into_iter().map(|l| l.object).collect();
+    let store = berth::store::Store::from_client(etcd.client().await, etcd.root());
+    let result = store
+        .apply(&objects, &berth::store::ApplyOptions::default())
+        .await
+        .expect("apply");
+    assert_eq!(result.outcomes.len(), 1000);
+    assert_eq!(result.round_trips, 1 + 25, "1 range read + 25 transactions");
+    assert_eq!(
+        etcd.keys(&format!("{}/specs/component/default/", etcd.root()))
+            .await
+            .len(),
+        1000
+    );
+    assert_eq!(
+        etcd.keys(&format!("{}/revisions/default/", etcd.root()))
+            .await
+            .len(),
+        1000
+    );
+    // Unchanged: the read only.
+    let again = store
+        .apply(&objects, &berth::store::ApplyOptions::default())
+        .await
+        .expect("apply");
+    assert_eq!(again.round_trips, 1);
+    assert!(again
+        .outcomes
+        .iter()
+        .all(|o| o.change == berth::store::Change::Unchanged));
 }

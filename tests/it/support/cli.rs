@@ -32,7 +32,11 @@ pub fn berth(endpoint: &str, root: &str, args: &[&str], stdin: Option<&str>) -> 
     let mut child = Command::new(BERTH)
         .args(["--etcd", endpoint, "--root", root])
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
