@@ -42,6 +42,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A port etcd needs is taken by another process.
+    #[error(
+        "127.0.0.1:{port} is already in use (address already in use); pick another {which} port"
+    )]
+    PortInUse { port: u16, which: &'static str },
     /// etcd exited before it answered.
     #[error("etcd exited during start-up ({status}); log at {log}:\n{tail}")]
     Exited {
@@ -139,7 +144,7 @@ impl LocalEtcd {
             };
             match etcd.spawn_and_wait().await {
                 Ok(()) => return Ok(etcd),
-                Err(e @ Error::Exited { .. })
+                Err(e @ (Error::Exited { .. } | Error::PortInUse { .. }))
                     if auto_ports && e.to_string().contains("address already in use") =>
                 {
                     tracing::debug!("etcd port collision, retrying with new ports");
@@ -214,7 +219,7 @@ impl LocalEtcd {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.spawn_and_wait().await {
-                Err(e @ Error::Exited { .. })
+                Err(e @ (Error::Exited { .. } | Error::PortInUse { .. }))
                     if Instant::now() < deadline
                         && e.to_string().contains("address already in use") =>
                 {
@@ -226,6 +231,13 @@ impl LocalEtcd {
     }
 
     async fn spawn_and_wait(&mut self) -> Result<(), Error> {
+        // Another process on our client port would answer the readiness probe
+        // in our child's place: make sure both ports are free first.
+        for (port, which) in [(self.client_port, "client"), (self.peer_port, "peer")] {
+            if TcpListener::bind(("127.0.0.1", port)).is_err() {
+                return Err(Error::PortInUse { port, which });
+            }
+        }
         let log_path = self.log_path();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -286,7 +298,13 @@ impl LocalEtcd {
                 }
             }
             if answers(&endpoint).await {
-                return Ok(());
+                // It answers; make sure it is our child that does.
+                if let Some(child) = self.child.as_mut() {
+                    if let Ok(None) = child.try_wait() {
+                        return Ok(());
+                    }
+                }
+                continue;
             }
             if started.elapsed() > START_TIMEOUT {
                 let tail = log_tail(&log_path, log_start);

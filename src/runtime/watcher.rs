@@ -365,14 +365,16 @@ impl Watcher {
         }
         // A healthy response: the next failure starts the backoff from the bottom.
         self.backoff = self.cfg.backoff.build();
+        // Events of one revision (a txn) always come in one response.
+        let floor = last_seen;
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
             let rev = kv.mod_revision();
-            if rev <= last_seen {
+            if rev <= floor {
                 // Already delivered (a resumed watch never sends these, but be sure).
                 continue;
             }
-            last_seen = rev;
+            last_seen = last_seen.max(rev);
             // A deletion's kv is a tombstone: version 0 (a put always has version >= 1).
             // Read that rather than `event_type()`, which panics on unknown values.
             let deleted = kv.version() == 0;

@@ -1,4 +1,5 @@
 //! Shared test harness: throwaway etcd, test images, CLI runner.
 #![allow(dead_code)]
 pub mod cli;
+pub mod etcd;
 pub mod images;

@@ -1,0 +1,254 @@
+//! A throwaway etcd per test: own port, own data dir, own root prefix.
+//!
+//! ```ignore
+//! let etcd = TestEtcd::start().await;
+//! let mut client = etcd.client().await;
+//! client.put(etcd.key("specs/x"), "v", None).await?;
+//! assert_eq!(etcd.keys(&etcd.key("specs/")).await, vec![etcd.key("specs/x")]);
+//! ```
+//!
+//! A missing `etcd` fails the test with how to install it (`hack/install-deps.sh`),
+//! in CI (`CI=true`) and outside it alike: nothing is silently skipped.
+//! [`EtcdProxy`] sits between a client and etcd and can cut every connection,
+//! so a test can make a client lose etcd while others still write to it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth::localetcd::{LocalEtcd, LocalEtcdConfig};
+use etcd_client::{Client, ConnectOptions, GetOptions};
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Fails the test unless `etcd` is installed; returns its path.
+pub fn require_etcd() -> PathBuf {
+    match berth::localetcd::find_etcd() {
+        Some(p) => p,
+        None if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "etcd is not installed, and CI=true: a missing etcd fails the run. \
+             Install it with `hack/install-deps.sh` (Debian: etcd-server etcd-client)."
+        ),
+        None => panic!(
+            "etcd is not installed: berth's integration tests need a real etcd. \
+             Install it with `hack/install-deps.sh` (Debian: apt-get install etcd-server etcd-client)."
+        ),
+    }
+}
+
+/// One test's etcd.
+pub struct TestEtcd {
+    etcd: LocalEtcd,
+    root: String,
+    // Dropped last: the etcd child dies first (kill_on_drop), then its data goes.
+    _dir: TempDir,
+}
+
+impl TestEtcd {
+    /// Starts a fast single-member etcd on free loopback ports in a temp dir,
+    /// with a random root prefix (`/t-<uuid>`).
+    pub async fn start() -> TestEtcd {
+        require_etcd();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-etcd-")
+            .tempdir()
+            .expect("create a temp dir for etcd");
+        let mut cfg = LocalEtcdConfig::new(dir.path().join("data"));
+        cfg.name = "test".into();
+        cfg.fast = true;
+        let etcd = match LocalEtcd::start(cfg).await {
+            Ok(e) => e,
+            Err(e) => panic!("cannot start the test etcd: {e}"),
+        };
+        let root = format!("/t-{}", uuid::Uuid::new_v4().simple());
+        TestEtcd {
+            etcd,
+            root,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        self.etcd.endpoint()
+    }
+
+    /// This test's root prefix, `/t-<random>` (no trailing slash).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `root/rel`.
+    pub fn key(&self, rel: &str) -> String {
+        format!("{}/{}", self.root, rel.trim_start_matches('/'))
+    }
+
+    /// The local etcd process (stop, restart, ports, log).
+    pub fn local(&mut self) -> &mut LocalEtcd {
+        &mut self.etcd
+    }
+
+    /// Kills etcd (an outage); [`TestEtcd::restart`] or `local().restart()` brings it back.
+    pub async fn stop(&mut self) {
+        self.etcd.stop().await.expect("stop etcd");
+    }
+
+    /// Stops etcd and starts it again on the same port with the same data.
+    pub async fn restart(&mut self) {
+        self.etcd.restart().await.expect("restart etcd");
+    }
+
+    /// A new client of this etcd (connect timeout only: no request deadline,
+    /// so it can hold long watches).
+    pub async fn client(&self) -> Client {
+        client_for(&self.endpoint()).await
+    }
+
+    /// The value under `key` (absolute).
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let mut c = self.client().await;
+        let resp = c.get(key, None).await.expect("etcd get");
+        resp.kvs().first().map(|kv| kv.value().to_vec())
+    }
+
+    /// The value under `key` as text.
+    pub async fn get_string(&self, key: &str) -> Option<String> {
+        self.get(key)
+            .await
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    /// Every key starting with `prefix` (absolute), in order.
+    pub async fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut c = self.client().await;
+        let resp = c
+            .get(
+                prefix,
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await
+            .expect("etcd get prefix");
+        resp.kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect()
+    }
+
+    /// Puts `key` (absolute); returns the new revision.
+    pub async fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> i64 {
+        let mut c = self.client().await;
+        let resp = c.put(key, value, None).await.expect("etcd put");
+        resp.header().map(|h| h.revision()).unwrap_or(0)
+    }
+
+    /// Deletes `key` (absolute); returns the new revision.
+    pub async fn delete(&self, key: &str) -> i64 {
+        let mut c = self.client().await;
+        let resp = c.delete(key, None).await.expect("etcd delete");
+        resp.header().map(|h| h.revision()).unwrap_or(0)
+    }
+
+    /// etcd's current revision.
+    pub async fn revision(&self) -> i64 {
+        let mut c = self.client().await;
+        let resp = c.get("/", None).await.expect("etcd get");
+        resp.header().map(|h| h.revision()).expect("header")
+    }
+
+    /// Compacts etcd's history up to its current revision.
+    pub async fn compact(&self) -> i64 {
+        let rev = self.revision().await;
+        let mut c = self.client().await;
+        c.compact(
+            rev,
+            Some(etcd_client::CompactionOptions::new().with_physical()),
+        )
+        .await
+        .expect("etcd compact");
+        rev
+    }
+
+    /// A TCP proxy to this etcd whose connections a test can cut.
+    pub async fn proxy(&self) -> EtcdProxy {
+        EtcdProxy::start(self.etcd.client_port()).await
+    }
+}
+
+/// A client of `endpoint` with a short connect timeout.
+///
+/// HTTP/2 keep-alive pings must not come more often than etcd's
+/// `--grpc-keepalive-min-time` (5 s by default): etcd answers faster pings with
+/// GOAWAY (too many pings) and drops the connection.
+pub async fn client_for(endpoint: &str) -> Client {
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+    Client::connect([endpoint], Some(opts))
+        .await
+        .expect("connect to etcd")
+}
+
+/// A loopback TCP proxy in front of etcd. [`EtcdProxy::cut`] closes every
+/// connection and refuses new ones until [`EtcdProxy::restore`].
+pub struct EtcdProxy {
+    port: u16,
+    cut: Arc<watch::Sender<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EtcdProxy {
+    async fn start(target_port: u16) -> EtcdProxy {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let cut = Arc::new(watch::Sender::new(false));
+        let cut2 = cut.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if *cut2.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut_rx = cut2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target_port)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        EtcdProxy { port, cut, task }
+    }
+
+    /// The proxy's client URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes every proxied connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+impl Drop for EtcdProxy {
+    fn drop(&mut self) {
+        self.cut.send_replace(true);
+        self.task.abort();
+    }
+}
