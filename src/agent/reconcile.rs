@@ -209,13 +209,10 @@ pub async fn reconcile(key: String, ctx: Arc<Ctx>) -> Result<Action, ReconcileEr
             Step::Start { .. } => starts += 1,
             Step::Restart { id } => {
                 let Some(a) = &assignment else { continue };
+                let requested = tokio::time::Instant::now().into_std();
                 match ctx.exec.restart(id).await {
                     Ok(ports) => {
-                        ctx.containers.restarted(
-                            id,
-                            ports.clone(),
-                            tokio::time::Instant::now().into_std(),
-                        );
+                        ctx.containers.restarted(id, ports.clone(), requested);
                         ctx.metrics.container_restarts.inc();
                         let target = ProbeTarget {
                             id: id.clone(),

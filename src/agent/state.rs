@@ -35,8 +35,11 @@ pub struct ContainerRecord {
     pub last_exit: Option<(i64, String)>,
     /// When the agent last saw it start (for the crash-count reset).
     pub started: Option<Instant>,
-    /// RFC 3339 start time, as Docker reports it.
+    /// Docker's `StartedAt` of the latest start the agent knows of (`None`
+    /// right after the agent started it, until Docker tells).
     pub started_at: Option<String>,
+    /// Docker's `FinishedAt` of the latest exit the agent knows of.
+    pub finished_at: Option<String>,
     pub stopping: Option<StopHow>,
     /// Container port -> host port on 127.0.0.1.
     pub ports: BTreeMap<u16, u16>,
@@ -198,22 +201,38 @@ impl Containers {
             restarts: 0,
             last_exit: None,
             started: Some(now),
-            started_at: Some(crate::util::now_rfc3339()),
+            started_at: None,
+            finished_at: None,
             stopping: None,
             ports,
             known_since: now,
         };
-        // Replaces what an event or resync may have recorded in between.
-        self.lock().insert(id.to_string(), rec);
+        let mut map = self.lock();
+        match map.get_mut(id) {
+            // It died already and an event said so: that stands.
+            Some(r) if r.finished_at.is_some() => {
+                r.started = Some(now);
+                r.known_since = now;
+            }
+            // An event or resync saw it between create and start (or
+            // running): the agent's record replaces it.
+            _ => {
+                map.insert(id.to_string(), rec);
+            }
+        }
     }
 
-    /// Records a restart done by the agent.
-    pub fn restarted(&self, id: &str, ports: BTreeMap<u16, u16>, now: Instant) {
+    /// Records a restart done by the agent, asked for at `requested`. An
+    /// exit seen after that (the container died again at once) stands.
+    pub fn restarted(&self, id: &str, ports: BTreeMap<u16, u16>, requested: Instant) {
         if let Some(r) = self.lock().get_mut(id) {
-            r.run = RunState::Running;
             r.restarts += 1;
-            r.started = Some(now);
-            r.started_at = Some(crate::util::now_rfc3339());
+            if matches!(r.run, RunState::Exited { at, .. } if at > requested) {
+                return;
+            }
+            r.run = RunState::Running;
+            r.started = Some(requested);
+            r.started_at = None;
             r.ports = ports;
         }
     }
@@ -253,8 +272,12 @@ impl Containers {
 
     /// Merges what Docker reports about a container of this agent.
     /// `created_unix` is the list's creation time (0 when unknown);
-    /// `asked_at` is when the inspect was sent: news older than the agent's
-    /// own last start of the container is ignored.
+    /// `asked_at` is when the inspect was sent.
+    ///
+    /// News is ordered by Docker's own clock, not by arrival: a start counts
+    /// only if its `StartedAt` is new, an exit only if its `FinishedAt` is
+    /// new, so a stale answer (an inspect that raced with a start or an
+    /// exit) never undoes what the agent knows.
     pub fn observe(
         &self,
         d: &ContainerDetails,
@@ -289,6 +312,7 @@ impl Containers {
                 last_exit,
                 started: d.running.then_some(now),
                 started_at: d.started_at.clone(),
+                finished_at: d.finished_at.clone(),
                 stopping: None,
                 ports: d.ports.clone(),
                 known_since: now,
@@ -296,50 +320,51 @@ impl Containers {
             map.insert(d.id.clone(), rec);
             return Change::New;
         };
-        if !d.running && r.started.is_some_and(|s| s > asked_at) {
-            return Change::Unchanged;
-        }
-        let was_running = r.is_running();
         let mut change = Change::Unchanged;
-        match (was_running, d.running) {
-            (true, false) => {
-                let run = run_state(d, now);
-                if let RunState::Exited { code, oom, .. } = run {
-                    r.last_exit = Some((code, plan::exit_reason(code, oom).to_string()));
-                    if r.stopping.is_none() {
-                        let ran_for = r
-                            .started
-                            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
-                        r.crashes = plan::consecutive_crashes(r.crashes, ran_for);
-                    }
-                }
-                r.run = run;
-                change = Change::Exited;
-            }
-            (false, true) => {
+        if d.running {
+            if r.is_running() && r.started_at.is_none() {
+                // The agent's own start, now with Docker's time.
+                r.started_at = d.started_at.clone();
+            } else if d.started_at.is_some() && d.started_at != r.started_at {
+                change = if r.is_running() {
+                    Change::Updated
+                } else {
+                    Change::Started
+                };
                 r.run = RunState::Running;
                 r.started = Some(now);
-                change = Change::Started;
+                r.started_at = d.started_at.clone();
             }
-            _ => {
-                // An OOM kill can be reported after the exit was seen.
-                if let RunState::Exited { oom, code, .. } = &mut r.run {
-                    if d.oom_killed && !*oom {
-                        *oom = true;
-                        r.last_exit = Some((*code, plan::exit_reason(*code, true).to_string()));
-                        change = Change::Updated;
-                    }
+            if r.is_running() && r.ports != d.ports && !d.ports.is_empty() {
+                r.ports = d.ports.clone();
+                if change == Change::Unchanged {
+                    change = Change::Updated;
                 }
             }
-        }
-        if d.running && r.ports != d.ports && !d.ports.is_empty() {
-            r.ports = d.ports.clone();
-            if change == Change::Unchanged {
+        } else if d.finished_at.is_some() && d.finished_at != r.finished_at {
+            let code = d.exit_code.unwrap_or(-1);
+            r.last_exit = Some((code, plan::exit_reason(code, d.oom_killed).to_string()));
+            if r.stopping.is_none() {
+                let ran_for = r
+                    .started
+                    .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+                r.crashes = plan::consecutive_crashes(r.crashes, ran_for);
+            }
+            r.run = RunState::Exited {
+                code,
+                oom: d.oom_killed,
+                at: now,
+            };
+            r.finished_at = d.finished_at.clone();
+            r.started_at = d.started_at.clone();
+            change = Change::Exited;
+        } else if let RunState::Exited { oom, code, .. } = &mut r.run {
+            // An OOM kill can be reported after the exit was seen.
+            if d.oom_killed && !*oom && d.finished_at == r.finished_at {
+                *oom = true;
+                r.last_exit = Some((*code, plan::exit_reason(*code, true).to_string()));
                 change = Change::Updated;
             }
-        }
-        if d.started_at.is_some() && r.started_at != d.started_at && d.running {
-            r.started_at = d.started_at.clone();
         }
         change
     }
@@ -428,53 +453,68 @@ mod tests {
         }
     }
 
-    fn details(id: &str, running: bool, code: Option<i64>, oom: bool) -> ContainerDetails {
+    /// Running since start `n` (Docker's StartedAt `...:0n`).
+    fn running(id: &str, n: u32) -> ContainerDetails {
         ContainerDetails {
             id: id.into(),
             name: format!("berth-p-web-h1-{id}"),
             image: "img".into(),
             labels: BTreeMap::new(),
-            running,
-            state: if running { "running" } else { "exited" }.into(),
-            exit_code: code,
-            oom_killed: oom,
+            running: true,
+            state: "running".into(),
+            exit_code: None,
+            oom_killed: false,
             error: None,
-            started_at: Some("2026-01-01T00:00:00Z".into()),
+            started_at: Some(format!("2026-01-01T00:00:{n:02}Z")),
             finished_at: None,
-            ports: if running {
-                BTreeMap::from([(8080, 40000)])
-            } else {
-                BTreeMap::new()
-            },
+            ports: BTreeMap::from([(8080, 40000 + n as u16)]),
             memory: None,
             nano_cpus: None,
             privileged: false,
         }
     }
 
+    /// Exited after start `n` (FinishedAt `...:0n.5`).
+    fn exited(id: &str, n: u32, code: i64, oom: bool) -> ContainerDetails {
+        ContainerDetails {
+            running: false,
+            state: "exited".into(),
+            exit_code: Some(code),
+            oom_killed: oom,
+            finished_at: Some(format!("2026-01-01T00:00:{n:02}.5Z")),
+            ports: BTreeMap::new(),
+            ..running(id, n)
+        }
+    }
+
+    fn get(c: &Containers, id: &str) -> ContainerRecord {
+        c.get(id).unwrap_or_else(|| panic!("{id} missing"))
+    }
+
     #[test]
     fn adoption_then_crash_then_restart() {
         let c = Containers::default();
         let t0 = Instant::now();
+        assert_eq!(c.observe(&running("a", 1), owner(), 100, t0), Change::New);
         assert_eq!(
-            c.observe(&details("a", true, None, false), owner(), 100, t0),
-            Change::New
-        );
-        assert_eq!(
-            c.observe(&details("a", true, None, false), owner(), 100, t0),
+            c.observe(&running("a", 1), owner(), 100, t0),
             Change::Unchanged
         );
-        let r = c.get("a").unwrap_or_else(|| panic!("missing"));
-        assert_eq!(r.ports, BTreeMap::from([(8080, 40000)]));
+        let r = get(&c, "a");
+        assert_eq!(r.ports, BTreeMap::from([(8080, 40001)]));
         assert_eq!(r.created, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
         assert_eq!(c.keys(), vec!["p/web".to_string()]);
-        // Crash: counted, exit kept.
+        // Crash: counted, exit kept, the same news twice counts once.
         let t1 = t0 + Duration::from_secs(5);
         assert_eq!(
-            c.observe(&details("a", false, Some(137), true), owner(), 100, t1),
+            c.observe(&exited("a", 1, 137, true), owner(), 100, t1),
             Change::Exited
         );
-        let r = c.get("a").unwrap_or_else(|| panic!("missing"));
+        assert_eq!(
+            c.observe(&exited("a", 1, 137, true), owner(), 100, t1),
+            Change::Unchanged
+        );
+        let r = get(&c, "a");
         assert_eq!(r.crashes, 1);
         assert_eq!(r.last_exit, Some((137, "OOMKilled".into())));
         assert_eq!(
@@ -487,29 +527,56 @@ mod tests {
         );
         assert_eq!(
             r.ports,
-            BTreeMap::from([(8080, 40000)]),
+            BTreeMap::from([(8080, 40001)]),
             "ports of a stopped container are kept"
         );
-        // Restart by the agent, then a second crash soon after.
-        c.restarted("a", BTreeMap::from([(8080, 40001)]), t1);
-        let r = c.get("a").unwrap_or_else(|| panic!("missing"));
+        // Restart by the agent; Docker's start time fills in without a change.
+        c.restarted("a", BTreeMap::from([(8080, 40002)]), t1);
+        let r = get(&c, "a");
         assert_eq!((r.restarts, r.run.clone()), (1, RunState::Running));
-        c.observe(
-            &details("a", false, Some(1), false),
-            owner(),
-            100,
-            t1 + Duration::from_secs(1),
+        assert_eq!(
+            c.observe(&running("a", 2), owner(), 100, t1),
+            Change::Unchanged
         );
-        assert_eq!(c.get("a").map(|r| r.crashes), Some(2));
+        // A second crash soon after.
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(
+            c.observe(&exited("a", 2, 1, false), owner(), 100, t2),
+            Change::Exited
+        );
+        assert_eq!(get(&c, "a").crashes, 2);
         // After running 10 minutes a crash starts a fresh count.
-        c.restarted("a", BTreeMap::new(), t1);
-        c.observe(
-            &details("a", false, Some(1), false),
-            owner(),
-            100,
-            t1 + Duration::from_secs(700),
+        c.restarted("a", BTreeMap::new(), t2);
+        let t3 = t2 + Duration::from_secs(700);
+        c.observe(&exited("a", 3, 1, false), owner(), 100, t3);
+        assert_eq!(get(&c, "a").crashes, 1);
+    }
+
+    #[test]
+    fn a_death_seen_before_the_restart_is_recorded_stands() {
+        // The container dies within milliseconds of `docker start`: its
+        // `die` is handled before the agent records the restart.
+        let c = Containers::default();
+        let t0 = Instant::now();
+        c.observe(&exited("a", 1, 3, false), owner(), 0, t0);
+        let requested = t0 + Duration::from_millis(10);
+        let died_seen = requested + Duration::from_millis(5);
+        assert_eq!(
+            c.observe(&exited("a", 2, 3, false), owner(), 0, died_seen),
+            Change::Exited
         );
-        assert_eq!(c.get("a").map(|r| r.crashes), Some(1));
+        c.restarted("a", BTreeMap::new(), requested);
+        let r = get(&c, "a");
+        assert_eq!(r.restarts, 1);
+        assert!(matches!(r.run, RunState::Exited { .. }), "{r:?}");
+        assert_eq!(r.crashes, 2);
+        // A stale "running" answer from between the start and the death
+        // does not bring it back to life either.
+        assert_eq!(
+            c.observe(&running("a", 2), owner(), 0, requested),
+            Change::Unchanged
+        );
+        assert!(matches!(get(&c, "a").run, RunState::Exited { .. }));
     }
 
     #[test]
@@ -517,20 +584,44 @@ mod tests {
         let c = Containers::default();
         let asked = Instant::now();
         let t1 = asked + Duration::from_millis(10);
-        let mut created = details("a", false, None, false);
+        let mut created = running("a", 1);
+        created.running = false;
         created.state = "created".into();
+        created.started_at = None;
         // Resync saw it just created; then the agent's start completes.
         c.observe(&created, owner(), 0, asked);
         c.started("a", "n", owner(), BTreeMap::new(), t1);
-        assert_eq!(c.get("a").map(|r| r.run), Some(RunState::Running));
+        assert_eq!(get(&c, "a").run, RunState::Running);
         // The same stale answer arriving late changes nothing.
         assert_eq!(c.observe(&created, owner(), 0, asked), Change::Unchanged);
-        assert_eq!(c.get("a").map(|r| r.run), Some(RunState::Running));
+        assert_eq!(get(&c, "a").run, RunState::Running);
         // A resync list taken before the start does not forget it.
         let gone = c.retain_listed(&Default::default(), asked);
         assert!(gone.is_empty());
         let gone = c.retain_listed(&Default::default(), t1 + Duration::from_millis(1));
         assert_eq!(gone.len(), 1);
+    }
+
+    #[test]
+    fn a_new_container_that_died_before_it_was_recorded_stays_dead() {
+        let c = Containers::default();
+        let t0 = Instant::now();
+        assert_eq!(
+            c.observe(&exited("a", 1, 127, false), owner(), 0, t0),
+            Change::New
+        );
+        c.started("a", "n", owner(), BTreeMap::new(), t0);
+        let r = get(&c, "a");
+        assert!(matches!(r.run, RunState::Exited { code: 127, .. }), "{r:?}");
+    }
+
+    #[test]
+    fn a_start_by_someone_else_is_seen() {
+        let c = Containers::default();
+        let t0 = Instant::now();
+        c.observe(&exited("a", 1, 0, false), owner(), 0, t0);
+        assert_eq!(c.observe(&running("a", 2), owner(), 0, t0), Change::Started);
+        assert_eq!(get(&c, "a").run, RunState::Running);
     }
 
     #[test]
@@ -541,11 +632,11 @@ mod tests {
             last_exit: Some((137, "OOMKilled".into())),
         };
         c.remember(HashMap::from([("a".to_string(), r)]));
-        c.observe(&details("a", true, None, false), owner(), 0, Instant::now());
-        let rec = c.get("a").unwrap_or_else(|| panic!("missing"));
+        c.observe(&running("a", 1), owner(), 0, Instant::now());
+        let rec = get(&c, "a");
         assert_eq!((rec.restarts, rec.crashes), (4, 0));
         assert_eq!(rec.last_exit, Some((137, "OOMKilled".into())));
-        c.observe(&details("b", true, None, false), owner(), 0, Instant::now());
+        c.observe(&running("b", 1), owner(), 0, Instant::now());
         assert_eq!(c.get("b").map(|r| r.restarts), Some(0));
     }
 
@@ -556,7 +647,7 @@ mod tests {
         c.started("a", "n", owner(), BTreeMap::new(), t0);
         c.stopping("a", StopHow::Graceful);
         assert_eq!(
-            c.observe(&details("a", false, Some(143), false), owner(), 0, t0),
+            c.observe(&exited("a", 1, 143, false), owner(), 0, t0),
             Change::Exited
         );
         assert_eq!(c.get("a").map(|r| r.crashes), Some(0));
@@ -567,12 +658,7 @@ mod tests {
     #[test]
     fn adopted_exited_container_counts_one_crash() {
         let c = Containers::default();
-        c.observe(
-            &details("a", false, Some(2), false),
-            owner(),
-            0,
-            Instant::now(),
-        );
+        c.observe(&exited("a", 1, 2, false), owner(), 0, Instant::now());
         let r = c.get("a").unwrap_or_else(|| panic!("missing"));
         assert_eq!(r.crashes, 1);
         assert_eq!(r.last_exit, Some((2, "Error".into())));
