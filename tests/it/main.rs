@@ -1,10 +1,9 @@
 //! berth's integration tests: one binary (fast to link), one module per area.
 //! Each test starts its own etcd (own port, own data dir) and uses its own
 //! node names and labels, so tests can run in parallel on one Docker engine.
-
-mod support;
 mod agent;
+mod cli;
 mod docker;
 mod runtime;
-mod cli;
 mod security;
+mod support;
