@@ -2,7 +2,7 @@
 //!
 //! [`LocalEtcd::start`] finds `etcd` on `PATH`, picks free loopback ports unless
 //! told which, starts it with its output in `<data_dir>/etcd.log`, and waits
-//! until it answers a read. The child is killed when the [`LocalEtcd`] is
+//! until it answers a read. etcd's data goes to `<data_dir>/etcd`. The child is killed when the [`LocalEtcd`] is
 //! dropped. [`LocalEtcd::restart`] keeps the ports and the data directory, so a
 //! test can simulate an outage and clients reconnect to the same endpoint.
 
@@ -74,7 +74,8 @@ pub enum Error {
 /// How to start a local etcd.
 #[derive(Debug, Clone)]
 pub struct LocalEtcdConfig {
-    /// Where etcd keeps its data; created if missing. The log goes to `etcd.log` in it.
+    /// This etcd's directory, created if missing: etcd's own data goes to
+    /// `<data_dir>/etcd` (etcd's `--data-dir`), its output to `<data_dir>/etcd.log`.
     pub data_dir: PathBuf,
     /// The client port on 127.0.0.1; `None` picks a free one.
     pub client_port: Option<u16>,
@@ -171,7 +172,7 @@ impl LocalEtcd {
         self.peer_port
     }
 
-    /// The data directory.
+    /// The directory given in the config (etcd's data is in its `etcd` subdirectory).
     pub fn data_dir(&self) -> &Path {
         &self.cfg.data_dir
     }
@@ -258,7 +259,7 @@ impl LocalEtcd {
         cmd.arg("--name")
             .arg(&self.cfg.name)
             .arg("--data-dir")
-            .arg(&self.cfg.data_dir)
+            .arg(self.cfg.data_dir.join("etcd"))
             .arg("--listen-client-urls")
             .arg(&client)
             .arg("--advertise-client-urls")

@@ -1,5 +1,5 @@
 //! The controller: runs a level-triggered `reconcile(key)` for every key its
-//! triggers name, through the [`Scheduler`](super::scheduler::Scheduler).
+//! triggers name, through the [`Scheduler`].
 //!
 //! - Nothing is reconciled before the reader's cache (and every cache added with
 //!   [`Controller::wait_for`]) has its first full list; triggers that arrive

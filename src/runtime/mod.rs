@@ -7,9 +7,9 @@
 //!                  extra triggers (Docker events, resync tick) ─┘
 //! ```
 //!
-//! - [`watcher`]: list a prefix at revision R, watch from R+1; resume after a
+//! - [`watcher`](mod@watcher): list a prefix at revision R, watch from R+1; resume after a
 //!   disconnect from the last seen revision + 1, re-list after compaction.
-//! - [`reflector`]: one writer, many cheap readers of an in-memory cache; ready
+//! - [`reflector`](mod@reflector): one writer, many cheap readers of an in-memory cache; ready
 //!   only after the first full list.
 //! - [`scheduler`]: the deduplicating work queue of keys (one run per key at a
 //!   time, delays, earlier wins).
