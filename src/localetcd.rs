@@ -275,9 +275,12 @@ impl LocalEtcd {
         if self.cfg.fast {
             cmd.args(["--heartbeat-interval", "10", "--election-timeout", "100"]);
         }
+        // Its own process group: a Ctrl-C in the terminal goes to berth, which
+        // stops its agent (still needing etcd) before it stops etcd.
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
+            .process_group(0)
             .kill_on_drop(true);
         let child = cmd.spawn().map_err(|source| Error::Spawn {
             program: self.program.clone(),
