@@ -40,7 +40,12 @@ pub enum ContainerPhase {
 }
 
 impl std::fmt::Display for ContainerPhase {
+    /// Lowercase like the serialized form, except `CrashLoop`, which is
+    /// written the way users search for it (as `get` and kubectl show it).
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        if *self == ContainerPhase::CrashLoop {
+            return f.write_str("CrashLoop");
+        }
         let s = serde_json::to_value(self).ok();
         f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("unknown"))
     }
