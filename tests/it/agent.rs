@@ -1022,3 +1022,70 @@ async fn a_dropped_events_stream_is_reopened_and_resynced() {
     assert_eq!(o.containers[0].last_exit_code, Some(137));
     h.stop_agent();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_options_reach_docker() {
+    // (privileged: true with --allow-privileged is not run here: this
+    // sandbox's runc cannot apply the capabilities.)
+    let mut h = Harness::new("agent-opts").await;
+    let shared = tempfile::tempdir().expect("temp dir");
+    std::fs::write(shared.path().join("hello"), "from the host\n").expect("write");
+    let prefix = shared.path().to_string_lossy().to_string();
+    h.cfg.allow_bind = vec![prefix.clone()];
+    h.cfg.allow_privileged = true;
+    h.start_agent();
+    let mut store = web_spec(WEB1, 1);
+    store["bindings"] = json!([{"host": prefix, "container": "/shared", "readOnly": true}]);
+    h.apply("store", store).await;
+    h.wait_ready("store", 1).await;
+    let mut app = web_spec(WEB1, 1);
+    app["env"] = json!({"GREETING": "hello"});
+    app["user"] = json!("1234:1234");
+    app["resources"] = json!({"memory": "64Mi", "cpus": 0.5});
+    app["volumesFrom"] = json!(["store"]);
+    // httpd as a non-root user cannot bind port 80, but 8080 is fine.
+    h.apply("app", app).await;
+    let app_id = h.wait_ready("app", 1).await.containers[0].id.clone();
+
+    let run = |id: String, cmd: &'static [&'static str]| {
+        let d = h.docker.clone();
+        async move {
+            let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+            d.exec_output(&id, &cmd, Duration::from_secs(10))
+                .await
+                .expect("exec")
+        }
+    };
+    let env = run(
+        app_id.clone(),
+        &["/bin/busybox", "sh", "-c", "echo $GREETING"],
+    )
+    .await;
+    assert_eq!(env.output.trim(), "hello");
+    let id = run(app_id.clone(), &["/bin/busybox", "id", "-u"]).await;
+    assert_eq!(id.output.trim(), "1234");
+    let file = run(app_id.clone(), &["/bin/busybox", "cat", "/shared/hello"]).await;
+    assert_eq!(
+        file.output.trim(),
+        "from the host",
+        "volumesFrom brings the store's bind"
+    );
+    let d = h.docker.inspect(&app_id).await.expect("inspect");
+    assert_eq!(d.memory, Some(64 << 20));
+    assert_eq!(d.nano_cpus, Some(500_000_000));
+    assert!(!d.privileged);
+
+    // volumesFrom naming a component with no container here: a clear condition.
+    let mut orphan = web_spec(WEB1, 1);
+    orphan["volumesFrom"] = json!(["nothing-here"]);
+    h.apply("orphan", orphan).await;
+    let o = h
+        .wait("orphan", "StartFailed", Duration::from_secs(30), |o| {
+            o.conditions
+                .iter()
+                .any(|c| c.type_ == "StartFailed" && c.reason == "VolumesFromMissing")
+        })
+        .await;
+    assert!(o.containers.is_empty());
+    h.stop_agent();
+}
