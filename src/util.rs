@@ -17,7 +17,10 @@ pub fn age(since: Option<&str>) -> String {
     let Some(t) = since.and_then(parse_rfc3339) else {
         return "<unknown>".into();
     };
-    let secs = SystemTime::now().duration_since(t).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 2 * 3600 => format!("{}m", s / 60),

@@ -18,49 +18,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::etcd::{client_for, TestEtcd};
-use crate::support::images::{self, WEB1, WEB2};
+use crate::support::images::{self, NodeContainers, WEB1, WEB2};
 
 const PROJECT: &str = "shop";
-
-/// Removes every container of one node when dropped.
-struct NodeContainers {
-    node: String,
-    root: String,
-}
-
-async fn remove_node_containers(root: &str, node: &str) {
-    let Ok(d) = Docker::connect(None).await else {
-        return;
-    };
-    let filter = berth::agent::executor::node_filters(root, node);
-    if let Ok(list) = d.list(&filter).await {
-        for c in list {
-            let _ = d.remove(&c.id).await;
-        }
-    }
-}
-
-impl Drop for NodeContainers {
-    fn drop(&mut self) {
-        let (root, node) = (self.root.clone(), self.node.clone());
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(60),
-                    remove_node_containers(&root, &node),
-                )
-                .await;
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
 
 /// An agent on a runtime of its own.
 struct AgentProc {

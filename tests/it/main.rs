@@ -7,3 +7,4 @@ mod docker;
 mod runtime;
 mod security;
 mod support;
+mod up;

@@ -134,3 +134,55 @@ impl Drop for Containers {
         let _ = cleanup.join();
     }
 }
+
+/// Removes, when dropped, every container an agent made for `node` under `root`.
+pub struct NodeContainers {
+    pub root: String,
+    pub node: String,
+}
+
+async fn remove_node_containers(root: &str, node: &str) {
+    let Ok(d) = Docker::connect(None).await else {
+        return;
+    };
+    let filter = berth::agent::executor::node_filters(root, node);
+    if let Ok(list) = d.list(&filter).await {
+        for c in list {
+            let _ = d.remove(&c.id).await;
+        }
+    }
+}
+
+impl NodeContainers {
+    /// The containers of the node right now.
+    pub async fn list(&self) -> Vec<berth::docker::ContainerSummary> {
+        let d = docker().await;
+        d.list(&berth::agent::executor::node_filters(
+            &self.root, &self.node,
+        ))
+        .await
+        .unwrap_or_default()
+    }
+}
+
+impl Drop for NodeContainers {
+    fn drop(&mut self) {
+        let (root, node) = (self.root.clone(), self.node.clone());
+        let cleanup = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    remove_node_containers(&root, &node),
+                )
+                .await;
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
