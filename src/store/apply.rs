@@ -128,36 +128,14 @@ pub(crate) fn prepare(
     let mut prune_below = None;
     let (change, expected_mod) = match existing {
         Some(old) => {
-            let mut old_user = normalized(&old.object, &ApplyOptions::default());
-            // Keep the old applyset marker out of the comparison only when
-            // this apply sets none: plain applies do not unmark objects.
+            let old_user = normalized(&old.object, &ApplyOptions::default());
+            // A plain apply (no --applyset) keeps the object's applyset marker.
             if opts.applyset.is_none() {
                 if let Some(set) = old.object.metadata().annotations.get(APPLYSET_ANNOTATION) {
                     next.metadata_mut()
                         .annotations
                         .insert(APPLYSET_ANNOTATION.into(), set.clone());
                 }
-            }
-            if old_user.metadata().annotations.get(APPLYSET_ANNOTATION)
-                != next.metadata().annotations.get(APPLYSET_ANNOTATION)
-            {
-                let set = next
-                    .metadata()
-                    .annotations
-                    .get(APPLYSET_ANNOTATION)
-                    .cloned();
-                match set {
-                    Some(s) => old_user
-                        .metadata_mut()
-                        .annotations
-                        .insert(APPLYSET_ANNOTATION.into(), s),
-                    None => old_user
-                        .metadata_mut()
-                        .annotations
-                        .remove(APPLYSET_ANNOTATION),
-                };
-                // The annotations still differ for real, so compare as-is below.
-                old_user = normalized(&old.object, &ApplyOptions::default());
             }
             let old_meta = old.object.metadata();
             let spec_changed = old.object.spec_json() != next.spec_json();
