@@ -2,6 +2,7 @@
 //! Each test starts its own etcd (own port, own data dir) and uses its own
 //! node names and labels, so tests can run in parallel on one Docker engine.
 mod agent;
+mod agent_binary;
 mod cli;
 mod docker;
 mod runtime;

@@ -1,0 +1,182 @@
+//! The `berth agent` binary as an operator runs it: flags, node registration
+//! (`get nodes`), `/healthz` `/readyz` `/metrics`, a real SIGKILL and restart
+//! (same containers), and SIGTERM (lease released, containers left running).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::cli::{berth, BERTH};
+use crate::support::etcd::TestEtcd;
+use crate::support::images::{self, NodeContainers, WEB1};
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_agent(etcd: &TestEtcd, node: &str, http: &str) -> Agent {
+    Agent(
+        Command::new(BERTH)
+            .args([
+                "--etcd",
+                &etcd.endpoint(),
+                "--root",
+                etcd.root(),
+                "agent",
+                "--node",
+                node,
+            ])
+            .args([
+                "--labels",
+                "zone=a,disk=ssd",
+                "--address",
+                "10.9.8.7",
+                "--http",
+                http,
+            ])
+            .args(["--lease-ttl", "3s", "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn berth agent"),
+    )
+}
+
+fn http(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+async fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signal(agent: &Agent, sig: i32) {
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(agent.0.id() as i32, sig) };
+}
+
+#[tokio::test]
+async fn agent_binary_registers_serves_http_and_handles_signals() {
+    images::ensure_test_images().await.expect("images");
+    let etcd = TestEtcd::start().await;
+    let node = images::unique("bin");
+    let guard = NodeContainers {
+        root: etcd.root().to_string(),
+        node: node.clone(),
+    };
+    let addr = format!("127.0.0.1:{}", berth::localetcd::free_port().expect("port"));
+    let mut agent = start_agent(&etcd, &node, &addr);
+
+    let health = eventually("/healthz", Duration::from_secs(30), || {
+        http(&addr, "/healthz").filter(|r| r.contains(" 200 "))
+    })
+    .await;
+    assert!(health.starts_with("HTTP/1."), "{health}");
+    eventually("/readyz", Duration::from_secs(30), || {
+        http(&addr, "/readyz").filter(|r| r.contains(" 200 "))
+    })
+    .await;
+
+    // The node is registered with its labels, versions and a Ready condition.
+    let (ep, root) = (etcd.endpoint(), etcd.root().to_string());
+    let nodes: serde_json::Value = eventually("node registration", Duration::from_secs(30), || {
+        let out = berth(&ep, &root, &["get", "nodes", "-o", "json"], None);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        (v["items"].as_array()?.len() == 1).then_some(v)
+    })
+    .await;
+    let n = &nodes["items"][0];
+    assert_eq!(n["metadata"]["name"], node.as_str());
+    assert_eq!(n["metadata"]["labels"]["zone"], "a", "{n}");
+    assert_eq!(n["status"]["address"], "10.9.8.7");
+    assert_eq!(n["status"]["agentVersion"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        n["status"]["dockerApiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{n}"
+    );
+    let ready = n["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    assert!(ready, "{n}");
+    let table = berth(&ep, &root, &["get", "nodes"], None).ok().stdout;
+    assert!(table.contains(&node) && table.contains("Ready"), "{table}");
+
+    // A component pinned to this node runs and answers.
+    let yaml = format!(
+        "apiVersion: berth/v1\nkind: Component\nmetadata: {{name: web}}\nspec:\n  image: {WEB1}\n  ports: [{{container: 8080}}]\n  placement: {{replicas: 2, nodes: [{node}]}}\n  readyChecks: [{{http: {{port: 8080}}}}]\n  termination: {{signals: [SIGKILL]}}\n"
+    );
+    berth(&ep, &root, &["apply", "-f", "-"], Some(&yaml)).ok();
+    eventually("2/2 ready", Duration::from_secs(60), || {
+        let out = berth(&ep, &root, &["get", "comp", "web"], None);
+        out.stdout.contains("2/2").then_some(())
+    })
+    .await;
+    let metrics = http(&addr, "/metrics").expect("metrics");
+    assert!(metrics.contains("berth_agent_"), "{metrics}");
+    let mut ids: Vec<String> = guard.list().await.into_iter().map(|c| c.id).collect();
+    ids.sort();
+    assert_eq!(ids.len(), 2);
+
+    // SIGKILL and a new agent process: the same containers, not new ones.
+    signal(&agent, libc::SIGKILL);
+    let _ = agent.0.wait();
+    agent = start_agent(&etcd, &node, &addr);
+    eventually("/readyz after restart", Duration::from_secs(30), || {
+        http(&addr, "/readyz").filter(|r| r.contains(" 200 "))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut after: Vec<String> = guard.list().await.into_iter().map(|c| c.id).collect();
+    after.sort();
+    assert_eq!(after, ids, "containers recreated after SIGKILL + restart");
+    let out = berth(&ep, &root, &["get", "comp", "web"], None).ok().stdout;
+    assert!(out.contains("2/2"), "{out}");
+
+    // SIGTERM: exits 0 promptly, releases its lease (the node disappears at
+    // once, not after the TTL), and leaves the containers running.
+    signal(&agent, libc::SIGTERM);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = agent.0.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "agent did not exit on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let node_key = format!("{}/nodes/{node}", etcd.root());
+    assert!(
+        etcd.get(&node_key).await.is_none(),
+        "lease not released on SIGTERM"
+    );
+    let running: Vec<bool> = guard.list().await.into_iter().map(|c| c.running).collect();
+    assert_eq!(
+        running,
+        vec![true, true],
+        "SIGTERM must leave containers running"
+    );
+}
