@@ -383,10 +383,10 @@ struct Bench {
     dir: std::path::PathBuf,
 }
 
-/// One berth run: apply `names` in one file, wait until every one answers
-/// HTTP 200 and is `ready` in observed. Returns the start time and the
-/// apply process' exit time.
 impl Bench {
+    /// Applies `names` in one file, waits until every one answers HTTP 200
+    /// and is `ready` in observed. Returns the start time and the apply
+    /// process' exit time.
     async fn berth_apply(&self, file_name: &str, names: &[String]) -> (f64, f64) {
         let file = self.dir.join(file_name);
         std::fs::write(&file, manifest(names)).expect("write manifest");
@@ -442,6 +442,60 @@ impl Bench {
             .collect::<Vec<_>>();
         removals.await;
         (t0, started)
+    }
+}
+
+/// The latest of one mark over `names`, after `t0`.
+fn latest(board: &Board, names: &[String], t0: f64, f: fn(&Marks) -> Option<f64>) -> f64 {
+    names
+        .iter()
+        .filter_map(|n| f(&marks(board, n)))
+        .fold(f64::NAN, f64::max)
+        - t0
+}
+
+impl Bench {
+    /// One raw run of benchmark 1: (start, create + start returned, marks).
+    async fn single_raw(&self, i: usize) -> (f64, f64, Marks) {
+        let name = format!("raw{i}");
+        let (t0, returned) = self.raw(std::slice::from_ref(&name), 1).await;
+        (t0, returned, marks(&self.board, &name))
+    }
+
+    /// One berth run of benchmark 1: (start, apply exited, marks); the
+    /// component is deleted again and its container gone on return.
+    async fn single_berth(&self, i: usize) -> (f64, f64, Marks) {
+        let name = format!("web{i}");
+        let file = format!("one{i}.yaml");
+        let (t0, exited) = self.berth_apply(&file, std::slice::from_ref(&name)).await;
+        self.berth_delete(&file).await;
+        (t0, exited, marks(&self.board, &name))
+    }
+
+    /// One raw run of benchmark 2: (all answered HTTP 200, all started), ms
+    /// after the start; the containers are gone on return.
+    async fn many_raw(&self, r: usize, parallel: usize) -> (f64, f64) {
+        let names: Vec<String> = (0..MANY).map(|i| format!("raw-m{r}-{i}")).collect();
+        let (t0, started) = self.raw(&names, parallel).await;
+        let filter = [(BENCH_LABEL.to_string(), self.id.clone())];
+        wait_gone(&self.docker, &filter).await;
+        (latest(&self.board, &names, t0, |m| m.http200), started - t0)
+    }
+
+    /// One berth run of benchmark 2: (all answered HTTP 200, all observed
+    /// ready), ms after `berth apply` was spawned.
+    async fn many_berth(&self, r: usize, delete: bool) -> (f64, f64) {
+        let names: Vec<String> = (0..MANY).map(|i| format!("m{r}-{i}")).collect();
+        let file = format!("many{r}.yaml");
+        let (t0, _) = self.berth_apply(&file, &names).await;
+        let res = (
+            latest(&self.board, &names, t0, |m| m.http200),
+            latest(&self.board, &names, t0, |m| m.ready),
+        );
+        if delete {
+            self.berth_delete(&file).await;
+        }
+        res
     }
 }
 
@@ -587,21 +641,24 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
     let mut berth_runs: Vec<(f64, f64, Marks)> = Vec::new();
     let mut raw_runs: Vec<(f64, f64, Marks)> = Vec::new();
     for i in 0..=SINGLE_RUNS {
-        let raw_name = format!("raw{i}");
-        let (t0, returned) = b.raw(std::slice::from_ref(&raw_name), 1).await;
-        let name = format!("web{i}");
-        let file = format!("one{i}.yaml");
-        let (b0, exited) = b.berth_apply(&file, std::slice::from_ref(&name)).await;
-        b.berth_delete(&file).await;
-        if i > 0 {
-            raw_runs.push((t0, returned, marks(&b.board, &raw_name)));
-            berth_runs.push((b0, exited, marks(&b.board, &name)));
-        }
+        // Alternate which side goes first, so neither always follows the
+        // other's clean-up.
+        let (raw, berth) = if i % 2 == 0 {
+            let raw = b.single_raw(i).await;
+            (raw, b.single_berth(i).await)
+        } else {
+            let berth = b.single_berth(i).await;
+            (b.single_raw(i).await, berth)
+        };
         eprintln!(
             "run {i}: raw {:.0} ms, berth {:.0} ms",
-            marks(&b.board, &raw_name).http200.unwrap_or(f64::NAN) - t0,
-            marks(&b.board, &name).http200.unwrap_or(f64::NAN) - b0
+            raw.2.http200.unwrap_or(f64::NAN) - raw.0,
+            berth.2.http200.unwrap_or(f64::NAN) - berth.0
         );
+        if i > 0 {
+            raw_runs.push(raw);
+            berth_runs.push(berth);
+        }
     }
     let rel = |runs: &[(f64, f64, Marks)], f: &dyn Fn(&Marks) -> Option<f64>| -> f64 {
         median(
@@ -712,35 +769,23 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
     let mut raw_many = Vec::new();
     let mut raw_many_started = Vec::new();
     for r in 0..MANY_RUNS {
-        let names: Vec<String> = (0..MANY).map(|i| format!("raw-m{r}-{i}")).collect();
-        let (t0, started) = b.raw(&names, concurrency).await;
-        let last = names
-            .iter()
-            .filter_map(|n| marks(&b.board, n).http200)
-            .fold(f64::NAN, f64::max);
-        raw_many.push(last - t0);
-        raw_many_started.push(started - t0);
-        wait_gone(&b.docker, &[(BENCH_LABEL.to_string(), b.id.clone())]).await;
-
-        let names: Vec<String> = (0..MANY).map(|i| format!("m{r}-{i}")).collect();
-        let file = format!("many{r}.yaml");
-        let (t0, _) = b.berth_apply(&file, &names).await;
-        let all = |f: fn(&Marks) -> Option<f64>| {
-            names
-                .iter()
-                .filter_map(|n| f(&marks(&b.board, n)))
-                .fold(f64::NAN, f64::max)
-                - t0
+        // Alternate the order; the last berth run stays up for the idle test.
+        let last = r + 1 == MANY_RUNS;
+        let (raw, berth) = if r % 2 == 0 || last {
+            let raw = b.many_raw(r, concurrency).await;
+            (raw, b.many_berth(r, !last).await)
+        } else {
+            let berth = b.many_berth(r, true).await;
+            (b.many_raw(r, concurrency).await, berth)
         };
-        berth_many.push(all(|m| m.http200));
-        berth_many_ready.push(all(|m| m.ready));
         eprintln!(
             "50 run {r}: raw {:.0} ms, berth {:.0} ms (observed ready {:.0} ms)",
-            raw_many[r], berth_many[r], berth_many_ready[r]
+            raw.0, berth.0, berth.1
         );
-        if r + 1 < MANY_RUNS {
-            b.berth_delete(&file).await;
-        }
+        raw_many.push(raw.0);
+        raw_many_started.push(raw.1);
+        berth_many.push(berth.0);
+        berth_many_ready.push(berth.1);
     }
 
     // 3. Idle with the last 50 containers (and their health checks).
