@@ -15,7 +15,7 @@
 //!    against raw create + start + first HTTP 200 of 50 containers with the
 //!    agent's reconcile concurrency (`AgentConfig::default().concurrency`).
 //! 3. The agent idle with those 50 containers: CPU from `/proc/<pid>/stat`
-//!    (utime + stime) over `BENCH_IDLE_SECS` seconds (default 45), RSS from
+//!    (utime + stime) over `BENCH_IDLE_SECS` seconds (default 60: one full resync period), RSS from
 //!    `/proc/<pid>/status` (VmRSS, VmHWM).
 //!
 //! Every container carries the agent's root label or a bench label, and a
@@ -792,7 +792,7 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
     let idle_secs: u64 = std::env::var("BENCH_IDLE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(45);
+        .unwrap_or(60);
     tokio::time::sleep(Duration::from_secs(6)).await;
     // SAFETY: sysconf has no preconditions.
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
