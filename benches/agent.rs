@@ -14,9 +14,10 @@
 //! 2. 50 components applied at once (one file) until all 50 answer HTTP 200,
 //!    against raw create + start + first HTTP 200 of 50 containers with the
 //!    agent's reconcile concurrency (`AgentConfig::default().concurrency`).
-//! 3. The agent idle with those 50 containers: CPU from `/proc/<pid>/stat`
-//!    (utime + stime) over `BENCH_IDLE_SECS` seconds (default 60: one full resync period), RSS from
-//!    `/proc/<pid>/status` (VmRSS, VmHWM).
+//! 3. The agent idle with those 50 containers (each with an HTTP health
+//!    check every 5 s): CPU from `/proc/<pid>/stat` (utime + stime) over
+//!    `BENCH_IDLE_SECS` seconds (default 60, one full resync period), RSS
+//!    from `/proc/<pid>/status` (VmRSS, VmHWM).
 //!
 //! Every container carries the agent's root label or a bench label, and a
 //! guard removes them all when the bench ends, panics or is interrupted
