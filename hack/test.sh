@@ -41,13 +41,24 @@ step deps hack/install-deps.sh
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets -- -D warnings
 
-# Unit and integration tests of the library, binary and tests/ (not benches).
+# Doc tests first, so the suite's own summary is the last thing a reader sees.
+# Then unit and integration tests of the library, binary and tests/ (not benches).
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+step doctests cargo test --doc "$@"
 if cargo nextest --version >/dev/null 2>&1; then
-  step tests cargo nextest run --lib --bins --tests --no-fail-fast "$@"
-  step doctests cargo test --doc "$@"
+  step tests bash -c 'set -o pipefail; cargo nextest run --lib --bins --tests --no-fail-fast "$@" 2>&1 | tee "$0"' "$log" "$@"
 else
-  step tests cargo test --lib --bins --tests --no-fail-fast "$@"
-  step doctests cargo test --doc "$@"
+  step tests bash -c 'set -o pipefail; cargo test --lib --bins --tests --no-fail-fast "$@" 2>&1 | tee "$0"' "$log" "$@"
+fi
+
+# One plain "N passed, N failed" line for the whole run.
+passed=$(grep -oE '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
+failed_n=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+if grep -q 'tests run:' "$log"; then
+  # nextest prints one summary line; don't add per-binary counts.
+  passed=$(grep -E 'tests run:' "$log" | tail -1 | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
+  failed_n=$(grep -E 'tests run:' "$log" | tail -1 | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)
 fi
 
 summary=$(printf '%s, ' "${results[@]}")
@@ -58,4 +69,5 @@ if [ "$failed" -eq 0 ]; then
 else
   echo "hack/test.sh: FAIL in ${elapsed}s: ${summary}"
 fi
+echo "tests: ${passed:-0} passed, ${failed_n:-0} failed"
 exit "$failed"
