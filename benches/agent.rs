@@ -455,6 +455,43 @@ fn latest(board: &Board, names: &[String], t0: f64, f: fn(&Marks) -> Option<f64>
         - t0
 }
 
+/// The earliest of one mark over `names`, after `t0`.
+fn earliest(board: &Board, names: &[String], t0: f64, f: fn(&Marks) -> Option<f64>) -> f64 {
+    names
+        .iter()
+        .filter_map(|n| f(&marks(board, n)))
+        .fold(f64::NAN, f64::min)
+        - t0
+}
+
+/// One run of benchmark 2, in ms after its start.
+#[derive(Clone, Copy)]
+struct ManyRun {
+    /// Every container answered HTTP 200.
+    all_200: f64,
+    /// berth: every component `ready` in observed; raw: every create +
+    /// start call returned.
+    all_done: f64,
+    /// The first Docker `create` event.
+    first_create: f64,
+    /// The last Docker `start` event.
+    last_start: f64,
+}
+
+/// One measure of a [`ManyRun`].
+type ManyStep = fn(&ManyRun) -> f64;
+
+impl ManyRun {
+    fn of(board: &Board, names: &[String], t0: f64, all_done: f64) -> ManyRun {
+        ManyRun {
+            all_200: latest(board, names, t0, |m| m.http200),
+            all_done,
+            first_create: earliest(board, names, t0, |m| m.create),
+            last_start: latest(board, names, t0, |m| m.start),
+        }
+    }
+}
+
 impl Bench {
     /// One raw run of benchmark 1: (start, create + start returned, marks).
     async fn single_raw(&self, i: usize) -> (f64, f64, Marks) {
@@ -475,28 +512,25 @@ impl Bench {
 
     /// One raw run of benchmark 2: (all answered HTTP 200, all started), ms
     /// after the start; the containers are gone on return.
-    async fn many_raw(&self, r: usize, parallel: usize) -> (f64, f64) {
+    async fn many_raw(&self, r: usize, parallel: usize) -> ManyRun {
         let names: Vec<String> = (0..MANY).map(|i| format!("raw-m{r}-{i}")).collect();
         let (t0, started) = self.raw(&names, parallel).await;
         let filter = [(BENCH_LABEL.to_string(), self.id.clone())];
         wait_gone(&self.docker, &filter).await;
-        (latest(&self.board, &names, t0, |m| m.http200), started - t0)
+        ManyRun::of(&self.board, &names, t0, started - t0)
     }
 
-    /// One berth run of benchmark 2: (all answered HTTP 200, all observed
-    /// ready), ms after `berth apply` was spawned.
-    async fn many_berth(&self, r: usize, delete: bool) -> (f64, f64) {
+    /// One berth run of benchmark 2 (`all_done`: all observed ready).
+    async fn many_berth(&self, r: usize, delete: bool) -> ManyRun {
         let names: Vec<String> = (0..MANY).map(|i| format!("m{r}-{i}")).collect();
         let file = format!("many{r}.yaml");
         let (t0, _) = self.berth_apply(&file, &names).await;
-        let res = (
-            latest(&self.board, &names, t0, |m| m.http200),
-            latest(&self.board, &names, t0, |m| m.ready),
-        );
+        let ready = latest(&self.board, &names, t0, |m| m.ready);
+        let run = ManyRun::of(&self.board, &names, t0, ready);
         if delete {
             self.berth_delete(&file).await;
         }
-        res
+        run
     }
 }
 
@@ -765,10 +799,8 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
     ];
 
     // 2. 50 components, interleaved with the raw baseline (same parallelism).
-    let mut berth_many = Vec::new();
-    let mut berth_many_ready = Vec::new();
-    let mut raw_many = Vec::new();
-    let mut raw_many_started = Vec::new();
+    let mut berth_many: Vec<ManyRun> = Vec::new();
+    let mut raw_many: Vec<ManyRun> = Vec::new();
     for r in 0..MANY_RUNS {
         // Alternate the order; the last berth run stays up for the idle test.
         let last = r + 1 == MANY_RUNS;
@@ -781,13 +813,13 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
         };
         eprintln!(
             "50 run {r}: raw {:.0} ms, berth {:.0} ms (observed ready {:.0} ms)",
-            raw.0, berth.0, berth.1
+            raw.all_200, berth.all_200, berth.all_done
         );
-        raw_many.push(raw.0);
-        raw_many_started.push(raw.1);
-        berth_many.push(berth.0);
-        berth_many_ready.push(berth.1);
+        raw_many.push(raw);
+        berth_many.push(berth);
     }
+    let med =
+        |runs: &[ManyRun], f: fn(&ManyRun) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
 
     // 3. Idle with the last 50 containers (and their health checks).
     let idle_secs: u64 = std::env::var("BENCH_IDLE_SECS")
@@ -828,8 +860,8 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
     }
     let load_end = loadavg();
 
-    let bm = median(&berth_many);
-    let rm = median(&raw_many);
+    let bm = med(&berth_many, |r| r.all_200);
+    let rm = med(&raw_many, |r| r.all_200);
     println!(
         "| benchmark | berth (median) | baseline (median, same run) | ratio / overhead | target | met? |"
     );
@@ -851,9 +883,9 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
     println!(
         "| {MANY} components at once → all answer HTTP 200 ({MANY_RUNS} runs) | {} (observed all ready: {}) | raw, {concurrency} at once: {} (all started: {}) | {:.2}x | ≤ 1.2x | {} |",
         fmt_ms(bm),
-        fmt_ms(median(&berth_many_ready)),
+        fmt_ms(med(&berth_many, |r| r.all_done)),
         fmt_ms(rm),
-        fmt_ms(median(&raw_many_started)),
+        fmt_ms(med(&raw_many, |r| r.all_done)),
         bm / rm,
         yes(bm / rm <= 1.2)
     );
@@ -872,6 +904,25 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
     println!("|---|---|---|");
     for (what, berth, raw) in &breakdown {
         println!("| {what} | {} | {} |", fmt_ms(*berth), fmt_ms(*raw));
+    }
+    println!();
+    println!("Where the time goes, {MANY} components (medians over {MANY_RUNS} runs):");
+    println!();
+    println!("| step | berth | raw baseline |");
+    println!("|---|---|---|");
+    let rows: [(&str, ManyStep); 3] = [
+        ("start → first Docker `create` event", |r| r.first_create),
+        ("start → last Docker `start` event", |r| r.last_start),
+        ("last `start` event → all answer HTTP 200", |r| {
+            r.all_200 - r.last_start
+        }),
+    ];
+    for (what, f) in rows {
+        println!(
+            "| {what} | {} | {} |",
+            fmt_ms(med(&berth_many, f)),
+            fmt_ms(med(&raw_many, f))
+        );
     }
     println!();
     println!(
