@@ -382,6 +382,8 @@ struct Bench {
     node: String,
     id: String,
     dir: std::path::PathBuf,
+    /// The agent's pid and HTTP port, once it runs.
+    agent: std::sync::OnceLock<(u32, u16)>,
 }
 
 impl Bench {
@@ -476,18 +478,91 @@ struct ManyRun {
     first_create: f64,
     /// The last Docker `start` event.
     last_start: f64,
+    /// The agent's CPU time (s) and counters during the run (berth only).
+    agent: AgentUse,
+}
+
+/// What the agent spent during one run: deltas of `/proc/<pid>/stat` and of
+/// its `/metrics` counters.
+#[derive(Clone, Copy)]
+struct AgentUse {
+    cpu_s: f64,
+    reconciles: f64,
+    observed_writes: f64,
+    docker_events: f64,
+    ready_probe_failures: f64,
+}
+
+impl AgentUse {
+    const NONE: AgentUse = AgentUse {
+        cpu_s: f64::NAN,
+        reconciles: f64::NAN,
+        observed_writes: f64::NAN,
+        docker_events: f64::NAN,
+        ready_probe_failures: f64::NAN,
+    };
+
+    /// A snapshot (totals so far).
+    async fn now(pid: u32, http_port: u16) -> AgentUse {
+        // SAFETY: sysconf has no preconditions.
+        let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let m = agent_metrics(http_port).await;
+        let get = |k: &str| m.get(k).copied().unwrap_or(f64::NAN);
+        AgentUse {
+            cpu_s: proc_cpu_ticks(pid).map_or(f64::NAN, |t| t as f64 / tck),
+            reconciles: get("berth_agent_reconciles_total"),
+            observed_writes: get("berth_agent_observed_writes_total"),
+            docker_events: get("berth_agent_docker_events_total"),
+            ready_probe_failures: get("berth_agent_check_failures_total{kind=\"ready\"}"),
+        }
+    }
+
+    fn since(&self, before: &AgentUse) -> AgentUse {
+        AgentUse {
+            cpu_s: self.cpu_s - before.cpu_s,
+            reconciles: self.reconciles - before.reconciles,
+            observed_writes: self.observed_writes - before.observed_writes,
+            docker_events: self.docker_events - before.docker_events,
+            ready_probe_failures: self.ready_probe_failures - before.ready_probe_failures,
+        }
+    }
+}
+
+/// The agent's Prometheus counters: `name{labels}` -> value.
+async fn agent_metrics(port: u16) -> HashMap<String, f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut out = HashMap::new();
+    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return out;
+    };
+    let req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let mut body = String::new();
+    if conn.write_all(req.as_bytes()).await.is_err()
+        || conn.read_to_string(&mut body).await.is_err()
+    {
+        return out;
+    }
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((k, v)) = line.rsplit_once(' ') {
+            if let Ok(v) = v.parse() {
+                out.insert(k.to_string(), v);
+            }
+        }
+    }
+    out
 }
 
 /// One measure of a [`ManyRun`].
 type ManyStep = fn(&ManyRun) -> f64;
 
 impl ManyRun {
-    fn of(board: &Board, names: &[String], t0: f64, all_done: f64) -> ManyRun {
+    fn of(board: &Board, names: &[String], t0: f64, all_done: f64, agent: AgentUse) -> ManyRun {
         ManyRun {
             all_200: latest(board, names, t0, |m| m.http200),
             all_done,
             first_create: earliest(board, names, t0, |m| m.create),
             last_start: latest(board, names, t0, |m| m.start),
+            agent,
         }
     }
 }
@@ -517,16 +592,19 @@ impl Bench {
         let (t0, started) = self.raw(&names, parallel).await;
         let filter = [(BENCH_LABEL.to_string(), self.id.clone())];
         wait_gone(&self.docker, &filter).await;
-        ManyRun::of(&self.board, &names, t0, started - t0)
+        ManyRun::of(&self.board, &names, t0, started - t0, AgentUse::NONE)
     }
 
     /// One berth run of benchmark 2 (`all_done`: all observed ready).
     async fn many_berth(&self, r: usize, delete: bool) -> ManyRun {
         let names: Vec<String> = (0..MANY).map(|i| format!("m{r}-{i}")).collect();
         let file = format!("many{r}.yaml");
+        let (pid, port) = *self.agent.get().expect("the agent runs");
+        let before = AgentUse::now(pid, port).await;
         let (t0, _) = self.berth_apply(&file, &names).await;
+        let used = AgentUse::now(pid, port).await.since(&before);
         let ready = latest(&self.board, &names, t0, |m| m.ready);
-        let run = ManyRun::of(&self.board, &names, t0, ready);
+        let run = ManyRun::of(&self.board, &names, t0, ready, used);
         if delete {
             self.berth_delete(&file).await;
         }
@@ -539,6 +617,17 @@ fn fmt_ms(x: f64) -> String {
         format!("{x:.0} ms")
     } else {
         "–".into()
+    }
+}
+
+/// Milliseconds for steps, plain numbers for rows that say what they are.
+fn fmt_num(x: f64, what: &str) -> String {
+    if !x.is_finite() {
+        "–".into()
+    } else if what.ends_with(')') || what.contains('%') {
+        format!("{x:.1}")
+    } else {
+        fmt_ms(x)
     }
 }
 
@@ -584,6 +673,7 @@ async fn main() {
         node,
         id,
         dir: dir.path().to_path_buf(),
+        agent: std::sync::OnceLock::new(),
     };
     tokio::select! {
         _ = run(&bench, &mut cleanup) => {}
@@ -658,6 +748,7 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
         .expect("spawn berth agent");
     let pid = agent.id();
     cleanup.agent = Some(agent);
+    let _ = b.agent.set((pid, http_port));
     let deadline = Instant::now() + WAIT;
     while berth::checks::http::status(http_port, "/readyz").await != Ok(200) {
         assert!(Instant::now() < deadline, "the agent never got ready");
@@ -910,18 +1001,32 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
     println!();
     println!("| step | berth | raw baseline |");
     println!("|---|---|---|");
-    let rows: [(&str, ManyStep); 3] = [
+    let rows: [(&str, ManyStep); 9] = [
         ("start → first Docker `create` event", |r| r.first_create),
         ("start → last Docker `start` event", |r| r.last_start),
         ("last `start` event → all answer HTTP 200", |r| {
             r.all_200 - r.last_start
         }),
+        ("agent CPU time during the run (ms)", |r| {
+            r.agent.cpu_s * 1e3
+        }),
+        ("agent CPU, % of one core over the run", |r| {
+            r.agent.cpu_s * 1e5 / r.all_200
+        }),
+        ("reconciles (count)", |r| r.agent.reconciles),
+        ("observed documents written (count)", |r| {
+            r.agent.observed_writes
+        }),
+        ("Docker events handled (count)", |r| r.agent.docker_events),
+        ("failed ready probes (count)", |r| {
+            r.agent.ready_probe_failures
+        }),
     ];
     for (what, f) in rows {
         println!(
             "| {what} | {} | {} |",
-            fmt_ms(med(&berth_many, f)),
-            fmt_ms(med(&raw_many, f))
+            fmt_num(med(&berth_many, f), what),
+            fmt_num(med(&raw_many, f), what)
         );
     }
     println!();
