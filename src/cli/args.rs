@@ -43,15 +43,6 @@ pub struct EtcdArgs {
     /// etcd user; the password is read from BERTH_ETCD_PASSWORD.
     #[arg(long = "etcd-user", env = "BERTH_ETCD_USER", global = true)]
     pub user: Option<String>,
-    /// etcd password (environment only, never on the command line).
-    #[arg(
-        long = "etcd-password",
-        env = "BERTH_ETCD_PASSWORD",
-        hide = true,
-        hide_env_values = true,
-        global = true
-    )]
-    pub password: Option<String>,
     /// Timeout for connecting to etcd and for each request.
     #[arg(long = "etcd-timeout", env = "BERTH_ETCD_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
     pub timeout: Duration,
@@ -75,7 +66,8 @@ impl EtcdArgs {
             cert: self.cert.clone(),
             key: self.key.clone(),
             user: self.user.clone(),
-            password: self.password.clone().map(Password),
+            // From the environment only: a flag would show in `ps`.
+            password: std::env::var("BERTH_ETCD_PASSWORD").ok().map(Password),
             timeout: self.timeout,
         }
     }
@@ -114,7 +106,10 @@ pub enum Command {
     #[command(after_help = "Example:\n  berth diff -f app.yaml")]
     Diff(DiffArgs),
     /// Inspect rollouts.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  berth rollout history web -p shop"
+    )]
     Rollout(RolloutCommand),
     /// Print the JSON Schema of a kind (for editors and CI validation).
     #[command(
@@ -122,6 +117,7 @@ pub enum Command {
     )]
     Schema(SchemaArgs),
     /// Print berth's version.
+    #[command(after_help = "Example:\n  berth version")]
     Version,
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  berth completion bash > /etc/bash_completion.d/berth")]
@@ -198,17 +194,22 @@ pub struct GetArgs {
 
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
+    /// component (comp), project (proj) or node.
     pub kind: KindArg,
+    /// The object's name.
     pub name: String,
+    /// Project of the component.
     #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
     pub project: String,
 }
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
-    /// Kind and name, or use -f.
+    /// component (comp), project (proj) or node; or use -f.
     pub kind: Option<KindArg>,
+    /// The object's name.
     pub name: Option<String>,
+    /// Project of the component.
     #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
     pub project: String,
     /// Delete the objects named in these files.
@@ -223,6 +224,9 @@ pub struct DeleteArgs {
 pub struct DiffArgs {
     #[command(flatten)]
     pub files: FileArgs,
+    /// Compare as `apply --applyset NAME` would write.
+    #[arg(long)]
+    pub applyset: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,6 +245,7 @@ pub enum RolloutCommand {
 
 #[derive(Args, Debug)]
 pub struct SchemaArgs {
+    /// component (comp), project (proj) or node.
     pub kind: KindArg,
     /// Print the CRD-style document (openAPIV3Schema) instead.
     #[arg(long)]

@@ -4,22 +4,9 @@
 use std::process::ExitCode;
 
 use super::args::{DiffArgs, EtcdArgs};
-use super::load_manifests;
 use super::output::yaml;
 use super::CliError;
-use crate::resource::Object;
-use crate::store::{Store, HASH_ANNOTATION, REVISION_ANNOTATION};
-
-/// What a diff compares: what a user wrote, without berth's own bookkeeping.
-fn comparable(o: &Object) -> String {
-    let mut u = o.user_part();
-    let project = u.project().map(str::to_string);
-    let meta = u.metadata_mut();
-    meta.project = project;
-    meta.annotations.remove(REVISION_ANNOTATION);
-    meta.annotations.remove(HASH_ANNOTATION);
-    yaml(&u.to_json())
-}
+use crate::store::{comparable, ApplyOptions, Store};
 
 pub async fn run(etcd: &EtcdArgs, args: DiffArgs) -> Result<ExitCode, CliError> {
     // Errors exit 2 here: 1 means "differences".
@@ -34,17 +21,20 @@ pub async fn run(etcd: &EtcdArgs, args: DiffArgs) -> Result<ExitCode, CliError> 
 }
 
 async fn diff(etcd: &EtcdArgs, args: DiffArgs) -> Result<bool, CliError> {
-    let loaded = load_manifests(&args.files.files)?;
+    let loaded = super::load_manifests(&args.files.files)?;
     let store = Store::connect(&etcd.store_config()).await?;
+    // The same comparison `apply` makes, so "no diff" means "apply: unchanged".
+    let opts = ApplyOptions {
+        applyset: args.applyset.clone(),
+        ..Default::default()
+    };
     let mut differs = false;
     for l in loaded {
         let o = &l.object;
         let live = store.get(o.kind(), o.project(), o.name()).await?;
-        let old = live
-            .as_ref()
-            .map(|s| comparable(&s.object))
-            .unwrap_or_default();
-        let new = comparable(o);
+        let (old, new) = comparable(o, live.as_ref().map(|s| &s.object), &opts);
+        let old = old.map(|o| yaml(&o.to_json())).unwrap_or_default();
+        let new = yaml(&new.to_json());
         if old == new {
             continue;
         }

@@ -17,8 +17,8 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// `diff` reserves 1 for "differences found", so errors exit 2 everywhere
-    /// except where a command says otherwise.
+    /// 2 for command-line usage errors (as clap does), 1 for everything else.
+    /// `diff` maps its own errors to 2, since 1 means "differences found".
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,

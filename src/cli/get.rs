@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use etcd_client::{EventType, WatchOptions};
 
 use super::args::{EtcdArgs, GetArgs, OutputFormat};
-use super::output::{header, print_objects, row, ObservedIndex, RowContext, Table};
+use super::output::{header, line, print_objects, row, ObservedIndex, RowContext, Table};
 use super::CliError;
 use crate::resource::selector::Selector;
 use crate::resource::{Kind, Object, Observed};
@@ -42,12 +42,14 @@ pub async fn run(etcd: &EtcdArgs, args: GetArgs) -> Result<ExitCode, CliError> {
     };
     let wide = args.output == OutputFormat::Wide;
     let table_mode = matches!(args.output, OutputFormat::Table | OutputFormat::Wide);
+    let mut widths = Vec::new();
     if table_mode {
         let ctx = Context::load(&store, kind, &objects).await?;
         let mut t = Table::new(&header(kind, wide, args.all_projects));
         for o in &objects {
             t.row(row(o, wide, args.all_projects, &ctx.row_context()));
         }
+        widths = t.widths();
         if objects.is_empty() && !args.watch {
             match project {
                 Some(p) => eprintln!("No {}s found in project {p}.", kind.lower()),
@@ -70,7 +72,16 @@ pub async fn run(etcd: &EtcdArgs, args: GetArgs) -> Result<ExitCode, CliError> {
         } else {
             store.current_revision().await?
         };
-        watch(&store, &args, kind, project, &selector, revision + 1).await?;
+        watch(
+            &store,
+            &args,
+            kind,
+            project,
+            &selector,
+            revision + 1,
+            &widths,
+        )
+        .await?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -147,6 +158,7 @@ async fn watch(
     project: Option<&str>,
     selector: &Selector,
     from_revision: i64,
+    widths: &[usize],
 ) -> Result<(), CliError> {
     let keys = store.keys().clone();
     let spec_prefix = keys.spec_prefix(kind, project);
@@ -237,10 +249,17 @@ async fn watch(
                     "MODIFIED"
                 };
                 if table_mode {
-                    let ctx = Context::load(store, kind, std::slice::from_ref(&object)).await?;
-                    let mut t = Table::default();
-                    t.row(row(&object, wide, args.all_projects, &ctx.row_context()));
-                    print!("{}", t.render());
+                    let Ok(ctx) = Context::load(store, kind, std::slice::from_ref(&object)).await
+                    else {
+                        continue;
+                    };
+                    print!(
+                        "{}",
+                        line(
+                            &row(&object, wide, args.all_projects, &ctx.row_context()),
+                            widths
+                        )
+                    );
                 } else if args.output == OutputFormat::Json {
                     println!("{}", watch_line(event, &object));
                 } else {

@@ -19,9 +19,10 @@ impl Table {
     pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
-    pub fn render(&self) -> String {
+    /// Column widths: the widest cell of each column.
+    pub fn widths(&self) -> Vec<usize> {
         let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
-        let widths: Vec<usize> = (0..cols)
+        (0..cols)
             .map(|c| {
                 self.rows
                     .iter()
@@ -30,22 +31,30 @@ impl Table {
                     .max()
                     .unwrap_or(0)
             })
-            .collect();
-        let mut out = String::new();
-        for r in &self.rows {
-            let mut line = String::new();
-            for (c, cell) in r.iter().enumerate() {
-                if c + 1 == r.len() {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out
+            .collect()
     }
+
+    pub fn render(&self) -> String {
+        let widths = self.widths();
+        self.rows.iter().map(|r| line(r, &widths)).collect()
+    }
+}
+
+/// One table line padded to `widths` (a cell wider than its column pushes
+/// the rest right, as kubectl's watch rows do).
+pub fn line(cells: &[String], widths: &[usize]) -> String {
+    let mut out = String::new();
+    for (c, cell) in cells.iter().enumerate() {
+        if c + 1 == cells.len() {
+            out.push_str(cell);
+        } else {
+            let w = widths.get(c).copied().unwrap_or(0);
+            out.push_str(&format!("{cell:<w$}   "));
+        }
+    }
+    let mut out = out.trim_end().to_string();
+    out.push('\n');
+    out
 }
 
 /// Replica counts of a component as `get` shows them.

@@ -156,11 +156,14 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
     if !ready {
         eprintln!("warning: not all components are ready after {:?}; see `berth describe component NAME -p PROJECT`", args.wait);
     }
-    let etcd_flag = if local.is_some() || endpoint != crate::store::DEFAULT_ENDPOINT {
+    let mut etcd_flag = if local.is_some() || endpoint != crate::store::DEFAULT_ENDPOINT {
         format!(" --etcd {}", etcd.endpoints.join(","))
     } else {
         String::new()
     };
+    if etcd.root != crate::store::DEFAULT_ROOT {
+        etcd_flag.push_str(&format!(" --root {}", etcd.root));
+    }
     println!("berth is up. Try `berth{etcd_flag} get components -A`. Press Ctrl-C to stop.");
 
     tokio::select! {

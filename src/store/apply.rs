@@ -3,8 +3,13 @@
 //!
 //! Round trips for `apply` of N objects: one read per (kind, project) group
 //! (a range read when the group is large, else one small read per object,
-//! concurrently), then one transaction per chunk of up to [`CHUNK`] objects.
-//! An input of up to [`CHUNK`] objects is written all-or-nothing.
+//! concurrently), then one transaction per chunk of up to [`CHUNK`] objects
+//! and [`CHUNK_BYTES`] bytes (etcd refuses requests over 1.5 MiB).
+//! An input that fits one chunk is written all-or-nothing; a larger one is
+//! written chunk by chunk (etcd allows 128 operations per transaction), so a
+//! conflict or failure part-way leaves the earlier chunks written — as with
+//! kubectl, which writes object by object. Sizes are checked before the first
+//! write, so an object too large to store fails the whole command cleanly.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -19,6 +24,9 @@ use crate::resource::{Component, Kind, Object, Revision, Template, DEFAULT_PROJE
 /// Objects per transaction: each needs up to 3 operations and etcd allows
 /// 128 operations per transaction by default.
 pub const CHUNK: usize = 40;
+/// Bytes of keys and values per transaction: below etcd's 1.5 MiB request
+/// limit with room for the request's own overhead.
+pub const CHUNK_BYTES: usize = 1_200_000;
 /// Transactions in flight at once.
 const PARALLEL_TXNS: usize = 8;
 /// Attempts per object after a lost compare-and-swap race.
@@ -109,6 +117,26 @@ fn normalized(obj: &Object, opts: &ApplyOptions) -> Object {
     o
 }
 
+/// What `apply` compares: the live object and the desired one, each as a
+/// user wrote it (berth's bookkeeping removed). `apply` reports "unchanged"
+/// exactly when the two are equal; `diff` shows their difference.
+pub fn comparable(
+    desired: &Object,
+    live: Option<&Object>,
+    opts: &ApplyOptions,
+) -> (Option<Object>, Object) {
+    let mut next = normalized(desired, opts);
+    // A plain apply (no --applyset) keeps the object's applyset marker.
+    if opts.applyset.is_none() {
+        if let Some(set) = live.and_then(|l| l.metadata().annotations.get(APPLYSET_ANNOTATION)) {
+            next.metadata_mut()
+                .annotations
+                .insert(APPLYSET_ANNOTATION.into(), set.clone());
+        }
+    }
+    (live.map(|l| normalized(l, &ApplyOptions::default())), next)
+}
+
 /// Decides the write for one object given what etcd holds. Pure.
 pub(crate) fn prepare(
     desired: &Object,
@@ -116,7 +144,7 @@ pub(crate) fn prepare(
     opts: &ApplyOptions,
     now: &str,
 ) -> Prepared {
-    let mut next = normalized(desired, opts);
+    let (old_user, mut next) = comparable(desired, existing.map(|s| &s.object), opts);
     let kind = next.kind();
     let project = next.project().map(str::to_string);
     let name = next.name().to_string();
@@ -128,18 +156,9 @@ pub(crate) fn prepare(
     let mut prune_below = None;
     let (change, expected_mod) = match existing {
         Some(old) => {
-            let old_user = normalized(&old.object, &ApplyOptions::default());
-            // A plain apply (no --applyset) keeps the object's applyset marker.
-            if opts.applyset.is_none() {
-                if let Some(set) = old.object.metadata().annotations.get(APPLYSET_ANNOTATION) {
-                    next.metadata_mut()
-                        .annotations
-                        .insert(APPLYSET_ANNOTATION.into(), set.clone());
-                }
-            }
             let old_meta = old.object.metadata();
             let spec_changed = old.object.spec_json() != next.spec_json();
-            let unchanged = old_user == next;
+            let unchanged = old_user.as_ref() == Some(&next);
             let meta = next.metadata_mut();
             meta.uid = old_meta.uid.clone();
             meta.creation_timestamp = old_meta.creation_timestamp.clone();
@@ -291,7 +310,7 @@ impl Store {
                 .iter()
                 .filter(|p| p.change != Change::Unchanged)
                 .collect();
-            let chunks: Vec<Vec<&Prepared>> = writes.chunks(CHUNK).map(<[_]>::to_vec).collect();
+            let chunks = chunk(&writes)?;
             round_trips += chunks.len();
             let failed: Vec<Vec<&Prepared>> = futures::stream::iter(chunks)
                 .map(|chunk| async move {
@@ -594,6 +613,48 @@ impl Store {
         }
         Ok(false)
     }
+}
+
+impl Prepared {
+    /// Bytes this write puts on the wire (keys, spec, revision).
+    fn size(&self) -> usize {
+        let rev = self
+            .revision
+            .as_ref()
+            .map_or(0, |r| serde_json::to_vec(r).map_or(0, |v| v.len()) + 200);
+        self.doc.len() + rev + 200
+    }
+}
+
+/// Groups writes into transactions of at most [`CHUNK`] objects and
+/// [`CHUNK_BYTES`] bytes. Fails, before anything is written, when one object
+/// alone is too large for a request.
+fn chunk<'a>(writes: &[&'a Prepared]) -> Result<Vec<Vec<&'a Prepared>>> {
+    let mut chunks: Vec<Vec<&Prepared>> = Vec::new();
+    let mut bytes = 0;
+    for p in writes {
+        let size = p.size();
+        if size > CHUNK_BYTES {
+            return Err(StoreError::Invalid(format!(
+                "{}/{}: too large to store: {} KiB with its revision record, etcd accepts at most {} KiB per request; keep specs under about 500 KiB",
+                p.kind.lower(),
+                p.name,
+                size / 1024,
+                CHUNK_BYTES / 1024
+            )));
+        }
+        match chunks.last_mut() {
+            Some(last) if last.len() < CHUNK && bytes + size <= CHUNK_BYTES => {
+                last.push(p);
+                bytes += size;
+            }
+            _ => {
+                chunks.push(vec![p]);
+                bytes = size;
+            }
+        }
+    }
+    Ok(chunks)
 }
 
 fn outcome(p: &Prepared) -> ApplyOutcome {

@@ -10,7 +10,8 @@ mod keys;
 mod read;
 
 pub use apply::{
-    ApplyOptions, ApplyOutcome, ApplyResult, Change, HASH_ANNOTATION, REVISION_ANNOTATION,
+    comparable, ApplyOptions, ApplyOutcome, ApplyResult, Change, HASH_ANNOTATION,
+    REVISION_ANNOTATION,
 };
 pub use keys::{prefix_end, Keys};
 pub use read::Stored;
@@ -133,7 +134,8 @@ impl Store {
         if cfg.ca_cert.is_some() || cfg.cert.is_some() {
             opts = opts.with_tls(tls_options(cfg)?);
         }
-        let connect = Client::connect(cfg.endpoints.clone(), Some(opts));
+        let live = live_endpoints(&cfg.endpoints, cfg.timeout).await;
+        let connect = Client::connect(live, Some(opts));
         let client = match tokio::time::timeout(cfg.timeout, connect).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(unreachable(&endpoints, e)),
@@ -229,6 +231,45 @@ fn unreachable(endpoints: &str, e: etcd_client::Error) -> StoreError {
     StoreError::Unreachable {
         endpoints: endpoints.into(),
         cause: cause.replace('\n', " "),
+    }
+}
+
+/// The endpoints that accept a TCP connection, probed concurrently; all of
+/// them when none does (the error then names them all).
+///
+/// etcd-client balances over every endpoint it is given and fails requests
+/// that land on a dead one (etcd-client issue 39), so a cluster with one
+/// member down would fail most commands. Probing costs one connect per
+/// endpoint, and only when there is more than one.
+async fn live_endpoints(endpoints: &[String], timeout: Duration) -> Vec<String> {
+    if endpoints.len() < 2 {
+        return endpoints.to_vec();
+    }
+    let probe = timeout.min(Duration::from_secs(1));
+    let checks = endpoints.iter().map(|e| async move {
+        let addr = e
+            .split("://")
+            .last()
+            .unwrap_or(e)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let ok = matches!(
+            tokio::time::timeout(probe, tokio::net::TcpStream::connect(addr)).await,
+            Ok(Ok(_))
+        );
+        ok.then(|| e.clone())
+    });
+    let live: Vec<String> = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if live.is_empty() {
+        endpoints.to_vec()
+    } else {
+        live
     }
 }
 

@@ -463,20 +463,51 @@ async fn unreachable_etcd_fails_fast_naming_endpoints() {
         "took {:?}",
         start.elapsed()
     );
-    // A blackholed address (no RST) must also give up within the timeout.
+    // A listener that never answers (the handshake completes in the kernel,
+    // then nothing): the command must still give up within the timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_ep = format!("http://{}", silent.local_addr().expect("addr"));
     let start = Instant::now();
     let out = berth(
-        "http://127.0.0.1:9",
+        &silent_ep,
         "/x",
         &["--etcd-timeout", "1s", "get", "components"],
         None,
     );
-    assert_ne!(out.code, 0);
+    assert!(out.one_line_error().contains(&silent_ep), "{out:?}");
     assert!(
         start.elapsed() < Duration::from_secs(4),
         "took {:?}",
         start.elapsed()
     );
+    drop(silent);
+}
+
+/// With several endpoints and one member down, commands still work, whichever
+/// endpoint comes first (etcd-client alone would fail most requests).
+#[tokio::test]
+async fn one_dead_endpoint_of_several() {
+    let etcd = TestEtcd::start().await;
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        berth::localetcd::free_port().expect("port")
+    );
+    for endpoints in [
+        format!("{dead},{}", etcd.endpoint()),
+        format!("{},{dead}", etcd.endpoint()),
+    ] {
+        for i in 0..5 {
+            let yaml = format!("apiVersion: berth/v1\nkind: Component\nmetadata: {{name: c{i}}}\nspec: {{image: 'bench/web:1'}}\n");
+            berth(&endpoints, etcd.root(), &["apply", "-f", "-"], Some(&yaml)).ok();
+            berth(
+                &endpoints,
+                etcd.root(),
+                &["get", "comp", &format!("c{i}")],
+                None,
+            )
+            .ok();
+        }
+    }
 }
 
 #[tokio::test]
@@ -611,4 +642,80 @@ async fn apply_round_trips_per_component() {
         .outcomes
         .iter()
         .all(|o| o.change == berth::store::Change::Unchanged));
+}
+
+/// Large objects are split into transactions by size (etcd refuses requests
+/// over 1.5 MiB); one too large to store fails before anything is written.
+#[tokio::test]
+async fn large_objects_are_chunked_by_size_and_oversized_ones_refused() {
+    let etcd = TestEtcd::start().await;
+    let comp = |name: &str, bytes: usize| {
+        format!("---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: {name}}}\nspec:\n  image: 'bench/web:1'\n  env: {{BLOB: '{}'}}\n", "x".repeat(bytes))
+    };
+    let five: String = (0..5).map(|i| comp(&format!("big{i}"), 200_000)).collect();
+    let out = apply_stdin(&etcd, &five, &[]).ok();
+    assert_eq!(out.stdout.lines().count(), 5, "{out:?}");
+    assert_eq!(
+        etcd.keys(&format!("{}/specs/component/default/", etcd.root()))
+            .await
+            .len(),
+        5
+    );
+    // 40 medium objects plus one too large: nothing at all is written.
+    let before = snapshot(&etcd).await;
+    let mut input: String = (0..40).map(|i| comp(&format!("m{i}"), 30_000)).collect();
+    input.push_str(&comp("huge", 900_000));
+    let out = apply_stdin(&etcd, &input, &[]);
+    assert!(
+        out.one_line_error()
+            .contains("component/huge: too large to store"),
+        "{out:?}"
+    );
+    assert_eq!(snapshot(&etcd).await, before);
+}
+
+#[tokio::test]
+async fn diff_agrees_with_apply_about_applysets() {
+    let etcd = TestEtcd::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("web.yaml");
+    std::fs::write(&file, WEB).expect("write");
+    let f = file.to_string_lossy().to_string();
+    run(&etcd, &["apply", "-f", &f, "--applyset", "s1"]).ok();
+    assert!(run(&etcd, &["apply", "-f", &f])
+        .ok()
+        .stdout
+        .contains("component/web unchanged"));
+    assert_eq!(run(&etcd, &["diff", "-f", &f]).code, 0);
+    assert_eq!(run(&etcd, &["diff", "-f", &f, "--applyset", "s1"]).code, 0);
+    assert_eq!(run(&etcd, &["diff", "-f", &f, "--applyset", "s2"]).code, 1);
+}
+
+#[test]
+fn usage_errors_are_one_line_and_broken_pipes_quiet() {
+    let ep = "http://127.0.0.1:1";
+    for args in [
+        &["get", "pods"][..],
+        &["delete", "comp", "a", "b"],
+        &["apply"],
+        &["get", "comp", "-o", "xml"],
+    ] {
+        let out = berth(ep, "/x", args, None);
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(
+            out.one_line_error().starts_with("error: "),
+            "{args:?}: {out:?}"
+        );
+    }
+    // `berth completion bash | head -1`: no panic, no message.
+    let mut child = std::process::Command::new(crate::support::cli::BERTH)
+        .args(["completion", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
