@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use super::args::{ApplyArgs, EtcdArgs};
 use super::load_manifests;
 use super::CliError;
-use crate::store::{ApplyOptions, Store};
+use crate::store::{ApplyOptions, Store, StoreError};
 
 pub async fn run(etcd: &EtcdArgs, args: ApplyArgs) -> Result<ExitCode, CliError> {
     // The whole input is parsed and validated before anything is written.
     let loaded = load_manifests(&args.files.files)?;
-    let objects: Vec<_> = loaded.into_iter().map(|l| l.object).collect();
+    let objects: Vec<_> = loaded.iter().map(|l| l.object.clone()).collect();
     if let Some(set) = &args.applyset {
         if set.is_empty()
             || set.len() > 63
@@ -27,11 +27,30 @@ pub async fn run(etcd: &EtcdArgs, args: ApplyArgs) -> Result<ExitCode, CliError>
         applyset: args.applyset.clone(),
         prune: args.prune,
     };
-    let result = store.apply(&objects, &opts).await?;
+    let result = store
+        .apply(&objects, &opts)
+        .await
+        .map_err(|e| at_source(e, &loaded))?;
     let suffix = if args.dry_run { " (dry run)" } else { "" };
     for o in &result.outcomes {
         println!("{}/{} {}{suffix}", o.kind.lower(), o.name, o.change);
     }
     tracing::debug!(round_trips = result.round_trips, "apply done");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Points an error about one input object at its document.
+pub(crate) fn at_source(e: StoreError, loaded: &[crate::manifest::Loaded]) -> CliError {
+    match &e {
+        StoreError::MissingProject { index, .. } => match loaded.get(*index) {
+            Some(l) => CliError::Input(format!(
+                "{}:1: document {} ({}): {e}",
+                l.location(),
+                l.document,
+                l.object.display_name()
+            )),
+            None => e.into(),
+        },
+        _ => e.into(),
+    }
 }

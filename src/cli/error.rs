@@ -14,6 +14,9 @@ pub enum CliError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Agent(String),
+    /// A problem with the input found only by looking at etcd (a missing reference).
+    #[error("{0}")]
+    Input(String),
 }
 
 impl CliError {

@@ -64,10 +64,8 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
     }
     init_logging(args.agent.log_format);
     // Bad input fails before anything starts.
-    let objects: Vec<Object> = super::load_manifests(&args.files.files)?
-        .into_iter()
-        .map(|l| l.object)
-        .collect();
+    let loaded = super::load_manifests(&args.files.files)?;
+    let objects: Vec<Object> = loaded.iter().map(|l| l.object.clone()).collect();
 
     let mut etcd = etcd.clone();
     let endpoint = etcd.endpoints.first().cloned().unwrap_or_default();
@@ -106,7 +104,10 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
     }));
     println!("Started agent for node {node}.");
 
-    let result = store.apply(&objects, &ApplyOptions::default()).await?;
+    let result = store
+        .apply(&objects, &ApplyOptions::default())
+        .await
+        .map_err(|e| super::apply::at_source(e, &loaded))?;
     for o in &result.outcomes {
         println!("{}/{} {}", o.kind.lower(), o.name, o.change);
     }

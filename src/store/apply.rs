@@ -464,14 +464,14 @@ impl Store {
         for p in needed {
             *round_trips += 1;
             if self.get_for_write(Kind::Project, None, p).await?.is_none() {
-                let user = objects
+                let index = objects
                     .iter()
-                    .find(|o| o.project() == Some(p))
-                    .map(|o| o.display_name())
-                    .unwrap_or_default();
-                return Err(StoreError::Invalid(format!(
-                    "{user}: project {p:?} does not exist: apply a Project named {p:?} first (or in the same input)"
-                )));
+                    .position(|o| o.project() == Some(p))
+                    .unwrap_or(0);
+                return Err(StoreError::MissingProject {
+                    index,
+                    project: p.to_string(),
+                });
             }
         }
         Ok(())

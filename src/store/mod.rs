@@ -97,6 +97,10 @@ pub enum StoreError {
     Decode { key: String, cause: String },
     #[error("{0}")]
     Invalid(String),
+    /// The `index`th object names a project that exists neither in etcd nor
+    /// in the input.
+    #[error("metadata.project: project {project:?} does not exist: apply a Project named {project:?} first (or in the same input)")]
+    MissingProject { index: usize, project: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

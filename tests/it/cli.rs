@@ -234,9 +234,10 @@ async fn delete_by_file_dry_run_and_missing_project() {
     // A component in a project that does not exist: error, nothing written.
     let only_component = WEB.split("---\n").nth(1).expect("second doc");
     let out = apply_stdin(&etcd, only_component, &[]);
+    let line = out.one_line_error();
+    assert!(line.contains("project \"shop\" does not exist"), "{out:?}");
     assert!(
-        out.one_line_error()
-            .contains("project \"shop\" does not exist"),
+        line.starts_with("error: <stdin>:1:1: document 1 (component/web): metadata.project: "),
         "{out:?}"
     );
     assert!(snapshot(&etcd).await.is_empty());
