@@ -110,7 +110,11 @@ impl Context {
                 let (kvs, _) = store.range_all(&prefix).await?;
                 for kv in kvs {
                     let key = String::from_utf8_lossy(kv.key()).to_string();
-                    let parts: Vec<&str> = key[prefix.len()..].split('/').collect();
+                    let parts: Vec<&str> = key
+                        .strip_prefix(&prefix)
+                        .unwrap_or_default()
+                        .split('/')
+                        .collect();
                     if let [_, project, component] = parts[..] {
                         if let Ok(o) = serde_json::from_slice::<Observed>(kv.value()) {
                             ctx.observed
@@ -130,7 +134,8 @@ impl Context {
                 let prefix = store.keys().spec_prefix(Kind::Component, None);
                 for kv in kvs {
                     let key = String::from_utf8_lossy(kv.key()).to_string();
-                    if let Some((p, _)) = key[prefix.len()..].split_once('/') {
+                    if let Some((p, _)) = key.strip_prefix(&prefix).and_then(|k| k.split_once('/'))
+                    {
                         *ctx.components_per_project.entry(p.to_string()).or_default() += 1;
                     }
                 }

@@ -104,12 +104,20 @@ pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Count
         return out;
     }
     use crate::resource::observed::ContainerPhase;
+    let min_ready = c
+        .spec
+        .rollout()
+        .min_ready
+        .map(|d| d.std())
+        .unwrap_or_default();
     for o in observed {
         for ct in &o.containers {
             let ready = ct.phase == ContainerPhase::Ready;
             out.ready += u32::from(ready);
             out.updated += u32::from(ct.hash == hash);
-            out.available += u32::from(ready && ct.hash == hash);
+            // Like a Deployment's AVAILABLE: ready for at least minReady,
+            // whatever its revision (old replicas still serve during a rollout).
+            out.available += u32::from(ready && ready_for(ct.ready_since.as_deref(), min_ready));
             out.crash_loop |= ct.phase == ContainerPhase::CrashLoop;
         }
         for cond in &o.conditions {
@@ -119,6 +127,17 @@ pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Count
         }
     }
     out
+}
+
+/// Whether a container ready since `since` has been ready for `min_ready`.
+fn ready_for(since: Option<&str>, min_ready: std::time::Duration) -> bool {
+    if min_ready.is_zero() {
+        return true;
+    }
+    since
+        .and_then(crate::util::parse_rfc3339)
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .is_some_and(|d| d >= min_ready)
 }
 
 /// Observed documents grouped by (project, component).

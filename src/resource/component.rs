@@ -449,3 +449,55 @@ pub struct ComponentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template is the spec minus placement, rollout and state: a field
+    /// added to `ComponentSpec` but forgotten in `Template` would silently
+    /// drop out of revisions and their hash. Every spec field is set here,
+    /// so a forgotten one shows up as a difference.
+    #[test]
+    fn template_is_the_spec_minus_placement_rollout_and_state() {
+        let spec: ComponentSpec = serde_json::from_value(serde_json::json!({
+            "image": "web:1",
+            "command": ["a"],
+            "env": {"A": "1"},
+            "user": "1000",
+            "ports": [{"container": 80}],
+            "placement": {"replicas": 2},
+            "readyChecks": [{"tcp": {"port": 80}}],
+            "healthChecks": [{"tcp": {"port": 80}}],
+            "readyTimeout": "5s",
+            "termination": {"gracePeriod": "1s"},
+            "rollout": {"maxSurge": 1},
+            "state": "stopped",
+            "volumesFrom": ["db"],
+            "bindings": [{"host": "/a", "container": "/b"}],
+            "links": {"require": [{"name": "db"}]},
+            "privileged": true,
+            "resources": {"memory": "64Mi"},
+            "restartPolicy": "never"
+        }))
+        .expect("spec");
+        let mut from_spec = serde_json::to_value(&spec).expect("json");
+        let fields = from_spec.as_object_mut().expect("object");
+        for key in ["placement", "rollout", "state"] {
+            assert!(
+                fields.remove(key).is_some(),
+                "{key} not set in the test spec"
+            );
+        }
+        let template = serde_json::to_value(spec.template()).expect("json");
+        assert_eq!(serde_json::Value::Object(fields.clone()), template);
+        // And every field of the spec type is exercised above.
+        let schema = serde_json::to_value(schemars::schema_for!(ComponentSpec)).expect("schema");
+        let declared = schema["properties"].as_object().expect("properties").len();
+        assert_eq!(
+            declared,
+            fields.len() + 3,
+            "a ComponentSpec field is missing from this test"
+        );
+    }
+}

@@ -171,7 +171,7 @@ pub fn watcher(
 ) -> impl Stream<Item = Result<Event, Error>> + Send + 'static {
     let w = Watcher {
         client,
-        range_end: prefix_end(prefix.as_bytes()),
+        range_end: crate::store::prefix_end(prefix.as_bytes()),
         backoff: cfg.backoff.build(),
         cfg,
         prefix,
@@ -436,32 +436,5 @@ fn is_compacted(e: &etcd_client::Error) -> bool {
             i32::from(s.code()) == 11 || s.message().contains("compacted")
         }
         _ => false,
-    }
-}
-
-/// The end of the key range holding every key that starts with `prefix`
-/// (etcd's `GetPrefixRangeEnd`).
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // Every byte was 0xff (or the prefix was empty): the range runs to the end.
-    vec![0]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_end_increments_last_byte() {
-        assert_eq!(prefix_end(b"/a/"), b"/a0".to_vec());
-        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
-        assert_eq!(prefix_end(b""), vec![0]);
-        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
     }
 }

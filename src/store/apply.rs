@@ -411,7 +411,11 @@ impl Store {
                     let wanted: HashSet<&str> = objs.iter().map(|o| o.name()).collect();
                     kvs.iter()
                         .filter(|kv| {
-                            let name = std::str::from_utf8(&kv.key()[prefix.len()..]).unwrap_or("");
+                            let name = kv
+                                .key()
+                                .strip_prefix(prefix.as_bytes())
+                                .and_then(|k| std::str::from_utf8(k).ok())
+                                .unwrap_or("");
                             wanted.contains(name)
                         })
                         .map(|kv| decode(*kind, kv))

@@ -132,9 +132,10 @@ impl Keys {
 }
 
 /// The end of the range covering every key that starts with `prefix`
-/// (etcd's `WithPrefix`): the prefix with its last byte incremented.
-pub fn prefix_end(prefix: &str) -> Vec<u8> {
-    let mut end = prefix.as_bytes().to_vec();
+/// (etcd's `WithPrefix`): the prefix with its last byte incremented, bytes
+/// of 0xff dropped first; `[0]` (the end of the keyspace) when none is left.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
             end.push(last + 1);
@@ -177,6 +178,9 @@ mod tests {
             "/berth/observed/n1/shop/web"
         );
         assert_eq!(k.node("n1"), "/berth/nodes/n1");
-        assert_eq!(prefix_end("/a/"), b"/a0".to_vec());
+        assert_eq!(prefix_end(b"/a/"), b"/a0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b""), vec![0]);
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
     }
 }

@@ -23,7 +23,7 @@ impl Store {
     /// Every key/value under `prefix`, read page by page at one consistent revision.
     /// Returns the values and the etcd revision they were read at.
     pub async fn range_all(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {
-        let end = prefix_end(prefix);
+        let end = prefix_end(prefix.as_bytes());
         let mut out = Vec::new();
         let mut start = prefix.as_bytes().to_vec();
         let mut revision = 0;
@@ -124,7 +124,10 @@ impl Store {
             .into_iter()
             .map(|kv| {
                 (
-                    kv.key()[status_prefix.len()..].to_vec(),
+                    kv.key()
+                        .strip_prefix(status_prefix.as_bytes())
+                        .unwrap_or_default()
+                        .to_vec(),
                     kv.value().to_vec(),
                 )
             })
@@ -132,7 +135,11 @@ impl Store {
         let mut out = Vec::with_capacity(specs.0.len());
         for kv in &specs.0 {
             let mut stored = decode(kind, kv)?;
-            if let Some(st) = status_by_suffix.remove(&kv.key()[spec_prefix.len()..]) {
+            let suffix = kv
+                .key()
+                .strip_prefix(spec_prefix.as_bytes())
+                .unwrap_or_default();
+            if let Some(st) = status_by_suffix.remove(suffix) {
                 merge_status(&mut stored.object, &st);
             }
             out.push(stored);
