@@ -296,6 +296,7 @@ impl Store {
         let mut round_trips = 0;
         let existing = self.read_existing(objects, &mut round_trips).await?;
         self.check_references(objects, &mut round_trips).await?;
+        check_preconditions(objects, &existing)?;
         let now = crate::util::now_rfc3339();
         let prepared: Vec<Prepared> = objects
             .iter()
@@ -372,7 +373,10 @@ impl Store {
                 return Ok(outcome(&p));
             }
         }
-        Err(StoreError::Conflict(obj.display_name()))
+        Err(StoreError::Conflict(format!(
+            "{}: changed concurrently {RETRIES} times in a row; retry the command",
+            obj.display_name()
+        )))
     }
 
     /// The stored spec only (no status), for writes.
@@ -607,7 +611,9 @@ impl Store {
             return Ok(true);
         }
         if expected_mod.is_some() {
-            return Err(StoreError::Conflict(format!("{kind}/{name}")));
+            return Err(StoreError::Conflict(format!(
+                "{kind}/{name}: changed since it was read; retry the command"
+            )));
         }
         if kind == Kind::Node {
             // A node only registered by its agent has no spec key.
@@ -659,6 +665,30 @@ fn chunk<'a>(writes: &[&'a Prepared]) -> Result<Vec<Vec<&'a Prepared>>> {
         }
     }
     Ok(chunks)
+}
+
+/// An input object that carries `metadata.resourceVersion` (as `get -o yaml`
+/// writes it) is applied only over exactly that version, like kubectl: an
+/// edit of a stale copy is a conflict, not a silent overwrite.
+fn check_preconditions(
+    objects: &[Object],
+    existing: &HashMap<(Kind, Option<String>, String), Stored>,
+) -> Result<()> {
+    for o in objects {
+        let Some(rv) = o.metadata().resource_version.as_deref() else {
+            continue;
+        };
+        let key = object_key(o.kind(), o.project(), o.name());
+        let live = existing.get(&key).map(|s| s.mod_revision.to_string());
+        if live.as_deref() != Some(rv) {
+            return Err(StoreError::Conflict(format!(
+                "{}: the input has resourceVersion {rv} but etcd holds {}; get the object again (or drop resourceVersion to overwrite)",
+                o.display_name(),
+                live.map_or("no such object".to_string(), |v| format!("version {v}"))
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn outcome(p: &Prepared) -> ApplyOutcome {

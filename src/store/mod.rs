@@ -89,7 +89,8 @@ pub enum StoreError {
     },
     #[error("invalid etcd configuration: {0}")]
     Config(String),
-    #[error("{0}: the object was changed concurrently; retry the command")]
+    /// A lost race or a stale `resourceVersion`; the message says which object.
+    #[error("conflict: {0}")]
     Conflict(String),
     #[error("{0} not found")]
     NotFound(String),

@@ -720,3 +720,47 @@ fn usage_errors_are_one_line_and_broken_pipes_quiet() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `get -o yaml` output applies back; its resourceVersion makes the apply
+/// conditional, so editing a stale copy is a conflict, not an overwrite.
+#[tokio::test]
+async fn get_yaml_round_trips_and_stale_resource_version_conflicts() {
+    let etcd = TestEtcd::start().await;
+    apply_stdin(&etcd, WEB, &[]).ok();
+    let live = run(&etcd, &["get", "comp", "web", "-p", "shop", "-o", "yaml"])
+        .ok()
+        .stdout;
+    assert!(live.contains("resourceVersion:"), "{live}");
+    // Applying what get printed, unchanged: accepted, nothing to do.
+    assert_eq!(
+        apply_stdin(&etcd, &live, &[]).ok().stdout,
+        "component/web unchanged\n"
+    );
+    // Edit and apply the copy: fine while nobody else wrote.
+    let edited = live.replace("replicas: 2", "replicas: 4");
+    assert_eq!(
+        apply_stdin(&etcd, &edited, &[]).ok().stdout,
+        "component/web configured\n"
+    );
+    // The same copy again is now stale.
+    let before = snapshot(&etcd).await;
+    let out = apply_stdin(&etcd, &live.replace("replicas: 2", "replicas: 6"), &[]);
+    let line = out.one_line_error();
+    assert!(
+        line.contains("conflict: component/web: the input has resourceVersion"),
+        "{line}"
+    );
+    assert_eq!(snapshot(&etcd).await, before);
+    // Without resourceVersion it is a plain declarative apply again.
+    let plain: String = live
+        .lines()
+        .filter(|l| !l.contains("resourceVersion"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        apply_stdin(&etcd, &plain.replace("replicas: 2", "replicas: 6"), &[])
+            .ok()
+            .stdout
+            .contains("configured")
+    );
+}
