@@ -569,6 +569,11 @@ impl Validator {
                         format!("{p}.name"),
                         format!("link {:?} is required twice", r.name),
                     );
+                } else if project.is_none() && names.contains(link) {
+                    self.add(
+                        format!("{p}.name"),
+                        format!("link {:?} is defined by this component itself: a component cannot require its own link", r.name),
+                    );
                 }
                 if let Some(e) = &r.env {
                     if !is_env_name(e) {
@@ -1131,6 +1136,12 @@ mod tests {
                 "{ports}links: {{define: [{{name: api, port: http}}, {{name: api, port: http}}]}}"
             ),
             Err("spec.links.define[1].name: link \"api\" is defined twice"),
+        );
+        check(
+            &format!(
+                "{ports}links: {{define: [{{name: api, port: http}}], require: [{{name: api}}]}}"
+            ),
+            Err("spec.links.require[0].name: link \"api\" is defined by this component itself"),
         );
         check(
             "image: x\nlinks: {require: [{name: a/b/c}]}",
