@@ -180,3 +180,37 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
         "SIGTERM must leave containers running"
     );
 }
+
+/// A container killed for memory restarts with backoff, and `describe`
+/// says why: `OOMKilled` with exit code 137, restarts counted, and the crash
+/// loop visible in `get`.
+#[tokio::test]
+async fn oom_killed_containers_show_the_reason_and_crash_loop() {
+    images::ensure_test_images().await.expect("images");
+    let etcd = TestEtcd::start().await;
+    let node = images::unique("oom");
+    let _guard = NodeContainers {
+        root: etcd.root().to_string(),
+        node: node.clone(),
+    };
+    let addr = format!("127.0.0.1:{}", berth::localetcd::free_port().expect("port"));
+    let _agent = start_agent(&etcd, &node, &addr);
+    let yaml = format!(
+        "apiVersion: berth/v1\nkind: Component\nmetadata: {{name: hog}}\nspec:\n  image: {WEB1}\n  command: [/bin/sh, -c, 'x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done']\n  placement: {{nodes: [{node}]}}\n  resources: {{memory: 8Mi}}\n"
+    );
+    let (ep, root) = (etcd.endpoint(), etcd.root().to_string());
+    berth(&ep, &root, &["apply", "-f", "-"], Some(&yaml)).ok();
+    let described = eventually("OOMKilled in describe", Duration::from_secs(60), || {
+        let out = berth(&ep, &root, &["describe", "comp", "hog"], None);
+        (out.stdout.contains("137 (OOMKilled)") && out.stdout.contains("CrashLoop"))
+            .then_some(out.stdout)
+    })
+    .await;
+    assert!(described.contains("Containers:"), "{described}");
+    let table = eventually("CrashLoop in get", Duration::from_secs(30), || {
+        let out = berth(&ep, &root, &["get", "comp", "hog"], None).stdout;
+        out.contains("CrashLoop").then_some(out)
+    })
+    .await;
+    assert!(table.contains("0/1"), "{table}");
+}
