@@ -50,7 +50,7 @@ pub(crate) fn parse_text(
                 ),
             ));
         }
-        let tree = build(chunk.text, limits.max_depth).map_err(|f| doc.syntax(f))?;
+        let mut tree = build(chunk.text, limits.max_depth).map_err(|f| doc.syntax(f))?;
         let Some(root) = tree.root.map(|r| tree.pos(r)) else {
             continue; // an empty document, e.g. after a trailing `---`
         };
@@ -64,6 +64,32 @@ pub(crate) fn parse_text(
                 format!("more than {} documents in the input", limits.max_documents),
             ));
         }
+        // A `kind: List` (what `berth get -o json` prints for several
+        // objects) holds objects in `items`: each is parsed as a document of
+        // its own, positioned where it stands in the file.
+        if let Some(items) = list_items(&tree) {
+            for item in items {
+                tree.root = Some(item);
+                let pos = tree.pos(item);
+                *documents += 1;
+                if *documents > limits.max_documents {
+                    return Err(doc.error(
+                        pos,
+                        None,
+                        None,
+                        format!("more than {} documents in the input", limits.max_documents),
+                    ));
+                }
+                let object = doc.parse(&tree, pos, limits)?;
+                out.push(Loaded {
+                    object,
+                    source: source.to_string(),
+                    document: doc.number,
+                    line: pos.line + chunk.first_line - 1,
+                });
+            }
+            continue;
+        }
         let object = doc.parse(&tree, root, limits)?;
         out.push(Loaded {
             object,
@@ -73,6 +99,21 @@ pub(crate) fn parse_text(
         });
     }
     Ok(n)
+}
+
+/// The item nodes of a `kind: List` document (apiVersion `berth/v1` or `v1`).
+fn list_items(tree: &Tree<'_>) -> Option<Vec<usize>> {
+    let (kind, _) = tree.scalar_at(&["kind"])?;
+    let (api, _) = tree.scalar_at(&["apiVersion"])?;
+    if kind != "List" || !(api == API_VERSION || api == "v1") {
+        return None;
+    }
+    let (_, items) = tree.get(tree.root?, "items")?;
+    match tree.data(items) {
+        Some(super::tree::Data::Seq(v)) => Some(v.clone()),
+        // `items:` with nothing under it: an empty list.
+        _ => Some(Vec::new()),
+    }
 }
 
 /// "1 MiB (1048576 bytes)"

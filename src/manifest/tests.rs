@@ -645,3 +645,36 @@ fn mangled_input_never_panics() {
         }
     }
 }
+
+/// `kind: List` (what `berth get -o json` prints) holds objects in `items`;
+/// each is an object of its own, and errors point into the item.
+#[test]
+fn lists_are_expanded() {
+    let limits = Limits::default();
+    let list = r#"{
+  "apiVersion": "berth/v1",
+  "kind": "List",
+  "items": [
+    {"apiVersion": "berth/v1", "kind": "Project", "metadata": {"name": "shop"}},
+    {"apiVersion": "berth/v1", "kind": "Component", "metadata": {"name": "web", "project": "shop"},
+     "spec": {"image": "web:1"}}
+  ]
+}"#;
+    let loaded = parse_str("all.json", list, &limits).expect("a list of two objects");
+    let names: Vec<String> = loaded.iter().map(|l| l.object.display_name()).collect();
+    assert_eq!(names, ["project/shop", "component/web"]);
+    assert_eq!(loaded[1].line, 6);
+    let bad = list.replace(
+        "\"image\": \"web:1\"",
+        "\"image\": \"web:1\", \"replicas\": 2",
+    );
+    let e = parse_str("all.json", &bad, &limits).expect_err("unknown field in an item");
+    let line = e.to_string();
+    assert!(line.starts_with("all.json:7:"), "{line}");
+    assert!(
+        line.contains("(component/web): spec.replicas: unknown field"),
+        "{line}"
+    );
+    let empty = "apiVersion: berth/v1\nkind: List\nitems: []\n";
+    assert!(parse_str("e.yaml", empty, &limits).is_ok_and(|v| v.is_empty()));
+}

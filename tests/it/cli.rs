@@ -751,6 +751,44 @@ async fn get_yaml_round_trips_and_stale_resource_version_conflicts() {
         "{line}"
     );
     assert_eq!(snapshot(&etcd).await, before);
+    // `get -A -o json` (a List) applies back too, e.g. into another cluster.
+    let all = run(&etcd, &["get", "comp", "-A", "-o", "json"]).ok().stdout;
+    let out = berth(
+        &etcd.endpoint(),
+        "/elsewhere",
+        &["apply", "-f", "-"],
+        Some(&all.replace("\"resourceVersion\"", "\"x-rv\"")),
+    );
+    assert!(
+        out.stderr.contains("unknown field `x-rv`"),
+        "items are validated like documents: {out:?}"
+    );
+    let other = format!("{}-copy", etcd.root());
+    let stripped: serde_json::Value = {
+        let mut v: serde_json::Value = serde_json::from_str(&all).expect("json");
+        for item in v["items"].as_array_mut().expect("items") {
+            item["metadata"]
+                .as_object_mut()
+                .expect("meta")
+                .remove("resourceVersion");
+        }
+        v
+    };
+    berth(
+        &etcd.endpoint(),
+        &other,
+        &["apply", "-f", "-"],
+        Some("apiVersion: berth/v1\nkind: Project\nmetadata: {name: shop}\n"),
+    )
+    .ok();
+    let out = berth(
+        &etcd.endpoint(),
+        &other,
+        &["apply", "-f", "-"],
+        Some(&stripped.to_string()),
+    )
+    .ok();
+    assert_eq!(out.stdout, "component/web created\n");
     // Without resourceVersion it is a plain declarative apply again.
     let plain: String = live
         .lines()
