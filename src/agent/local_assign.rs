@@ -11,6 +11,16 @@
 //! hash. Specs that stop naming this node, and deleted specs, lose their
 //! assignment.
 //!
+//! With more than one node registered, nothing here can place an unpinned
+//! component safely, so nothing is taken away: a component already assigned
+//! to this node stays (sticky, and follows its spec), and one assigned
+//! nowhere is started nowhere. Both are logged as warnings and shown as an
+//! `Unschedulable` condition in the component's observed document (`False`
+//! with reason `KeptOnNode` for the first, `True` with reason
+//! `NoCoordinator` for the second), saying to pin it with `placement.nodes`.
+//! A second agent started on the same root therefore never removes the
+//! first one's containers.
+//!
 //! This is all a coordinator has to replace: the rest of the agent only
 //! reads assignments.
 
@@ -20,11 +30,13 @@ use std::time::Duration;
 
 use etcd_client::{Client, GetOptions, SortOrder, SortTarget};
 use futures::StreamExt;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::register::etcd;
+use super::state::{PlacementNotes, UNSCHEDULABLE};
 use crate::resource::component::Component;
-use crate::resource::{Assignment, Node, Revision};
+use crate::resource::{Assignment, Condition, Node, Revision};
 use crate::runtime::{self, Action, Controller, Reader, WatcherConfig};
 use crate::store::{Keys, HASH_ANNOTATION, REVISION_ANNOTATION};
 
@@ -45,26 +57,111 @@ struct Ctx {
     nodes: Reader<Node>,
     /// This node's assignments, as the agent's main cache sees them.
     assignments: Reader<Assignment>,
+    /// Every node's assignment keys (is a component assigned elsewhere?).
+    everywhere: Reader<()>,
+    notes: Notes,
 }
 
-/// Whether a component runs on `node`, given the registered node names.
-/// This node always counts as registered: its own registration vanishing
-/// (a lease lost in an etcd outage) must not take its containers away.
-pub fn eligible(
+/// Where placement's word on a component goes: the agent's
+/// [`PlacementNotes`], published with the component's observed document
+/// (the reconcile of its assignment key is triggered on every change).
+#[derive(Clone)]
+pub struct Notes {
+    pub notes: PlacementNotes,
+    /// The agent's reconcile trigger (assignment keys).
+    pub trigger: mpsc::UnboundedSender<String>,
+}
+
+/// What local assignment does with one component on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Run it here: pinned to this node, or this is the only node.
+    Assign,
+    /// Unpinned, `nodes` nodes registered, already assigned here: kept here.
+    Keep { nodes: usize },
+    /// Unpinned, several nodes registered, assigned to another registered
+    /// node only: that node keeps it, nothing to do or say here.
+    Elsewhere,
+    /// Unpinned, `nodes` nodes registered, assigned to none of them: not
+    /// started anywhere.
+    Unschedulable { nodes: usize },
+    /// Not for this node (pinned elsewhere, or its node selector does not
+    /// match): its assignment here, if any, is removed.
+    No,
+}
+
+/// Where a component is assigned now, this node first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assigned {
+    Here,
+    /// To another registered node, not to this one.
+    Elsewhere,
+    Nowhere,
+}
+
+/// What to do with component `c` on `node`, given the registered node names
+/// and where it is assigned now. This node always counts as
+/// registered: its own registration vanishing (a lease lost in an etcd
+/// outage) must not take its containers away.
+pub fn decide(
     c: &Component,
     node: &str,
     labels: &BTreeMap<String, String>,
     registered: &[String],
-) -> bool {
+    assigned: Assigned,
+) -> Decision {
     let p = &c.spec.placement;
     let selected = p
         .node_selector
         .iter()
         .all(|(k, v)| labels.get(k) == Some(v));
-    if !p.nodes.is_empty() {
-        return p.nodes.iter().any(|n| n == node) && selected;
+    if !selected {
+        return Decision::No;
     }
-    registered.iter().all(|n| n == node) && selected
+    if !p.nodes.is_empty() {
+        return if p.nodes.iter().any(|n| n == node) {
+            Decision::Assign
+        } else {
+            Decision::No
+        };
+    }
+    let nodes = registered
+        .iter()
+        .map(String::as_str)
+        .chain([node])
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    match (nodes, assigned) {
+        (1, _) => Decision::Assign,
+        (nodes, Assigned::Here) => Decision::Keep { nodes },
+        (_, Assigned::Elsewhere) => Decision::Elsewhere,
+        (nodes, Assigned::Nowhere) => Decision::Unschedulable { nodes },
+    }
+}
+
+/// The `Unschedulable` condition of a decision (`None`: no word to say).
+pub fn note(decision: Decision, node: &str) -> Option<Condition> {
+    match decision {
+        Decision::Keep { nodes } => Some(Condition::new(
+            UNSCHEDULABLE,
+            false,
+            "KeptOnNode",
+            format!(
+                "{nodes} nodes registered and no coordinator yet: kept on node {node}, \
+                 where it was assigned; pin it with placement.nodes"
+            ),
+        )),
+        Decision::Unschedulable { nodes } => Some(Condition::new(
+            UNSCHEDULABLE,
+            true,
+            "NoCoordinator",
+            format!(
+                "{nodes} nodes registered and no coordinator yet: not started on any node; \
+                 pin it with placement.nodes"
+            ),
+        )),
+        Decision::Assign | Decision::Elsewhere | Decision::No => None,
+    }
 }
 
 /// The assignment for `c` on this node, given its revision number.
@@ -88,6 +185,24 @@ pub fn annotated_revision(c: &Component, hash: &str) -> Option<u64> {
 }
 
 impl Ctx {
+    /// Records placement's word on a component; on a change, logs it and
+    /// has the agent republish the component's observed document.
+    fn note(&self, project: &str, name: &str, decision: Decision) {
+        let ckey = format!("{project}/{name}");
+        let note = note(decision, &self.node);
+        if !self.notes.notes.set(&ckey, note.clone()) {
+            return;
+        }
+        match note {
+            Some(c) => tracing::warn!(component = %ckey, reason = %c.reason, "{}", c.message),
+            None => tracing::info!(component = %ckey, "placement is unambiguous again"),
+        }
+        let _ = self
+            .notes
+            .trigger
+            .send(self.keys.assignment(&self.node, project, name));
+    }
+
     fn project_name<'a>(&self, spec_key: &'a str) -> Option<(&'a str, &'a str)> {
         let prefix = self
             .keys
@@ -153,16 +268,41 @@ async fn reconcile(spec_key: String, ctx: Arc<Ctx>) -> Result<Action, AssignErro
         .map(|n| n.metadata.name.clone())
         .collect();
     let spec = ctx.specs.get(&spec_key);
-    let wanted = match spec.as_deref() {
-        Some(c) if eligible(c, &ctx.node, &ctx.labels, &registered) => Some(c),
-        _ => None,
-    };
-    let Some(c) = wanted else {
-        if current.is_some() {
-            tracing::info!(component = %format!("{project}/{name}"), "no longer assigned to this node");
-            ctx.delete(&akey).await.map_err(AssignError)?;
+    let decision = match spec.as_deref() {
+        Some(c) => {
+            let elsewhere = || {
+                registered.iter().any(|n| {
+                    n != &ctx.node
+                        && ctx
+                            .everywhere
+                            .get(&ctx.keys.assignment(n, project, name))
+                            .is_some()
+                })
+            };
+            let assigned = if current.is_some() {
+                Assigned::Here
+            } else if elsewhere() {
+                Assigned::Elsewhere
+            } else {
+                Assigned::Nowhere
+            };
+            decide(c, &ctx.node, &ctx.labels, &registered, assigned)
         }
-        return Ok(Action::await_change());
+        None => Decision::No,
+    };
+    ctx.note(project, name, decision);
+    let c = match (spec.as_deref(), decision) {
+        (Some(c), Decision::Assign | Decision::Keep { .. }) => c,
+        (_, Decision::Unschedulable { .. } | Decision::Elsewhere) => {
+            return Ok(Action::await_change())
+        }
+        _ => {
+            if current.is_some() {
+                tracing::info!(component = %format!("{project}/{name}"), "no longer assigned to this node");
+                ctx.delete(&akey).await.map_err(AssignError)?;
+            }
+            return Ok(Action::await_change());
+        }
     };
     let hash = c.spec.template().hash();
     // The CLI writes the revision with the spec; a spec written by other
@@ -211,6 +351,7 @@ pub async fn run(
     node: String,
     labels: BTreeMap<String, String>,
     assignments: Reader<Assignment>,
+    notes: Notes,
     shutdown: CancellationToken,
 ) {
     let (specs, specs_writer) =
@@ -226,6 +367,28 @@ pub async fn run(
         keys.nodes_prefix(),
         WatcherConfig::default(),
     );
+    let (everywhere, everywhere_writer) = runtime::store(|_| Some(()));
+    let everywhere_events = runtime::watcher(
+        client.clone(),
+        keys.all_assignments_prefix(),
+        WatcherConfig::default(),
+    );
+    // An assignment appearing or going (on any node) can change its
+    // component's placement here.
+    let assignment_triggers = {
+        let keys = keys.clone();
+        runtime::trigger_keys(runtime::reflector(everywhere_writer, everywhere_events)).filter_map(
+            move |akey| {
+                let spec = match keys.parts(&keys.all_assignments_prefix(), &akey).as_deref() {
+                    Some([_node, project, name]) => {
+                        Some(keys.spec(crate::resource::Kind::Component, Some(project), name))
+                    }
+                    _ => None,
+                };
+                futures::future::ready(spec)
+            },
+        )
+    };
     let specs_for_nodes = specs.clone();
     // Any change of the registered nodes can change every component's placement.
     let node_triggers = runtime::trigger_keys(runtime::reflector(nodes_writer, node_events))
@@ -237,7 +400,9 @@ pub async fn run(
         labels,
         specs: specs.clone(),
         nodes: nodes.clone(),
-        assignments,
+        assignments: assignments.clone(),
+        everywhere: everywhere.clone(),
+        notes,
     });
     let sweeper = {
         let ctx = ctx.clone();
@@ -262,7 +427,11 @@ pub async fn run(
         runtime::trigger_keys(runtime::reflector(specs_writer, spec_events)),
     )
     .with_trigger(node_triggers)
+    .with_trigger(assignment_triggers)
     .wait_for(nodes)
+    // Where a component is assigned decides what several nodes do.
+    .wait_for(assignments)
+    .wait_for(everywhere)
     .with_resync(SWEEP)
     .graceful_shutdown_on(shutdown.clone().cancelled_owned())
     .run(reconcile, |_, _, _| Action::backoff(), ctx)
@@ -310,32 +479,68 @@ mod tests {
 
     #[test]
     fn placement_rules() {
+        use Decision::*;
         let labels = BTreeMap::from([("zone".to_string(), "a".to_string())]);
         let one = vec!["n1".to_string()];
         let two = vec!["n1".to_string(), "n2".to_string()];
+        let d = |c: &Component, registered: &[String], here: bool| {
+            let assigned = if here {
+                Assigned::Here
+            } else {
+                Assigned::Nowhere
+            };
+            decide(c, "n1", &labels, registered, assigned)
+        };
         // Pinned: only the named nodes, however many are registered.
-        assert!(eligible(&comp(&["n1", "n3"], &[]), "n1", &labels, &two));
-        assert!(!eligible(&comp(&["n3"], &[]), "n1", &labels, &one));
-        // Not pinned: only on a one-node cluster, and only that node.
-        assert!(eligible(&comp(&[], &[]), "n1", &labels, &one));
-        assert!(!eligible(&comp(&[], &[]), "n1", &labels, &two));
-        assert!(!eligible(
-            &comp(&[], &[]),
-            "n1",
-            &labels,
-            &["n2".to_string()]
-        ));
+        assert_eq!(d(&comp(&["n1", "n3"], &[]), &two, false), Assign);
+        assert_eq!(d(&comp(&["n3"], &[]), &one, false), No);
+        assert_eq!(d(&comp(&["n3"], &[]), &two, true), No);
+        // Not pinned, one node: that node.
+        assert_eq!(d(&comp(&[], &[]), &one, false), Assign);
+        assert_eq!(d(&comp(&[], &[]), &one, true), Assign);
         // Its own registration missing for a while changes nothing.
-        assert!(eligible(&comp(&[], &[]), "n1", &labels, &[]));
-        // The node selector must match the agent's labels.
-        assert!(eligible(&comp(&[], &[("zone", "a")]), "n1", &labels, &one));
-        assert!(!eligible(&comp(&[], &[("zone", "b")]), "n1", &labels, &one));
-        assert!(!eligible(
-            &comp(&["n1"], &[("zone", "b")]),
-            "n1",
-            &labels,
-            &one
-        ));
+        assert_eq!(d(&comp(&[], &[]), &[], true), Assign);
+        // Not pinned, several nodes: what runs here stays, nothing new starts.
+        assert_eq!(d(&comp(&[], &[]), &two, true), Keep { nodes: 2 });
+        assert_eq!(d(&comp(&[], &[]), &two, false), Unschedulable { nodes: 2 });
+        // ...and what runs on another node stays there, without a word.
+        let c = comp(&[], &[]);
+        assert_eq!(
+            decide(&c, "n1", &labels, &two, Assigned::Elsewhere),
+            Elsewhere
+        );
+        assert_eq!(note(Elsewhere, "n1"), None);
+        let on_one = decide(&c, "n1", &labels, &one, Assigned::Elsewhere);
+        assert_eq!(on_one, Assign, "alone, it runs everything");
+        // Another node registered, this one (not yet) among them: two nodes.
+        let other = ["n2".to_string()];
+        assert_eq!(
+            d(&comp(&[], &[]), &other, false),
+            Unschedulable { nodes: 2 }
+        );
+        assert_eq!(d(&comp(&[], &[]), &other, true), Keep { nodes: 2 });
+        // The node selector must match the agent's labels, sticky or not.
+        assert_eq!(d(&comp(&[], &[("zone", "a")]), &one, false), Assign);
+        assert_eq!(d(&comp(&[], &[("zone", "b")]), &one, true), No);
+        assert_eq!(d(&comp(&[], &[("zone", "b")]), &two, true), No);
+        assert_eq!(d(&comp(&["n1"], &[("zone", "b")]), &one, true), No);
+    }
+
+    #[test]
+    fn notes_say_what_to_do() {
+        assert_eq!(note(Decision::Assign, "n1"), None);
+        assert_eq!(note(Decision::No, "n1"), None);
+        let c = note(Decision::Unschedulable { nodes: 3 }, "n1").expect("note");
+        assert_eq!((c.type_.as_str(), c.is_true()), ("Unschedulable", true));
+        assert!(
+            c.message
+                .starts_with("3 nodes registered and no coordinator yet")
+                && c.message.ends_with("pin it with placement.nodes"),
+            "{c:?}"
+        );
+        let c = note(Decision::Keep { nodes: 2 }, "n1").expect("note");
+        assert_eq!((c.is_true(), c.reason.as_str()), (false, "KeptOnNode"));
+        assert!(c.message.contains("kept on node n1"), "{c:?}");
     }
 
     #[test]

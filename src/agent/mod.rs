@@ -228,6 +228,7 @@ pub async fn run(
         assignments: assignments.clone(),
         containers: state::Containers::default(),
         states: state::ComponentStates::default(),
+        placement: state::PlacementNotes::default(),
         tracker: tracker.clone(),
         exec: Executor {
             docker: docker.clone(),
@@ -298,6 +299,10 @@ pub async fn run(
             cfg.node.clone(),
             cfg.labels.clone(),
             assignments.clone(),
+            local_assign::Notes {
+                notes: ctx.placement.clone(),
+                trigger: trigger_tx.clone(),
+            },
             token.clone(),
         ))
     });

@@ -22,7 +22,7 @@ use super::health::{ProbeTarget, Tracker};
 use super::metrics::Metrics;
 use super::plan::{self, CheckPhase, PlanInput, Step, StopHow};
 use super::report::Reporter;
-use super::state::{ComponentStates, ContainerRecord, Containers};
+use super::state::{ComponentStates, ContainerRecord, Containers, PlacementNotes};
 use crate::resource::component::{State, Template, Termination};
 use crate::resource::observed::{ContainerPhase, ObservedContainer};
 use crate::resource::{Assignment, Observed};
@@ -49,6 +49,8 @@ pub struct Ctx {
     pub assignments: Reader<Assignment>,
     pub containers: Containers,
     pub states: ComponentStates,
+    /// Placement's word on components (e.g. `Unschedulable`).
+    pub placement: PlacementNotes,
     pub tracker: Tracker,
     pub exec: Executor,
     pub reporter: Reporter,
@@ -413,10 +415,13 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &str, a: Option<&Assignment>) {
     };
     let okey = ctx.keys.observed(&ctx.node, project, component);
     let records = ctx.containers.of(ckey);
+    let note = ctx.placement.get(ckey);
     if a.is_none() && records.is_empty() {
-        ctx.reporter.delete(&okey);
         ctx.states.forget(ckey);
-        return;
+        if note.is_none() {
+            ctx.reporter.delete(&okey);
+            return;
+        }
     }
     let policy = a.map(|a| a.template.restart_policy).unwrap_or_default();
     let containers: Vec<ObservedContainer> = records
@@ -460,6 +465,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &str, a: Option<&Assignment>) {
         .collect();
     let state = ctx.states.get(ckey);
     let mut conditions: Vec<_> = state.conditions.values().cloned().collect();
+    conditions.extend(note);
     if let Some(a) = a {
         let ready = containers
             .iter()

@@ -48,10 +48,58 @@ pub async fn etcd<T>(
     what: &str,
     fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, String> {
+    call(what, fut).await.map_err(|e| e.to_string())
+}
+
+/// A failed etcd call of the registration loop, with etcd's error kept typed
+/// so "the lease is gone" can be told from "etcd is unreachable".
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("{what}: {source}")]
+    Etcd {
+        what: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("{what}: no answer within {ETCD_TIMEOUT:?}")]
+    Timeout { what: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CallError {
+    /// Whether etcd answered that the lease does not exist (any more).
+    pub fn lease_gone(&self) -> bool {
+        matches!(self, CallError::Etcd { source, .. } if lease_gone(source))
+    }
+}
+
+/// Whether `e` is etcd saying the lease does not exist: etcd-client's
+/// keep-alive reports a first answer of TTL 0 as `LeaseKeepAliveError("lease
+/// not found")`; a put or txn bound to an expired lease fails with the
+/// server's `requested lease not found`.
+pub fn lease_gone(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::LeaseKeepAliveError(m) => m == "lease not found",
+        etcd_client::Error::GRpcStatus(s) => s.message().contains("requested lease not found"),
+        _ => false,
+    }
+}
+
+/// Runs one etcd call under [`ETCD_TIMEOUT`], keeping etcd's error.
+pub async fn call<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, CallError> {
     match tokio::time::timeout(ETCD_TIMEOUT, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!("{what}: no answer within {ETCD_TIMEOUT:?}")),
+        Ok(Err(source)) => Err(CallError::Etcd {
+            what: what.to_string(),
+            source,
+        }),
+        Err(_) => Err(CallError::Timeout {
+            what: what.to_string(),
+        }),
     }
 }
 
@@ -76,12 +124,13 @@ impl Registration {
         let mut bo = backoff();
         loop {
             let mut client = self.client.clone();
+            let asked = Instant::now();
             let granted = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 r = etcd("granting a lease", client.lease_grant(self.ttl_secs(), None)) => r,
             };
-            let lease = match granted {
-                Ok(r) => r.id(),
+            let (lease, ttl) = match granted {
+                Ok(r) => (r.id(), Duration::from_secs(r.ttl().max(1).unsigned_abs())),
                 Err(e) => {
                     tracing::warn!(error = %e, "etcd unreachable; retrying");
                     tokio::select! {
@@ -95,11 +144,12 @@ impl Registration {
             if let Err(e) = self.write_node(lease).await {
                 tracing::warn!(error = %e, "writing the node document (retried at the next heartbeat)");
             }
+            // The reporter rewrites every observed document on the new lease.
             let _ = lease_tx.send(Some(lease));
             self.metrics.etcd_lease_up.set(1);
-            let lost = self.keep_alive(lease, &shutdown).await;
+            let ended = self.keep_alive(lease, ttl, asked, &shutdown).await;
             self.metrics.etcd_lease_up.set(0);
-            if !lost {
+            let Some(why) = ended else {
                 let _ = lease_tx.send(None);
                 match etcd(
                     "revoking the lease",
@@ -113,39 +163,71 @@ impl Registration {
                     }
                 }
                 return;
-            }
+            };
             tracing::warn!(
                 lease = format!("{lease:x}"),
-                "lease lost; registering again"
+                why = %why,
+                "lease lost; registering again with a new lease"
             );
             let _ = lease_tx.send(None);
         }
         let _ = lease_tx.send(None);
     }
 
-    /// Keeps `lease` alive; `true` when it was lost, `false` on shutdown.
-    async fn keep_alive(&self, lease: i64, shutdown: &CancellationToken) -> bool {
-        let period = (self.ttl / 3).max(Duration::from_millis(500));
+    /// Keeps `lease` (granted with `ttl`, asked for at `granted_at`) alive.
+    /// Returns why it was lost, or `None` on shutdown.
+    ///
+    /// The lease counts as lost when etcd says so (a keep-alive answering
+    /// TTL 0, "lease not found", a heartbeat refused for an unknown lease)
+    /// or when no keep-alive was confirmed for longer than its TTL: etcd has
+    /// expired it by then, even if it cannot say so yet.
+    async fn keep_alive(
+        &self,
+        lease: i64,
+        ttl: Duration,
+        granted_at: Instant,
+        shutdown: &CancellationToken,
+    ) -> Option<String> {
+        let period = (ttl / 3).max(Duration::from_millis(500));
         let mut bo = backoff();
         let mut last_heartbeat = Instant::now();
+        // When the last keep-alive etcd confirmed was sent.
+        let mut confirmed = granted_at;
         let mut stream_pair = None;
+        let expired = |confirmed: Instant| {
+            (confirmed.elapsed() > ttl).then(|| {
+                format!(
+                    "no keep-alive confirmed for {:?} (TTL {ttl:?})",
+                    confirmed.elapsed()
+                )
+            })
+        };
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return false,
+                _ = shutdown.cancelled() => return None,
                 _ = tokio::time::sleep(period) => {}
             }
             if stream_pair.is_none() {
-                match etcd(
+                let sent = Instant::now();
+                match call(
                     "opening lease keep-alive",
                     self.client.clone().lease_keep_alive(lease),
                 )
                 .await
                 {
-                    Ok(p) => stream_pair = Some(p),
+                    // etcd-client reads the first answer: TTL > 0.
+                    Ok(p) => {
+                        confirmed = sent;
+                        stream_pair = Some(p);
+                    }
+                    Err(e) if e.lease_gone() => return Some(e.to_string()),
                     Err(e) => {
+                        if let Some(why) = expired(confirmed) {
+                            return Some(format!("{why}; last error: {e}"));
+                        }
                         tracing::warn!(error = %e, "etcd unreachable; keeping containers as they are");
                         tokio::select! {
-                            _ = shutdown.cancelled() => return false,
+                            _ = shutdown.cancelled() => return None,
                             _ = tokio::time::sleep(bo.next_delay()) => continue,
                         }
                     }
@@ -154,27 +236,35 @@ impl Registration {
             let Some((keeper, stream)) = stream_pair.as_mut() else {
                 continue;
             };
+            let sent = Instant::now();
             let answer = async {
                 keeper.keep_alive().await?;
                 stream.message().await
             };
             match tokio::time::timeout(ETCD_TIMEOUT, answer).await {
                 Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
+                    confirmed = sent;
                     bo = backoff();
-                    if last_heartbeat.elapsed() + period > self.ttl {
+                    if last_heartbeat.elapsed() + period > ttl {
                         last_heartbeat = Instant::now();
-                        if let Err(e) = self.write_node(lease).await {
-                            tracing::warn!(error = %e, "heartbeat failed");
+                        match self.write_node(lease).await {
+                            Ok(()) => {}
+                            Err(e) if e.lease_gone() => return Some(e.to_string()),
+                            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
                         }
                     }
                 }
-                Ok(Ok(Some(_))) => return true,
+                Ok(Ok(Some(_))) => return Some("keep-alive answered TTL 0".into()),
                 other => {
                     let why = match other {
+                        Ok(Err(e)) if lease_gone(&e) => return Some(e.to_string()),
                         Ok(Err(e)) => e.to_string(),
                         Ok(Ok(None)) => "keep-alive stream ended".into(),
                         _ => format!("no keep-alive answer within {ETCD_TIMEOUT:?}"),
                     };
+                    if let Some(expired) = expired(confirmed) {
+                        return Some(format!("{expired}; last error: {why}"));
+                    }
                     tracing::warn!(error = %why, "lease keep-alive failed; retrying");
                     stream_pair = None;
                 }
@@ -214,11 +304,11 @@ impl Registration {
 
     /// Writes `nodes/<node>` bound to `lease`, keeping the spec, labels and
     /// creation time a previous document had (compare-and-swap, retried).
-    pub async fn write_node(&self, lease: i64) -> Result<(), String> {
+    pub async fn write_node(&self, lease: i64) -> Result<(), CallError> {
         let key = self.keys.node(&self.node);
         let status = self.status().await;
         for _ in 0..5 {
-            let got = etcd(
+            let got = call(
                 "reading the node document",
                 self.client.clone().get(key.clone(), None),
             )
@@ -265,7 +355,7 @@ impl Registration {
                 }
             }
             node.status = Some(status);
-            let value = serde_json::to_vec(&node).map_err(|e| e.to_string())?;
+            let value = serde_json::to_vec(&node).map_err(|e| CallError::Other(e.to_string()))?;
             let cmp = if mod_rev == 0 {
                 Compare::create_revision(key.clone(), CompareOp::Equal, 0)
             } else {
@@ -276,11 +366,47 @@ impl Registration {
                 value,
                 Some(PutOptions::new().with_lease(lease)),
             )]);
-            let resp = etcd("writing the node document", self.client.clone().txn(txn)).await?;
+            let resp = call("writing the node document", self.client.clone().txn(txn)).await?;
             if resp.succeeded() {
                 return Ok(());
             }
         }
-        Err("the node document kept changing; will retry".into())
+        Err(CallError::Other(
+            "the node document kept changing; will retry".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etcd_client::Error;
+
+    #[test]
+    fn a_lost_lease_is_told_from_an_unreachable_etcd() {
+        let gone = Error::LeaseKeepAliveError("lease not found".into());
+        assert!(lease_gone(&gone));
+        let e = CallError::Etcd {
+            what: "opening lease keep-alive".into(),
+            source: gone,
+        };
+        assert!(e.lease_gone());
+        assert_eq!(
+            e.to_string(),
+            "opening lease keep-alive: lease keep alive error: lease not found"
+        );
+        assert!(lease_gone(&Error::GRpcStatus(tonic::Status::not_found(
+            "etcdserver: requested lease not found"
+        ))));
+        assert!(!lease_gone(&Error::LeaseKeepAliveError(
+            "channel closed".into()
+        )));
+        assert!(!lease_gone(&Error::GRpcStatus(tonic::Status::unavailable(
+            "connection refused"
+        ))));
+        assert!(!CallError::Timeout {
+            what: "opening lease keep-alive".into()
+        }
+        .lease_gone());
     }
 }

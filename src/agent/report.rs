@@ -102,6 +102,10 @@ async fn run(
                 if changed.is_err() {
                     return;
                 }
+                // Writes that failed on the old lease (or with no etcd) are
+                // retried on the new one at once.
+                retry_in = None;
+                bo = cfg.build();
             }
             _ = retry => retry_in = None,
         }

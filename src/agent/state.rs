@@ -81,7 +81,8 @@ pub enum Change {
     Exited,
     /// It was not running and runs now.
     Started,
-    /// Details changed (ports...), nothing the planner cares about.
+    /// Details changed (ports, Docker's start time...): to be published,
+    /// nothing the planner cares about.
     Updated,
     Unchanged,
 }
@@ -215,8 +216,13 @@ impl Containers {
                 r.known_since = now;
             }
             // An event or resync saw it between create and start (or
-            // running): the agent's record replaces it.
-            _ => {
+            // running): the agent's record replaces it, keeping Docker's
+            // start time if that was seen already.
+            Some(r) => {
+                let started_at = r.is_running().then(|| r.started_at.clone()).flatten();
+                map.insert(id.to_string(), ContainerRecord { started_at, ..rec });
+            }
+            None => {
                 map.insert(id.to_string(), rec);
             }
         }
@@ -230,9 +236,14 @@ impl Containers {
             if matches!(r.run, RunState::Exited { at, .. } if at > requested) {
                 return;
             }
+            // A start seen by an inspect sent after the request is this
+            // restart: its Docker start time stands.
+            let seen = r.is_running() && r.started.is_some_and(|s| s >= requested);
+            if !seen {
+                r.started = Some(requested);
+                r.started_at = None;
+            }
             r.run = RunState::Running;
-            r.started = Some(requested);
-            r.started_at = None;
             r.ports = ports;
         }
     }
@@ -323,8 +334,12 @@ impl Containers {
         let mut change = Change::Unchanged;
         if d.running {
             if r.is_running() && r.started_at.is_none() {
-                // The agent's own start, now with Docker's time.
+                // The agent's own start, now with Docker's time: published
+                // (the container's age), nothing for the planner.
                 r.started_at = d.started_at.clone();
+                if r.started_at.is_some() {
+                    change = Change::Updated;
+                }
             } else if d.started_at.is_some() && d.started_at != r.started_at {
                 change = if r.is_running() {
                     Change::Updated
@@ -440,6 +455,53 @@ impl ComponentStates {
     }
 }
 
+/// The condition type local assignment publishes about placement.
+pub const UNSCHEDULABLE: &str = "Unschedulable";
+
+/// What placement (local assignment, until a coordinator exists) has to say
+/// about a component on this node, as a condition of its observed document.
+/// Kept apart from [`ComponentStates`]: it outlives the component's
+/// containers and assignment (an unschedulable component has neither).
+#[derive(Clone, Default)]
+pub struct PlacementNotes {
+    inner: Arc<Mutex<HashMap<String, Condition>>>,
+}
+
+impl PlacementNotes {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Condition>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The note of a component (`<project>/<component>`), if any.
+    pub fn get(&self, key: &str) -> Option<Condition> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Sets (`Some`) or clears (`None`) the note of a component; `true` when
+    /// that changed anything. The transition time is kept while the
+    /// status holds.
+    pub fn set(&self, key: &str, note: Option<Condition>) -> bool {
+        let mut map = self.lock();
+        match (map.get_mut(key), note) {
+            (None, None) => false,
+            (Some(_), None) => {
+                map.remove(key);
+                true
+            }
+            (Some(old), Some(new)) if old.status == new.status => {
+                let changed = old.reason != new.reason || old.message != new.message;
+                old.reason = new.reason;
+                old.message = new.message;
+                changed
+            }
+            (_, Some(new)) => {
+                map.insert(key.to_string(), new);
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,10 +592,20 @@ mod tests {
             BTreeMap::from([(8080, 40001)]),
             "ports of a stopped container are kept"
         );
-        // Restart by the agent; Docker's start time fills in without a change.
+        // Restart by the agent; Docker's start time fills in: nothing for
+        // the planner, but the observed document must show it (AGE).
         c.restarted("a", BTreeMap::from([(8080, 40002)]), t1);
         let r = get(&c, "a");
         assert_eq!((r.restarts, r.run.clone()), (1, RunState::Running));
+        assert_eq!(r.started_at, None);
+        assert_eq!(
+            c.observe(&running("a", 2), owner(), 100, t1),
+            Change::Updated
+        );
+        assert_eq!(
+            get(&c, "a").started_at.as_deref(),
+            Some("2026-01-01T00:00:02Z")
+        );
         assert_eq!(
             c.observe(&running("a", 2), owner(), 100, t1),
             Change::Unchanged
@@ -550,6 +622,39 @@ mod tests {
         let t3 = t2 + Duration::from_secs(700);
         c.observe(&exited("a", 3, 1, false), owner(), 100, t3);
         assert_eq!(get(&c, "a").crashes, 1);
+    }
+
+    #[test]
+    fn the_agents_own_start_gets_dockers_start_time_whatever_the_order() {
+        // The `start` event is handled after the agent recorded its start.
+        let c = Containers::default();
+        let t0 = Instant::now();
+        c.started("a", "n", owner(), BTreeMap::new(), t0);
+        assert_eq!(get(&c, "a").started_at, None);
+        assert_eq!(c.observe(&running("a", 1), owner(), 0, t0), Change::Updated);
+        assert!(get(&c, "a").started_at.is_some());
+        // ...or before: the agent's record keeps what Docker said.
+        let c = Containers::default();
+        assert_eq!(c.observe(&running("b", 1), owner(), 0, t0), Change::New);
+        c.started("b", "n", owner(), BTreeMap::new(), t0);
+        assert_eq!(
+            get(&c, "b").started_at.as_deref(),
+            Some("2026-01-01T00:00:01Z")
+        );
+        // A restart whose start was seen (asked after the request) before
+        // the agent recorded it keeps Docker's start time too.
+        let t1 = t0 + Duration::from_secs(1);
+        c.observe(&exited("b", 1, 1, false), owner(), 0, t1);
+        let requested = t1 + Duration::from_millis(10);
+        let seen = requested + Duration::from_millis(5);
+        assert_eq!(
+            c.observe(&running("b", 2), owner(), 0, seen),
+            Change::Started
+        );
+        c.restarted("b", BTreeMap::new(), requested);
+        let r = get(&c, "b");
+        assert_eq!((r.restarts, r.run.clone()), (1, RunState::Running));
+        assert_eq!(r.started_at.as_deref(), Some("2026-01-01T00:00:02Z"));
     }
 
     #[test]
@@ -662,6 +767,25 @@ mod tests {
         let r = c.get("a").unwrap_or_else(|| panic!("missing"));
         assert_eq!(r.crashes, 1);
         assert_eq!(r.last_exit, Some((2, "Error".into())));
+    }
+
+    #[test]
+    fn placement_notes_report_changes() {
+        let n = PlacementNotes::default();
+        let c = |ok, msg: &str| Some(Condition::new(UNSCHEDULABLE, ok, "NoCoordinator", msg));
+        assert!(!n.set("p/web", None));
+        assert!(n.set("p/web", c(true, "2 nodes")));
+        let t = n.get("p/web").and_then(|c| c.last_transition_time);
+        assert!(!n.set("p/web", c(true, "2 nodes")));
+        assert!(n.set("p/web", c(true, "3 nodes")));
+        let now = n.get("p/web").expect("note");
+        assert_eq!(
+            (now.message.as_str(), now.last_transition_time),
+            ("3 nodes", t)
+        );
+        assert!(n.set("p/web", c(false, "3 nodes")));
+        assert!(n.set("p/web", None));
+        assert_eq!(n.get("p/web"), None);
     }
 
     #[test]

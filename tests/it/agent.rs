@@ -125,6 +125,31 @@ impl Harness {
         self.agent = Some(AgentProc::start(self.cfg.clone(), self.etcd.endpoint()));
     }
 
+    /// Starts the agent with etcd at `endpoint` (e.g. an [`EtcdProxy`]'s).
+    ///
+    /// [`EtcdProxy`]: crate::support::etcd::EtcdProxy
+    fn start_agent_at(&mut self, endpoint: String) {
+        self.agent = Some(AgentProc::start(self.cfg.clone(), endpoint));
+    }
+
+    fn node_key(&self) -> String {
+        self.etcd.key(&format!("nodes/{}", self.node()))
+    }
+
+    /// Waits until `nodes/<node>` exists; returns how long that took.
+    async fn wait_registered(&self, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        while self.etcd.get(&self.node_key()).await.is_none() {
+            assert!(
+                start.elapsed() < timeout,
+                "node {} not registered within {timeout:?}",
+                self.node()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        start.elapsed()
+    }
+
     /// Like SIGKILL: the runtime is dropped with everything in it.
     fn kill_agent(&mut self) {
         if let Some(mut a) = self.agent.take() {
@@ -174,7 +199,13 @@ impl Harness {
     }
 
     async fn observed(&self, name: &str) -> Option<Observed> {
-        let v = self.etcd.get(&self.observed_key(name)).await?;
+        self.observed_on(self.node(), name).await
+    }
+
+    /// The observed document of `name` on `node`.
+    async fn observed_on(&self, node: &str, name: &str) -> Option<Observed> {
+        let key = self.etcd.key(&format!("observed/{node}/{PROJECT}/{name}"));
+        let v = self.etcd.get(&key).await?;
         Some(serde_json::from_slice(&v).expect("observed document"))
     }
 
@@ -186,10 +217,22 @@ impl Harness {
         timeout: Duration,
         pred: impl Fn(&Observed) -> bool,
     ) -> Observed {
+        self.wait_on(self.node(), name, what, timeout, pred).await
+    }
+
+    /// Waits until the observed state of `name` on `node` satisfies `pred`.
+    async fn wait_on(
+        &self,
+        node: &str,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Observed) -> bool,
+    ) -> Observed {
         let start = Instant::now();
         let mut last = None;
         while start.elapsed() < timeout {
-            if let Some(o) = self.observed(name).await {
+            if let Some(o) = self.observed_on(node, name).await {
                 if pred(&o) {
                     return o;
                 }
@@ -197,7 +240,9 @@ impl Harness {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("timed out after {timeout:?} waiting for {name}: {what}; last observed: {last:#?}");
+        panic!(
+            "timed out after {timeout:?} waiting for {name} on {node}: {what}; last observed: {last:#?}"
+        );
     }
 
     /// Waits for `n` ready containers of the latest revision and nothing else.
@@ -276,6 +321,9 @@ fn port_of(o: &Observed, i: usize) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_runs_a_container_that_answers_http() {
     let mut h = Harness::new("agent-apply").await;
+    // Docker's start time must reach the observed document by itself, not
+    // with the next periodic resync.
+    h.cfg.resync_interval = Duration::from_secs(120);
     h.start_agent();
     // Wait for the agent to register, so the timing below is apply → ready.
     let start = Instant::now();
@@ -304,6 +352,27 @@ async fn apply_runs_a_container_that_answers_http() {
             .any(|c| c.type_ == "Ready" && c.is_true()),
         "{o:#?}"
     );
+    // Every container shows Docker's start time (AGE), also one without
+    // ready checks (ready, and published, before Docker's `start` event is
+    // handled).
+    h.apply(
+        "plain",
+        json!({"image": WEB1, "termination": {"gracePeriod": "1s"}}),
+    )
+    .await;
+    h.wait_ready("plain", 1).await;
+    for name in ["web", "plain"] {
+        let o = h
+            .wait(name, "started_at published", Duration::from_secs(5), |o| {
+                o.containers.iter().all(|c| c.started_at.is_some())
+            })
+            .await;
+        for c in &o.containers {
+            let d = h.docker.inspect(&c.id).await.expect("inspect");
+            assert_eq!(c.started_at, d.started_at, "{name}: {o:#?}");
+        }
+    }
+    h.delete("plain").await;
     // The node is registered, with the engine's versions and a Ready condition.
     let node = h
         .etcd
@@ -438,20 +507,30 @@ async fn a_killed_container_is_restarted() {
         "restart took {:?}",
         killed.elapsed()
     );
+    h.wait(
+        "web",
+        "restarted once and ready",
+        Duration::from_secs(30),
+        |o| {
+            o.containers.len() == 1
+                && o.containers[0].restarts == 1
+                && o.containers[0].phase == ContainerPhase::Ready
+        },
+    )
+    .await;
     let o = h
         .wait(
             "web",
-            "restarted once and ready",
-            Duration::from_secs(30),
-            |o| {
-                o.containers.len() == 1
-                    && o.containers[0].restarts == 1
-                    && o.containers[0].phase == ContainerPhase::Ready
-            },
+            "the restart's start time published",
+            Duration::from_secs(5),
+            |o| o.containers.first().is_some_and(|c| c.started_at.is_some()),
         )
         .await;
     let c = &o.containers[0];
     assert_eq!(c.id, id, "restarted in place");
+    let now = h.docker.inspect(&id).await.expect("inspect").started_at;
+    assert_eq!(c.started_at, now);
+    assert_ne!(c.started_at, first_start);
     assert_eq!(c.last_exit_code, Some(137));
     assert_eq!(c.last_reason.as_deref(), Some("Error"));
     assert!(o.events.iter().any(|e| e.reason == "Restarted"), "{o:#?}");
@@ -1047,5 +1126,191 @@ async fn container_options_reach_docker() {
         })
         .await;
     assert!(o.containers.is_empty());
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_in_a_long_outage_is_re_created() {
+    let mut h = Harness::new("agent-lease").await;
+    h.cfg.lease_ttl = Duration::from_secs(3);
+    let proxy = h.etcd.proxy().await;
+    h.start_agent_at(proxy.endpoint());
+    h.apply("web", web_spec(WEB1, 2)).await;
+    h.wait_ready("web", 2).await;
+    let before = h.container_ids().await;
+    let mut started = Vec::new();
+    for id in &before {
+        started.push(h.docker.inspect(id).await.expect("inspect").started_at);
+    }
+    // The agent loses etcd; etcd itself goes on (and is written to), so the
+    // agent's lease expires with the node and observed documents on it.
+    proxy.cut();
+    let cut = Instant::now();
+    let mut expired = false;
+    let mut n = 0;
+    while cut.elapsed() < Duration::from_secs(10) {
+        n += 1;
+        h.etcd.put(&h.etcd.key("test/tick"), format!("{n}")).await;
+        expired = h.etcd.get(&h.node_key()).await.is_none() && h.observed("web").await.is_none();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        expired,
+        "the lease did not expire while the agent was cut off"
+    );
+    proxy.restore();
+    // A new lease: the node, and the observed documents, are back at once.
+    let took = h.wait_registered(Duration::from_secs(15)).await;
+    eprintln!("etcd restored -> node registered again: {took:?}");
+    let o = h
+        .wait(
+            "web",
+            "observed again on the new lease",
+            Duration::from_secs(10),
+            |o| {
+                o.containers.len() == 2
+                    && o.containers
+                        .iter()
+                        .all(|c| c.phase == ContainerPhase::Ready && c.restarts == 0)
+            },
+        )
+        .await;
+    assert!(
+        o.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.is_true() && c.message.starts_with("2/2")),
+        "{o:#?}"
+    );
+    // Both bound to the agent's (new, live) lease.
+    let mut c = h.etcd.client().await;
+    for key in [h.node_key(), h.observed_key("web")] {
+        let resp = c.get(key.as_str(), None).await.expect("get");
+        let lease = resp.kvs()[0].lease();
+        assert_ne!(lease, 0, "{key} not bound to a lease");
+        let ttl = c.lease_time_to_live(lease, None).await.expect("ttl");
+        assert!(ttl.ttl() > 0, "{key} bound to a dead lease");
+    }
+    // The containers were never touched.
+    assert_eq!(h.container_ids().await, before);
+    for (id, s) in before.iter().zip(&started) {
+        let d = h.docker.inspect(id).await.expect("inspect");
+        assert!(d.running);
+        assert_eq!(&d.started_at, s, "container {id} restarted");
+    }
+    // And the registration stays: a few TTLs later it is still there.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(h.etcd.get(&h.node_key()).await.is_some());
+    assert!(h.observed("web").await.is_some());
+    h.stop_agent();
+}
+
+/// The `Unschedulable` condition of an observed document, if any.
+fn unschedulable(o: &Observed) -> Option<&berth::resource::Condition> {
+    o.conditions.iter().find(|c| c.type_ == "Unschedulable")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_takes_no_containers_away_without_a_coordinator() {
+    let mut h = Harness::new("agent-two").await;
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 1)).await;
+    h.wait_ready("web", 1).await;
+    let before = h.container_ids().await;
+    // A second agent on the same root, under another node name.
+    let mut cfg_b = h.cfg.clone();
+    cfg_b.node = images::unique("agent-two-b");
+    let b = cfg_b.node.clone();
+    let _guard_b = NodeContainers {
+        root: h.etcd.root().to_string(),
+        node: b.clone(),
+    };
+    let mut agent_b = AgentProc::start(cfg_b, h.etcd.endpoint());
+    let start = Instant::now();
+    while h
+        .etcd
+        .get(&h.etcd.key(&format!("nodes/{b}")))
+        .await
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{b} not registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The first node keeps what it runs, and says why.
+    let o = h
+        .wait("web", "kept on this node", Duration::from_secs(15), |o| {
+            unschedulable(o).is_some_and(|c| !c.is_true() && c.reason == "KeptOnNode")
+        })
+        .await;
+    let c = unschedulable(&o).expect("condition");
+    assert!(
+        c.message.contains("2 nodes registered") && c.message.contains("placement.nodes"),
+        "{c:?}"
+    );
+    let assignment =
+        |node: &str, name: &str| h.etcd.key(&format!("assignments/{node}/{PROJECT}/{name}"));
+    assert!(h.etcd.get(&assignment(h.node(), "web")).await.is_some());
+    // A new unpinned component runs nowhere; both nodes say so.
+    h.apply("api", web_spec(WEB1, 1)).await;
+    for node in [h.node(), b.as_str()] {
+        let o = h
+            .wait_on(node, "api", "Unschedulable", Duration::from_secs(15), |o| {
+                unschedulable(o).is_some_and(|c| c.is_true() && c.reason == "NoCoordinator")
+            })
+            .await;
+        assert!(o.containers.is_empty(), "{o:#?}");
+        let c = unschedulable(&o).expect("condition");
+        assert!(
+            c.message
+                .starts_with("2 nodes registered and no coordinator yet")
+                && c.message.contains("pin it with placement.nodes"),
+            "{c:?}"
+        );
+        assert!(h.etcd.get(&assignment(node, "api")).await.is_none());
+    }
+    // The second node says nothing about what runs on the first.
+    assert!(h.observed_on(&b, "web").await.is_none());
+    // Pinning works as before: on the named node only.
+    let mut pinned = web_spec(WEB1, 1);
+    pinned["placement"]["nodes"] = json!([b.clone()]);
+    h.apply("pinned", pinned).await;
+    let o = h
+        .wait_on(&b, "pinned", "1 ready", Duration::from_secs(60), |o| {
+            o.containers.len() == 1 && o.containers[0].phase == ContainerPhase::Ready
+        })
+        .await;
+    assert!(unschedulable(&o).is_none(), "{o:#?}");
+    assert!(h.observed("pinned").await.is_none());
+    // Meanwhile the first node's containers were never touched.
+    let o = h.wait_ready("web", 1).await;
+    assert_eq!(o.containers[0].id, before[0]);
+    assert_eq!(h.container_ids().await, before);
+    // The second node leaves: the first is alone again and runs everything.
+    agent_b.finish(true);
+    let o = h
+        .wait(
+            "api",
+            "runs on the only node",
+            Duration::from_secs(60),
+            |o| {
+                o.containers.len() == 1
+                    && o.containers[0].phase == ContainerPhase::Ready
+                    && unschedulable(o).is_none()
+            },
+        )
+        .await;
+    assert_eq!(o.node, h.node());
+    h.wait(
+        "web",
+        "no placement condition",
+        Duration::from_secs(15),
+        |o| unschedulable(o).is_none(),
+    )
+    .await;
+    let mut ids = h.container_ids().await;
+    ids.retain(|id| id == &before[0]);
+    assert_eq!(ids, before, "web's container replaced");
     h.stop_agent();
 }
