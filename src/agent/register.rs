@@ -6,10 +6,14 @@
 //!   the Docker engine's state (`Ready` condition). The write is a
 //!   compare-and-swap on the key's revision so a user's cordon (`spec`) made
 //!   meanwhile is kept, never overwritten.
-//! - While etcd is unreachable the loop retries with capped backoff; a lease
-//!   found expired on reconnect (keep-alive answers TTL 0) is replaced by a
-//!   new one, and the node document and every lease-bound key follow it (the
-//!   current lease is published on a `watch` channel).
+//! - While etcd is unreachable the loop retries with capped backoff. The
+//!   lease counts as lost when etcd says so (keep-alive answers TTL 0 or
+//!   "lease not found", a heartbeat is refused for an unknown lease) or when
+//!   no keep-alive was confirmed for longer than its TTL (etcd has expired it,
+//!   even if it cannot be asked). A lost lease is replaced by a new one as
+//!   soon as etcd answers, and the node document and every lease-bound key
+//!   follow it (the current lease is published on a `watch` channel; the
+//!   reporter rewrites every observed document on a new lease).
 //! - On shutdown the lease is revoked, so the node and its observed state
 //!   disappear at once.
 
