@@ -267,7 +267,14 @@ fn status_word(c: &Component, n: &Counts) -> String {
     if n.crash_loop {
         return "CrashLoop".into();
     }
-    for bad in ["ImagePullFailed", "Forbidden", "Failed", "Degraded"] {
+    for bad in [
+        "ImagePullFailed",
+        "Forbidden",
+        "StartFailed",
+        "Unschedulable",
+        "Failed",
+        "Degraded",
+    ] {
         if n.conditions.iter().any(|c| c == bad) {
             return bad.into();
         }
