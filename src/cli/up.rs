@@ -202,23 +202,26 @@ async fn read_observed(store: &Store) -> Result<Vec<(String, Observed)>, CliErro
         .collect())
 }
 
-fn ready_count(observed: &[(String, Observed)], project: &str, component: &str) -> u32 {
+/// The ready containers of one component, on every node.
+fn ready<'a>(
+    observed: &'a [(String, Observed)],
+    project: &str,
+    component: &str,
+) -> impl Iterator<Item = &'a crate::resource::observed::ObservedContainer> + 'a {
     let key = format!("{project}/{component}");
     observed
         .iter()
-        .filter(|(k, _)| *k == key)
+        .filter(move |(k, _)| *k == key)
         .flat_map(|(_, o)| &o.containers)
         .filter(|c| c.phase == ContainerPhase::Ready)
-        .count() as u32
+}
+
+fn ready_count(observed: &[(String, Observed)], project: &str, component: &str) -> u32 {
+    ready(observed, project, component).count() as u32
 }
 
 fn urls(observed: &[(String, Observed)], project: &str, component: &str) -> Vec<String> {
-    let key = format!("{project}/{component}");
-    observed
-        .iter()
-        .filter(|(k, _)| *k == key)
-        .flat_map(|(_, o)| &o.containers)
-        .filter(|c| c.phase == ContainerPhase::Ready)
+    ready(observed, project, component)
         .flat_map(|c| {
             c.ports
                 .iter()

@@ -114,24 +114,30 @@ async fn remove_labelled(value: &str) {
     }
 }
 
+/// Runs a clean-up from `Drop`, which may run inside a runtime (or while
+/// panicking): on a thread of its own with a runtime of its own, at most 60 s.
+pub fn clean_up_in_thread<F>(f: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let cleanup = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(60), f()).await;
+        });
+    });
+    let _ = cleanup.join();
+}
+
 impl Drop for Containers {
     fn drop(&mut self) {
-        // Drop may run inside a runtime (or while panicking): clean up from a
-        // thread of its own with a runtime of its own.
         let value = self.value.clone();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(60), remove_labelled(&value)).await;
-            });
-        });
-        let _ = cleanup.join();
+        clean_up_in_thread(move || async move { remove_labelled(&value).await });
     }
 }
 
@@ -168,21 +174,6 @@ impl NodeContainers {
 impl Drop for NodeContainers {
     fn drop(&mut self) {
         let (root, node) = (self.root.clone(), self.node.clone());
-        let cleanup = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(60),
-                    remove_node_containers(&root, &node),
-                )
-                .await;
-            });
-        });
-        let _ = cleanup.join();
+        clean_up_in_thread(move || async move { remove_node_containers(&root, &node).await });
     }
 }
