@@ -128,13 +128,33 @@ pub enum Command {
 }
 
 /// A kind named on the command line: `component`, `comps`, `proj`, `nodes`...
-#[derive(Clone, Copy, Debug)]
-pub struct KindArg(pub Kind);
+/// or, as kubectl allows, `KIND/NAME` (`comp/web`).
+#[derive(Clone, Debug)]
+pub struct KindArg(pub Kind, pub Option<String>);
 
 impl std::str::FromStr for KindArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        s.parse().map(KindArg)
+        match s.split_once('/') {
+            Some((k, n)) if !n.is_empty() && !n.contains('/') => {
+                Ok(KindArg(k.parse()?, Some(n.to_string())))
+            }
+            Some(_) => Err(format!("invalid {s:?}: expected KIND or KIND/NAME")),
+            None => s.parse().map(|k| KindArg(k, None)),
+        }
+    }
+}
+
+impl KindArg {
+    /// The names given either as `KIND/NAME` or as separate arguments (not both).
+    pub fn names(&self, extra: &[String]) -> Result<Vec<String>, String> {
+        match (&self.1, extra.is_empty()) {
+            (Some(n), true) => Ok(vec![n.clone()]),
+            (Some(_), false) => {
+                Err("give the name either as KIND/NAME or as a separate argument, not both".into())
+            }
+            (None, _) => Ok(extra.to_vec()),
+        }
     }
 }
 
@@ -171,7 +191,7 @@ pub enum OutputFormat {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// component (comp), project (proj) or node.
+    /// component (comp), project (proj) or node; or KIND/NAME.
     pub kind: KindArg,
     /// One object's name; all when omitted.
     pub name: Option<String>,
@@ -187,6 +207,9 @@ pub struct GetArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: OutputFormat,
+    /// Leave out the header row of tables.
+    #[arg(long)]
+    pub no_headers: bool,
     /// After listing, keep printing changes as they happen.
     #[arg(short = 'w', long)]
     pub watch: bool,
@@ -194,10 +217,10 @@ pub struct GetArgs {
 
 #[derive(Args, Debug)]
 pub struct DescribeArgs {
-    /// component (comp), project (proj) or node.
+    /// component (comp), project (proj) or node; or KIND/NAME.
     pub kind: KindArg,
     /// The object's name.
-    pub name: String,
+    pub name: Option<String>,
     /// Project of the component.
     #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
     pub project: String,
@@ -205,15 +228,15 @@ pub struct DescribeArgs {
 
 #[derive(Args, Debug)]
 pub struct DeleteArgs {
-    /// component (comp), project (proj) or node; or use -f.
+    /// component (comp), project (proj) or node, or KIND/NAME; or use -f.
     pub kind: Option<KindArg>,
-    /// The object's name.
-    pub name: Option<String>,
+    /// The objects' names.
+    pub names: Vec<String>,
     /// Project of the component.
     #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
     pub project: String,
     /// Delete the objects named in these files.
-    #[arg(short = 'f', long = "filename", conflicts_with_all = ["kind", "name"])]
+    #[arg(short = 'f', long = "filename", conflicts_with_all = ["kind", "names"])]
     pub files: Vec<String>,
     /// Succeed when the object does not exist.
     #[arg(long)]

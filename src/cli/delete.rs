@@ -9,28 +9,34 @@ use crate::resource::Kind;
 use crate::store::Store;
 
 pub async fn run(etcd: &EtcdArgs, args: DeleteArgs) -> Result<ExitCode, CliError> {
-    let targets: Vec<(Kind, Option<String>, String)> = if !args.files.is_empty() {
-        load_manifests(&args.files)?
-            .into_iter()
-            .map(|l| {
-                (
-                    l.object.kind(),
-                    l.object.project().map(str::to_string),
-                    l.object.name().to_string(),
-                )
-            })
-            .collect()
-    } else {
-        match (args.kind, args.name) {
-            (Some(k), Some(n)) => vec![(k.0, k.0.namespaced().then(|| args.project.clone()), n)],
-            _ => {
-                return Err(CliError::Usage(
+    let targets: Vec<(Kind, Option<String>, String)> =
+        if !args.files.is_empty() {
+            load_manifests(&args.files)?
+                .into_iter()
+                .map(|l| {
+                    (
+                        l.object.kind(),
+                        l.object.project().map(str::to_string),
+                        l.object.name().to_string(),
+                    )
+                })
+                .collect()
+        } else {
+            let names = match &args.kind {
+                Some(k) => k.names(&args.names).map_err(CliError::Usage)?,
+                None => Vec::new(),
+            };
+            match (&args.kind, names.is_empty()) {
+                (Some(k), false) => names
+                    .into_iter()
+                    .map(|n| (k.0, k.0.namespaced().then(|| args.project.clone()), n))
+                    .collect(),
+                _ => return Err(CliError::Usage(
                     "delete needs KIND NAME or -f FILE (e.g. berth delete component web -p shop)"
                         .into(),
-                ))
+                )),
             }
-        }
-    };
+        };
     let store = Store::connect(&etcd.store_config()).await?;
     // Components first, so deleting a file with a project and its components works.
     let mut ordered = targets;

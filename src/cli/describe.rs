@@ -12,17 +12,26 @@ use crate::store::{Store, StoreError};
 
 pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliError> {
     let kind = args.kind.0;
+    let extra: Vec<String> = args.name.iter().cloned().collect();
+    let name = args
+        .kind
+        .names(&extra)
+        .map_err(CliError::Usage)?
+        .pop()
+        .ok_or_else(|| {
+            CliError::Usage("describe needs a name: berth describe KIND NAME (or KIND/NAME)".into())
+        })?;
     let project = kind.namespaced().then_some(args.project.as_str());
     let store = Store::connect(&etcd.store_config()).await?;
     let stored = store
-        .get(kind, project, &args.name)
+        .get(kind, project, &name)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("{}/{}", kind.lower(), args.name)))?;
+        .ok_or_else(|| StoreError::NotFound(format!("{}/{}", kind.lower(), name)))?;
     let text = match &stored.object {
         Object::Component(c) => {
             let p = project.unwrap_or_default();
-            let observed = observed_of(&store, p, &args.name).await?;
-            let revisions = store.revisions(p, &args.name).await?;
+            let observed = observed_of(&store, p, &name).await?;
+            let revisions = store.revisions(p, &name).await?;
             let (nodes, _) = store.range_all(&store.keys().nodes_prefix()).await?;
             describe_component(c, &observed, &revisions, nodes.len())
         }

@@ -12,8 +12,15 @@ use crate::resource::selector::Selector;
 use crate::resource::{Kind, Object, Observed};
 use crate::store::{Store, StoreError};
 
-pub async fn run(etcd: &EtcdArgs, args: GetArgs) -> Result<ExitCode, CliError> {
+pub async fn run(etcd: &EtcdArgs, mut args: GetArgs) -> Result<ExitCode, CliError> {
     let kind = args.kind.0;
+    let extra: Vec<String> = args.name.iter().cloned().collect();
+    args.name = args.kind.names(&extra).map_err(CliError::Usage)?.pop();
+    if args.name.is_some() && args.all_projects {
+        return Err(CliError::Usage(
+            "a name and --all-projects (-A) exclude each other".into(),
+        ));
+    }
     let selector: Selector = match &args.selector {
         Some(s) => s.parse().map_err(CliError::Usage)?,
         None => Selector::default(),
@@ -45,7 +52,11 @@ pub async fn run(etcd: &EtcdArgs, args: GetArgs) -> Result<ExitCode, CliError> {
     let mut widths = Vec::new();
     if table_mode {
         let ctx = Context::load(&store, kind, &objects).await?;
-        let mut t = Table::new(&header(kind, wide, args.all_projects));
+        let mut t = if args.no_headers {
+            Table::default()
+        } else {
+            Table::new(&header(kind, wide, args.all_projects))
+        };
         for o in &objects {
             t.row(row(o, wide, args.all_projects, &ctx.row_context()));
         }

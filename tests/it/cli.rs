@@ -697,7 +697,7 @@ fn usage_errors_are_one_line_and_broken_pipes_quiet() {
     let ep = "http://127.0.0.1:1";
     for args in [
         &["get", "pods"][..],
-        &["delete", "comp", "a", "b"],
+        &["get", "a/b/c"],
         &["apply"],
         &["get", "comp", "-o", "xml"],
     ] {
@@ -801,4 +801,36 @@ async fn get_yaml_round_trips_and_stale_resource_version_conflicts() {
             .stdout
             .contains("configured")
     );
+}
+
+/// kubectl habits: KIND/NAME, several names to delete, --no-headers.
+#[tokio::test]
+async fn kind_slash_name_several_names_and_no_headers() {
+    let etcd = TestEtcd::start().await;
+    let comp = |name: &str| {
+        format!("---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: {name}}}\nspec: {{image: 'bench/web:1'}}\n")
+    };
+    apply_stdin(&etcd, &(comp("a") + &comp("b") + &comp("c")), &[]).ok();
+    assert_eq!(
+        run(&etcd, &["get", "comp/b", "-o", "name"]).ok().stdout,
+        "component/b\n"
+    );
+    assert!(run(&etcd, &["describe", "component/c"])
+        .ok()
+        .stdout
+        .contains("Name:         c"));
+    let rows = run(&etcd, &["get", "comps", "--no-headers"]).ok().stdout;
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    assert!(rows.starts_with("a "), "{rows}");
+    let out = run(&etcd, &["get", "comp/b", "c"]);
+    assert!(out.one_line_error().contains("not both"), "{out:?}");
+    assert_eq!(
+        run(&etcd, &["delete", "comp", "a", "b"]).ok().stdout,
+        "component/a deleted\ncomponent/b deleted\n"
+    );
+    assert_eq!(
+        run(&etcd, &["delete", "comp/c"]).ok().stdout,
+        "component/c deleted\n"
+    );
+    assert_eq!(run(&etcd, &["get", "comps", "-o", "name"]).ok().stdout, "");
 }
