@@ -254,7 +254,7 @@ async fn probe_once(inner: &Inner, target: &ProbeTarget, check: &Check) -> Resul
     let timeout = check.timeout();
     match tokio::time::timeout(timeout, inner.prober.probe(target, check)).await {
         Ok(r) => r,
-        Err(_) => Err(format!("timed out after {timeout:?}")),
+        Err(_) => Err(format!("timed out after {}", quantity::Duration(timeout))),
     }
 }
 

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::resource::component::{RestartPolicy, State, Template};
 use crate::resource::observed::ContainerPhase;
+use crate::resource::quantity;
 use crate::resource::Assignment;
 
 /// Default `readyTimeout`.
@@ -289,11 +290,11 @@ fn plan_running(a: &Assignment, live: &[&ContainerView], now: Instant, out: &mut
                         let record = Step::Record {
                             reason: "Restarted".into(),
                             message: format!(
-                                "container {} exited with code {code} ({}); restart {} after {:?}",
+                                "container {} exited with code {code} ({}); restart {} after {}",
                                 short(&c.id),
                                 exit_reason(*code, *oom),
                                 c.crashes.max(1),
-                                crash_backoff(c.crashes.max(1)),
+                                quantity::Duration(crash_backoff(c.crashes.max(1))),
                             ),
                         };
                         restarts.push((c.id.clone(), [Step::Restart { id: c.id.clone() }, record]));
@@ -332,9 +333,9 @@ fn plan_running(a: &Assignment, live: &[&ContainerView], now: Instant, out: &mut
                         event: Some((
                             "ReadyTimeout",
                             format!(
-                                "container {} not ready within {:?}: replaced",
+                                "container {} not ready within {}: replaced",
                                 short(&c.id),
-                                timeout
+                                quantity::Duration(timeout)
                             ),
                         )),
                     });
@@ -776,11 +777,19 @@ mod tests {
         let n = now();
         let a = || Some(assignment(H1, 1, State::Running));
         // First crash: restarted at once, recorded.
-        check(
+        let p = check(
             a(),
             vec![exited(ctr("a", H1, 1, n), n, 137, 0, 1)],
             n,
             &[restart("a"), record("Restarted")],
+        );
+        let message = p.steps.iter().find_map(|s| match s {
+            Step::Record { message, .. } => Some(message.as_str()),
+            _ => None,
+        });
+        assert_eq!(
+            message,
+            Some("container a exited with code 137 (Error); restart 1 after 0s")
         );
         // Second crash: 1 s backoff, seen 0.5 s ago: wait.
         let mut c = exited(ctr("a", H1, 1, n), n, 137, 0, 2);
@@ -792,11 +801,16 @@ mod tests {
         let p = check(a(), vec![c], n, &[]);
         assert_eq!(p.requeue_after, Some(Duration::from_millis(500)));
         // Backoff elapsed: restart in place.
-        check(
+        let p = check(
             a(),
             vec![exited(ctr("a", H1, 1, n), n, 137, 1, 2)],
             n,
             &[restart("a"), record("Restarted")],
+        );
+        assert!(
+            p.steps.iter().any(|s| matches!(s,
+                Step::Record { message, .. } if message.ends_with("restart 2 after 1s"))),
+            "{p:?}"
         );
         // Fifth crash: 8 s.
         let p = check(a(), vec![exited(ctr("a", H1, 1, n), n, 1, 5, 5)], n, &[]);

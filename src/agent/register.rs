@@ -126,6 +126,8 @@ impl Registration {
     /// the current lease (or `None` while there is none) on `lease_tx`.
     pub async fn run(self, lease_tx: watch::Sender<Option<i64>>, shutdown: CancellationToken) {
         let mut bo = backoff();
+        // The lease this run had before, if it lost one.
+        let mut previous: Option<i64> = None;
         loop {
             let mut client = self.client.clone();
             let asked = Instant::now();
@@ -144,7 +146,17 @@ impl Registration {
                 }
             };
             bo = backoff();
-            tracing::info!(lease = format!("{lease:x}"), node = %self.node, "registered with a new lease");
+            match previous.replace(lease) {
+                Some(old) => tracing::info!(
+                    lease = format!("{lease:x}"),
+                    previous = format!("{old:x}"),
+                    node = %self.node,
+                    "registered again with a new lease"
+                ),
+                None => {
+                    tracing::info!(lease = format!("{lease:x}"), node = %self.node, "registered with a new lease")
+                }
+            }
             if let Err(e) = self.write_node(lease).await {
                 tracing::warn!(error = %e, "writing the node document (retried at the next heartbeat)");
             }
@@ -169,9 +181,9 @@ impl Registration {
                 return;
             };
             tracing::warn!(
-                lease = format!("{lease:x}"),
+                lost_lease = format!("{lease:x}"),
                 why = %why,
-                "lease lost; registering again with a new lease"
+                "lease lost; asking for a new one"
             );
             let _ = lease_tx.send(None);
         }

@@ -84,7 +84,7 @@ async fn handle(ctx: &Arc<Ctx>, root: &str, ev: ContainerEvent) {
                     let change = ctx.containers.observe(&d, owner, ev.time, asked);
                     if change == Change::Exited {
                         ctx.tracker.forget(&ev.id);
-                        tracing::info!(container = %d.name, code = ?d.exit_code, oom = d.oom_killed, "container exited");
+                        tracing::info!(container = %d.name, code = d.exit_code.unwrap_or(-1), oom = d.oom_killed, "container exited");
                     }
                     if change != Change::Unchanged {
                         let _ = ctx.trigger.send(key);
