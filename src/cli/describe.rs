@@ -32,8 +32,16 @@ pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliErr
             let p = project.unwrap_or_default();
             let observed = observed_of(&store, p, &name).await?;
             let revisions = store.revisions(p, &name).await?;
-            let (nodes, _) = store.range_all(&store.keys().nodes_prefix()).await?;
-            describe_component(c, &observed, &revisions, nodes.len())
+            let nodes: Vec<crate::resource::Node> = store
+                .list(crate::resource::Kind::Node, None)
+                .await?
+                .into_iter()
+                .filter_map(|s| match s.object {
+                    Object::Node(n) => Some(n),
+                    _ => None,
+                })
+                .collect();
+            describe_component(c, &observed, &revisions, &nodes)
         }
         other => {
             let mut s = header(other);
@@ -117,7 +125,7 @@ fn describe_component(
     c: &Component,
     observed: &[Observed],
     revisions: &[Revision],
-    nodes: usize,
+    nodes: &[crate::resource::Node],
 ) -> String {
     let obj = Object::Component(c.clone());
     let mut s = header(&obj);

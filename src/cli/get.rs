@@ -69,13 +69,17 @@ pub async fn run(etcd: &EtcdArgs, mut args: GetArgs) -> Result<ExitCode, CliErro
         } else {
             print!("{}", t.render());
         }
-    } else if args.watch && args.output == OutputFormat::Json {
-        // One JSON document per line, so a pipeline can read it as a stream.
-        for o in &objects {
-            println!("{}", watch_line("ADDED", o));
-        }
     } else {
-        print_objects(&objects, args.output, args.name.is_some());
+        let ctx = Context::load(&store, kind, &objects).await?;
+        let objects: Vec<Object> = objects.into_iter().map(|o| ctx.with_status(o)).collect();
+        if args.watch && args.output == OutputFormat::Json {
+            // One JSON document per line, so a pipeline can read it as a stream.
+            for o in &objects {
+                println!("{}", watch_line("ADDED", o));
+            }
+        } else {
+            print_objects(&objects, args.output, args.name.is_some());
+        }
     }
     if args.watch {
         let revision = if revision > 0 {
@@ -104,7 +108,7 @@ fn watch_line(kind: &str, o: &Object) -> String {
 /// What rows need besides the objects: observed state, node and component counts.
 struct Context {
     observed: ObservedIndex,
-    node_count: usize,
+    nodes: Vec<crate::resource::Node>,
     components_per_project: BTreeMap<String, usize>,
 }
 
@@ -112,7 +116,7 @@ impl Context {
     async fn load(store: &Store, kind: Kind, objects: &[Object]) -> Result<Context, CliError> {
         let mut ctx = Context {
             observed: ObservedIndex::new(),
-            node_count: 0,
+            nodes: Vec::new(),
             components_per_project: BTreeMap::new(),
         };
         match kind {
@@ -135,8 +139,15 @@ impl Context {
                         }
                     }
                 }
-                let (nodes, _) = store.range_all(&store.keys().nodes_prefix()).await?;
-                ctx.node_count = nodes.len();
+                ctx.nodes = store
+                    .list(Kind::Node, None)
+                    .await?
+                    .into_iter()
+                    .filter_map(|s| match s.object {
+                        Object::Node(n) => Some(n),
+                        _ => None,
+                    })
+                    .collect();
             }
             Kind::Project => {
                 let (kvs, _) = store
@@ -156,10 +167,32 @@ impl Context {
         Ok(ctx)
     }
 
+    /// Gives components without a controller-written status the rolled-up one.
+    fn with_status(&self, mut o: Object) -> Object {
+        if let Object::Component(c) = &mut o {
+            if c.status.is_none() {
+                let key = (
+                    c.metadata
+                        .project
+                        .clone()
+                        .unwrap_or_else(|| crate::resource::DEFAULT_PROJECT.into()),
+                    c.metadata.name.clone(),
+                );
+                let obs: Vec<&Observed> = self
+                    .observed
+                    .get(&key)
+                    .map(|v| v.iter().collect())
+                    .unwrap_or_default();
+                c.status = Some(super::output::rolled_up_status(c, &obs, &self.nodes));
+            }
+        }
+        o
+    }
+
     fn row_context(&self) -> RowContext<'_> {
         RowContext {
             observed: &self.observed,
-            node_count: self.node_count,
+            nodes: &self.nodes,
             components_per_project: &self.components_per_project,
         }
     }
@@ -185,6 +218,7 @@ async fn watch(
     let wide = args.output == OutputFormat::Wide;
     let table_mode = matches!(args.output, OutputFormat::Table | OutputFormat::Wide);
     let mut start = from_revision;
+    let mut last: std::collections::HashMap<(Option<String>, String), String> = Default::default();
     loop {
         let mut client = store.client();
         let mut opts = WatchOptions::new().with_prefix().with_prev_key();
@@ -269,16 +303,39 @@ async fn watch(
                     else {
                         continue;
                     };
-                    print!(
-                        "{}",
-                        line(
-                            &row(&object, wide, args.all_projects, &ctx.row_context()),
-                            widths
-                        )
+                    let text = line(
+                        &row(&object, wide, args.all_projects, &ctx.row_context()),
+                        widths,
                     );
-                } else if args.output == OutputFormat::Json {
-                    println!("{}", watch_line(event, &object));
+                    // Agents rewrite their reports often; print only what changed.
+                    if last
+                        .insert((obj_project.clone(), name.clone()), text.clone())
+                        .as_ref()
+                        == Some(&text)
+                    {
+                        continue;
+                    }
+                    print!("{text}");
                 } else {
+                    let object =
+                        match Context::load(store, kind, std::slice::from_ref(&object)).await {
+                            Ok(ctx) if !deleted => ctx.with_status(object),
+                            _ => object,
+                        };
+                    if args.output == OutputFormat::Json {
+                        let text = watch_line(event, &object);
+                        if last
+                            .insert((obj_project.clone(), name.clone()), text.clone())
+                            .as_ref()
+                            == Some(&text)
+                        {
+                            continue;
+                        }
+                        println!("{text}");
+                        use std::io::Write;
+                        let _ = std::io::stdout().flush();
+                        continue;
+                    }
                     print_objects(std::slice::from_ref(&object), args.output, true);
                     if args.output == OutputFormat::Yaml {
                         println!("---");

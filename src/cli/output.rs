@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::resource::{Component, Kind, Object, Observed};
+use crate::resource::{Component, ComponentStatus, Condition, Kind, Node, Object, Observed};
 
 /// A plain-text table with columns padded to the widest cell, 3 spaces apart.
 #[derive(Default)]
@@ -65,30 +65,48 @@ pub struct Counts {
     pub updated: u32,
     pub available: u32,
     pub crash_loop: bool,
+    /// No registered node is eligible.
+    pub unschedulable: bool,
+    /// Containers seen, and those that exited with code 0 / otherwise.
+    pub containers: u32,
+    pub completed: u32,
+    pub failed: u32,
     pub conditions: Vec<String>,
+}
+
+/// The registered nodes a component may run on: those named in
+/// `placement.nodes` (when given) that carry every `nodeSelector` label.
+pub fn eligible_nodes(c: &Component, nodes: &[Node]) -> usize {
+    let pl = &c.spec.placement;
+    nodes
+        .iter()
+        .filter(|n| pl.nodes.is_empty() || pl.nodes.contains(&n.metadata.name))
+        .filter(|n| {
+            pl.node_selector
+                .iter()
+                .all(|(k, v)| n.metadata.labels.get(k) == Some(v))
+        })
+        .count()
 }
 
 /// Counts from the component's status when a controller wrote one, else
 /// rolled up from the agents' observed documents.
-pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Counts {
+pub fn counts(c: &Component, observed: &[&Observed], nodes: &[Node]) -> Counts {
+    use crate::resource::component::State;
+    use crate::resource::observed::ContainerPhase;
     let placement = &c.spec.placement;
+    let eligible = eligible_nodes(c, nodes);
+    // As the agents place them until a coordinator exists: perNode on every
+    // eligible node; pinned components on each named node; else the total.
     let desired = match placement.per_node {
-        Some(n) => n * node_count.max(1) as u32,
+        Some(n) => n * eligible as u32,
+        None if !placement.nodes.is_empty() => placement.count() * eligible as u32,
         None => placement.count(),
     };
-    let desired = if c.spec.state == crate::resource::component::State::Running {
-        desired
-    } else {
-        0
-    };
-    let hash = c
-        .metadata
-        .annotations
-        .get(crate::store::HASH_ANNOTATION)
-        .cloned()
-        .unwrap_or_default();
+    let running = c.spec.state == State::Running;
     let mut out = Counts {
-        desired,
+        desired: if running { desired } else { 0 },
+        unschedulable: running && eligible == 0,
         ..Default::default()
     };
     if let Some(st) = &c.status {
@@ -103,7 +121,12 @@ pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Count
             .collect();
         return out;
     }
-    use crate::resource::observed::ContainerPhase;
+    let hash = c
+        .metadata
+        .annotations
+        .get(crate::store::HASH_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
     let min_ready = c
         .spec
         .rollout()
@@ -112,13 +135,24 @@ pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Count
         .unwrap_or_default();
     for o in observed {
         for ct in &o.containers {
+            let leaving = matches!(
+                ct.phase,
+                ContainerPhase::Stopping | ContainerPhase::Draining | ContainerPhase::Stopped
+            );
             let ready = ct.phase == ContainerPhase::Ready;
             out.ready += u32::from(ready);
-            out.updated += u32::from(ct.hash == hash);
+            out.updated += u32::from(!leaving && ct.hash == hash);
             // Like a Deployment's AVAILABLE: ready for at least minReady,
             // whatever its revision (old replicas still serve during a rollout).
             out.available += u32::from(ready && ready_for(ct.ready_since.as_deref(), min_ready));
             out.crash_loop |= ct.phase == ContainerPhase::CrashLoop;
+            if ct.phase == ContainerPhase::Exited {
+                match ct.last_exit_code {
+                    Some(0) => out.completed += 1,
+                    _ => out.failed += 1,
+                }
+            }
+            out.containers += 1;
         }
         for cond in &o.conditions {
             if cond.is_true() && !out.conditions.contains(&cond.type_) {
@@ -127,6 +161,61 @@ pub fn counts(c: &Component, observed: &[&Observed], node_count: usize) -> Count
         }
     }
     out
+}
+
+/// The status `get -o yaml|json` shows when no controller wrote one: the
+/// same roll-up as the table's columns, plus the agents' conditions.
+pub fn rolled_up_status(c: &Component, observed: &[&Observed], nodes: &[Node]) -> ComponentStatus {
+    let n = counts(c, observed, nodes);
+    let mut conditions: Vec<Condition> = Vec::new();
+    for o in observed {
+        for cond in &o.conditions {
+            if !conditions.iter().any(|x| x.type_ == cond.type_) {
+                conditions.push(cond.clone());
+            }
+        }
+    }
+    let word = status_word(c, &n);
+    // Derived at read time: no transition time to report.
+    let derived = |type_: &str, ok: bool, reason: &str, message: String| Condition {
+        last_transition_time: None,
+        ..Condition::new(type_, ok, reason, message)
+    };
+    conditions.push(derived(
+        "Available",
+        n.available >= n.desired,
+        if n.available >= n.desired {
+            "MinimumReplicasAvailable"
+        } else {
+            "MinimumReplicasUnavailable"
+        },
+        format!("{}/{} available", n.available, n.desired),
+    ));
+    let done = n.updated >= n.desired && n.ready >= n.desired;
+    conditions.push(derived(
+        "Progressing",
+        !done,
+        &word,
+        format!(
+            "{}/{} updated, {}/{} ready",
+            n.updated, n.desired, n.ready, n.desired
+        ),
+    ));
+    let revision = c
+        .metadata
+        .annotations
+        .get(crate::store::REVISION_ANNOTATION)
+        .and_then(|r| r.parse().ok());
+    ComponentStatus {
+        observed_generation: observed.iter().map(|o| o.generation).min().unwrap_or(0),
+        replicas: n.desired,
+        ready_replicas: n.ready,
+        updated_replicas: n.updated,
+        available_replicas: n.available,
+        current_revision: if done { revision } else { None },
+        update_revision: revision,
+        conditions,
+    }
 }
 
 /// Whether a container ready since `since` has been ready for `min_ready`.
@@ -169,7 +258,7 @@ pub fn header(kind: Kind, wide: bool, all_projects: bool) -> Vec<&'static str> {
 /// Context a row needs beyond the object itself.
 pub struct RowContext<'a> {
     pub observed: &'a ObservedIndex,
-    pub node_count: usize,
+    pub nodes: &'a [Node],
     pub components_per_project: &'a BTreeMap<String, usize>,
 }
 
@@ -191,7 +280,7 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
                 .get(&key)
                 .map(|v| v.iter().collect())
                 .unwrap_or_default();
-            let n = counts(c, &obs, ctx.node_count);
+            let n = counts(c, &obs, ctx.nodes);
             let status = status_word(c, &n);
             r.extend([
                 format!("{}/{}", n.ready, n.desired),
@@ -258,7 +347,7 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
 
 /// One word for the STATUS column: the most important thing to know.
 fn status_word(c: &Component, n: &Counts) -> String {
-    use crate::resource::component::State;
+    use crate::resource::component::{RestartPolicy, State};
     match c.spec.state {
         State::Stopped => return "Stopped".into(),
         State::Killed => return "Killed".into(),
@@ -279,10 +368,18 @@ fn status_word(c: &Component, n: &Counts) -> String {
             return bad.into();
         }
     }
-    if n.desired > 0 && n.available >= n.desired && n.ready >= n.desired {
-        "Running".into()
-    } else if n.desired == 0 {
+    if n.unschedulable && n.containers == 0 {
+        return "Unschedulable".into();
+    }
+    // Run-to-completion components: every container has exited for good.
+    let finished = n.containers > 0 && n.completed + n.failed == n.containers;
+    if finished && c.spec.restart_policy != RestartPolicy::Always {
+        return if n.failed > 0 { "Failed" } else { "Completed" }.into();
+    }
+    if n.desired == 0 {
         "Idle".into()
+    } else if n.updated >= n.desired && n.available >= n.desired && n.ready >= n.desired {
+        "Running".into()
     } else {
         "Progressing".into()
     }

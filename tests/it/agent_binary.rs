@@ -132,9 +132,65 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
         out.stdout.contains("2/2").then_some(())
     })
     .await;
+    // Status for scripts: -o json carries the rolled-up status.
+    let json: serde_json::Value = serde_json::from_str(
+        &berth(&ep, &root, &["get", "comp", "web", "-o", "json"], None)
+            .ok()
+            .stdout,
+    )
+    .expect("json");
+    assert_eq!(json["status"]["readyReplicas"], 2, "{json}");
+    assert_eq!(json["status"]["replicas"], 2, "{json}");
+    let available = json["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .any(|c| c["type"] == "Available" && c["status"] == "True");
+    assert!(available, "{json}");
+    // Run-to-completion components and unplaceable ones say so.
+    let job = |name: &str, code: u8| {
+        format!(
+            "---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: {name}}}\nspec:\n  image: {WEB1}\n  command: [/bin/sh, -c, 'exit {code}']\n  restartPolicy: never\n  placement: {{nodes: [{node}]}}\n"
+        )
+    };
+    let ghost = "---\napiVersion: berth/v1\nkind: Component\nmetadata: {name: ghostly}\nspec:\n  image: bench/web:1\n  placement: {nodes: [no-such-node]}\n";
+    berth(
+        &ep,
+        &root,
+        &["apply", "-f", "-"],
+        Some(&(job("done", 0) + &job("broke", 4) + ghost)),
+    )
+    .ok();
+    for (name, word) in [
+        ("done", "Completed"),
+        ("broke", "Failed"),
+        ("ghostly", "Unschedulable"),
+    ] {
+        eventually(word, Duration::from_secs(30), || {
+            let out = berth(&ep, &root, &["get", "comp", name], None).stdout;
+            out.contains(word).then_some(())
+        })
+        .await;
+    }
+    berth(
+        &ep,
+        &root,
+        &["delete", "comp", "done", "broke", "ghostly"],
+        None,
+    )
+    .ok();
     let metrics = http(&addr, "/metrics").expect("metrics");
     assert!(metrics.contains("berth_agent_"), "{metrics}");
-    let mut ids: Vec<String> = guard.list().await.into_iter().map(|c| c.id).collect();
+    let web_only =
+        |list: Vec<berth::docker::ContainerSummary>| -> Vec<berth::docker::ContainerSummary> {
+            list.into_iter()
+                .filter(|c| c.labels.get("berth.component").map(String::as_str) == Some("web"))
+                .collect()
+        };
+    let mut ids: Vec<String> = web_only(guard.list().await)
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     ids.sort();
     assert_eq!(ids.len(), 2);
 
@@ -147,7 +203,10 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut after: Vec<String> = guard.list().await.into_iter().map(|c| c.id).collect();
+    let mut after: Vec<String> = web_only(guard.list().await)
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     after.sort();
     assert_eq!(after, ids, "containers recreated after SIGKILL + restart");
     let out = berth(&ep, &root, &["get", "comp", "web"], None).ok().stdout;
@@ -173,7 +232,10 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
         etcd.get(&node_key).await.is_none(),
         "lease not released on SIGTERM"
     );
-    let running: Vec<bool> = guard.list().await.into_iter().map(|c| c.running).collect();
+    let running: Vec<bool> = web_only(guard.list().await)
+        .into_iter()
+        .map(|c| c.running)
+        .collect();
     assert_eq!(
         running,
         vec![true, true],
