@@ -14,6 +14,12 @@
 //!   waits for the replacement to be ready before stopping it).
 //! - Every phase change sends the container's component key on the
 //!   notification channel, so that component is reconciled at once.
+//! - Every failed probe is handed to the [`OnFailure`] callback (metrics);
+//!   some are marked [`Failure::notable`], for an event users see (why a
+//!   container is not ready, or is failing health checks below the
+//!   threshold): a container's first failure of a check, then at most one
+//!   every [`REPORT_EVERY`], or one when the message changes (at most one
+//!   every [`REPORT_CHANGED_MIN`]), so observed documents do not churn.
 //!
 //! The probes themselves are behind [`Prober`] (`crate::checks` in the agent,
 //! a fake in tests).
@@ -37,6 +43,10 @@ pub const READY_INTERVAL: quantity::Duration = quantity::Duration::from_secs(1);
 pub const HEALTH_INTERVAL: quantity::Duration = quantity::Duration::from_secs(5);
 /// First retry delay of a failed ready probe (doubles up to the interval).
 pub const FAST_RETRY: Duration = Duration::from_millis(25);
+/// A check failing with the same message is reported again after this long.
+pub const REPORT_EVERY: Duration = Duration::from_secs(30);
+/// A check failing with a new message is reported at most this often.
+pub const REPORT_CHANGED_MIN: Duration = Duration::from_secs(5);
 
 /// Where a container's probes go.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,8 +72,58 @@ pub enum CheckKind {
     Health,
 }
 
-/// Called on every failed probe (metrics).
-pub type OnFailure = Arc<dyn Fn(CheckKind) + Send + Sync>;
+/// A failed probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The component key the container was tracked with.
+    pub key: String,
+    pub container: String,
+    pub kind: CheckKind,
+    /// What failed and why, e.g. `ready check tcp :8080 failed: connect to
+    /// 127.0.0.1:49000: Connection refused` (without the container).
+    pub message: String,
+    /// Worth an event (rate-limited, see the module docs).
+    pub notable: bool,
+}
+
+impl Failure {
+    /// The event reason: `ReadyCheckFailed` or `HealthCheckFailed`.
+    pub fn reason(&self) -> &'static str {
+        match self.kind {
+            CheckKind::Ready => "ReadyCheckFailed",
+            CheckKind::Health => "HealthCheckFailed",
+        }
+    }
+}
+
+/// Called on every failed probe (metrics, events).
+pub type OnFailure = Arc<dyn Fn(&Failure) + Send + Sync>;
+
+/// Decides which failures of one check of one container are notable: the
+/// first, then one every [`REPORT_EVERY`], or a changed message at most
+/// every [`REPORT_CHANGED_MIN`]. Pure (the time is passed in).
+#[derive(Debug, Default)]
+pub struct ReportLimit {
+    last: Option<(Instant, String)>,
+}
+
+impl ReportLimit {
+    /// Whether a failure with `message` at `now` is to be reported; if so it
+    /// counts as reported.
+    pub fn notable(&mut self, message: &str, now: Instant) -> bool {
+        let due = match &self.last {
+            None => true,
+            Some((at, last)) => {
+                let since = now.saturating_duration_since(*at);
+                since >= REPORT_EVERY || (last != message && since >= REPORT_CHANGED_MIN)
+            }
+        };
+        if due {
+            self.last = Some((now, message.to_string()));
+        }
+        due
+    }
+}
 
 struct Tracked {
     key: String,
@@ -109,9 +169,23 @@ impl Inner {
         let _ = self.notify.send(key);
     }
 
-    fn failed(&self, kind: CheckKind) {
+    /// Hands a failed probe to the callback.
+    fn failed(
+        &self,
+        key: &str,
+        target: &ProbeTarget,
+        kind: CheckKind,
+        message: String,
+        notable: bool,
+    ) {
         if let Some(f) = &self.on_failure {
-            f(kind);
+            f(&Failure {
+                key: key.to_string(),
+                container: target.id.clone(),
+                kind,
+                message,
+                notable,
+            });
         }
     }
 }
@@ -182,7 +256,15 @@ impl Tracker {
             );
         }
         let inner = self.inner.clone();
-        let handle = tokio::spawn(run_checks(inner, epoch, target, ready, health)).abort_handle();
+        let handle = tokio::spawn(run_checks(
+            inner,
+            key.to_string(),
+            epoch,
+            target,
+            ready,
+            health,
+        ))
+        .abort_handle();
         let mut map = self.inner.lock();
         match map.get_mut(&id) {
             Some(t) if t.epoch == epoch => t.task = Some(handle),
@@ -260,6 +342,7 @@ async fn probe_once(inner: &Inner, target: &ProbeTarget, check: &Check) -> Resul
 
 async fn run_checks(
     inner: Arc<Inner>,
+    key: String,
     epoch: u64,
     target: ProbeTarget,
     ready: Vec<Check>,
@@ -273,12 +356,15 @@ async fn run_checks(
             .min()
             .unwrap_or(READY_INTERVAL.std());
         let mut retry = FAST_RETRY;
+        let mut limit = ReportLimit::default();
         loop {
             let mut all = true;
             for check in &ready {
                 if let Err(e) = probe_once(&inner, &target, check).await {
                     tracing::trace!(container = %target.id, error = %e, "ready check failed");
-                    inner.failed(CheckKind::Ready);
+                    let message = format!("ready check {} failed: {e}", describe(check));
+                    let notable = limit.notable(&message, Instant::now());
+                    inner.failed(&key, &target, CheckKind::Ready, message, notable);
                     all = false;
                     break;
                 }
@@ -305,21 +391,31 @@ async fn run_checks(
     let loops = health.iter().map(|check| {
         let inner = &inner;
         let target = &target;
+        let key = &key;
         Box::pin(async move {
             let interval = check.interval_or(HEALTH_INTERVAL);
             let threshold = check.failure_threshold();
             let mut failures = 0u32;
+            let mut limit = ReportLimit::default();
             loop {
                 tokio::time::sleep(interval).await;
                 match probe_once(inner, target, check).await {
                     Ok(()) => failures = 0,
                     Err(e) => {
                         failures += 1;
-                        inner.failed(CheckKind::Health);
                         tracing::debug!(container = %target.id, failures, threshold, error = %e, "health check failed");
                         if failures >= threshold {
-                            return format!("{} failed {failures} times: {e}", describe(check));
+                            let reason = format!("{} failed {failures} times: {e}", describe(check));
+                            // Not notable: the planner records it (Unhealthy).
+                            inner.failed(key, target, CheckKind::Health, reason.clone(), false);
+                            return reason;
                         }
+                        let message = format!(
+                            "health check {} failed ({failures}/{threshold}): {e}",
+                            describe(check)
+                        );
+                        let notable = limit.notable(&message, Instant::now());
+                        inner.failed(key, target, CheckKind::Health, message, notable);
                     }
                 }
             }
@@ -401,7 +497,7 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let failures = Arc::new(AtomicU32::new(0));
         let f = failures.clone();
-        let on_failure: OnFailure = Arc::new(move |_| {
+        let on_failure: OnFailure = Arc::new(move |_: &Failure| {
             f.fetch_add(1, Ordering::SeqCst);
         });
         (
@@ -507,6 +603,60 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn failures_are_notable_first_then_rate_limited() {
+        let mut l = ReportLimit::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(l.notable("refused", t0), "the first failure");
+        assert!(!l.notable("refused", at(25)));
+        assert!(!l.notable("refused", at(29_000)));
+        assert!(l.notable("refused", at(30_000)), "again after 30 s");
+        // A new message: at once if the last report is 5 s old...
+        assert!(l.notable("HTTP 500", at(35_000)));
+        // ...but not faster, even when it keeps changing.
+        assert!(!l.notable("refused", at(36_000)));
+        assert!(l.notable("refused", at(40_000)));
+    }
+
+    #[tokio::test]
+    async fn failures_reach_the_callback_and_the_first_is_notable() {
+        struct Refused;
+        impl Prober for Refused {
+            fn probe<'a>(
+                &'a self,
+                _: &'a ProbeTarget,
+                _: &'a Check,
+            ) -> BoxFuture<'a, Result<(), String>> {
+                Box::pin(async { Err("connection refused".to_string()) })
+            }
+        }
+        let seen = Arc::new(Mutex::new(Vec::<Failure>::new()));
+        let s = seen.clone();
+        let on_failure: OnFailure = Arc::new(move |f: &Failure| {
+            s.lock().unwrap_or_else(|e| e.into_inner()).push(f.clone())
+        });
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let t = Tracker::new(Arc::new(Refused), tx, Some(on_failure));
+        t.track("p/web", target("c1"), "h1", vec![http(50, 3)], vec![]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        t.shutdown();
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(seen.len() >= 3, "{seen:?}");
+        assert_eq!(
+            seen[0],
+            Failure {
+                key: "p/web".into(),
+                container: "c1".into(),
+                kind: CheckKind::Ready,
+                message: "ready check http :8080/ failed: connection refused".into(),
+                notable: true,
+            }
+        );
+        assert_eq!(seen[0].reason(), "ReadyCheckFailed");
+        assert!(seen[1..].iter().all(|f| !f.notable), "{seen:?}");
     }
 
     #[tokio::test]

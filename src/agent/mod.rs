@@ -213,9 +213,26 @@ pub async fn run(
         runtime::trigger_keys(runtime::reflector(assignments_writer, assignment_events));
 
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<String>();
+    let states = state::ComponentStates::default();
     let on_failure: health::OnFailure = {
         let m = metrics.clone();
-        Arc::new(move |kind| m.check_failed(kind))
+        let states = states.clone();
+        let trigger = trigger_tx.clone();
+        let prefix = keys.assignments_prefix(&cfg.node);
+        let keys = keys.clone();
+        Arc::new(move |f: &health::Failure| {
+            m.check_failed(f.kind);
+            if !f.notable {
+                return;
+            }
+            // Published by the reconcile the trigger runs.
+            if let Some([p, c]) = keys.parts(&prefix, &f.key).as_deref() {
+                let id = f.container.get(..12).unwrap_or(&f.container);
+                let message = format!("container {id}: {}", f.message);
+                states.event(&format!("{p}/{c}"), f.reason(), &message);
+                let _ = trigger.send(f.key.clone());
+            }
+        })
     };
     let tracker = Tracker::new(
         Arc::new(DockerProber(docker.clone())),
@@ -227,7 +244,7 @@ pub async fn run(
         keys: keys.clone(),
         assignments: assignments.clone(),
         containers: state::Containers::default(),
-        states: state::ComponentStates::default(),
+        states,
         placement: state::PlacementNotes::default(),
         tracker: tracker.clone(),
         exec: Executor {

@@ -435,11 +435,16 @@ impl ComponentStates {
             .is_some_and(|s| s.conditions.contains_key(type_))
     }
 
-    /// Records an event (the last [`MAX_EVENTS`] are kept).
+    /// Records an event (the last [`MAX_EVENTS`] are kept). An event that
+    /// repeats one already kept (same reason and message, e.g. a ready check
+    /// failing the same way every 30 s) replaces it, so repeats do not push
+    /// other events out.
     pub fn event(&self, key: &str, reason: &str, message: &str) {
         tracing::info!(component = %key, reason, message, "event");
         let mut map = self.lock();
         let st = map.entry(key.to_string()).or_default();
+        st.events
+            .retain(|e| e.reason != reason || e.message != message);
         st.events.push_back(Event {
             time: crate::util::now_rfc3339(),
             reason: reason.to_string(),
@@ -820,5 +825,13 @@ mod tests {
         let st = s.get("p/web");
         assert_eq!(st.events.len(), MAX_EVENTS);
         assert_eq!(st.events.back().map(|e| e.message.as_str()), Some("14"));
+        // A repeat replaces the event it repeats, at the end.
+        s.event("p/web", "Restarted", "9");
+        let st = s.get("p/web");
+        let messages: Vec<&str> = st.events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["5", "6", "7", "8", "10", "11", "12", "13", "14", "9"]
+        );
     }
 }

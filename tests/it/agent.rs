@@ -938,6 +938,53 @@ async fn a_container_never_ready_is_replaced_after_the_ready_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_check_that_never_passes_says_why() {
+    let mut h = Harness::new("agent-why").await;
+    h.start_agent();
+    // The server listens on 8080; the ready check asks 9090 (published,
+    // nothing listening there).
+    let mut spec = web_spec(WEB1, 1);
+    spec["ports"] = json!([
+        {"name": "http", "container": 8080},
+        {"name": "other", "container": 9090},
+    ]);
+    spec["readyChecks"] = json!([{"tcp": {"port": 9090}, "interval": "200ms"}]);
+    spec["readyTimeout"] = json!("5m");
+    h.apply("web", spec).await;
+    let o = h
+        .wait(
+            "web",
+            "a ReadyCheckFailed event",
+            Duration::from_secs(30),
+            |o| o.events.iter().any(|e| e.reason == "ReadyCheckFailed"),
+        )
+        .await;
+    assert_eq!(o.containers.len(), 1, "{o:#?}");
+    assert_eq!(o.containers[0].phase, ContainerPhase::Starting, "{o:#?}");
+    let e = o
+        .events
+        .iter()
+        .find(|e| e.reason == "ReadyCheckFailed")
+        .expect("event");
+    let id = &o.containers[0].id[..12];
+    assert!(
+        e.message
+            .starts_with(&format!("container {id}: ready check tcp :9090 failed: ")),
+        "{e:?}"
+    );
+    // Rate-limited: the failures every 200 ms make no new events.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = h.observed("web").await.expect("observed");
+    let failed: Vec<_> = later
+        .events
+        .iter()
+        .filter(|e| e.reason == "ReadyCheckFailed")
+        .collect();
+    assert_eq!(failed, vec![e], "{later:#?}");
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_containers_on_exit_stops_them_and_the_lease_is_released() {
     let mut h = Harness::new("agent-exit").await;
     h.cfg.stop_containers_on_exit = true;
