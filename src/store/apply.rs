@@ -96,6 +96,9 @@ pub(crate) struct Prepared {
     pub revision: Option<Revision>,
     /// Revisions with a lower sequence number are pruned.
     pub prune_below: Option<u64>,
+    /// An older revision with the same template, replaced by the new one
+    /// (a rollback moves the old revision to the new number, as in Kubernetes).
+    pub replaces: Option<u64>,
 }
 
 fn object_key(kind: Kind, project: Option<&str>, name: &str) -> (Kind, Option<String>, String) {
@@ -221,6 +224,7 @@ pub(crate) fn prepare(
         doc,
         revision,
         prune_below,
+        replaces: None,
     }
 }
 
@@ -298,13 +302,14 @@ impl Store {
         self.check_references(objects, &mut round_trips).await?;
         check_preconditions(objects, &existing)?;
         let now = crate::util::now_rfc3339();
-        let prepared: Vec<Prepared> = objects
+        let mut prepared: Vec<Prepared> = objects
             .iter()
             .map(|o| {
                 let k = object_key(o.kind(), o.project(), o.name());
                 prepare(o, existing.get(&k), opts, &now)
             })
             .collect();
+        self.find_rollbacks(&mut prepared, &mut round_trips).await?;
         let mut outcomes: Vec<ApplyOutcome> = prepared.iter().map(outcome).collect();
         if !opts.dry_run {
             let writes: Vec<&Prepared> = prepared
@@ -357,6 +362,48 @@ impl Store {
         })
     }
 
+    /// For each new revision of an existing component, looks for an older
+    /// revision with the same template: a rollback. That one is replaced by
+    /// the new number instead of kept twice. One read per such component.
+    async fn find_rollbacks(
+        &self,
+        prepared: &mut [Prepared],
+        round_trips: &mut usize,
+    ) -> Result<()> {
+        let candidates: Vec<usize> = prepared
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.expected_mod != 0 && p.revision.as_ref().is_some_and(|r| r.seq > 1))
+            .map(|(i, _)| i)
+            .collect();
+        *round_trips += candidates.len();
+        let found: Vec<(usize, Option<Revision>)> = futures::stream::iter(candidates)
+            .map(|i| {
+                let p = &prepared[i];
+                let project = p.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.into());
+                let (name, hash) = (p.name.clone(), p.revision.as_ref().map(|r| r.hash.clone()));
+                async move {
+                    let old = self
+                        .revisions(&project, &name)
+                        .await?
+                        .into_iter()
+                        .find(|r| Some(&r.hash) == hash.as_ref());
+                    Ok::<_, StoreError>((i, old))
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        for (i, old) in found {
+            let (Some(old), Some(rev)) = (old, prepared[i].revision.as_mut()) else {
+                continue;
+            };
+            rev.change_cause = format!("rollback to revision {}: {}", old.seq, old.change_cause);
+            prepared[i].replaces = Some(old.seq);
+        }
+        Ok(())
+    }
+
     async fn apply_one_with_retry(
         &self,
         obj: &Object,
@@ -368,7 +415,14 @@ impl Store {
             let existing = self
                 .get_for_write(obj.kind(), obj.project(), obj.name())
                 .await?;
-            let p = prepare(obj, existing.as_ref(), opts, &crate::util::now_rfc3339());
+            let mut p = [prepare(
+                obj,
+                existing.as_ref(),
+                opts,
+                &crate::util::now_rfc3339(),
+            )];
+            self.find_rollbacks(&mut p, round_trips).await?;
+            let [p] = p;
             if p.change == Change::Unchanged || self.write_chunk(&[&p]).await? {
                 return Ok(outcome(&p));
             }
@@ -504,6 +558,12 @@ impl Store {
                     serde_json::to_vec(rev).unwrap_or_default(),
                     None,
                 ));
+                if let Some(old) = p.replaces {
+                    ops.push(TxnOp::delete(
+                        self.keys.revision(project, &p.name, old),
+                        None,
+                    ));
+                }
                 if let Some(below) = p.prune_below {
                     let from = self.keys.revision(project, &p.name, 0);
                     let to = self.keys.revision(project, &p.name, below);

@@ -834,3 +834,35 @@ async fn kind_slash_name_several_names_and_no_headers() {
     );
     assert_eq!(run(&etcd, &["get", "comps", "-o", "name"]).ok().stdout, "");
 }
+
+/// Going back to an earlier template moves that revision to the new number
+/// instead of keeping the same template twice (one revision per template).
+#[tokio::test]
+async fn rollback_reuses_the_revision_of_the_same_template() {
+    let etcd = TestEtcd::start().await;
+    for image in ["bench/web:1", "bench/web:2", "bench/web:1"] {
+        apply_stdin(&etcd, &WEB.replace("bench/web:1", image), &[]).ok();
+    }
+    let hist = run(
+        &etcd,
+        &["rollout", "history", "web", "-p", "shop", "-o", "json"],
+    )
+    .ok()
+    .stdout;
+    let revs: Vec<serde_json::Value> = serde_json::from_str(&hist).expect("json");
+    let seqs: Vec<(i64, &str)> = revs
+        .iter()
+        .map(|r| {
+            (
+                r["seq"].as_i64().unwrap_or(0),
+                r["template"]["image"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(seqs, vec![(2, "bench/web:2"), (3, "bench/web:1")], "{hist}");
+    assert_eq!(revs[1]["changeCause"], "rollback to revision 1: created");
+    let doc = stored_json(&etcd, "specs/component/shop/web")
+        .await
+        .expect("spec");
+    assert_eq!(doc["metadata"]["annotations"]["berth/revision"], "3");
+}
