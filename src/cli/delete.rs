@@ -46,7 +46,10 @@ pub async fn run(etcd: &EtcdArgs, args: DeleteArgs) -> Result<ExitCode, CliError
         if store.delete(kind, project.as_deref(), &name, None).await? {
             println!("{}/{name} deleted", kind.lower());
         } else {
-            missing.push(format!("{}/{name}", kind.lower()));
+            missing.push(match &project {
+                Some(p) => format!("{}/{name} in project {p}", kind.lower()),
+                None => format!("{}/{name}", kind.lower()),
+            });
         }
     }
     if !missing.is_empty() && !args.ignore_not_found {

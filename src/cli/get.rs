@@ -228,7 +228,10 @@ async fn watch(
         let mut stream = match client.watch(root.clone(), Some(opts)).await {
             Ok(w) => w,
             Err(e) => {
-                eprintln!("warning: watch interrupted ({e}); reconnecting");
+                eprintln!(
+                    "warning: watch interrupted ({}); reconnecting",
+                    store.map_err(e)
+                );
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }

@@ -197,7 +197,8 @@ impl Store {
         }
     }
 
-    fn map_err(&self, e: etcd_client::Error) -> StoreError {
+    /// An etcd error as berth reports it (one line, naming the endpoints).
+    pub fn map_err(&self, e: etcd_client::Error) -> StoreError {
         match &e {
             etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
                 unreachable(&self.endpoints, e)
