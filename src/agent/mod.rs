@@ -122,6 +122,8 @@ pub enum AgentError {
     },
     #[error("invalid agent configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    NodeTaken(#[from] register::NodeTaken),
 }
 
 /// Probes through [`crate::checks::probe`].
@@ -183,6 +185,10 @@ pub async fn run(
         });
     }
     tracing::info!(node = %cfg.node, root = %root, docker = %docker.host(), api = %docker.api_version(), "agent starting");
+    tokio::select! {
+        r = register::check_not_taken(&etcd, &keys, &cfg.node) => r?,
+        _ = token.cancelled() => return Ok(()),
+    }
     let metrics = Metrics::new();
 
     // Registration and the lease.
@@ -198,8 +204,14 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     let registration_task = tokio::spawn(registration.run(lease_tx, token.clone()));
-    let (reporter, reporter_task) =
-        report::Reporter::spawn(etcd.clone(), lease_rx, metrics.clone(), token.clone());
+    let (reporter, reporter_task) = report::Reporter::spawn(
+        etcd.clone(),
+        keys.observed_prefix(&cfg.node),
+        cfg.resync_interval.min(report::VERIFY_EVERY),
+        lease_rx,
+        metrics.clone(),
+        token.clone(),
+    );
 
     // What this node must run.
     let (assignments, assignments_writer) =

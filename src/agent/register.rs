@@ -16,8 +16,15 @@
 //!   reporter rewrites every observed document on a new lease).
 //! - On shutdown the lease is revoked, so the node and its observed state
 //!   disappear at once.
+//! - One agent per node: before registering, [`check_not_taken`] looks at
+//!   `nodes/<node>`. If it is bound to a lease that another agent keeps alive
+//!   (its remaining TTL goes up), the agent refuses to start. A lease nobody
+//!   keeps alive (an agent killed a moment ago) is waited out or taken over;
+//!   one granted by an agent of this same process that has ended is taken
+//!   over at once. With etcd unreachable at start the check is skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
@@ -107,6 +114,109 @@ pub async fn call<T>(
     }
 }
 
+/// Leases granted by agents of this process: `true` while that agent runs.
+static OWN_LEASES: Mutex<Option<HashMap<i64, bool>>> = Mutex::new(None);
+
+fn own_leases<T>(f: impl FnOnce(&mut HashMap<i64, bool>) -> T) -> T {
+    let mut g = OWN_LEASES.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(HashMap::new))
+}
+
+/// Marks the lease it holds as this process's, running until dropped (also
+/// when the agent's runtime is dropped with the task in it).
+struct Held(Option<i64>);
+
+impl Held {
+    fn set(&mut self, lease: i64) {
+        own_leases(|m| {
+            if let Some(old) = self.0.replace(lease) {
+                m.insert(old, false);
+            }
+            m.insert(lease, true);
+        });
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(l) = self.0 {
+            own_leases(|m| m.insert(l, false));
+        }
+    }
+}
+
+/// The node is registered by another agent that is running.
+#[derive(Debug, thiserror::Error)]
+#[error("node {node} is already registered by a running agent (lease {lease:x}); stop it or use another --node")]
+pub struct NodeTaken {
+    pub node: String,
+    pub lease: i64,
+}
+
+/// Refuses when `nodes/<node>` is bound to a lease another running agent
+/// keeps alive (see the module docs). Waits at most the remaining TTL of a
+/// lease nobody keeps alive; skips the check when etcd does not answer.
+pub async fn check_not_taken(client: &Client, keys: &Keys, node: &str) -> Result<(), NodeTaken> {
+    let key = keys.node(node);
+    let lease = match call("reading the node document", client.clone().get(key, None)).await {
+        Ok(r) => match r.kvs().first().map(|kv| kv.lease()) {
+            Some(l) if l != 0 => l,
+            _ => return Ok(()),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether another agent runs as this node; starting anyway");
+            return Ok(());
+        }
+    };
+    if own_leases(|m| m.get(&lease) == Some(&false)) {
+        tracing::info!(
+            lease = format!("{lease:x}"),
+            "taking over from an agent of this process that ended"
+        );
+        return Ok(());
+    }
+    let taken = NodeTaken {
+        node: node.to_string(),
+        lease,
+    };
+    tracing::info!(
+        lease = format!("{lease:x}"),
+        "node registered under another lease; waiting until it expires or is kept alive"
+    );
+    let mut last: Option<i64> = None;
+    // Alive past this point: someone kept it alive.
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let ttl = match call(
+            "asking for the lease's TTL",
+            client.clone().lease_time_to_live(lease, None),
+        )
+        .await
+        {
+            Ok(r) => r.ttl(),
+            Err(e) if e.lease_gone() => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell whether another agent runs as this node; starting anyway");
+                return Ok(());
+            }
+        };
+        if ttl <= 0 {
+            return Ok(());
+        }
+        // Kept alive by someone: the remaining TTL went up, or the lease
+        // outlived what remained of it when first asked (etcd gives whole
+        // seconds, too coarse to see keep-alives of a short TTL; etcd revokes
+        // an expired lease up to ~0.5 s late).
+        let deadline = *deadline
+            .get_or_insert_with(|| Instant::now() + Duration::from_secs(ttl.unsigned_abs() + 2));
+        if last.is_some_and(|l| ttl > l) || Instant::now() >= deadline {
+            return Err(taken);
+        }
+        last = Some(last.map_or(ttl, |l| l.min(ttl)));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 fn backoff() -> crate::runtime::Backoff {
     BackoffConfig {
         min: Duration::from_millis(200),
@@ -128,6 +238,7 @@ impl Registration {
         let mut bo = backoff();
         // The lease this run had before, if it lost one.
         let mut previous: Option<i64> = None;
+        let mut held = Held(None);
         loop {
             let mut client = self.client.clone();
             let asked = Instant::now();
@@ -146,6 +257,7 @@ impl Registration {
                 }
             };
             bo = backoff();
+            held.set(lease);
             match previous.replace(lease) {
                 Some(old) => tracing::info!(
                     lease = format!("{lease:x}"),

@@ -7,11 +7,16 @@
 //! A document is written only when it differs from what was last written
 //! under the current lease; a new lease rewrites everything. Writes are
 //! batched in transactions.
+//!
+//! Every `verify_every` the reporter lists the keys under
+//! `observed/<node>/` and rewrites any document it wrote that is gone or
+//! bound to another lease (deleted behind its back, e.g. by another agent
+//! started with the same `--node` revoking its lease).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use etcd_client::{Client, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, GetOptions, PutOptions, Txn, TxnOp};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +24,9 @@ use super::metrics::Metrics;
 use super::register::etcd;
 use crate::resource::Observed;
 use crate::runtime::BackoffConfig;
+
+/// Longest period between checks that the documents written are still there.
+pub const VERIFY_EVERY: Duration = Duration::from_secs(15);
 
 /// Operations per transaction (etcd allows 128).
 const BATCH: usize = 64;
@@ -46,20 +54,60 @@ impl Reporter {
     }
 
     /// Starts the reporter task; it ends when `shutdown` is cancelled.
+    /// `prefix` is `observed/<node>/`, checked every `verify_every`.
     pub fn spawn(
         client: Client,
+        prefix: String,
+        verify_every: Duration,
         lease: watch::Receiver<Option<i64>>,
         metrics: Metrics,
         shutdown: CancellationToken,
     ) -> (Reporter, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(client, rx, lease, metrics, shutdown));
+        let verify = Verify {
+            prefix,
+            every: verify_every,
+        };
+        let task = tokio::spawn(run(client, verify, rx, lease, metrics, shutdown));
         (Reporter { tx }, task)
     }
 }
 
+struct Verify {
+    prefix: String,
+    every: Duration,
+}
+
+/// The keys under `prefix` that are missing or not bound to `lease`, among
+/// the documents `written` (deletions are not checked).
+async fn lost_keys(
+    client: &Client,
+    prefix: &str,
+    lease: i64,
+    written: &BTreeMap<String, Option<Vec<u8>>>,
+) -> Result<Vec<String>, String> {
+    let opts = GetOptions::new().with_prefix().with_keys_only();
+    let resp = etcd(
+        "checking observed state",
+        client.clone().get(prefix, Some(opts)),
+    )
+    .await?;
+    let ours: BTreeSet<&[u8]> = resp
+        .kvs()
+        .iter()
+        .filter(|kv| kv.lease() == lease)
+        .map(|kv| kv.key())
+        .collect();
+    Ok(written
+        .iter()
+        .filter(|(k, v)| v.is_some() && !ours.contains(k.as_bytes()))
+        .map(|(k, _)| k.clone())
+        .collect())
+}
+
 async fn run(
     client: Client,
+    verify: Verify,
     mut rx: mpsc::UnboundedReceiver<(String, Option<Vec<u8>>)>,
     mut lease_rx: watch::Receiver<Option<i64>>,
     metrics: Metrics,
@@ -78,6 +126,11 @@ async fn run(
     };
     let mut bo = cfg.build();
     let mut retry_in: Option<Duration> = None;
+    let mut verify_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + verify.every,
+        verify.every.max(Duration::from_millis(100)),
+    );
+    verify_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let retry = async {
             match retry_in {
@@ -108,6 +161,21 @@ async fn run(
                 bo = cfg.build();
             }
             _ = retry => retry_in = None,
+            _ = verify_tick.tick() => {
+                let lease = *lease_rx.borrow();
+                if let (Some(lease), true) = (lease, lease == written_lease) {
+                    match lost_keys(&client, &verify.prefix, lease, &written).await {
+                        Ok(lost) => {
+                            for k in lost {
+                                tracing::warn!(key = %k, "observed document gone or replaced behind the agent's back; writing it again");
+                                written.remove(&k);
+                                dirty.insert(k);
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "could not check observed state"),
+                    }
+                }
+            }
         }
         // Take everything queued, so one transaction carries many changes.
         while let Ok((k, v)) = rx.try_recv() {

@@ -1361,3 +1361,61 @@ async fn a_second_node_takes_no_containers_away_without_a_coordinator() {
     assert_eq!(ids, before, "web's container replaced");
     h.stop_agent();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_with_the_same_node_name_refuses_to_start() {
+    let mut h = Harness::new("agent-same").await;
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 1)).await;
+    h.wait_ready("web", 1).await;
+    // The same node name on the same root, in this same process.
+    let start = Instant::now();
+    let client = client_for(&h.etcd.endpoint()).await;
+    let second = agent::run(h.cfg.clone(), client, futures::future::pending());
+    let r = tokio::time::timeout(Duration::from_secs(15), second)
+        .await
+        .expect("the second agent refuses quickly, not runs");
+    let e = r
+        .expect_err("the second agent refuses to start")
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "node {} is already registered by a running agent (lease ",
+            h.node()
+        )) && e.ends_with("); stop it or use another --node"),
+        "{e}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+    // The first agent is untouched and still reports.
+    assert!(h.etcd.get(&h.node_key()).await.is_some());
+    h.wait_ready("web", 1).await;
+    // An observed document deleted behind the agent's back is written again
+    // (checked every resync: 10 s here).
+    h.etcd.delete(&h.observed_key("web")).await;
+    h.wait_ready("web", 1).await;
+    h.stop_agent();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_in_this_process_is_taken_over_at_once() {
+    let mut h = Harness::new("agent-takeover").await;
+    h.cfg.lease_ttl = Duration::from_secs(30);
+    h.start_agent();
+    h.wait_registered(Duration::from_secs(20)).await;
+    h.kill_agent();
+    // Its lease lives on for 30 s; this process knows its agent is gone.
+    let start = Instant::now();
+    h.start_agent();
+    h.apply("web", web_spec(WEB1, 1)).await;
+    h.wait_ready("web", 1).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    h.stop_agent();
+}
