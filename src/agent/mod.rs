@@ -17,6 +17,15 @@
 //! down, the assignments cache keeps its last state, containers keep running
 //! and being checked, replaced and restarted; observed state waits in the
 //! reporter; the lease is re-created when etcd answers again.
+//!
+//! Known limit: desired state comes only from the assignments in etcd, so an
+//! agent *started* while etcd is down adopts its containers but does not
+//! restart crashed ones (nor start, replace or stop any) until etcd answers
+//! and the first list of assignments completes. An agent that was running
+//! when etcd went down keeps acting from its cache.
+//!
+//! One agent per node name: an agent refuses to start while `nodes/<node>`
+//! is bound to a lease another running agent keeps alive (see [`register`]).
 
 pub mod executor;
 pub mod health;
