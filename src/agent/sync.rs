@@ -1,4 +1,4 @@
-//! Keeping [`Containers`] in step with the Docker engine: the container
+//! Keeping [`Containers`](super::state::Containers) in step with the Docker engine: the container
 //! events stream (only this agent's containers, by label) and full resyncs
 //! (list by label, inspect each) after every (re)open of the stream and
 //! periodically.
