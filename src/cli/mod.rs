@@ -34,12 +34,7 @@ pub(crate) fn load_manifests(inputs: &[String]) -> Result<Vec<crate::manifest::L
 
 /// Entry point of the `berth` binary.
 pub fn main() -> ExitCode {
-    // Like other Unix tools, die quietly when the reader goes away
-    // (`berth get ... | head`) instead of panicking on a broken pipe.
-    // SAFETY: setting a signal disposition before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    quiet_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -61,6 +56,27 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Like other Unix tools, end quietly when the reader of stdout goes away
+/// (`berth get ... | head`): `println!` panics on a broken pipe, and this
+/// turns that one panic into exit status 141 (128 + SIGPIPE) with no message.
+/// SIGPIPE itself stays ignored, so a peer closing a network connection is an
+/// error to handle, never a signal that kills the process.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// Help and version print as clap renders them; every other command-line

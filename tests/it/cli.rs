@@ -719,6 +719,11 @@ fn usage_errors_are_one_line_and_broken_pipes_quiet() {
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{:?}",
+        out.status
+    );
 }
 
 /// `get -o yaml` output applies back; its resourceVersion makes the apply
