@@ -139,7 +139,7 @@ impl Harness {
     /// Waits until `nodes/<node>` exists; returns how long that took.
     async fn wait_registered(&self, timeout: Duration) -> Duration {
         let start = Instant::now();
-        while self.etcd.get(&self.node_key()).await.is_none() {
+        while self.node_doc().await.is_none() {
             assert!(
                 start.elapsed() < timeout,
                 "node {} not registered within {timeout:?}",
@@ -191,6 +191,11 @@ impl Harness {
             .delete(berth::resource::Kind::Component, Some(PROJECT), name, None)
             .await
             .expect("delete");
+    }
+
+    /// The node's registration document, if there is one now.
+    async fn node_doc(&self) -> Option<Vec<u8>> {
+        self.etcd.get(&self.node_key()).await
     }
 
     fn observed_key(&self, name: &str) -> String {
@@ -326,19 +331,7 @@ async fn apply_runs_a_container_that_answers_http() {
     h.cfg.resync_interval = Duration::from_secs(120);
     h.start_agent();
     // Wait for the agent to register, so the timing below is apply → ready.
-    let start = Instant::now();
-    while h
-        .etcd
-        .get(&h.etcd.key(&format!("nodes/{}", h.node())))
-        .await
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "node never registered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    h.wait_registered(Duration::from_secs(20)).await;
     let applied = Instant::now();
     h.apply("web", web_spec(WEB1, 1)).await;
     let o = h.wait_ready("web", 1).await;
@@ -374,12 +367,8 @@ async fn apply_runs_a_container_that_answers_http() {
     }
     h.delete("plain").await;
     // The node is registered, with the engine's versions and a Ready condition.
-    let node = h
-        .etcd
-        .get_string(&h.etcd.key(&format!("nodes/{}", h.node())))
-        .await
-        .expect("node document");
-    let node: berth::resource::Node = serde_json::from_str(&node).expect("node JSON");
+    let node = h.node_doc().await.expect("node document");
+    let node: berth::resource::Node = serde_json::from_slice(&node).expect("node JSON");
     let status = node.status.expect("node status");
     assert!(
         !status.docker_version.is_empty() && !status.docker_api_version.is_empty(),
@@ -693,19 +682,7 @@ async fn containers_keep_running_while_etcd_is_down() {
         )
         .await;
     assert_eq!(o.containers[0].id, id);
-    let start = Instant::now();
-    while h
-        .etcd
-        .get(&h.etcd.key(&format!("nodes/{}", h.node())))
-        .await
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "node not registered again"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    h.wait_registered(Duration::from_secs(30)).await;
     assert_eq!(h.container_ids().await, vec![id]);
     h.stop_agent();
 }
@@ -998,11 +975,7 @@ async fn stop_containers_on_exit_stops_them_and_the_lease_is_released() {
         "containers left running"
     );
     // Revoked, not expired: gone long before the 30 s TTL.
-    assert!(h
-        .etcd
-        .get(&h.etcd.key(&format!("nodes/{}", h.node())))
-        .await
-        .is_none());
+    assert!(h.node_doc().await.is_none());
     assert!(h.observed("web").await.is_none());
 }
 
