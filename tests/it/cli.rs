@@ -871,3 +871,44 @@ async fn rollback_reuses_the_revision_of_the_same_template() {
         .expect("spec");
     assert_eq!(doc["metadata"]["annotations"]["berth/revision"], "3");
 }
+
+/// An image bump of many components costs one read of their revisions, not
+/// one per component, and a bulk rollback still reuses the old revisions.
+#[tokio::test]
+async fn bulk_template_change_reads_revisions_once() {
+    let etcd = TestEtcd::start().await;
+    let many = |image: &str| -> Vec<berth::resource::Object> {
+        let yaml: String = (0..100)
+            .map(|i| format!("---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: c{i}}}\nspec: {{image: '{image}'}}\n"))
+            .collect();
+        berth::manifest::parse_str("many.yaml", &yaml, &berth::manifest::Limits::default())
+            .expect("valid")
+            .into_iter()
+            .map(|l| l.object)
+            .collect()
+    };
+    let store = berth::store::Store::from_client(etcd.client().await, etcd.root());
+    let opts = berth::store::ApplyOptions::default();
+    store
+        .apply(&many("bench/web:1"), &opts)
+        .await
+        .expect("create");
+    let bump = store
+        .apply(&many("bench/web:2"), &opts)
+        .await
+        .expect("bump");
+    // 1 spec read + 1 revisions read + 3 transactions.
+    assert_eq!(bump.round_trips, 1 + 1 + 3);
+    let back = store
+        .apply(&many("bench/web:1"), &opts)
+        .await
+        .expect("rollback");
+    assert_eq!(back.round_trips, 1 + 1 + 3);
+    let revs = store.revisions("default", "c42").await.expect("revisions");
+    let seqs: Vec<u64> = revs.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, vec![2, 3], "revision 1 moved to 3");
+    assert!(
+        revs[1].change_cause.starts_with("rollback to revision 1"),
+        "{revs:?}"
+    );
+}
