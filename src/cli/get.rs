@@ -320,11 +320,15 @@ async fn watch(
                     }
                     print!("{text}");
                 } else {
-                    let object =
+                    // A deleted object is shown as it was: no status to read.
+                    let object = if deleted {
+                        object
+                    } else {
                         match Context::load(store, kind, std::slice::from_ref(&object)).await {
-                            Ok(ctx) if !deleted => ctx.with_status(object),
-                            _ => object,
-                        };
+                            Ok(ctx) => ctx.with_status(object),
+                            Err(_) => object,
+                        }
+                    };
                     if args.output == OutputFormat::Json {
                         let text = watch_line(event, &object);
                         if last

@@ -3,8 +3,10 @@
 //!
 //! Round trips for `apply` of N objects: one read per (kind, project) group
 //! (a range read when the group is large, else one small read per object,
-//! concurrently), then one transaction per chunk of up to [`CHUNK`] objects
-//! and [`CHUNK_BYTES`] bytes (etcd refuses requests over 1.5 MiB).
+//! concurrently), the same again over `revisions/` for components whose
+//! template changed (to recognise a rollback), then one transaction per chunk
+//! of up to [`CHUNK`] objects and [`CHUNK_BYTES`] bytes (etcd refuses
+//! requests over 1.5 MiB).
 //! An input that fits one chunk is written all-or-nothing; a larger one is
 //! written chunk by chunk (etcd allows 128 operations per transaction), so a
 //! conflict or failure part-way leaves the earlier chunks written — as with
@@ -364,7 +366,8 @@ impl Store {
 
     /// For each new revision of an existing component, looks for an older
     /// revision with the same template: a rollback. That one is replaced by
-    /// the new number instead of kept twice. One read per such component.
+    /// the new number instead of kept twice. One range read per project with
+    /// more than 4 such components, else one small read per component.
     async fn find_rollbacks(
         &self,
         prepared: &mut [Prepared],
@@ -376,24 +379,62 @@ impl Store {
             .filter(|(_, p)| p.expected_mod != 0 && p.revision.as_ref().is_some_and(|r| r.seq > 1))
             .map(|(i, _)| i)
             .collect();
-        *round_trips += candidates.len();
-        let found: Vec<(usize, Option<Revision>)> = futures::stream::iter(candidates)
-            .map(|i| {
-                let p = &prepared[i];
-                let project = p.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.into());
-                let (name, hash) = (p.name.clone(), p.revision.as_ref().map(|r| r.hash.clone()));
-                async move {
-                    let old = self
-                        .revisions(&project, &name)
-                        .await?
-                        .into_iter()
-                        .find(|r| Some(&r.hash) == hash.as_ref());
-                    Ok::<_, StoreError>((i, old))
+        // Like `read_existing`: one range read for a project with many
+        // changed components, else one small read per component.
+        let mut by_project: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for i in candidates {
+            let project = prepared[i]
+                .project
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PROJECT.into());
+            by_project.entry(project).or_default().push(i);
+        }
+        let mut history: HashMap<(String, String), Vec<Revision>> = HashMap::new();
+        for (project, idx) in &by_project {
+            if idx.len() > 4 {
+                *round_trips += 1;
+                let prefix = self.keys.project_revisions_prefix(project);
+                let (kvs, _) = self.range_all(&prefix).await?;
+                for kv in &kvs {
+                    let key = String::from_utf8_lossy(kv.key());
+                    let component = key
+                        .strip_prefix(&prefix)
+                        .and_then(|k| k.split('/').next())
+                        .unwrap_or_default();
+                    if let Ok(r) = serde_json::from_slice::<Revision>(kv.value()) {
+                        history
+                            .entry((project.clone(), component.to_string()))
+                            .or_default()
+                            .push(r);
+                    }
                 }
+            } else {
+                *round_trips += idx.len();
+                let names: Vec<String> = idx.iter().map(|i| prepared[*i].name.clone()).collect();
+                let found: Vec<(String, Vec<Revision>)> = futures::stream::iter(names)
+                    .map(|name| async move {
+                        Ok::<_, StoreError>((name.clone(), self.revisions(project, &name).await?))
+                    })
+                    .buffer_unordered(16)
+                    .try_collect()
+                    .await?;
+                for (name, revs) in found {
+                    history.insert((project.clone(), name), revs);
+                }
+            }
+        }
+        let found: Vec<(usize, Option<Revision>)> = by_project
+            .iter()
+            .flat_map(|(project, idx)| idx.iter().map(move |i| (project, *i)))
+            .map(|(project, i)| {
+                let p = &prepared[i];
+                let hash = p.revision.as_ref().map(|r| &r.hash);
+                let old = history
+                    .get(&(project.clone(), p.name.clone()))
+                    .and_then(|revs| revs.iter().find(|r| Some(&r.hash) == hash).cloned());
+                (i, old)
             })
-            .buffer_unordered(16)
-            .try_collect()
-            .await?;
+            .collect();
         for (i, old) in found {
             let (Some(old), Some(rev)) = (old, prepared[i].revision.as_mut()) else {
                 continue;

@@ -64,6 +64,11 @@ impl Keys {
         )
     }
 
+    /// Every revision of every component of a project.
+    pub fn project_revisions_prefix(&self, project: &str) -> String {
+        format!("{}/revisions/{project}/", self.root)
+    }
+
     pub fn revision_prefix(&self, project: &str, component: &str) -> String {
         format!("{}/revisions/{project}/{component}/", self.root)
     }
