@@ -1,29 +1,47 @@
 #!/usr/bin/env bash
-# Installs what berth's build, tests and quick start need, and only what is
-# missing (safe to run again: a second run changes nothing):
-#   - etcd and etcdctl      (Debian: etcd-server, etcd-client)
-#   - protoc                (Debian: protobuf-compiler; etcd-client's build needs it)
-#   - a static /bin/busybox (Debian: busybox-static; the test images are built from it)
-#   - a Docker engine that answers `docker info` (Debian: docker.io); if none
-#     answers, dockerd is started in the background (log: /tmp/dockerd.log),
-#     with --storage-driver=vfs --bridge=none --iptables=false as a fallback for
-#     tight sandboxes.
+# Installs what berth's build, tests and quick start need, then proves that each
+# piece really works (not just that a command exists). Safe to run again: a
+# second run installs nothing.
+#
+# Every Debian package berth needs is named in PACKAGES below, by explicit name
+# (apt's Recommends are never relied on: that is how libprotobuf-dev, which
+# etcd-client's build needs, once went missing on a fresh machine). After
+# installing, each one is checked with `dpkg -s`.
+#
+# A Docker engine must answer `docker info`; if none does, docker.io is
+# installed and dockerd is started in the background (log: /tmp/dockerd.log),
+# with --storage-driver=vfs --bridge=none --iptables=false as a fallback for
+# tight sandboxes.
 #
 #   hack/install-deps.sh [--no-docker]
 #
 # Runs as root, or through sudo when it is available.
 set -euo pipefail
 
+# The one list of Debian packages that the build, the tests and the quick
+# start need, beyond what a fresh machine of this kind starts with (a Rust
+# toolchain, gcc, git, curl, openssl, iproute2, ca-certificates).
+PACKAGES=(
+  etcd-server        # etcd: tests, benchmarks and `berth up` start their own
+  etcd-client        # etcdctl: hack/etcd.sh and debugging
+  protobuf-compiler  # protoc: etcd-client's build
+  libprotobuf-dev    # google/protobuf/*.proto: etcd-client's build (only a Recommends of protoc)
+  busybox-static     # a static /bin/busybox: the test and example images
+)
+# Installed only when no Docker engine answers.
+DOCKER_PACKAGES=(docker.io)
+
 with_docker=1
 for arg in "$@"; do
   case "$arg" in
     --no-docker) with_docker=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "install-deps: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
 
 say() { echo "install-deps: $*" >&2; }
+die() { say "$*"; exit 1; }
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -41,6 +59,8 @@ as_root() {
   "${SUDO[@]}" "$@"
 }
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
 apt_updated=0
 apt_install() {
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -56,37 +76,73 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# A busybox that works inside a FROM scratch image must be statically linked.
-static_busybox() {
-  [ -x /bin/busybox ] || return 1
-  if command -v ldd >/dev/null 2>&1 && ldd /bin/busybox >/dev/null 2>&1; then
-    return 1 # dynamically linked
-  fi
-  return 0
-}
-
-packages=()
-command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
-command -v etcdctl >/dev/null 2>&1 || packages+=(etcd-client)
-command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
-static_busybox || packages+=(busybox-static)
-if [ ${#packages[@]} -gt 0 ]; then
-  apt_install "${packages[@]}"
+# --- 1. install what is missing, by explicit name -----------------------------
+missing=()
+for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
 fi
-for tool in etcd etcdctl protoc; do
-  command -v "$tool" >/dev/null 2>&1 || { say "$tool is still missing"; exit 1; }
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || die "package $p is still not installed (apt-get install $p)"
 done
-static_busybox || { say "a static /bin/busybox is still missing"; exit 1; }
 
-if ! command -v cargo >/dev/null 2>&1; then
-  say "note: cargo is not on PATH; berth builds with a Rust toolchain (rustup.rs)"
+# --- 2. prove each prerequisite works ---------------------------------------------
+scratch="$(mktemp -d)"
+etcd_pid=""
+cleanup() {
+  [ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# protoc must find the well-known types, as etcd-client's build does.
+cat >"$scratch/check.proto" <<'EOF'
+syntax = "proto3";
+import "google/protobuf/descriptor.proto";
+message Check { google.protobuf.FileDescriptorProto f = 1; }
+EOF
+protoc --proto_path="$scratch" --descriptor_set_out=/dev/null "$scratch/check.proto" 2>"$scratch/protoc.err" \
+  || die "protoc cannot compile a file importing google/protobuf/descriptor.proto ($(head -c 200 "$scratch/protoc.err")): apt-get install protobuf-compiler libprotobuf-dev"
+
+# The busybox copied into FROM-scratch images must be statically linked.
+[ -x /bin/busybox ] || die "/bin/busybox is missing: apt-get install busybox-static"
+if command -v ldd >/dev/null 2>&1 && ldd /bin/busybox >/dev/null 2>&1; then
+  die "/bin/busybox is dynamically linked: apt-get install busybox-static"
 fi
+/bin/busybox true || die "/bin/busybox does not run: apt-get install --reinstall busybox-static"
+
+# etcd must start and serve a read, on free loopback ports.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
+client_port=$(free_port)
+peer_port=$(free_port)
+etcd --name check --data-dir "$scratch/etcd" \
+  --listen-client-urls "http://127.0.0.1:$client_port" --advertise-client-urls "http://127.0.0.1:$client_port" \
+  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-cluster "check=http://127.0.0.1:$peer_port" >"$scratch/etcd.log" 2>&1 &
+etcd_pid=$!
+etcd_ok=0
+for _ in $(seq 1 50); do
+  if ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$client_port" --command-timeout=1s put /install-deps ok >/dev/null 2>&1 \
+    && ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$client_port" --command-timeout=1s get /install-deps --print-value-only 2>/dev/null | grep -qx ok; then
+    etcd_ok=1
+    break
+  fi
+  kill -0 "$etcd_pid" 2>/dev/null || break
+  sleep 0.2
+done
+[ "$etcd_ok" -eq 1 ] || die "etcd did not start and serve a read ($(tail -n 2 "$scratch/etcd.log" | tr '\n' ' ')): apt-get install etcd-server etcd-client"
+kill "$etcd_pid" 2>/dev/null || true
+wait "$etcd_pid" 2>/dev/null || true
+etcd_pid=""
+
+command -v cargo >/dev/null 2>&1 || say "note: cargo is not on PATH; berth builds with a Rust toolchain (rustup.rs)"
 
 if [ "$with_docker" -eq 0 ]; then
-  say "ok (etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), docker skipped)"
+  say "ok (etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), protoc $(protoc --version | cut -d' ' -f2), docker skipped)"
   exit 0
 fi
 
+# --- 3. a Docker engine that answers -----------------------------------------------
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
 
 # Starts dockerd in the background with extra flags; waits until it answers.
@@ -112,17 +168,20 @@ start_dockerd() {
 
 if ! docker_answers; then
   if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
-    apt_install docker.io
+    apt_install "${DOCKER_PACKAGES[@]}"
+    for p in "${DOCKER_PACKAGES[@]}"; do
+      dpkg -s "$p" >/dev/null 2>&1 || die "package $p is still not installed (apt-get install $p)"
+    done
   fi
   if ! docker_answers; then
     if pgrep -x dockerd >/dev/null 2>&1; then
-      say "dockerd runs but \`docker info\` fails for $(id -un): is the user in the docker group?"
-      exit 1
+      die "dockerd runs but \`docker info\` fails for $(id -un): is the user in the docker group?"
     fi
     start_dockerd \
       || start_dockerd --storage-driver=vfs --bridge=none --iptables=false \
-      || { say "no Docker engine answers"; exit 1; }
+      || die "no Docker engine answers: apt-get install docker.io, then start dockerd"
   fi
 fi
+docker_answers || die "the Docker engine does not answer \`docker info\`: apt-get install docker.io"
 
-say "ok (etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), docker $(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+say "ok (etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), protoc $(protoc --version | cut -d' ' -f2), docker $(docker version --format '{{.Server.Version}}' 2>/dev/null))"

@@ -394,6 +394,15 @@ impl<'c, 't, 'a, 'p> De<'c, 't, 'a, 'p> {
     }
 
     fn map<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DeError> {
+        self.map_of(visitor, None)
+    }
+
+    /// A mapping; with `fields`, every key must be one of them.
+    fn map_of<V: Visitor<'a>>(
+        self,
+        visitor: V,
+        fields: Option<&'static [&'static str]>,
+    ) -> Result<V::Value, DeError> {
         match self.data() {
             Some(Data::Map(entries)) => {
                 self.check_duplicates(entries)?;
@@ -401,12 +410,14 @@ impl<'c, 't, 'a, 'p> De<'c, 't, 'a, 'p> {
                     de: self,
                     entries,
                     index: 0,
+                    fields,
                 })
             }
             _ if self.is_null() => visitor.visit_map(MapAccess {
                 de: self,
                 entries: &[],
                 index: 0,
+                fields,
             }),
             _ => Err(de::Error::invalid_type(self.unexpected(), &"a mapping")),
         }
@@ -530,13 +541,19 @@ impl<'a> Deserializer<'a> for De<'_, '_, 'a, '_> {
         self.map(visitor).map_err(|e| self.attach(e))
     }
 
+    /// Structs are strict here, and only here: a key that is not one of
+    /// `fields` is an error at that key. The resource types themselves accept
+    /// unknown fields, so documents in etcd written by a newer berth still
+    /// decode in an older one (see `resource`'s module docs).
     fn deserialize_struct<V: Visitor<'a>>(
         self,
         _: &'static str,
-        _: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        self.deserialize_map(visitor)
+        self.enter().map_err(|e| self.attach(e))?;
+        self.map_of(visitor, Some(fields))
+            .map_err(|e| self.attach(e))
     }
 
     fn deserialize_enum<V: Visitor<'a>>(
@@ -611,6 +628,8 @@ struct MapAccess<'c, 't, 'a, 'p> {
     de: De<'c, 't, 'a, 'p>,
     entries: &'t [(usize, usize)],
     index: usize,
+    /// A struct's fields: any other key is an error.
+    fields: Option<&'static [&'static str]>,
 }
 
 impl<'a> de::MapAccess<'a> for MapAccess<'_, '_, 'a, '_> {
@@ -626,14 +645,19 @@ impl<'a> de::MapAccess<'a> for MapAccess<'_, '_, 'a, '_> {
             parent: Some(self.de.path),
             seg: Seg::Key(self.de.cx.tree.text(key).unwrap_or("?")),
         };
-        seed.deserialize(De {
+        let key_de = De {
             cx: self.de.cx,
             node: key,
             key_pos: None,
             path: &path,
             depth: self.de.depth + 1,
-        })
-        .map(Some)
+        };
+        if let (Some(fields), Some(text)) = (self.fields, self.de.cx.tree.text(key)) {
+            if !fields.contains(&text) {
+                return Err(key_de.attach(de::Error::unknown_field(text, fields)));
+            }
+        }
+        seed.deserialize(key_de).map(Some)
     }
     fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let Some(&(key, value)) = self.entries.get(self.index) else {

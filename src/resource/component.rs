@@ -9,7 +9,8 @@ use super::quantity::{ByteSize, Duration, IntOrPercent, Signal};
 use super::{Condition, ObjectMeta};
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Component {
     /// Always `berth/v1`.
     pub api_version: String,
@@ -23,7 +24,8 @@ pub struct Component {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct ComponentSpec {
     /// Image reference: `repo[:tag]` or `repo@sha256:<64 hex>`.
     pub image: String,
@@ -72,7 +74,8 @@ pub struct ComponentSpec {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct PortSpec {
     /// Optional name, unique within the component; links refer to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,7 +89,8 @@ pub struct PortSpec {
 
 /// Where replicas run. Exactly one of `replicas` and `perNode`.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Placement {
     /// Total replicas, spread over eligible nodes (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,7 +115,8 @@ impl Placement {
 
 /// One probe (`http`, `tcp` or `exec`, exactly one) and its timing.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Check {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpProbe>,
@@ -159,7 +164,8 @@ impl Check {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct HttpProbe {
     /// Container port to send `GET path` to; any 2xx/3xx passes.
     pub port: u16,
@@ -172,14 +178,16 @@ fn default_path() -> String {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct TcpProbe {
     /// Container port that must accept a connection.
     pub port: u16,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct ExecProbe {
     /// Command run inside the container; exit code 0 passes.
     pub command: Vec<String>,
@@ -187,7 +195,8 @@ pub struct ExecProbe {
 
 /// How containers are stopped.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Termination {
     /// Sent in order, spread over the grace period (default [SIGTERM]); SIGKILL follows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -218,7 +227,8 @@ impl Termination {
 
 /// Progressive rollout policy.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Rollout {
     /// Replicas that may be unavailable during an update (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,7 +299,8 @@ impl RestartPolicy {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Binding {
     /// Absolute path on the node.
     pub host: String,
@@ -301,7 +312,8 @@ pub struct Binding {
 
 /// Named connections between components.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Links {
     /// Links this component offers to others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -312,7 +324,8 @@ pub struct Links {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct LinkDefine {
     pub name: String,
     /// A container port of this component (number or port name).
@@ -320,7 +333,8 @@ pub struct LinkDefine {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct LinkRequire {
     pub name: String,
     /// Environment variable prefix for the link's address (default: the link name).
@@ -329,7 +343,8 @@ pub struct LinkRequire {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Resources {
     /// Memory limit, e.g. `256Mi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,7 +18,8 @@ pub const APPLYSET_ANNOTATION: &str = "berth/applyset";
 pub const CHANGE_CAUSE_ANNOTATION: &str = "berth/change-cause";
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct ObjectMeta {
     /// Name, unique per kind within a project: lowercase letters, digits and
     /// '-', at most 63 characters, starting and ending with a letter or digit.

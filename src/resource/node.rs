@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::{Condition, ObjectMeta};
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Node {
     /// Always `berth/v1`.
     pub api_version: String,
@@ -23,7 +24,8 @@ pub struct Node {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct NodeSpec {
     /// A cordoned node gets no new replicas; running ones stay.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -101,3 +101,53 @@ pub struct Observed {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent one version older reads what a newer coordinator or agent
+    /// wrote: fields it does not know, at the top and nested deep in the
+    /// template, are ignored rather than making the document unreadable
+    /// (an unreadable assignment would leave the node unable to act).
+    #[test]
+    fn older_agent_reads_newer_documents() {
+        let newer = serde_json::json!({
+            "generation": 3, "revision": 2, "hash": "abc", "replicas": 2,
+            "revisions": {"2": 1, "3": 1},
+            "template": {
+                "image": "web:2",
+                "ports": [{"container": 80, "external": 8080, "protocol": "http"}],
+                "termination": {"gracePeriod": "5s", "preStop": ["x"]},
+                "readyChecks": [{"http": {"port": 80, "path": "/", "scheme": "h2c"}, "interval": "1s"}],
+                "sidecars": []
+            }
+        });
+        let a: Assignment = serde_json::from_value(newer).expect("newer assignment decodes");
+        assert_eq!((a.revision, a.replicas), (2, 2));
+        assert_eq!(a.template.ports[0].external, Some(8080));
+        let newer = serde_json::json!({
+            "node": "n1", "generation": 1, "revision": 2, "leader": true,
+            "containers": [{"id": "c", "name": "n", "revision": 2, "hash": "abc",
+                            "phase": "ready", "connections": 4}],
+        });
+        let o: Observed = serde_json::from_value(newer).expect("newer observed decodes");
+        assert_eq!(o.containers[0].phase, ContainerPhase::Ready);
+    }
+
+    /// A newer agent reads what an older one wrote: fields the older one
+    /// did not write take their defaults.
+    #[test]
+    fn newer_agent_reads_older_documents() {
+        let older = serde_json::json!({
+            "generation": 1, "revision": 1, "hash": "abc", "replicas": 1,
+            "template": {"image": "web:1"}
+        });
+        let a: Assignment = serde_json::from_value(older).expect("older assignment decodes");
+        assert_eq!(a.state, State::Running);
+        assert!(a.template.ports.is_empty());
+        let older = serde_json::json!({"node": "n1", "generation": 1, "revision": 1});
+        let o: Observed = serde_json::from_value(older).expect("older observed decodes");
+        assert!(o.containers.is_empty() && o.conditions.is_empty());
+    }
+}

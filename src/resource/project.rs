@@ -7,7 +7,8 @@ use super::ObjectMeta;
 
 /// A project groups components, like a Kubernetes namespace.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Project {
     /// Always `berth/v1`.
     pub api_version: String,
@@ -19,7 +20,8 @@ pub struct Project {
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct ProjectSpec {
     /// Free text shown by `describe`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
