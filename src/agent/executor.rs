@@ -13,7 +13,12 @@ use std::path::{Component as PathPart, Path};
 
 use crate::docker::container::Bind;
 use crate::docker::{ContainerConfig, Docker, Started};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
 use crate::resource::component::{Template, Termination};
+use crate::resource::{ComponentKey, ConditionType, Reason};
 
 /// Label: the etcd root of the cluster that owns the container.
 pub const LABEL_ROOT: &str = "berth.root";
@@ -36,9 +41,9 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// The component key `<project>/<component>` reconciles are keyed by.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.project, self.component)
+    /// The component this container belongs to.
+    pub fn key(&self) -> ComponentKey {
+        ComponentKey::new(&self.project, &self.component)
     }
 
     /// Reads the labels of a container that belongs to `root` and `node`;
@@ -209,12 +214,13 @@ pub enum StartError {
 
 impl StartError {
     /// `(condition type, reason)` this error is reported as.
-    pub fn condition(&self) -> (&'static str, &'static str) {
+    pub fn condition(&self) -> (ConditionType, Reason) {
+        use ConditionType as T;
         match self {
-            StartError::Forbidden(_) => ("Forbidden", "Forbidden"),
-            StartError::ImagePull(_) => ("ImagePullFailed", "ImagePullFailed"),
-            StartError::VolumesFrom(_) => ("StartFailed", "VolumesFromMissing"),
-            StartError::Docker(_) => ("StartFailed", "StartFailed"),
+            StartError::Forbidden(_) => (T::Forbidden, Reason::Forbidden),
+            StartError::ImagePull(_) => (T::ImagePullFailed, Reason::ImagePullFailed),
+            StartError::VolumesFrom(_) => (T::StartFailed, Reason::VolumesFromMissing),
+            StartError::Docker(_) => (T::StartFailed, Reason::StartFailed),
         }
     }
 }
@@ -226,16 +232,36 @@ pub struct Executor {
     pub root: String,
     pub node: String,
     pub perms: Permissions,
+    /// Bounds the container starts in flight across the whole agent (the
+    /// `concurrency` setting): a large scale-up does not flood the engine.
+    pub starts: Arc<Semaphore>,
+}
+
+/// An image made present for one wave of starts (see [`Executor::prepare`]).
+pub struct Prepared<'a> {
+    template: &'a Template,
 }
 
 impl Executor {
-    /// Pulls the image if needed, then creates and starts a container of `t`.
-    pub async fn start(
-        &self,
-        owner: &Owner,
-        t: &Template,
-        volumes_from: Vec<String>,
-    ) -> Result<(Started, String), StartError> {
+    pub fn new(
+        docker: Docker,
+        root: String,
+        node: String,
+        perms: Permissions,
+        concurrency: usize,
+    ) -> Self {
+        Executor {
+            docker,
+            root,
+            node,
+            perms,
+            starts: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Admits `t` and makes its image present (one inspect, or a pull):
+    /// once per wave of starts, not once per replica.
+    pub async fn prepare<'a>(&self, t: &'a Template) -> Result<Prepared<'a>, StartError> {
         admit(t, &self.perms).map_err(StartError::Forbidden)?;
         self.docker
             .ensure_image(&t.image)
@@ -244,6 +270,21 @@ impl Executor {
                 crate::docker::Error::ImagePull { message, .. } => StartError::ImagePull(message),
                 e => StartError::Docker(e),
             })?;
+        Ok(Prepared { template: t })
+    }
+
+    /// Creates and starts a container of a prepared template, waiting for
+    /// a start slot first.
+    pub async fn start(
+        &self,
+        owner: &Owner,
+        prepared: &Prepared<'_>,
+        volumes_from: Vec<String>,
+    ) -> Result<(Started, String), StartError> {
+        let _slot = self.starts.acquire().await.map_err(|_| {
+            StartError::Docker(crate::docker::Error::Other("the agent is stopping".into()))
+        })?;
+        let t = prepared.template;
         let config = container_config(owner, &self.root, &self.node, t, volumes_from);
         let started = self.docker.create_and_start(&config).await?;
         tracing::info!(container = %started.id, name = %config.name, component = %owner.key(), "started container");
@@ -302,7 +343,7 @@ mod tests {
         assert_eq!(Owner::from_labels(&labels, "/other", "n1"), None);
         assert_eq!(Owner::from_labels(&labels, "/berth", "n2"), None);
         assert_eq!(Owner::from_labels(&BTreeMap::new(), "/berth", "n1"), None);
-        assert_eq!(o.key(), "shop/web");
+        assert_eq!(o.key().to_string(), "shop/web");
         let name = o.container_name();
         assert!(name.starts_with("berth-shop-web-abcdef0123-"), "{name}");
         assert_eq!(name.len(), "berth-shop-web-abcdef0123-".len() + 6);

@@ -159,6 +159,9 @@ impl Prober for DockerProber {
     }
 }
 
+/// How long shutdown waits for stops in flight before it says it did not.
+const STOPS_ON_EXIT: Duration = Duration::from_secs(30);
+
 /// Runs the agent until `shutdown` completes. See the module docs.
 ///
 /// Fails at once when the Docker engine does not answer or the HTTP address
@@ -169,23 +172,11 @@ pub async fn run(
     etcd: etcd_client::Client,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    if cfg.node.is_empty() || cfg.node.contains('/') {
-        return Err(AgentError::Config(format!(
-            "invalid node name {:?}",
-            cfg.node
-        )));
-    }
+    validate(&cfg)?;
     let docker = Docker::connect(cfg.docker_host.as_deref()).await?;
     let keys = Keys::new(&cfg.root);
-    let root = keys.root().to_string();
+    let listener = bind_http(&cfg).await?;
     let token = CancellationToken::new();
-    let listener = match &cfg.http_addr {
-        Some(addr) => Some(http::bind(addr).await.map_err(|source| AgentError::Http {
-            addr: addr.clone(),
-            source,
-        })?),
-        None => None,
-    };
     {
         let token = token.clone();
         tokio::spawn(async move {
@@ -193,162 +184,59 @@ pub async fn run(
             token.cancel();
         });
     }
-    tracing::info!(node = %cfg.node, root = %root, docker = %docker.host(), api = %docker.api_version(), "agent starting");
+    tracing::info!(node = %cfg.node, root = %keys.root(), docker = %docker.host(), api = %docker.api_version(), "agent starting");
     tokio::select! {
         r = register::check_not_taken(&etcd, &keys, &cfg.node) => r?,
         _ = token.cancelled() => return Ok(()),
     }
     let metrics = Metrics::new();
-
-    // Registration and the lease.
-    let (lease_tx, lease_rx) = watch::channel(None);
-    let registration = register::Registration {
-        client: etcd.clone(),
-        keys: keys.clone(),
-        node: cfg.node.clone(),
-        address: cfg.address.clone(),
-        labels: cfg.labels.clone(),
-        ttl: cfg.lease_ttl,
-        docker: docker.clone(),
-        metrics: metrics.clone(),
-    };
-    let registration_task = tokio::spawn(registration.run(lease_tx, token.clone()));
-    let (reporter, reporter_task) = report::Reporter::spawn(
-        etcd.clone(),
-        keys.observed_prefix(&cfg.node),
-        cfg.resync_interval.min(report::VERIFY_EVERY),
-        lease_rx,
-        metrics.clone(),
-        token.clone(),
-    );
-
-    // What this node must run.
-    let (assignments, assignments_writer) =
-        runtime::store(|kv| serde_json::from_slice::<Assignment>(&kv.value).ok());
-    let assignment_events = runtime::watcher(
-        etcd.clone(),
-        keys.assignments_prefix(&cfg.node),
-        WatcherConfig::default(),
-    );
-    let assignment_triggers =
-        runtime::trigger_keys(runtime::reflector(assignments_writer, assignment_events));
-
+    let background = Background::start(&cfg, &etcd, &keys, &docker, &metrics, &token);
+    let (assignments, assignment_triggers) = watch_assignments(&etcd, &keys, &cfg.node);
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<String>();
-    let states = state::ComponentStates::default();
-    let on_failure: health::OnFailure = {
-        let m = metrics.clone();
-        let states = states.clone();
-        let trigger = trigger_tx.clone();
-        let prefix = keys.assignments_prefix(&cfg.node);
-        let keys = keys.clone();
-        Arc::new(move |f: &health::Failure| {
-            m.check_failed(f.kind);
-            if !f.notable {
-                return;
-            }
-            // Published by the reconcile the trigger runs.
-            if let Some([p, c]) = keys.parts(&prefix, &f.key).as_deref() {
-                let id = f.container.get(..12).unwrap_or(&f.container);
-                let message = format!("container {id}: {}", f.message);
-                states.event(&format!("{p}/{c}"), f.reason(), &message);
-                let _ = trigger.send(f.key.clone());
-            }
-        })
-    };
-    let tracker = Tracker::new(
-        Arc::new(DockerProber(docker.clone())),
-        trigger_tx.clone(),
-        Some(on_failure),
+    let ctx = context(
+        &cfg,
+        &keys,
+        &docker,
+        &metrics,
+        assignments,
+        &background,
+        &trigger_tx,
     );
-    let ctx = Arc::new(Ctx {
-        node: cfg.node.clone(),
-        keys: keys.clone(),
-        assignments: assignments.clone(),
-        containers: state::Containers::default(),
-        states,
-        placement: state::PlacementNotes::default(),
-        tracker: tracker.clone(),
-        exec: Executor {
-            docker: docker.clone(),
-            root: root.clone(),
-            node: cfg.node.clone(),
-            perms: Permissions {
-                allow_privileged: cfg.allow_privileged,
-                allow_bind: cfg.allow_bind.clone(),
-            },
-        },
-        reporter,
-        metrics: metrics.clone(),
-        trigger: trigger_tx.clone(),
-        templates: Mutex::new(HashMap::new()),
-    });
-
     remember_restarts(&ctx.containers, &etcd, &keys, &cfg.node).await;
 
     // Docker: adoption, events, resyncs. Nothing is reconciled before the
     // first resync (the adoption gate) and the first list of assignments.
-    let (adopted_tx, mut adopted_rx) = watch::channel(false);
-    let (gate, mut gate_writer) = runtime::store::<(), _>(|_| None);
+    let (adopted_tx, adopted_rx) = watch::channel(false);
     let sync_task = tokio::spawn(sync::run(
         ctx.clone(),
-        root.clone(),
+        keys.root().to_string(),
         cfg.resync_interval,
         adopted_tx,
         token.clone(),
     ));
-    let (ready_tx, ready_rx) = watch::channel(false);
-    {
-        let assignments = assignments.clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            let adopted = async {
-                while !*adopted_rx.borrow_and_update() {
-                    if adopted_rx.changed().await.is_err() {
-                        return false;
-                    }
-                }
-                true
-            };
-            tokio::select! {
-                _ = token.cancelled() => {}
-                ok = adopted => if ok {
-                    gate_writer.apply_watcher_event(&runtime::Event::Init);
-                    gate_writer.apply_watcher_event(&runtime::Event::InitDone);
-                    tracing::info!("containers adopted");
-                    if assignments.wait_until_ready().await.is_ok() {
-                        let _ = ready_tx.send(true);
-                    }
-                }
-            }
-        });
-    }
-
+    let (gate, ready_rx) = adoption_gate(adopted_rx, ctx.assignments.clone(), token.clone());
     let http_task = listener.map(|l| {
-        tokio::spawn(http::serve(
-            l,
-            http::router(metrics.clone(), ready_rx),
-            token.clone(),
-        ))
+        let router = http::router(metrics.clone(), ready_rx);
+        tokio::spawn(http::serve(l, router, token.clone()))
     });
     let assign_task = cfg.local_assign.then(|| {
+        let notes = local_assign::Notes {
+            notes: ctx.placement.clone(),
+            trigger: trigger_tx.clone(),
+        };
         tokio::spawn(local_assign::run(
             etcd.clone(),
             keys.clone(),
             cfg.node.clone(),
             cfg.labels.clone(),
-            assignments.clone(),
-            local_assign::Notes {
-                notes: ctx.placement.clone(),
-                trigger: trigger_tx.clone(),
-            },
+            ctx.assignments.clone(),
+            notes,
             token.clone(),
         ))
     });
-
-    let controller = Controller::new(assignments, assignment_triggers)
-        .with_trigger(tokio_stream::wrappers::UnboundedReceiverStream::new(
-            trigger_rx,
-        ))
+    let triggers = tokio_stream::wrappers::UnboundedReceiverStream::new(trigger_rx);
+    Controller::new(ctx.assignments.clone(), assignment_triggers)
+        .with_trigger(triggers)
         .wait_for(gate)
         .with_resync(cfg.resync_interval)
         .with_config(ControllerConfig {
@@ -360,8 +248,7 @@ pub async fn run(
             reconcile::reconcile,
             |_, _, _| Action::backoff(),
             ctx.clone(),
-        );
-    controller
+        )
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::warn!(error = %e, "reconcile failed; retrying with backoff");
@@ -369,24 +256,226 @@ pub async fn run(
         })
         .await;
 
-    // Shutdown.
     token.cancel();
     tracing::info!("agent stopping");
     if cfg.stop_containers_on_exit {
         stop_all(&ctx).await;
     }
-    tracker.shutdown();
+    ctx.tracker.shutdown();
+    wait_for_stops(&ctx.stops).await;
     let _ = sync_task.await;
-    if let Some(t) = assign_task {
+    for t in [assign_task, http_task].into_iter().flatten() {
         let _ = t.await;
     }
-    if let Some(t) = http_task {
-        let _ = t.await;
-    }
-    let _ = tokio::time::timeout(register::ETCD_TIMEOUT, registration_task).await;
-    let _ = reporter_task.await;
+    background.stop().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+fn validate(cfg: &AgentConfig) -> Result<(), AgentError> {
+    if cfg.node.is_empty() || cfg.node.contains('/') {
+        return Err(AgentError::Config(format!(
+            "invalid node name {:?}",
+            cfg.node
+        )));
+    }
+    Ok(())
+}
+
+async fn bind_http(cfg: &AgentConfig) -> Result<Option<tokio::net::TcpListener>, AgentError> {
+    let Some(addr) = &cfg.http_addr else {
+        return Ok(None);
+    };
+    let listener = http::bind(addr).await.map_err(|source| AgentError::Http {
+        addr: addr.clone(),
+        source,
+    })?;
+    Ok(Some(listener))
+}
+
+/// The registration loop (lease and node document) and the reporter of
+/// observed documents, running in the background.
+struct Background {
+    reporter: report::Reporter,
+    registration: tokio::task::JoinHandle<()>,
+    reporting: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    fn start(
+        cfg: &AgentConfig,
+        etcd: &etcd_client::Client,
+        keys: &Keys,
+        docker: &Docker,
+        metrics: &Metrics,
+        token: &CancellationToken,
+    ) -> Background {
+        let (lease_tx, lease_rx) = watch::channel(None);
+        let registration = register::Registration {
+            client: etcd.clone(),
+            keys: keys.clone(),
+            node: cfg.node.clone(),
+            address: cfg.address.clone(),
+            labels: cfg.labels.clone(),
+            ttl: cfg.lease_ttl,
+            docker: docker.clone(),
+            metrics: metrics.clone(),
+        };
+        let registration = tokio::spawn(registration.run(lease_tx, token.clone()));
+        let (reporter, reporting) = report::Reporter::spawn(
+            etcd.clone(),
+            keys.observed_prefix(&cfg.node),
+            cfg.resync_interval.min(report::VERIFY_EVERY),
+            lease_rx,
+            metrics.clone(),
+            token.clone(),
+        );
+        Background {
+            reporter,
+            registration,
+            reporting,
+        }
+    }
+
+    /// Waits for the lease to be revoked (bounded) and the reporter to end.
+    async fn stop(self) {
+        let _ = tokio::time::timeout(register::ETCD_TIMEOUT, self.registration).await;
+        let _ = self.reporting.await;
+    }
+}
+
+/// What this node must run: the cache of `assignments/<node>/` (unreadable
+/// documents kept as such) and the keys that change.
+fn watch_assignments(
+    etcd: &etcd_client::Client,
+    keys: &Keys,
+    node: &str,
+) -> (
+    runtime::Reader<runtime::Doc<Assignment>>,
+    impl futures::Stream<Item = String> + Send + 'static,
+) {
+    let (reader, writer) = runtime::store(runtime::doc::json::<Assignment>);
+    let events = runtime::watcher(
+        etcd.clone(),
+        keys.assignments_prefix(node),
+        WatcherConfig::default(),
+    );
+    (
+        reader,
+        runtime::trigger_keys(runtime::reflector(writer, events)),
+    )
+}
+
+/// Failed probes: metrics always; an event (rate-limited by the tracker)
+/// published by the reconcile the trigger runs.
+fn on_check_failure(
+    metrics: &Metrics,
+    states: &state::ComponentStates,
+    trigger: &mpsc::UnboundedSender<String>,
+    keys: &Keys,
+    node: &str,
+) -> health::OnFailure {
+    let (m, states, trigger) = (metrics.clone(), states.clone(), trigger.clone());
+    let (keys, node) = (keys.clone(), node.to_string());
+    Arc::new(move |f: &health::Failure| {
+        m.check_failed(f.kind);
+        if !f.notable {
+            return;
+        }
+        if let Some(ck) = keys.component_of_assignment(&node, &f.key) {
+            let id = f.container.get(..12).unwrap_or(&f.container);
+            let message = format!("container {id}: {}", f.message);
+            states.event(&ck, f.reason(), &message);
+            let _ = trigger.send(f.key.clone());
+        }
+    })
+}
+
+/// Everything every reconcile shares.
+fn context(
+    cfg: &AgentConfig,
+    keys: &Keys,
+    docker: &Docker,
+    metrics: &Metrics,
+    assignments: runtime::Reader<runtime::Doc<Assignment>>,
+    background: &Background,
+    trigger: &mpsc::UnboundedSender<String>,
+) -> Arc<Ctx> {
+    let states = state::ComponentStates::default();
+    let on_failure = on_check_failure(metrics, &states, trigger, keys, &cfg.node);
+    let prober = Arc::new(DockerProber(docker.clone()));
+    let tracker = Tracker::new(prober, trigger.clone(), Some(on_failure));
+    let perms = Permissions {
+        allow_privileged: cfg.allow_privileged,
+        allow_bind: cfg.allow_bind.clone(),
+    };
+    let root = keys.root().to_string();
+    Arc::new(Ctx {
+        node: cfg.node.clone(),
+        keys: keys.clone(),
+        assignments,
+        containers: state::Containers::default(),
+        states,
+        placement: state::PlacementNotes::default(),
+        tracker,
+        exec: Executor::new(
+            docker.clone(),
+            root,
+            cfg.node.clone(),
+            perms,
+            cfg.concurrency,
+        ),
+        reporter: background.reporter.clone(),
+        metrics: metrics.clone(),
+        trigger: trigger.clone(),
+        templates: Mutex::new(HashMap::new()),
+        stops: tokio_util::task::TaskTracker::new(),
+    })
+}
+
+/// The gate every reconcile waits for: open once the first resync adopted
+/// the containers; `ready` (for `/readyz`) turns true once the assignments
+/// are listed too.
+fn adoption_gate(
+    mut adopted: watch::Receiver<bool>,
+    assignments: runtime::Reader<runtime::Doc<Assignment>>,
+    token: CancellationToken,
+) -> (runtime::Reader<()>, watch::Receiver<bool>) {
+    let (gate, mut gate_writer) = runtime::store::<(), _>(|_| None);
+    let (ready_tx, ready_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = token.cancelled() => {}
+            r = async { adopted.wait_for(|a| *a).await.map(|_| ()) } => if r.is_ok() {
+                gate_writer.apply_watcher_event(&runtime::Event::Init);
+                gate_writer.apply_watcher_event(&runtime::Event::InitDone);
+                tracing::info!("containers adopted");
+                if assignments.wait_until_ready().await.is_ok() {
+                    let _ = ready_tx.send(true);
+                }
+            }
+        }
+    });
+    (gate, ready_rx)
+}
+
+/// Waits (bounded) for the stop tasks in flight; says so when some did not end.
+async fn wait_for_stops(stops: &tokio_util::task::TaskTracker) {
+    stops.close();
+    if stops.is_empty() {
+        return;
+    }
+    tracing::info!(stops = stops.len(), "waiting for container stops in flight");
+    if tokio::time::timeout(STOPS_ON_EXIT, stops.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            stops = stops.len(),
+            "container stops still in flight after {STOPS_ON_EXIT:?}; exiting without them \
+             (their containers may be left stopped but not removed: the next agent removes them)"
+        );
+    }
 }
 
 /// Reads the restart counts the last run of this agent published (if its
@@ -439,12 +528,9 @@ async fn stop_all(ctx: &Arc<Ctx>) {
     let stops = all.into_iter().map(|r| {
         let ctx = ctx.clone();
         async move {
-            let termination = match ctx
-                .assignments
-                .get(&ctx.key_of(&r.owner.project, &r.owner.component))
-            {
-                Some(a) => a.template.termination.clone().unwrap_or_default(),
-                None => Default::default(),
+            let termination = match ctx.assignments.get(&ctx.key_of(&r.key())).as_deref() {
+                Some(Ok(a)) => a.template.termination.clone().unwrap_or_default(),
+                _ => Default::default(),
             };
             let res = if r.is_running() {
                 ctx.exec.stop_and_remove(&r.id, &termination).await

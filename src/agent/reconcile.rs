@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 use super::executor::{admit, Executor, Owner, StartError};
 use super::health::{ProbeTarget, Tracker};
@@ -25,8 +26,8 @@ use super::report::Reporter;
 use super::state::{ComponentStates, ContainerRecord, Containers, PlacementNotes};
 use crate::resource::component::{State, Template, Termination};
 use crate::resource::observed::{ContainerPhase, ObservedContainer};
-use crate::resource::{Assignment, Observed};
-use crate::runtime::{Action, Reader};
+use crate::resource::{Assignment, ComponentKey, ConditionType, Observed, Reason};
+use crate::runtime::{Action, Doc, Reader, Unreadable};
 use crate::store::Keys;
 
 /// Requeue of a component with nothing pending: a safety net behind the
@@ -37,7 +38,7 @@ pub const IDLE_REQUEUE: Duration = Duration::from_secs(300);
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("starting a container of {key}: {message}")]
-    Start { key: String, message: String },
+    Start { key: ComponentKey, message: String },
     #[error("{0}")]
     Docker(#[from] crate::docker::Error),
 }
@@ -46,7 +47,7 @@ pub enum ReconcileError {
 pub struct Ctx {
     pub node: String,
     pub keys: Keys,
-    pub assignments: Reader<Assignment>,
+    pub assignments: Reader<Doc<Assignment>>,
     pub containers: Containers,
     pub states: ComponentStates,
     /// Placement's word on components (e.g. `Unschedulable`).
@@ -59,23 +60,19 @@ pub struct Ctx {
     pub trigger: mpsc::UnboundedSender<String>,
     /// Templates seen, by hash: the termination settings of old containers.
     pub templates: Mutex<HashMap<String, Template>>,
+    /// Stop tasks in flight (see [`spawn_stop`]); shutdown waits for them.
+    pub stops: TaskTracker,
 }
 
 impl Ctx {
     /// The reconcile key of a component.
-    pub fn key_of(&self, project: &str, component: &str) -> String {
-        self.keys.assignment(&self.node, project, component)
+    pub fn key_of(&self, ck: &ComponentKey) -> String {
+        self.keys.assignment_of(&self.node, ck)
     }
 
-    /// `(project, component)` of a reconcile key.
-    pub fn parse_key<'a>(&self, key: &'a str) -> Option<(&'a str, &'a str)> {
-        let parts = self
-            .keys
-            .parts(&self.keys.assignments_prefix(&self.node), key)?;
-        match parts.as_slice() {
-            [p, c] if !p.is_empty() && !c.is_empty() => Some((p, c)),
-            _ => None,
-        }
+    /// The component of a reconcile key.
+    pub fn parse_key(&self, key: &str) -> Option<ComponentKey> {
+        self.keys.component_of_assignment(&self.node, key)
     }
 
     fn template_of(&self, hash: &str) -> Option<Template> {
@@ -111,7 +108,7 @@ fn short(id: &str) -> &str {
 fn volumes_from(ctx: &Ctx, project: &str, t: &Template) -> Result<Vec<String>, StartError> {
     let mut ids = Vec::new();
     for name in &t.volumes_from {
-        let of = ctx.containers.of(&format!("{project}/{name}"));
+        let of = ctx.containers.of(&ComponentKey::new(project, name));
         let pick = of.iter().find(|r| r.is_running()).or_else(|| of.first());
         match pick {
             Some(r) => ids.push(r.id.clone()),
@@ -155,165 +152,241 @@ fn track(ctx: &Ctx, key: &str, records: &[ContainerRecord], a: Option<&Assignmen
     }
 }
 
+/// Reads the component's assignment from the cache: `Ok(None)` when there
+/// is none (whatever runs goes); an assignment that does not decode is an
+/// error, and nothing is started, stopped or removed on its account.
+fn desired(ctx: &Ctx, key: &str) -> Result<Option<Assignment>, Unreadable> {
+    match ctx.assignments.get(key).as_deref() {
+        None => Ok(None),
+        Some(Ok(a)) => {
+            ctx.remember(a);
+            Ok(Some(a.clone()))
+        }
+        Some(Err(e)) => Err(e.clone()),
+    }
+}
+
 /// Reconciles one component. See the module docs.
 pub async fn reconcile(key: String, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     ctx.metrics.reconciles.inc();
-    let Some((project, component)) = ctx.parse_key(&key) else {
+    let Some(ck) = ctx.parse_key(&key) else {
         tracing::warn!(%key, "ignoring a key that names no component");
         return Ok(Action::await_change());
     };
-    let ckey = format!("{project}/{component}");
-    let assignment: Option<Assignment> = ctx.assignments.get(&key).map(|a| (*a).clone());
-    if let Some(a) = &assignment {
-        ctx.remember(a);
-    }
-    let records = ctx.containers.of(&ckey);
+    let assignment = match desired(&ctx, &key) {
+        Ok(a) => {
+            ctx.states.clear_condition(&ck, ConditionType::Degraded);
+            a
+        }
+        Err(e) => return Ok(hold(&ctx, &key, &ck, &e)),
+    };
+    let records = ctx.containers.of(&ck);
     track(&ctx, &key, &records, assignment.as_ref());
-    let now = tokio::time::Instant::now().into_std();
-    let views = records
+    let plan = plan_for(&ctx, &ck, &records, assignment.clone());
+    let refused = admission(&ctx, &ck, assignment.as_ref());
+    let mut failure = execute(&ctx, &key, &ck, &plan.steps, &records, assignment.as_ref()).await;
+    let starts = plan
+        .steps
         .iter()
-        .map(|r| {
-            r.view(
-                ctx.tracker
-                    .phase(&r.id)
-                    .unwrap_or(CheckPhase::Starting { since: now }),
-            )
-        })
-        .collect();
-    let input = PlanInput {
-        assignment: assignment.clone(),
-        containers: views,
-    };
-    let plan = plan::plan(&input, now);
-    if !plan.steps.is_empty() {
-        tracing::debug!(component = %ckey, steps = ?plan.steps, "plan");
-    }
-
-    // Admission: a refused template starts nothing, and says why.
-    let running = assignment.as_ref().filter(|a| a.state == State::Running);
-    let refused = match running.map(|a| admit(&a.template, &ctx.exec.perms)) {
-        Some(Err(msg)) => {
-            ctx.states
-                .set_condition(&ckey, "Forbidden", true, "Forbidden", &msg);
-            Some(msg)
-        }
-        _ => {
-            ctx.states.clear_condition(&ckey, "Forbidden");
-            None
-        }
-    };
-
-    let mut starts = 0usize;
-    let mut failure: Option<String> = None;
-    for step in &plan.steps {
-        match step {
-            Step::Record { reason, message } => ctx.states.event(&ckey, reason, message),
-            Step::Start { .. } => starts += 1,
-            Step::Restart { id } => {
-                let Some(a) = &assignment else { continue };
-                let requested = tokio::time::Instant::now().into_std();
-                match ctx.exec.restart(id).await {
-                    Ok(ports) => {
-                        ctx.containers.restarted(id, ports.clone(), requested);
-                        ctx.metrics.container_restarts.inc();
-                        let target = ProbeTarget {
-                            id: id.clone(),
-                            ports,
-                        };
-                        ctx.tracker.track(
-                            &key,
-                            target,
-                            &a.hash,
-                            a.template.ready_checks.clone(),
-                            a.template.health_checks.clone(),
-                        );
-                    }
-                    Err(e) if e.is_not_found() => {
-                        ctx.containers.remove(id);
-                        ctx.tracker.forget(id);
-                    }
-                    Err(e) => {
-                        ctx.states.event(
-                            &ckey,
-                            "RestartFailed",
-                            &format!("container {}: {e}", short(id)),
-                        );
-                        failure = Some(e.to_string());
-                    }
-                }
-            }
-            Step::Stop { id, how } => {
-                let Some(r) = records.iter().find(|r| &r.id == id) else {
-                    continue;
-                };
-                let termination = ctx.termination(r, assignment.as_ref());
-                spawn_stop(&ctx, &key, id, *how, termination);
-            }
-            Step::Remove { id } => {
-                ctx.tracker.forget(id);
-                match ctx.exec.remove(id).await {
-                    Ok(()) => {
-                        ctx.containers.remove(id);
-                    }
-                    Err(e) => failure = Some(e.to_string()),
-                }
-            }
-        }
-    }
-
-    if starts > 0 && refused.is_none() {
-        if let Some(a) = &assignment {
-            if let Err(e) = start_all(&ctx, &key, project, component, a, starts).await {
+        .filter(|s| matches!(s, Step::Start { .. }))
+        .count();
+    match (&assignment, starts, refused) {
+        (Some(a), 1.., false) => {
+            if let Err(e) = start_all(&ctx, &key, &ck, a, starts).await {
                 failure = Some(e);
             }
         }
-    } else if starts == 0 {
         // Nothing to start (any more): earlier start failures are moot.
-        ctx.states.clear_condition(&ckey, "ImagePullFailed");
-        ctx.states.clear_condition(&ckey, "StartFailed");
+        (_, 0, _) => {
+            ctx.states
+                .clear_condition(&ck, ConditionType::ImagePullFailed);
+            ctx.states.clear_condition(&ck, ConditionType::StartFailed);
+        }
+        _ => {}
     }
-
-    publish(&ctx, &key, &ckey, assignment.as_ref());
-    let (running, all) = ctx.containers.counts();
-    ctx.metrics.containers.set(all as i64);
-    ctx.metrics.containers_running.set(running as i64);
-
+    publish(&ctx, &key, &ck, assignment.as_ref());
+    count_containers(&ctx);
     if let Some(message) = failure {
         ctx.metrics.reconcile_errors.inc();
-        return Err(ReconcileError::Start { key: ckey, message });
+        return Err(ReconcileError::Start { key: ck, message });
     }
     Ok(Action::requeue(
         plan.requeue_after.unwrap_or(IDLE_REQUEUE).min(IDLE_REQUEUE),
     ))
 }
 
-/// Starts `n` containers of `a` concurrently; updates conditions.
+/// An unreadable assignment: keep every container as it is (running ones
+/// keep their checks), say why, and look again when the document changes.
+fn hold(ctx: &Ctx, key: &str, ck: &ComponentKey, e: &Unreadable) -> Action {
+    let message = format!(
+        "{e}; the containers of node {} are kept as they are",
+        ctx.node
+    );
+    if !ctx.states.has_condition(ck, ConditionType::Degraded) {
+        tracing::warn!(component = %ck, "{message}");
+    }
+    ctx.states.set_condition(
+        ck,
+        ConditionType::Degraded,
+        true,
+        Reason::UnreadableAssignment,
+        &message,
+    );
+    publish(ctx, key, ck, None);
+    Action::await_change()
+}
+
+fn count_containers(ctx: &Ctx) {
+    let (running, all) = ctx.containers.counts();
+    ctx.metrics.containers.set(all as i64);
+    ctx.metrics.containers_running.set(running as i64);
+}
+
+/// The planner's input from the containers and their check phases, and its plan.
+fn plan_for(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    records: &[ContainerRecord],
+    assignment: Option<Assignment>,
+) -> plan::Plan {
+    let now = tokio::time::Instant::now().into_std();
+    let containers = records
+        .iter()
+        .map(|r| {
+            let phase = ctx.tracker.phase(&r.id);
+            r.view(phase.unwrap_or(CheckPhase::Starting { since: now }))
+        })
+        .collect();
+    let input = PlanInput {
+        assignment,
+        containers,
+    };
+    let plan = plan::plan(&input, now);
+    if !plan.steps.is_empty() {
+        tracing::debug!(component = %ck, steps = ?plan.steps, "plan");
+    }
+    plan
+}
+
+/// Admission: a refused template starts nothing, and says why. `true` when refused.
+fn admission(ctx: &Ctx, ck: &ComponentKey, a: Option<&Assignment>) -> bool {
+    let running = a.filter(|a| a.state == State::Running);
+    match running.map(|a| admit(&a.template, &ctx.exec.perms)) {
+        Some(Err(msg)) => {
+            ctx.states
+                .set_condition(ck, ConditionType::Forbidden, true, Reason::Forbidden, &msg);
+            true
+        }
+        _ => {
+            ctx.states.clear_condition(ck, ConditionType::Forbidden);
+            false
+        }
+    }
+}
+
+/// Performs every step but the starts; returns the last failure.
+async fn execute(
+    ctx: &Arc<Ctx>,
+    key: &str,
+    ck: &ComponentKey,
+    steps: &[Step],
+    records: &[ContainerRecord],
+    a: Option<&Assignment>,
+) -> Option<String> {
+    let mut failure = None;
+    for step in steps {
+        let r = match step {
+            Step::Record { reason, message } => {
+                ctx.states.event(ck, reason, message);
+                Ok(())
+            }
+            Step::Start { .. } => Ok(()),
+            Step::Restart { id } => match a {
+                Some(a) => restart(ctx, key, ck, id, a).await,
+                None => Ok(()),
+            },
+            Step::Stop { id, how } => {
+                if let Some(r) = records.iter().find(|r| &r.id == id) {
+                    spawn_stop(ctx, key, id, *how, ctx.termination(r, a));
+                }
+                Ok(())
+            }
+            Step::Remove { id } => remove(ctx, id).await,
+        };
+        if let Err(e) = r {
+            failure = Some(e);
+        }
+    }
+    failure
+}
+
+async fn restart(
+    ctx: &Ctx,
+    key: &str,
+    ck: &ComponentKey,
+    id: &str,
+    a: &Assignment,
+) -> Result<(), String> {
+    let requested = tokio::time::Instant::now().into_std();
+    match ctx.exec.restart(id).await {
+        Ok(ports) => {
+            ctx.containers.restarted(id, ports.clone(), requested);
+            ctx.metrics.container_restarts.inc();
+            let target = ProbeTarget {
+                id: id.to_string(),
+                ports,
+            };
+            let t = &a.template;
+            let (ready, health) = (t.ready_checks.clone(), t.health_checks.clone());
+            ctx.tracker.track(key, target, &a.hash, ready, health);
+            Ok(())
+        }
+        Err(e) if e.is_not_found() => {
+            ctx.containers.remove(id);
+            ctx.tracker.forget(id);
+            Ok(())
+        }
+        Err(e) => {
+            let message = format!("container {}: {e}", short(id));
+            ctx.states
+                .event(ck, Reason::RestartFailed.as_str(), &message);
+            Err(e.to_string())
+        }
+    }
+}
+
+async fn remove(ctx: &Ctx, id: &str) -> Result<(), String> {
+    ctx.tracker.forget(id);
+    ctx.exec.remove(id).await.map_err(|e| e.to_string())?;
+    ctx.containers.remove(id);
+    Ok(())
+}
+
+/// Starts `n` containers of `a`: the image made present once, then the
+/// starts concurrently within the agent's start slots; updates conditions.
 async fn start_all(
     ctx: &Arc<Ctx>,
     key: &str,
-    project: &str,
-    component: &str,
+    ck: &ComponentKey,
     a: &Assignment,
     n: usize,
 ) -> Result<(), String> {
-    let ckey = format!("{project}/{component}");
     let owner = Owner {
-        project: project.to_string(),
-        component: component.to_string(),
+        project: ck.project.clone(),
+        component: ck.name.clone(),
         revision: a.revision,
         hash: a.hash.clone(),
     };
-    let volumes = match volumes_from(ctx, project, &a.template) {
+    let volumes = match volumes_from(ctx, &ck.project, &a.template) {
         Ok(v) => v,
-        Err(e) => {
-            let (type_, reason) = e.condition();
-            ctx.states
-                .set_condition(&ckey, type_, true, reason, &e.to_string());
-            return Err(e.to_string());
-        }
+        Err(e) => return Err(start_failed(ctx, ck, a, &e)),
+    };
+    let prepared = match ctx.exec.prepare(&a.template).await {
+        Ok(p) => p,
+        Err(e) => return Err(start_failed(ctx, ck, a, &e)),
     };
     let results = futures::future::join_all(
-        (0..n).map(|_| ctx.exec.start(&owner, &a.template, volumes.clone())),
+        (0..n).map(|_| ctx.exec.start(&owner, &prepared, volumes.clone())),
     )
     .await;
     let mut error = None;
@@ -322,58 +395,70 @@ async fn start_all(
         match r {
             Ok((started, name)) => {
                 ok += 1;
-                ctx.metrics.container_starts.inc();
-                ctx.containers.started(
-                    &started.id,
-                    &name,
-                    owner.clone(),
-                    started.ports.clone(),
-                    tokio::time::Instant::now().into_std(),
-                );
-                ctx.tracker.track(
-                    key,
-                    ProbeTarget {
-                        id: started.id.clone(),
-                        ports: started.ports,
-                    },
-                    &a.hash,
-                    a.template.ready_checks.clone(),
-                    a.template.health_checks.clone(),
-                );
+                started_one(ctx, key, &owner, a, started, &name);
             }
-            Err(e) => {
-                ctx.metrics.container_start_failures.inc();
-                let (type_, reason) = e.condition();
-                let message = match &e {
-                    StartError::ImagePull(m) => format!("pulling image {}: {m}", a.template.image),
-                    other => other.to_string(),
-                };
-                if !ctx.states.has_condition(&ckey, type_) {
-                    ctx.states.event(&ckey, reason, &message);
-                }
-                ctx.states
-                    .set_condition(&ckey, type_, true, reason, &message);
-                error = Some(message);
-            }
+            Err(e) => error = Some(start_failed(ctx, ck, a, &e)),
         }
     }
     if ok > 0 {
-        ctx.states.clear_condition(&ckey, "ImagePullFailed");
+        ctx.states
+            .clear_condition(ck, ConditionType::ImagePullFailed);
         if error.is_none() {
-            ctx.states.clear_condition(&ckey, "StartFailed");
+            ctx.states.clear_condition(ck, ConditionType::StartFailed);
         }
     }
     error.map_or(Ok(()), Err)
 }
 
+/// Records a container just started and tracks its checks.
+fn started_one(
+    ctx: &Ctx,
+    key: &str,
+    owner: &Owner,
+    a: &Assignment,
+    started: crate::docker::Started,
+    name: &str,
+) {
+    ctx.metrics.container_starts.inc();
+    let now = tokio::time::Instant::now().into_std();
+    let ports = started.ports.clone();
+    ctx.containers
+        .started(&started.id, name, owner.clone(), ports, now);
+    let target = ProbeTarget {
+        id: started.id,
+        ports: started.ports,
+    };
+    let t = &a.template;
+    let (ready, health) = (t.ready_checks.clone(), t.health_checks.clone());
+    ctx.tracker.track(key, target, &a.hash, ready, health);
+}
+
+/// Reports a failed start as an event (the first time) and a condition;
+/// returns its message.
+fn start_failed(ctx: &Ctx, ck: &ComponentKey, a: &Assignment, e: &StartError) -> String {
+    ctx.metrics.container_start_failures.inc();
+    let (type_, reason) = e.condition();
+    let message = match e {
+        StartError::ImagePull(m) => format!("pulling image {}: {m}", a.template.image),
+        other => other.to_string(),
+    };
+    if !ctx.states.has_condition(ck, type_) {
+        ctx.states.event(ck, reason.as_str(), &message);
+    }
+    ctx.states.set_condition(ck, type_, true, reason, &message);
+    message
+}
+
 /// Stops a container in its own task; the component is triggered when done.
+/// The task is tracked, so shutdown can wait for stops in flight.
 fn spawn_stop(ctx: &Arc<Ctx>, key: &str, id: &str, how: StopHow, termination: Termination) {
     ctx.containers.stopping(id, how);
     ctx.tracker.forget(id);
-    let ctx = ctx.clone();
+    let ctx2 = ctx.clone();
     let key = key.to_string();
     let id = id.to_string();
-    tokio::spawn(async move {
+    ctx.stops.spawn(async move {
+        let ctx = ctx2;
         let r = match how {
             StopHow::Graceful => ctx.exec.stop_and_remove(&id, &termination).await,
             StopHow::Kill => ctx.exec.kill_and_remove(&id).await,
@@ -409,11 +494,9 @@ fn wall(at: std::time::Instant) -> String {
 }
 
 /// Builds the component's observed document and hands it to the reporter.
-pub fn publish(ctx: &Ctx, key: &str, ckey: &str, a: Option<&Assignment>) {
-    let Some((project, component)) = ctx.parse_key(key) else {
-        return;
-    };
-    let okey = ctx.keys.observed(&ctx.node, project, component);
+pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>) {
+    debug_assert_eq!(ctx.parse_key(key).as_ref(), Some(ckey));
+    let okey = ctx.keys.observed_of(&ctx.node, ckey);
     let records = ctx.containers.of(ckey);
     let note = ctx.placement.get(ckey);
     if a.is_none() && records.is_empty() {
@@ -478,19 +561,15 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &str, a: Option<&Assignment>) {
         };
         let ok = ready >= want;
         let message = format!("{ready}/{want} containers of revision {} ready", a.revision);
-        ctx.states.set_condition(
-            ckey,
-            "Ready",
-            ok,
-            if ok {
-                "ContainersReady"
-            } else {
-                "ContainersNotReady"
-            },
-            &message,
-        );
-        if let Some(c) = ctx.states.get(ckey).conditions.get("Ready") {
-            conditions.retain(|x| x.type_ != "Ready");
+        let reason = if ok {
+            Reason::ContainersReady
+        } else {
+            Reason::ContainersNotReady
+        };
+        ctx.states
+            .set_condition(ckey, ConditionType::Ready, ok, reason, &message);
+        if let Some(c) = ctx.states.get(ckey).conditions.get(&ConditionType::Ready) {
+            conditions.retain(|x| !x.is(ConditionType::Ready));
             conditions.insert(0, c.clone());
         }
     }

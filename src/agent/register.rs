@@ -34,12 +34,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 use crate::docker::Docker;
-use crate::resource::{Condition, Node, NodeSpec, NodeStatus, ObjectMeta, API_VERSION};
+use crate::resource::{
+    Condition, ConditionType, Node, NodeSpec, NodeStatus, ObjectMeta, Reason, API_VERSION,
+};
 use crate::runtime::BackoffConfig;
+use crate::store::call::{call, lease_gone, CallError};
+pub use crate::store::call::{etcd, ETCD_TIMEOUT};
 use crate::store::Keys;
-
-/// Bound on every etcd request of the registration loop.
-pub const ETCD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything the registration loop needs.
 #[derive(Clone)]
@@ -52,66 +53,6 @@ pub struct Registration {
     pub ttl: Duration,
     pub docker: Docker,
     pub metrics: Metrics,
-}
-
-/// Runs one etcd call under [`ETCD_TIMEOUT`].
-pub async fn etcd<T>(
-    what: &str,
-    fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, String> {
-    call(what, fut).await.map_err(|e| e.to_string())
-}
-
-/// A failed etcd call of the registration loop, with etcd's error kept typed
-/// so "the lease is gone" can be told from "etcd is unreachable".
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("{what}: {source}")]
-    Etcd {
-        what: String,
-        #[source]
-        source: etcd_client::Error,
-    },
-    #[error("{what}: no answer within {ETCD_TIMEOUT:?}")]
-    Timeout { what: String },
-    #[error("{0}")]
-    Other(String),
-}
-
-impl CallError {
-    /// Whether etcd answered that the lease does not exist (any more).
-    pub fn lease_gone(&self) -> bool {
-        matches!(self, CallError::Etcd { source, .. } if lease_gone(source))
-    }
-}
-
-/// Whether `e` is etcd saying the lease does not exist: etcd-client's
-/// keep-alive reports a first answer of TTL 0 as `LeaseKeepAliveError("lease
-/// not found")`; a put or txn bound to an expired lease fails with the
-/// server's `requested lease not found`.
-pub fn lease_gone(e: &etcd_client::Error) -> bool {
-    match e {
-        etcd_client::Error::LeaseKeepAliveError(m) => m == "lease not found",
-        etcd_client::Error::GRpcStatus(s) => s.message().contains("requested lease not found"),
-        _ => false,
-    }
-}
-
-/// Runs one etcd call under [`ETCD_TIMEOUT`], keeping etcd's error.
-pub async fn call<T>(
-    what: &str,
-    fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, CallError> {
-    match tokio::time::timeout(ETCD_TIMEOUT, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(source)) => Err(CallError::Etcd {
-            what: what.to_string(),
-            source,
-        }),
-        Err(_) => Err(CallError::Timeout {
-            what: what.to_string(),
-        }),
-    }
 }
 
 /// Leases granted by agents of this process: `true` while that agent runs.
@@ -418,12 +359,12 @@ impl Registration {
             labels: self.labels.clone(),
             last_heartbeat: Some(crate::util::now_rfc3339()),
             conditions: vec![Condition::new(
-                "Ready",
+                ConditionType::Ready,
                 ready,
                 if ready {
-                    "AgentReady"
+                    Reason::AgentReady
                 } else {
-                    "DockerUnreachable"
+                    Reason::DockerUnreachable
                 },
                 message,
             )],
@@ -472,12 +413,12 @@ impl Registration {
             if let Some(old) = node
                 .status
                 .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .and_then(|s| s.conditions.iter().find(|c| c.is(ConditionType::Ready)))
             {
                 for c in status
                     .conditions
                     .iter_mut()
-                    .filter(|c| c.type_ == "Ready" && c.status == old.status)
+                    .filter(|c| c.is(ConditionType::Ready) && c.status == old.status)
                 {
                     c.last_transition_time = old.last_transition_time.clone();
                 }

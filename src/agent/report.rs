@@ -21,9 +21,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use super::register::etcd;
 use crate::resource::Observed;
 use crate::runtime::BackoffConfig;
+use crate::store::call::etcd;
 
 /// Longest period between checks that the documents written are still there.
 pub const VERIFY_EVERY: Duration = Duration::from_secs(15);

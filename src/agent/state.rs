@@ -14,7 +14,7 @@ use super::executor::Owner;
 use super::plan::{self, ContainerView, RunState, StopHow};
 use crate::docker::ContainerDetails;
 use crate::resource::observed::Event;
-use crate::resource::Condition;
+use crate::resource::{ComponentKey, Condition, ConditionType, Reason};
 
 /// Events kept per component.
 pub const MAX_EVENTS: usize = 10;
@@ -48,7 +48,7 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
-    pub fn key(&self) -> String {
+    pub fn key(&self) -> ComponentKey {
         self.owner.key()
     }
 
@@ -146,11 +146,11 @@ impl Containers {
     }
 
     /// Containers of one component (`<project>/<component>`), oldest first.
-    pub fn of(&self, key: &str) -> Vec<ContainerRecord> {
+    pub fn of(&self, key: &ComponentKey) -> Vec<ContainerRecord> {
         let mut v: Vec<ContainerRecord> = self
             .lock()
             .values()
-            .filter(|r| r.key() == key)
+            .filter(|r| r.owner.project == key.project && r.owner.component == key.name)
             .cloned()
             .collect();
         v.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
@@ -158,8 +158,8 @@ impl Containers {
     }
 
     /// The component keys that have containers.
-    pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.lock().values().map(|r| r.key()).collect();
+    pub fn keys(&self) -> Vec<ComponentKey> {
+        let mut keys: Vec<ComponentKey> = self.lock().values().map(|r| r.key()).collect();
         keys.sort();
         keys.dedup();
         keys
@@ -388,61 +388,68 @@ impl Containers {
 /// Conditions and recent events of each component, kept by the agent.
 #[derive(Clone, Default)]
 pub struct ComponentStates {
-    inner: Arc<Mutex<HashMap<String, ComponentState>>>,
+    inner: Arc<Mutex<HashMap<ComponentKey, ComponentState>>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ComponentState {
     /// By condition type.
-    pub conditions: BTreeMap<String, Condition>,
+    pub conditions: BTreeMap<ConditionType, Condition>,
     pub events: VecDeque<Event>,
 }
 
 impl ComponentStates {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, ComponentState>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ComponentKey, ComponentState>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, key: &str) -> ComponentState {
+    pub fn get(&self, key: &ComponentKey) -> ComponentState {
         self.lock().get(key).cloned().unwrap_or_default()
     }
 
     /// Sets a condition, keeping its transition time when its status is unchanged.
-    pub fn set_condition(&self, key: &str, type_: &str, ok: bool, reason: &str, message: &str) {
+    pub fn set_condition(
+        &self,
+        key: &ComponentKey,
+        type_: ConditionType,
+        ok: bool,
+        reason: Reason,
+        message: &str,
+    ) {
         let mut map = self.lock();
-        let st = map.entry(key.to_string()).or_default();
+        let st = map.entry(key.clone()).or_default();
         let new = Condition::new(type_, ok, reason, message);
-        match st.conditions.get_mut(type_) {
+        match st.conditions.get_mut(&type_) {
             Some(c) if c.status == new.status => {
                 c.reason = new.reason;
                 c.message = new.message;
             }
             _ => {
-                st.conditions.insert(type_.to_string(), new);
+                st.conditions.insert(type_, new);
             }
         }
     }
 
-    pub fn clear_condition(&self, key: &str, type_: &str) {
+    pub fn clear_condition(&self, key: &ComponentKey, type_: ConditionType) {
         if let Some(st) = self.lock().get_mut(key) {
-            st.conditions.remove(type_);
+            st.conditions.remove(&type_);
         }
     }
 
-    pub fn has_condition(&self, key: &str, type_: &str) -> bool {
+    pub fn has_condition(&self, key: &ComponentKey, type_: ConditionType) -> bool {
         self.lock()
             .get(key)
-            .is_some_and(|s| s.conditions.contains_key(type_))
+            .is_some_and(|s| s.conditions.contains_key(&type_))
     }
 
     /// Records an event (the last [`MAX_EVENTS`] are kept). An event that
     /// repeats one already kept (same reason and message, e.g. a ready check
     /// failing the same way every 30 s) replaces it, so repeats do not push
     /// other events out.
-    pub fn event(&self, key: &str, reason: &str, message: &str) {
+    pub fn event(&self, key: &ComponentKey, reason: &str, message: &str) {
         tracing::info!(component = %key, reason, message, "event");
         let mut map = self.lock();
-        let st = map.entry(key.to_string()).or_default();
+        let st = map.entry(key.clone()).or_default();
         st.events
             .retain(|e| e.reason != reason || e.message != message);
         st.events.push_back(Event {
@@ -455,13 +462,10 @@ impl ComponentStates {
         }
     }
 
-    pub fn forget(&self, key: &str) {
+    pub fn forget(&self, key: &ComponentKey) {
         self.lock().remove(key);
     }
 }
-
-/// The condition type local assignment publishes about placement.
-pub const UNSCHEDULABLE: &str = "Unschedulable";
 
 /// What placement (local assignment, until a coordinator exists) has to say
 /// about a component on this node, as a condition of its observed document.
@@ -469,23 +473,23 @@ pub const UNSCHEDULABLE: &str = "Unschedulable";
 /// containers and assignment (an unschedulable component has neither).
 #[derive(Clone, Default)]
 pub struct PlacementNotes {
-    inner: Arc<Mutex<HashMap<String, Condition>>>,
+    inner: Arc<Mutex<HashMap<ComponentKey, Condition>>>,
 }
 
 impl PlacementNotes {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Condition>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ComponentKey, Condition>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The note of a component (`<project>/<component>`), if any.
-    pub fn get(&self, key: &str) -> Option<Condition> {
+    pub fn get(&self, key: &ComponentKey) -> Option<Condition> {
         self.lock().get(key).cloned()
     }
 
     /// Sets (`Some`) or clears (`None`) the note of a component; `true` when
     /// that changed anything. The transition time is kept while the
     /// status holds.
-    pub fn set(&self, key: &str, note: Option<Condition>) -> bool {
+    pub fn set(&self, key: &ComponentKey, note: Option<Condition>) -> bool {
         let mut map = self.lock();
         match (map.get_mut(key), note) {
             (None, None) => false,
@@ -500,7 +504,7 @@ impl PlacementNotes {
                 changed
             }
             (_, Some(new)) => {
-                map.insert(key.to_string(), new);
+                map.insert(key.clone(), new);
                 true
             }
         }
@@ -570,7 +574,7 @@ mod tests {
         let r = get(&c, "a");
         assert_eq!(r.ports, BTreeMap::from([(8080, 40001)]));
         assert_eq!(r.created, SystemTime::UNIX_EPOCH + Duration::from_secs(100));
-        assert_eq!(c.keys(), vec!["p/web".to_string()]);
+        assert_eq!(c.keys(), vec![ComponentKey::new("p", "web")]);
         // Crash: counted, exit kept, the same news twice counts once.
         let t1 = t0 + Duration::from_secs(5);
         assert_eq!(
@@ -777,57 +781,53 @@ mod tests {
     #[test]
     fn placement_notes_report_changes() {
         let n = PlacementNotes::default();
-        let c = |ok, msg: &str| Some(Condition::new(UNSCHEDULABLE, ok, "NoCoordinator", msg));
-        assert!(!n.set("p/web", None));
-        assert!(n.set("p/web", c(true, "2 nodes")));
-        let t = n.get("p/web").and_then(|c| c.last_transition_time);
-        assert!(!n.set("p/web", c(true, "2 nodes")));
-        assert!(n.set("p/web", c(true, "3 nodes")));
-        let now = n.get("p/web").expect("note");
+        let c = |ok, msg: &str| {
+            Some(Condition::new(
+                ConditionType::Unschedulable,
+                ok,
+                Reason::NoCoordinator,
+                msg,
+            ))
+        };
+        let web = ComponentKey::new("p", "web");
+        assert!(!n.set(&web, None));
+        assert!(n.set(&web, c(true, "2 nodes")));
+        let t = n.get(&web).and_then(|c| c.last_transition_time);
+        assert!(!n.set(&web, c(true, "2 nodes")));
+        assert!(n.set(&web, c(true, "3 nodes")));
+        let now = n.get(&web).expect("note");
         assert_eq!(
             (now.message.as_str(), now.last_transition_time),
             ("3 nodes", t)
         );
-        assert!(n.set("p/web", c(false, "3 nodes")));
-        assert!(n.set("p/web", None));
-        assert_eq!(n.get("p/web"), None);
+        assert!(n.set(&web, c(false, "3 nodes")));
+        assert!(n.set(&web, None));
+        assert_eq!(n.get(&web), None);
     }
 
     #[test]
     fn conditions_keep_transition_time_and_events_are_bounded() {
         let s = ComponentStates::default();
-        s.set_condition(
-            "p/web",
-            "ImagePullFailed",
-            true,
-            "ImagePullFailed",
-            "no such image",
-        );
-        let t = s.get("p/web").conditions["ImagePullFailed"]
-            .last_transition_time
-            .clone();
-        s.set_condition(
-            "p/web",
-            "ImagePullFailed",
-            true,
-            "ImagePullFailed",
-            "still no image",
-        );
-        let st = s.get("p/web");
-        assert_eq!(st.conditions["ImagePullFailed"].last_transition_time, t);
-        assert_eq!(st.conditions["ImagePullFailed"].message, "still no image");
-        assert!(s.has_condition("p/web", "ImagePullFailed"));
-        s.clear_condition("p/web", "ImagePullFailed");
-        assert!(!s.has_condition("p/web", "ImagePullFailed"));
+        let web = ComponentKey::new("p", "web");
+        let pull = ConditionType::ImagePullFailed;
+        s.set_condition(&web, pull, true, Reason::ImagePullFailed, "no such image");
+        let t = s.get(&web).conditions[&pull].last_transition_time.clone();
+        s.set_condition(&web, pull, true, Reason::ImagePullFailed, "still no image");
+        let st = s.get(&web);
+        assert_eq!(st.conditions[&pull].last_transition_time, t);
+        assert_eq!(st.conditions[&pull].message, "still no image");
+        assert!(s.has_condition(&web, pull));
+        s.clear_condition(&web, pull);
+        assert!(!s.has_condition(&web, pull));
         for i in 0..15 {
-            s.event("p/web", "Restarted", &format!("{i}"));
+            s.event(&web, "Restarted", &format!("{i}"));
         }
-        let st = s.get("p/web");
+        let st = s.get(&web);
         assert_eq!(st.events.len(), MAX_EVENTS);
         assert_eq!(st.events.back().map(|e| e.message.as_str()), Some("14"));
         // A repeat replaces the event it repeats, at the end.
-        s.event("p/web", "Restarted", "9");
-        let st = s.get("p/web");
+        s.event(&web, "Restarted", "9");
+        let st = s.get(&web);
         let messages: Vec<&str> = st.events.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(
             messages,

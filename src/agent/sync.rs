@@ -23,6 +23,40 @@ use crate::docker::{ContainerEvent, EventItem};
 /// Inspects running at once during a resync.
 const RESYNC_PARALLELISM: usize = 8;
 
+/// Event inspections in flight at once; more events wait in the stream.
+const EVENT_PARALLELISM: usize = 16;
+
+/// What one event of this agent's containers asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventAction {
+    /// The container is gone: forget it.
+    Forget,
+    /// Its state changed: inspect it and merge what Docker says.
+    Inspect,
+    /// Nothing (creation is the agent's own doing, or someone else's, seen
+    /// at the start that follows; kills are followed by `die`).
+    Ignore,
+}
+
+/// What Docker's event `action` asks for (pure).
+pub fn event_action(action: &str) -> EventAction {
+    match action {
+        "destroy" => EventAction::Forget,
+        "die" | "oom" | "start" | "restart" | "stop" | "unpause" | "pause" => EventAction::Inspect,
+        _ => EventAction::Ignore,
+    }
+}
+
+/// Work the loop has in flight: inspections after events, and at most one
+/// resync. Running them beside the loop, not in it, keeps one slow inspect
+/// (an engine under load) from stalling every other event.
+type Work<'a> = futures::stream::FuturesUnordered<futures::future::BoxFuture<'a, Done>>;
+
+enum Done {
+    Event,
+    Resync(Result<(), crate::docker::Error>),
+}
+
 /// Runs until `shutdown`; `adopted` turns true after the first full resync.
 pub async fn run(
     ctx: Arc<Ctx>,
@@ -36,27 +70,44 @@ pub async fn run(
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + resync_every, resync_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut work: Work = Default::default();
+    let mut resyncing = false;
+    // A resync asked for while one runs: run once more afterwards.
+    let mut resync_again = false;
     loop {
+        let busy = work.len() > EVENT_PARALLELISM;
+        let mut resync_wanted = false;
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            item = events.next() => match item {
-                Some(EventItem::Resync) => {
-                    if let Err(e) = resync(&ctx, &root).await {
-                        tracing::warn!(error = %e, "resync failed; retrying at the next tick");
-                        continue;
-                    }
-                    let _ = adopted.send(true);
+            item = events.next(), if !busy => match item {
+                Some(EventItem::Resync) => resync_wanted = true,
+                Some(EventItem::Event(ev)) => {
+                    let (ctx, root) = (ctx.clone(), root.clone());
+                    work.push(Box::pin(async move {
+                        handle(&ctx, &root, ev).await;
+                        Done::Event
+                    }));
                 }
-                Some(EventItem::Event(ev)) => handle(&ctx, &root, ev).await,
                 None => return,
             },
-            _ = tick.tick() => {
-                if let Err(e) = resync(&ctx, &root).await {
-                    tracing::warn!(error = %e, "periodic resync failed");
-                } else {
-                    let _ = adopted.send(true);
+            _ = tick.tick() => resync_wanted = true,
+            Some(done) = work.next() => if let Done::Resync(r) = done {
+                resyncing = false;
+                match r {
+                    Ok(()) => { let _ = adopted.send(true); }
+                    Err(e) => tracing::warn!(error = %e, "resync failed; retrying at the next tick"),
                 }
-            }
+                resync_wanted = std::mem::take(&mut resync_again);
+            },
+        }
+        if resync_wanted && resyncing {
+            resync_again = true;
+        } else if resync_wanted {
+            resyncing = true;
+            let (ctx, root) = (ctx.clone(), root.clone());
+            work.push(Box::pin(
+                async move { Done::Resync(resync(&ctx, &root).await) },
+            ));
         }
     }
 }
@@ -67,41 +118,43 @@ async fn handle(ctx: &Arc<Ctx>, root: &str, ev: ContainerEvent) {
     let Some(owner) = Owner::from_labels(&ev.labels, root, &ctx.node) else {
         return;
     };
-    let key = ctx.key_of(&owner.project, &owner.component);
-    match ev.action.as_str() {
-        "destroy" => {
+    let key = ctx.key_of(&owner.key());
+    match event_action(&ev.action) {
+        EventAction::Forget => {
             ctx.tracker.forget(&ev.id);
             if ctx.containers.remove(&ev.id).is_some() {
                 let _ = ctx.trigger.send(key);
             }
         }
-        // Creation is the agent's own doing (or someone else's, seen at the
-        // start that follows); kills are followed by `die`.
-        "die" | "oom" | "start" | "restart" | "stop" | "unpause" | "pause" => {
-            let asked = tokio::time::Instant::now().into_std();
-            match ctx.exec.docker.inspect(&ev.id).await {
-                Ok(d) => {
-                    let change = ctx.containers.observe(&d, owner, ev.time, asked);
-                    if change == Change::Exited {
-                        ctx.tracker.forget(&ev.id);
-                        tracing::info!(container = %d.name, code = d.exit_code.unwrap_or(-1), oom = d.oom_killed, "container exited");
-                    }
-                    if change != Change::Unchanged {
-                        let _ = ctx.trigger.send(key);
-                    }
-                }
-                Err(e) if e.is_not_found() => {
-                    ctx.tracker.forget(&ev.id);
-                    if ctx.containers.remove(&ev.id).is_some() {
-                        let _ = ctx.trigger.send(key);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(container = %ev.id, error = %e, "inspecting after an event failed")
-                }
+        EventAction::Inspect => inspect(ctx, &ev, owner, key).await,
+        EventAction::Ignore => {}
+    }
+}
+
+/// Inspects a container after an event and merges the answer (ordered by
+/// Docker's own clock, so answers arriving out of order are harmless).
+async fn inspect(ctx: &Arc<Ctx>, ev: &ContainerEvent, owner: Owner, key: String) {
+    let asked = tokio::time::Instant::now().into_std();
+    match ctx.exec.docker.inspect(&ev.id).await {
+        Ok(d) => {
+            let change = ctx.containers.observe(&d, owner, ev.time, asked);
+            if change == Change::Exited {
+                ctx.tracker.forget(&ev.id);
+                tracing::info!(container = %d.name, code = d.exit_code.unwrap_or(-1), oom = d.oom_killed, "container exited");
+            }
+            if change != Change::Unchanged {
+                let _ = ctx.trigger.send(key);
             }
         }
-        _ => {}
+        Err(e) if e.is_not_found() => {
+            ctx.tracker.forget(&ev.id);
+            if ctx.containers.remove(&ev.id).is_some() {
+                let _ = ctx.trigger.send(key);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(container = %ev.id, error = %e, "inspecting after an event failed")
+        }
     }
 }
 
@@ -140,9 +193,7 @@ pub async fn resync(ctx: &Arc<Ctx>, root: &str) -> Result<(), crate::docker::Err
     }
     for gone in ctx.containers.retain_listed(&present, listed_at) {
         ctx.tracker.forget(&gone.id);
-        let _ = ctx
-            .trigger
-            .send(ctx.key_of(&gone.owner.project, &gone.owner.component));
+        let _ = ctx.trigger.send(ctx.key_of(&gone.key()));
     }
     // Forget checks of containers no longer known.
     let known: HashSet<String> = ctx.containers.ids().into_iter().collect();
@@ -154,10 +205,33 @@ pub async fn resync(ctx: &Arc<Ctx>, root: &str) -> Result<(), crate::docker::Err
     let (running, all) = ctx.containers.counts();
     ctx.metrics.containers.set(all as i64);
     ctx.metrics.containers_running.set(running as i64);
-    for key in ctx.containers.keys() {
-        if let Some((p, c)) = key.split_once('/') {
-            let _ = ctx.trigger.send(ctx.key_of(p, c));
-        }
+    for ck in ctx.containers.keys() {
+        let _ = ctx.trigger.send(ctx.key_of(&ck));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_actions() {
+        let check =
+            |action: &str, want: EventAction| assert_eq!(event_action(action), want, "{action}");
+        check("destroy", EventAction::Forget);
+        for a in ["die", "oom", "start", "restart", "stop", "pause", "unpause"] {
+            check(a, EventAction::Inspect);
+        }
+        for a in [
+            "create",
+            "kill",
+            "attach",
+            "exec_start",
+            "health_status",
+            "",
+        ] {
+            check(a, EventAction::Ignore);
+        }
+    }
 }

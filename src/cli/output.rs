@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::resource::{Component, ComponentStatus, Condition, Kind, Node, Object, Observed};
+use crate::resource::{
+    Component, ComponentStatus, Condition, ConditionType, Kind, Node, Object, Observed, Reason,
+};
 
 /// A plain-text table with columns padded to the widest cell, 3 spaces apart.
 #[derive(Default)]
@@ -177,23 +179,23 @@ pub fn rolled_up_status(c: &Component, observed: &[&Observed], nodes: &[Node]) -
     }
     let word = status_word(c, &n);
     // Derived at read time: no transition time to report.
-    let derived = |type_: &str, ok: bool, reason: &str, message: String| Condition {
+    let derived = |type_: ConditionType, ok: bool, reason: &str, message: String| Condition {
         last_transition_time: None,
-        ..Condition::new(type_, ok, reason, message)
+        ..Condition::with_reason(type_, ok, reason, message)
     };
     conditions.push(derived(
-        "Available",
+        ConditionType::Available,
         n.available >= n.desired,
         if n.available >= n.desired {
-            "MinimumReplicasAvailable"
+            Reason::MinimumReplicasAvailable.as_str()
         } else {
-            "MinimumReplicasUnavailable"
+            Reason::MinimumReplicasUnavailable.as_str()
         },
         format!("{}/{} available", n.available, n.desired),
     ));
     let done = n.updated >= n.desired && n.ready >= n.desired;
     conditions.push(derived(
-        "Progressing",
+        ConditionType::Progressing,
         !done,
         &word,
         format!(
@@ -319,7 +321,7 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
             let ready = node
                 .status
                 .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .and_then(|s| s.conditions.iter().find(|c| c.is(ConditionType::Ready)))
                 .map(|c| c.is_true());
             let mut status = match ready {
                 Some(true) => "Ready".to_string(),

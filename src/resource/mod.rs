@@ -4,6 +4,8 @@
 //! Invariant: nothing here performs I/O; these are plain data types.
 
 pub mod component;
+pub mod condition;
+pub mod key;
 pub mod meta;
 pub mod node;
 pub mod observed;
@@ -13,7 +15,9 @@ pub mod selector;
 pub mod validate;
 
 pub use component::{Component, ComponentSpec, ComponentStatus, Revision, Template};
-pub use meta::{Condition, ObjectMeta, API_VERSION, DEFAULT_PROJECT};
+pub use condition::{Condition, ConditionType, Reason};
+pub use key::ComponentKey;
+pub use meta::{ObjectMeta, API_VERSION, DEFAULT_PROJECT};
 pub use node::{Node, NodeSpec, NodeStatus};
 pub use observed::{Assignment, Observed};
 pub use project::{Project, ProjectSpec};

@@ -56,12 +56,14 @@
 
 pub mod backoff;
 pub mod controller;
+pub mod doc;
 pub mod reflector;
 pub mod scheduler;
 pub mod watcher;
 
 pub use backoff::{Backoff, BackoffConfig, Backoffs};
 pub use controller::{trigger_keys, Action, Controller, ControllerConfig};
+pub use doc::{Doc, Unreadable};
 pub use reflector::{reflector, store, Reader, Writer};
 pub use scheduler::Scheduler;
 pub use watcher::{watcher, Event, Kv, WatcherConfig};

@@ -2,7 +2,7 @@
 //!
 //! Invariant: every etcd key berth reads or writes is built here.
 
-use crate::resource::Kind;
+use crate::resource::{ComponentKey, Kind};
 
 /// Builds keys under one root (default `/berth`). Several clusters can share
 /// one etcd by using different roots.
@@ -95,6 +95,36 @@ impl Keys {
         format!("{}/assignments/", self.root)
     }
 
+    /// `assignments/<node>/<project>/<component>` of a component.
+    pub fn assignment_of(&self, node: &str, c: &ComponentKey) -> String {
+        self.assignment(node, &c.project, &c.name)
+    }
+
+    /// The component of an assignment key of `node`.
+    pub fn component_of_assignment(&self, node: &str, key: &str) -> Option<ComponentKey> {
+        ComponentKey::from_parts(&self.parts(&self.assignments_prefix(node), key)?)
+    }
+
+    /// The node and component of any node's assignment key.
+    pub fn split_assignment(&self, key: &str) -> Option<(String, ComponentKey)> {
+        match self.parts(&self.all_assignments_prefix(), key)?.as_slice() {
+            [node, rest @ ..] if !node.is_empty() => {
+                Some((node.to_string(), ComponentKey::from_parts(rest)?))
+            }
+            _ => None,
+        }
+    }
+
+    /// `specs/component/<project>/<component>` of a component.
+    pub fn component_spec(&self, c: &ComponentKey) -> String {
+        self.spec(Kind::Component, Some(&c.project), &c.name)
+    }
+
+    /// The component of a component spec key.
+    pub fn component_of_spec(&self, key: &str) -> Option<ComponentKey> {
+        ComponentKey::from_parts(&self.parts(&self.spec_prefix(Kind::Component, None), key)?)
+    }
+
     /// `observed/<node>/<project>/<component>`.
     pub fn observed(&self, node: &str, project: &str, component: &str) -> String {
         format!("{}{project}/{component}", self.observed_prefix(node))
@@ -102,6 +132,11 @@ impl Keys {
 
     pub fn observed_prefix(&self, node: &str) -> String {
         format!("{}/observed/{node}/", self.root)
+    }
+
+    /// `observed/<node>/<project>/<component>` of a component.
+    pub fn observed_of(&self, node: &str, c: &ComponentKey) -> String {
+        self.observed(node, &c.project, &c.name)
     }
 
     pub fn all_observed_prefix(&self) -> String {
@@ -183,6 +218,14 @@ mod tests {
             "/berth/observed/n1/shop/web"
         );
         assert_eq!(k.node("n1"), "/berth/nodes/n1");
+        let c = ComponentKey::new("shop", "web");
+        let akey = k.assignment_of("n1", &c);
+        assert_eq!(k.component_of_assignment("n1", &akey), Some(c.clone()));
+        assert_eq!(k.component_of_assignment("n2", &akey), None);
+        assert_eq!(k.split_assignment(&akey), Some(("n1".into(), c.clone())));
+        assert_eq!(k.component_of_spec(&k.component_spec(&c)), Some(c.clone()));
+        assert_eq!(k.component_of_spec("/berth/specs/component/shop"), None);
+        assert_eq!(k.observed_of("n1", &c), "/berth/observed/n1/shop/web");
         assert_eq!(prefix_end(b"/a/"), b"/a0".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b""), vec![0]);

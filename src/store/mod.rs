@@ -6,6 +6,7 @@
 //! etcd transaction guarded by a compare on the keys it read.
 
 mod apply;
+pub mod call;
 mod keys;
 mod read;
 
