@@ -276,3 +276,65 @@ async fn oom_killed_containers_show_the_reason_and_crash_loop() {
     .await;
     assert!(table.contains("0/1"), "{table}");
 }
+
+/// Logs written to a pipe (a log file, journald) carry no ANSI colour codes:
+/// they would be stored as escape-sequence garbage. Runs the real agent with
+/// stderr to a pipe, as a service manager does, and `NO_COLOR` unset.
+#[tokio::test]
+async fn agent_logs_to_a_pipe_carry_no_colour_codes() {
+    let etcd = TestEtcd::start().await;
+    let node = images::unique("logs");
+    let _guard = NodeContainers {
+        root: etcd.root().to_string(),
+        node: node.clone(),
+    };
+    let mut child = Command::new(BERTH)
+        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
+        .args(["agent", "--node", &node, "--lease-ttl", "3s"])
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .env_remove("BERTH_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth agent");
+    let stderr = child.stderr.take().expect("stderr");
+    let agent = Agent(child);
+    let lines = read_lines(stderr);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("agent starting")) {
+        match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no 'agent starting' log line ({e}); stderr so far: {seen:?}"),
+        }
+    }
+    signal(&agent, libc::SIGTERM);
+    // The rest, up to the exit (the pipe closes).
+    loop {
+        match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => seen.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("the agent did not exit on SIGTERM ({e}): {seen:?}"),
+        }
+    }
+    let log = seen.join("\n");
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains("\x1b["),
+        "ANSI escape codes in piped logs: {log:?}"
+    );
+}
+
+/// Sends each line `from` yields until it closes.
+fn read_lines(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
