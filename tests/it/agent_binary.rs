@@ -67,6 +67,35 @@ async fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Opt
     }
 }
 
+/// The observed document at `observed_key` once the agent running now
+/// wrote it with its containers all ready: bound to the lease that holds
+/// `node_key`, once that is not `dead` (a killed agent's lease).
+async fn fresh_observed(
+    etcd: &TestEtcd,
+    node_key: &str,
+    observed_key: &str,
+    dead: i64,
+) -> berth::resource::Observed {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < Duration::from_secs(60) {
+        let live = etcd.lease_of(node_key).await.filter(|l| *l != dead);
+        if let (Some(live), Some((v, lease))) = (live, etcd.get_with_lease(observed_key).await) {
+            let o: berth::resource::Observed = serde_json::from_slice(&v).expect("observed JSON");
+            let ready = o
+                .containers
+                .iter()
+                .all(|c| c.phase == berth::resource::observed::ContainerPhase::Ready);
+            if lease == live && ready {
+                return o;
+            }
+            last = Some((lease, o));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no observed document from the new agent (dead lease {dead:x}); last: {last:#?}");
+}
+
 fn signal(agent: &Agent, sig: i32) {
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(agent.0.id() as i32, sig) };
@@ -195,6 +224,8 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
     assert_eq!(ids.len(), 2);
 
     // SIGKILL and a new agent process: the same containers, not new ones.
+    let node_key = format!("{}/nodes/{node}", etcd.root());
+    let dead = etcd.lease_of(&node_key).await.expect("registered");
     signal(&agent, libc::SIGKILL);
     let _ = agent.0.wait();
     agent = start_agent(&etcd, &node, &addr);
@@ -202,7 +233,11 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
         http(&addr, "/readyz").filter(|r| r.contains(" 200 "))
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Judge by what the new agent published, not by what the dead one left
+    // (bound to its lease until that expires).
+    let observed_key = format!("{}/observed/{node}/default/web", etcd.root());
+    let o = fresh_observed(&etcd, &node_key, &observed_key, dead).await;
+    assert_eq!(o.containers.len(), 2, "{o:#?}");
     let mut after: Vec<String> = web_only(guard.list().await)
         .into_iter()
         .map(|c| c.id)
@@ -227,7 +262,6 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
-    let node_key = format!("{}/nodes/{node}", etcd.root());
     assert!(
         etcd.get(&node_key).await.is_none(),
         "lease not released on SIGTERM"
