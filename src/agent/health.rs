@@ -9,9 +9,10 @@
 //! - A container without ready checks is ready as soon as it is tracked
 //!   (synchronously: no notification is sent for it).
 //! - Health checks start one interval after the container became ready; each
-//!   check counts its own consecutive failures, and `failureThreshold` of them
-//!   make the container `Unhealthy` (sticky: it is replaced, the planner
-//!   waits for the replacement to be ready before stopping it).
+//!   check counts its own consecutive failures in a [`CheckState`], and
+//!   `failureThreshold` of them make the container `Unhealthy` (sticky: it
+//!   is replaced, the planner waits for the replacement to be ready before
+//!   stopping it).
 //! - Every phase change sends the container's component key on the
 //!   notification channel, so that component is reconciled at once.
 //! - Every failed probe is handed to the [`OnFailure`] callback (metrics);
@@ -22,7 +23,8 @@
 //!   every [`REPORT_CHANGED_MIN`]), so observed documents do not churn.
 //!
 //! The probes themselves are behind [`Prober`] (`crate::checks` in the agent,
-//! a fake in tests).
+//! a fake in tests). Every delay is a `tokio::time` one, so the tests run on
+//! paused time and assert exact instants.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +36,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::plan::CheckPhase;
+use crate::checks::CheckState;
 use crate::resource::component::Check;
 use crate::resource::quantity;
 
@@ -348,33 +351,8 @@ async fn run_checks(
     ready: Vec<Check>,
     health: Vec<Check>,
 ) {
-    // Ready checks: all must pass in the same round.
     if !ready.is_empty() {
-        let interval = ready
-            .iter()
-            .map(|c| c.interval_or(READY_INTERVAL))
-            .min()
-            .unwrap_or(READY_INTERVAL.std());
-        let mut retry = FAST_RETRY;
-        let mut limit = ReportLimit::default();
-        loop {
-            let mut all = true;
-            for check in &ready {
-                if let Err(e) = probe_once(&inner, &target, check).await {
-                    tracing::trace!(container = %target.id, error = %e, "ready check failed");
-                    let message = format!("ready check {} failed: {e}", describe(check));
-                    let notable = limit.notable(&message, Instant::now());
-                    inner.failed(&key, &target, CheckKind::Ready, message, notable);
-                    all = false;
-                    break;
-                }
-            }
-            if all {
-                break;
-            }
-            tokio::time::sleep(retry.min(interval)).await;
-            retry = retry.saturating_mul(2);
-        }
+        wait_ready(&inner, &key, &target, &ready).await;
         inner.set_phase(
             &target.id,
             epoch,
@@ -386,44 +364,74 @@ async fn run_checks(
     if health.is_empty() {
         return;
     }
-    // Health checks: each on its own interval; the first to reach its
+    // Each health check on its own interval; the first to reach its
     // threshold makes the container unhealthy.
-    let loops = health.iter().map(|check| {
-        let inner = &inner;
-        let target = &target;
-        let key = &key;
-        Box::pin(async move {
-            let interval = check.interval_or(HEALTH_INTERVAL);
-            let threshold = check.failure_threshold();
-            let mut failures = 0u32;
-            let mut limit = ReportLimit::default();
-            loop {
-                tokio::time::sleep(interval).await;
-                match probe_once(inner, target, check).await {
-                    Ok(()) => failures = 0,
-                    Err(e) => {
-                        failures += 1;
-                        tracing::debug!(container = %target.id, failures, threshold, error = %e, "health check failed");
-                        if failures >= threshold {
-                            let reason = format!("{} failed {failures} times: {e}", describe(check));
-                            // Not notable: the planner records it (Unhealthy).
-                            inner.failed(key, target, CheckKind::Health, reason.clone(), false);
-                            return reason;
-                        }
-                        let message = format!(
-                            "health check {} failed ({failures}/{threshold}): {e}",
-                            describe(check)
-                        );
-                        let notable = limit.notable(&message, Instant::now());
-                        inner.failed(key, target, CheckKind::Health, message, notable);
-                    }
-                }
-            }
-        })
-    });
+    let loops = health
+        .iter()
+        .map(|check| Box::pin(until_unhealthy(&inner, &key, &target, check)));
     let (reason, _, _) = futures::future::select_all(loops).await;
     tracing::info!(container = %target.id, %reason, "container unhealthy");
     inner.set_phase(&target.id, epoch, CheckPhase::Unhealthy { reason });
+}
+
+/// Probes the ready checks until all pass in the same round, retrying fast
+/// at first (see the module docs).
+async fn wait_ready(inner: &Inner, key: &str, target: &ProbeTarget, ready: &[Check]) {
+    let interval = ready
+        .iter()
+        .map(|c| c.interval_or(READY_INTERVAL))
+        .min()
+        .unwrap_or(READY_INTERVAL.std());
+    let mut retry = FAST_RETRY;
+    let mut limit = ReportLimit::default();
+    loop {
+        let mut all = true;
+        for check in ready {
+            if let Err(e) = probe_once(inner, target, check).await {
+                tracing::trace!(container = %target.id, error = %e, "ready check failed");
+                let message = format!("ready check {} failed: {e}", describe(check));
+                let notable = limit.notable(&message, Instant::now());
+                inner.failed(key, target, CheckKind::Ready, message, notable);
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return;
+        }
+        tokio::time::sleep(retry.min(interval)).await;
+        retry = retry.saturating_mul(2);
+    }
+}
+
+/// Probes one health check every interval until `failureThreshold`
+/// consecutive failures; returns why the container is unhealthy.
+async fn until_unhealthy(inner: &Inner, key: &str, target: &ProbeTarget, check: &Check) -> String {
+    let interval = check.interval_or(HEALTH_INTERVAL);
+    let mut state = CheckState::for_check(check);
+    let mut limit = ReportLimit::default();
+    loop {
+        tokio::time::sleep(interval).await;
+        let Err(e) = probe_once(inner, target, check).await else {
+            state.record(true);
+            continue;
+        };
+        let verdict = state.record(false);
+        let (failures, threshold) = (state.consecutive_failures(), state.failure_threshold());
+        tracing::debug!(container = %target.id, failures, threshold, error = %e, "health check failed");
+        if verdict.is_failed() {
+            let reason = format!("{} failed {failures} times: {e}", describe(check));
+            // Not notable: the planner records it (Unhealthy).
+            inner.failed(key, target, CheckKind::Health, reason.clone(), false);
+            return reason;
+        }
+        let message = format!(
+            "health check {} failed ({failures}/{threshold}): {e}",
+            describe(check)
+        );
+        let notable = limit.notable(&message, Instant::now());
+        inner.failed(key, target, CheckKind::Health, message, notable);
+    }
 }
 
 /// `http :8080/healthz`, `tcp :8080`, `exec [cat /ready]`.
@@ -439,34 +447,83 @@ pub fn describe(check: &Check) -> String {
     }
 }
 
+/// Every test runs on paused tokio time: a `tokio::time::sleep` in a test
+/// returns at once, after the runtime has jumped from timer to timer (in
+/// order) and run every probe task due on the way. So instants are exact,
+/// and "nothing happened within an hour" is proven, not hoped for.
+/// (`tokio::time::advance` is not used: it fires every timer it jumps past
+/// at the same instant, in any order, and does not wait for them.)
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resource::component::{HttpProbe, TcpProbe};
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// Fails the first `fail_first` probes, then follows `healthy`.
-    struct Fake {
-        calls: AtomicU32,
-        fail_first: u32,
-        healthy: Arc<std::sync::atomic::AtomicBool>,
+    /// A fake prober: fails the first `fail_first` probes, then follows
+    /// `healthy`; a hanging one never answers. Records when each probe ran.
+    struct FakeProber {
+        start: Instant,
+        fail_first: usize,
+        hang: bool,
+        healthy: AtomicBool,
+        calls: Mutex<Vec<Duration>>,
     }
 
-    impl Prober for Fake {
+    impl FakeProber {
+        fn failing_first(fail_first: usize) -> Arc<FakeProber> {
+            Arc::new(FakeProber {
+                start: Instant::now(),
+                fail_first,
+                hang: false,
+                healthy: AtomicBool::new(true),
+                calls: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn hanging() -> Arc<FakeProber> {
+            let mut fake = FakeProber::failing_first(0);
+            Arc::get_mut(&mut fake).expect("not shared yet").hang = true;
+            fake
+        }
+
+        fn set_healthy(&self, healthy: bool) {
+            self.healthy.store(healthy, Ordering::SeqCst);
+        }
+
+        /// When each probe ran, in ms since the fake was made.
+        fn calls_ms(&self) -> Vec<u128> {
+            let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            calls.iter().map(|d| d.as_millis()).collect()
+        }
+    }
+
+    impl Prober for FakeProber {
         fn probe<'a>(
             &'a self,
             _: &'a ProbeTarget,
             _: &'a Check,
         ) -> BoxFuture<'a, Result<(), String>> {
+            let n = {
+                let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+                calls.push(self.start.elapsed());
+                calls.len()
+            };
+            let fail = n <= self.fail_first || !self.healthy.load(Ordering::SeqCst);
             Box::pin(async move {
-                let n = self.calls.fetch_add(1, Ordering::SeqCst);
-                if n < self.fail_first || !self.healthy.load(Ordering::SeqCst) {
+                if self.hang {
+                    futures::future::pending::<()>().await;
+                }
+                if fail {
                     Err("connection refused".into())
                 } else {
                     Ok(())
                 }
             })
         }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     fn http(interval_ms: u64, threshold: u32) -> Check {
@@ -481,31 +538,44 @@ mod tests {
         }
     }
 
-    fn setup(
-        fail_first: u32,
-    ) -> (
-        Tracker,
-        mpsc::UnboundedReceiver<String>,
-        Arc<Fake>,
-        Arc<AtomicU32>,
-    ) {
-        let fake = Arc::new(Fake {
-            calls: AtomicU32::new(0),
-            fail_first,
-            healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-        });
-        let (tx, rx) = mpsc::unbounded_channel();
-        let failures = Arc::new(AtomicU32::new(0));
-        let f = failures.clone();
-        let on_failure: OnFailure = Arc::new(move |_: &Failure| {
-            f.fetch_add(1, Ordering::SeqCst);
-        });
-        (
-            Tracker::new(fake.clone(), tx, Some(on_failure)),
-            rx,
-            fake,
-            failures,
-        )
+    /// A tracker over `fake`, its notifications and every failure it reported.
+    struct Setup {
+        tracker: Tracker,
+        rx: mpsc::UnboundedReceiver<String>,
+        failures: Arc<Mutex<Vec<Failure>>>,
+    }
+
+    impl Setup {
+        fn new(fake: Arc<FakeProber>) -> Setup {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let failures = Arc::new(Mutex::new(Vec::new()));
+            let seen = failures.clone();
+            let on_failure: OnFailure = Arc::new(move |f: &Failure| {
+                seen.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(f.clone())
+            });
+            Setup {
+                tracker: Tracker::new(fake, tx, Some(on_failure)),
+                rx,
+                failures,
+            }
+        }
+
+        fn failures(&self) -> Vec<Failure> {
+            self.failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        }
+
+        /// The next notification; fails after 5 s (of paused time).
+        async fn next(&mut self) -> String {
+            match tokio::time::timeout(Duration::from_secs(5), self.rx.recv()).await {
+                Ok(Some(k)) => k,
+                other => panic!("no notification: {other:?}"),
+            }
+        }
     }
 
     fn target(id: &str) -> ProbeTarget {
@@ -515,94 +585,120 @@ mod tests {
         }
     }
 
-    /// Receives the next notification, failing the test after 5 s.
-    async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
-        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-            Ok(Some(k)) => k,
-            other => panic!("no notification: {other:?}"),
-        }
-    }
+    const HOUR: Duration = Duration::from_secs(3600);
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn no_ready_checks_means_ready_at_once() {
-        let (t, mut rx, _, _) = setup(0);
-        t.track("p/web", target("c1"), "h1", vec![], vec![]);
+        let mut s = Setup::new(FakeProber::failing_first(0));
+        s.tracker.track("p/web", target("c1"), "h1", vec![], vec![]);
         assert!(matches!(
-            t.status("c1"),
+            s.tracker.status("c1"),
             Some((CheckPhase::Ready { .. }, Some(_)))
         ));
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(HOUR).await;
         assert!(
-            rx.try_recv().is_err(),
+            s.rx.try_recv().is_err(),
             "no notification for a phase set synchronously"
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn first_probe_is_immediate_and_retries_are_fast() {
-        let (t, mut rx, fake, failures) = setup(2);
+        let fake = FakeProber::failing_first(2);
+        let mut s = Setup::new(fake.clone());
         let start = Instant::now();
-        t.track("p/web", target("c1"), "h1", vec![http(1000, 3)], vec![]);
-        assert!(matches!(t.phase("c1"), Some(CheckPhase::Starting { .. })));
-        assert_eq!(next(&mut rx).await, "p/web");
-        // Two failures: 25 ms + 50 ms of retries, not two whole intervals.
-        let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(75) && took < Duration::from_millis(900),
-            "{took:?}"
-        );
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
-        assert_eq!(failures.load(Ordering::SeqCst), 2);
-        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+        s.tracker
+            .track("p/web", target("c1"), "h1", vec![http(1000, 3)], vec![]);
+        assert!(matches!(
+            s.tracker.phase("c1"),
+            Some(CheckPhase::Starting { .. })
+        ));
+        assert_eq!(s.next().await, "p/web");
+        // Two failures cost 25 ms + 50 ms of retries, not two whole intervals.
+        assert_eq!(start.elapsed(), ms(75));
+        assert_eq!(fake.calls_ms(), [0, 25, 75]);
+        assert_eq!(s.failures().len(), 2);
+        assert!(matches!(
+            s.tracker.phase("c1"),
+            Some(CheckPhase::Ready { .. })
+        ));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn ready_retries_are_capped_at_the_interval() {
-        let (t, mut rx, fake, _) = setup(6);
+        let fake = FakeProber::failing_first(6);
+        let mut s = Setup::new(fake.clone());
         let start = Instant::now();
-        t.track("p/web", target("c1"), "h1", vec![http(60, 3)], vec![]);
-        assert_eq!(next(&mut rx).await, "p/web");
-        // 25 + 50 + 60 * 4 = 315 ms; uncapped doubling would take 1575 ms.
-        let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(315) && took < Duration::from_millis(1200),
-            "{took:?}"
-        );
-        assert_eq!(fake.calls.load(Ordering::SeqCst), 7);
+        s.tracker
+            .track("p/web", target("c1"), "h1", vec![http(60, 3)], vec![]);
+        assert_eq!(s.next().await, "p/web");
+        // 25 + 50, then every 60 ms; uncapped doubling would take 1575 ms.
+        assert_eq!(fake.calls_ms(), [0, 25, 75, 135, 195, 255, 315]);
+        assert_eq!(start.elapsed(), ms(315));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn health_failures_reaching_the_threshold_make_it_unhealthy() {
-        let (t, mut rx, fake, _) = setup(0);
-        t.track(
+        let fake = FakeProber::failing_first(0);
+        let mut s = Setup::new(fake.clone());
+        let start = Instant::now();
+        s.tracker.track(
             "p/web",
             target("c1"),
             "h1",
             vec![http(1000, 3)],
             vec![http(50, 3)],
         );
-        assert_eq!(next(&mut rx).await, "p/web");
-        // Failures below the threshold followed by a success: still ready.
-        fake.healthy.store(false, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(75)).await;
-        fake.healthy.store(true, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
-        // Three in a row: unhealthy, notified.
-        let start = Instant::now();
-        fake.healthy.store(false, Ordering::SeqCst);
-        assert_eq!(next(&mut rx).await, "p/web");
-        let took = start.elapsed();
-        assert!(
-            took >= Duration::from_millis(100) && took < Duration::from_millis(1500),
-            "{took:?}"
-        );
-        match t.phase("c1") {
+        assert_eq!(s.next().await, "p/web");
+        assert_eq!(start.elapsed(), ms(0), "ready at the first probe");
+        // Health probes every 50 ms from then: two failures (50, 100), then
+        // two passes (150, 200): still ready, nobody notified.
+        fake.set_healthy(false);
+        tokio::time::sleep(ms(125)).await;
+        fake.set_healthy(true);
+        tokio::time::sleep(ms(100)).await;
+        assert!(matches!(
+            s.tracker.phase("c1"),
+            Some(CheckPhase::Ready { .. })
+        ));
+        assert!(s.rx.try_recv().is_err(), "no phase change");
+        // Three in a row (250, 300, 350): unhealthy, notified at once.
+        fake.set_healthy(false);
+        assert_eq!(s.next().await, "p/web");
+        assert_eq!(start.elapsed(), ms(350));
+        assert_eq!(fake.calls_ms(), [0, 50, 100, 150, 200, 250, 300, 350]);
+        match s.tracker.phase("c1") {
             Some(CheckPhase::Unhealthy { reason }) => {
-                assert!(reason.contains("http :8080/ failed 3 times"), "{reason}")
+                assert_eq!(reason, "http :8080/ failed 3 times: connection refused")
             }
             other => panic!("{other:?}"),
         }
+        // Every failure was reported; only the first is worth an event (the
+        // count after the passes started again from 1).
+        let reported: Vec<(String, bool)> = s
+            .failures()
+            .into_iter()
+            .map(|f| (f.message, f.notable))
+            .collect();
+        let below = |n: u32| {
+            (
+                format!("health check http :8080/ failed ({n}/3): connection refused"),
+                n == 1,
+            )
+        };
+        assert_eq!(
+            reported,
+            [
+                below(1),
+                (below(2).0, false),
+                (below(1).0, false),
+                (below(2).0, false),
+                (
+                    "http :8080/ failed 3 times: connection refused".to_string(),
+                    false
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -621,29 +717,16 @@ mod tests {
         assert!(l.notable("refused", at(40_000)));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn failures_reach_the_callback_and_the_first_is_notable() {
-        struct Refused;
-        impl Prober for Refused {
-            fn probe<'a>(
-                &'a self,
-                _: &'a ProbeTarget,
-                _: &'a Check,
-            ) -> BoxFuture<'a, Result<(), String>> {
-                Box::pin(async { Err("connection refused".to_string()) })
-            }
-        }
-        let seen = Arc::new(Mutex::new(Vec::<Failure>::new()));
-        let s = seen.clone();
-        let on_failure: OnFailure = Arc::new(move |f: &Failure| {
-            s.lock().unwrap_or_else(|e| e.into_inner()).push(f.clone())
-        });
-        let (tx, _rx) = mpsc::unbounded_channel();
-        let t = Tracker::new(Arc::new(Refused), tx, Some(on_failure));
-        t.track("p/web", target("c1"), "h1", vec![http(50, 3)], vec![]);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        t.shutdown();
-        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let fake = FakeProber::failing_first(usize::MAX);
+        let s = Setup::new(fake.clone());
+        s.tracker
+            .track("p/web", target("c1"), "h1", vec![http(50, 3)], vec![]);
+        tokio::time::sleep(ms(300)).await;
+        s.tracker.shutdown();
+        let seen = s.failures();
+        assert_eq!(seen.len(), fake.calls_ms().len(), "every failed probe");
         assert!(seen.len() >= 3, "{seen:?}");
         assert_eq!(
             seen[0],
@@ -659,20 +742,9 @@ mod tests {
         assert!(seen[1..].iter().all(|f| !f.notable), "{seen:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_hanging_probe_times_out() {
-        struct Hang;
-        impl Prober for Hang {
-            fn probe<'a>(
-                &'a self,
-                _: &'a ProbeTarget,
-                _: &'a Check,
-            ) -> BoxFuture<'a, Result<(), String>> {
-                Box::pin(futures::future::pending())
-            }
-        }
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let t = Tracker::new(Arc::new(Hang), tx, None);
+        let mut s = Setup::new(FakeProber::hanging());
         let mut check = Check {
             tcp: Some(TcpProbe { port: 1 }),
             ..Default::default()
@@ -680,69 +752,66 @@ mod tests {
         check.timeout = Some(quantity::Duration::from_millis(50));
         check.interval = Some(quantity::Duration::from_millis(50));
         check.failure_threshold = Some(2);
-        t.track("p/web", target("c1"), "h1", vec![], vec![check]);
-        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
-        assert_eq!(next(&mut rx).await, "p/web"); // unhealthy
-        match t.phase("c1") {
+        let start = Instant::now();
+        s.tracker
+            .track("p/web", target("c1"), "h1", vec![], vec![check]);
+        assert!(matches!(
+            s.tracker.phase("c1"),
+            Some(CheckPhase::Ready { .. })
+        ));
+        assert_eq!(s.next().await, "p/web"); // unhealthy
+                                             // Probes at 50 and 150 ms, each given up 50 ms later.
+        assert_eq!(start.elapsed(), ms(200));
+        match s.tracker.phase("c1") {
             Some(CheckPhase::Unhealthy { reason }) => {
-                assert!(reason.contains("timed out"), "{reason}")
+                assert!(reason.contains("timed out after 50ms"), "{reason}")
             }
             other => panic!("{other:?}"),
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn retracking_restarts_and_forget_stops() {
-        let (t, mut rx, fake, _) = setup(0);
-        t.track(
-            "p/web",
-            target("c1"),
-            "h1",
-            vec![http(1000, 3)],
-            vec![http(20, 1)],
-        );
-        assert_eq!(next(&mut rx).await, "p/web");
+        let fake = FakeProber::failing_first(0);
+        let mut s = Setup::new(fake.clone());
+        let checks = || (vec![http(1000, 3)], vec![http(20, 1)]);
+        let (ready, health) = checks();
+        s.tracker.track("p/web", target("c1"), "h1", ready, health);
+        assert_eq!(s.next().await, "p/web");
         // Restarted container: starting again, the old task is gone.
-        t.track(
-            "p/web",
-            target("c1"),
-            "h1",
-            vec![http(1000, 3)],
-            vec![http(20, 1)],
-        );
-        assert!(matches!(t.phase("c1"), Some(CheckPhase::Starting { .. })));
-        assert_eq!(next(&mut rx).await, "p/web");
-        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
-        // ensure() on a tracked container changes nothing.
-        t.ensure("p/web", target("c1"), "h1", vec![], vec![]);
-        assert!(matches!(t.phase("c1"), Some(CheckPhase::Ready { .. })));
+        let (ready, health) = checks();
+        s.tracker.track("p/web", target("c1"), "h1", ready, health);
         assert!(matches!(
-            t.status("c1"),
+            s.tracker.phase("c1"),
+            Some(CheckPhase::Starting { .. })
+        ));
+        assert_eq!(s.next().await, "p/web");
+        assert!(matches!(
+            s.tracker.phase("c1"),
+            Some(CheckPhase::Ready { .. })
+        ));
+        // ensure() on a tracked container changes nothing.
+        s.tracker
+            .ensure("p/web", target("c1"), "h1", vec![], vec![]);
+        assert!(matches!(
+            s.tracker.status("c1"),
             Some((CheckPhase::Ready { .. }, Some(_)))
         ));
         // ensure() with other checks re-tracks.
-        t.ensure(
-            "p/web",
-            target("c1"),
-            "h2",
-            vec![http(1000, 3)],
-            vec![http(20, 1)],
-        );
+        let (ready, health) = checks();
+        s.tracker.ensure("p/web", target("c1"), "h2", ready, health);
         assert!(matches!(
-            t.status("c1"),
+            s.tracker.status("c1"),
             Some((CheckPhase::Starting { .. }, None))
         ));
-        assert_eq!(next(&mut rx).await, "p/web");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        t.forget("c1");
-        assert_eq!(t.phase("c1"), None);
-        let calls = fake.calls.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(
-            fake.calls.load(Ordering::SeqCst),
-            calls,
-            "no probes after forget"
-        );
-        assert!(t.tracked().is_empty());
+        assert_eq!(s.next().await, "p/web");
+        tokio::time::sleep(ms(50)).await;
+        let calls = fake.calls_ms().len();
+        assert!(calls >= 5, "health probes ran: {:?}", fake.calls_ms());
+        s.tracker.forget("c1");
+        assert_eq!(s.tracker.phase("c1"), None);
+        tokio::time::sleep(HOUR).await;
+        assert_eq!(fake.calls_ms().len(), calls, "no probes after forget");
+        assert!(s.tracker.tracked().is_empty());
     }
 }

@@ -1,4 +1,5 @@
-//! Consecutive-failure bookkeeping for one check of one container (pure).
+//! Consecutive-failure bookkeeping for one check of one container (pure);
+//! `agent::health` keeps one per health check.
 
 /// What the latest probe result means for the container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! `berth agent`: the per-node daemon.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -86,18 +88,31 @@ impl AgentArgs {
     }
 }
 
-/// Sets up `tracing` output: human text or one JSON object per line.
-/// `RUST_LOG` overrides the default level (`info`).
+/// Sets up `tracing` output on stderr: human text or one JSON object per
+/// line. `RUST_LOG` overrides the default level (`info`). Text is coloured
+/// only on a terminal (see [`use_colour`]).
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Whether logs get ANSI colours: only for a person at a terminal. A log
+/// file, a pipe or journald would store the escape codes as text. A
+/// non-empty `NO_COLOR` turns colour off everywhere (https://no-color.org).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -123,4 +138,21 @@ pub async fn run(etcd: &EtcdArgs, args: AgentArgs) -> Result<ExitCode, CliError>
         .await
         .map_err(|e| CliError::Agent(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(!use_colour(false, None), "a file, pipe or journald");
+        assert!(!use_colour(true, Some("1".into())), "NO_COLOR=1");
+        assert!(
+            use_colour(true, Some("".into())),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!use_colour(false, Some("1".into())));
+    }
 }

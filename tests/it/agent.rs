@@ -214,6 +214,74 @@ impl Harness {
         Some(serde_json::from_slice(&v).expect("observed document"))
     }
 
+    /// Waits until the observed state of `name` was written by the agent
+    /// running now and satisfies `pred`. "Now" is the lease that holds the
+    /// node's registration, once it is not `dead_lease`: a killed agent's
+    /// documents linger on its lease until that expires, so they prove
+    /// nothing about its successor.
+    async fn wait_fresh(
+        &self,
+        name: &str,
+        dead_lease: i64,
+        what: &str,
+        pred: impl Fn(&Observed) -> bool,
+    ) -> Observed {
+        let timeout = Duration::from_secs(60);
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < timeout {
+            let live = self.etcd.lease_of(&self.node_key()).await;
+            let doc = self.etcd.get_with_lease(&self.observed_key(name)).await;
+            if let (Some(live), Some((v, lease))) = (live, doc) {
+                let o: Observed = serde_json::from_slice(&v).expect("observed document");
+                if live != dead_lease && lease == live && pred(&o) {
+                    return o;
+                }
+                last = Some((lease, o));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "timed out after {timeout:?} waiting for {name} written by the new agent (not on lease {dead_lease:x}): {what}; last (lease, observed): {last:#?}"
+        );
+    }
+
+    /// Serves the agent's `/metrics` on a free loopback port (before `start_agent`).
+    fn serve_metrics(&mut self) {
+        let port = berth::localetcd::free_port().expect("a free port");
+        self.cfg.http_addr = Some(format!("127.0.0.1:{port}"));
+    }
+
+    /// The agent's value of `series` (a metric's name and labels, as
+    /// `/metrics` writes them), if it answers.
+    async fn metric(&self, series: &str) -> Option<f64> {
+        let addr = self
+            .cfg
+            .http_addr
+            .as_deref()
+            .expect("serve_metrics() first");
+        let port = addr.rsplit(':').next()?.parse().ok()?;
+        let body = http_get_path(port, "/metrics").await?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Waits until `pred` holds for the agent's value of `series`.
+    async fn wait_metric(&self, series: &str, what: &str, pred: impl Fn(f64) -> bool) -> f64 {
+        let start = Instant::now();
+        loop {
+            let v = self.metric(series).await;
+            if let Some(v) = v.filter(|v| pred(*v)) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{series} never {what}; last: {v:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until the observed state of `name` satisfies `pred`.
     async fn wait(
         &self,
@@ -256,12 +324,7 @@ impl Harness {
             name,
             &format!("{n} ready containers"),
             Duration::from_secs(60),
-            |o| {
-                o.containers.len() == n
-                    && o.containers
-                        .iter()
-                        .all(|c| c.phase == ContainerPhase::Ready)
-            },
+            all_ready(n),
         )
         .await
     }
@@ -283,6 +346,16 @@ impl Harness {
     }
 }
 
+/// Exactly `n` containers, all ready.
+fn all_ready(n: usize) -> impl Fn(&Observed) -> bool {
+    move |o| {
+        o.containers.len() == n
+            && o.containers
+                .iter()
+                .all(|c| c.phase == ContainerPhase::Ready)
+    }
+}
+
 /// `spec` of a busybox web component with an HTTP ready check and a short grace period.
 fn web_spec(image: &str, replicas: u32) -> serde_json::Value {
     json!({
@@ -296,11 +369,16 @@ fn web_spec(image: &str, replicas: u32) -> serde_json::Value {
 
 /// The body of `GET /` on 127.0.0.1:port, if it answers 200.
 async fn http_get(port: u16) -> Option<String> {
+    http_get_path(port, "/").await
+}
+
+/// The body of `GET path` on 127.0.0.1:port, if it answers 200.
+async fn http_get_path(port: u16, path: &str) -> Option<String> {
     let run = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .ok()?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
             .await
             .ok()?;
         let mut out = String::new();
@@ -315,6 +393,18 @@ async fn http_get(port: u16) -> Option<String> {
         .ok()
         .flatten()
 }
+
+/// What container `id` answers on `GET /` through its published port 8080
+/// now (a restart may publish it on another port).
+async fn answer(docker: &Docker, id: &str) -> Option<String> {
+    let d = docker.inspect(id).await.expect("inspect");
+    http_get(*d.ports.get(&8080)?).await
+}
+
+/// The agent's gauge: 1 while it holds a live etcd lease.
+const LEASE_UP: &str = "berth_agent_etcd_lease_up";
+/// The agent's count of failed ready probes.
+const READY_FAILURES: &str = "berth_agent_check_failures_total{kind=\"ready\"}";
 
 fn port_of(o: &Observed, i: usize) -> u16 {
     *o.containers[i]
@@ -596,11 +686,11 @@ async fn agent_killed_and_restarted_keeps_the_same_containers() {
     .await;
     let before = h.container_ids().await;
     assert_eq!(before.len(), 2);
+    let dead = h.etcd.lease_of(&h.node_key()).await.expect("registered");
     h.kill_agent();
     h.start_agent();
-    // Let the new agent adopt, reconcile and publish.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let o = h.wait_ready("web", 2).await;
+    // The new agent has adopted, reconciled and published: its own document.
+    let o = h.wait_fresh("web", dead, "2 ready", all_ready(2)).await;
     let mut observed: Vec<String> = o.containers.iter().map(|c| c.id.clone()).collect();
     observed.sort();
     assert_eq!(observed, before);
@@ -613,14 +703,17 @@ async fn agent_killed_and_restarted_keeps_the_same_containers() {
         assert_eq!(c.restarts, u32::from(c.id == crashed), "{o:#?}");
     }
     // A graceful stop leaves them running too.
+    let stopped = h.etcd.lease_of(&h.node_key()).await.expect("registered");
     h.stop_agent();
     assert_eq!(h.container_ids().await, before);
     for id in &before {
         assert!(h.docker.inspect(id).await.expect("inspect").running);
     }
     h.start_agent();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    h.wait_ready("web", 2).await;
+    let o = h.wait_fresh("web", stopped, "2 ready", all_ready(2)).await;
+    let mut observed: Vec<String> = o.containers.iter().map(|c| c.id.clone()).collect();
+    observed.sort();
+    assert_eq!(observed, before);
     assert_eq!(h.container_ids().await, before);
     h.stop_agent();
 }
@@ -628,44 +721,41 @@ async fn agent_killed_and_restarted_keeps_the_same_containers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_keep_running_while_etcd_is_down() {
     let mut h = Harness::new("agent-etcd").await;
+    h.serve_metrics();
     h.start_agent();
     h.apply("web", web_spec(WEB1, 1)).await;
     let o = h.wait_ready("web", 1).await;
     let id = o.containers[0].id.clone();
-    let port = port_of(&o, 0);
+    h.wait_metric(LEASE_UP, "1", |v| v == 1.0).await;
     h.etcd.stop().await;
+    // The agent sees etcd gone: no keep-alive for a whole TTL, so it gives
+    // its lease up (what an agent that stopped containers with its lease
+    // would act on). The container answers all along.
     let down = Instant::now();
-    let mut crashed = false;
-    while down.elapsed() < Duration::from_secs(20) {
-        let current = h.docker.inspect(&id).await.expect("inspect");
-        let p = current.ports.get(&8080).copied().unwrap_or(port);
+    loop {
         assert_eq!(
-            http_get(p).await.as_deref(),
+            answer(&h.docker, &id).await.as_deref(),
             Some("web 1"),
             "container stopped answering with etcd down"
         );
-        // Mid-outage, a crash is still handled.
-        if !crashed && down.elapsed() > Duration::from_secs(5) {
-            h.docker.kill(&id).await.expect("docker kill");
-            crashed = true;
-            let t = Instant::now();
-            loop {
-                let d = h.docker.inspect(&id).await.expect("inspect");
-                if d.running
-                    && http_get(d.ports.get(&8080).copied().unwrap_or(0))
-                        .await
-                        .is_some()
-                {
-                    break;
-                }
-                assert!(
-                    t.elapsed() < Duration::from_secs(10),
-                    "not restarted with etcd down"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        if h.metric(LEASE_UP).await == Some(0.0) {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            down.elapsed() < Duration::from_secs(30),
+            "the agent never gave its lease up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // With etcd down and the lease gone, a crash is still handled.
+    h.docker.kill(&id).await.expect("docker kill");
+    let t = Instant::now();
+    while answer(&h.docker, &id).await.as_deref() != Some("web 1") {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "not restarted with etcd down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     h.etcd.restart().await;
     // The agent registers again and reports the restart.
@@ -873,11 +963,22 @@ async fn a_crash_loop_backs_off_and_shows_as_crashloop() {
     let c = &o.containers[0];
     assert_eq!(c.last_exit_code, Some(3));
     assert_eq!(c.last_reason.as_deref(), Some("Error"));
-    // Backoff: 0 s, 1 s, 2 s, 4 s...: few restarts in a few seconds.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let o = h.observed("crash").await.expect("observed");
+    // Backoff: 0 s, 1 s, 2 s, 4 s...: from the 2nd restart on, the next two
+    // wait at least 2 s + 4 s; without backoff they take well under 1 s.
+    let seen = Instant::now();
+    let r0 = c.restarts;
+    let o = h
+        .wait("crash", "two more restarts", Duration::from_secs(60), |o| {
+            o.containers.iter().any(|c| c.restarts >= r0 + 2)
+        })
+        .await;
+    let took = seen.elapsed();
     assert_eq!(o.containers.len(), 1, "crashes restart in place: {o:#?}");
-    assert!(o.containers[0].restarts <= 6, "no backoff: {o:#?}");
+    assert!(
+        took >= Duration::from_secs(5),
+        "no backoff: restarts {r0} -> {} in {took:?}",
+        o.containers[0].restarts
+    );
     h.stop_agent();
 }
 
@@ -917,6 +1018,7 @@ async fn a_container_never_ready_is_replaced_after_the_ready_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ready_check_that_never_passes_says_why() {
     let mut h = Harness::new("agent-why").await;
+    h.serve_metrics();
     h.start_agent();
     // The server listens on 8080; the ready check asks 9090 (published,
     // nothing listening there).
@@ -927,7 +1029,7 @@ async fn a_ready_check_that_never_passes_says_why() {
     ]);
     spec["readyChecks"] = json!([{"tcp": {"port": 9090}, "interval": "200ms"}]);
     spec["readyTimeout"] = json!("5m");
-    h.apply("web", spec).await;
+    h.apply("web", spec.clone()).await;
     let o = h
         .wait(
             "web",
@@ -949,9 +1051,22 @@ async fn a_ready_check_that_never_passes_says_why() {
             .starts_with(&format!("container {id}: ready check tcp :9090 failed: ")),
         "{e:?}"
     );
-    // Rate-limited: the failures every 200 ms make no new events.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let later = h.observed("web").await.expect("observed");
+    // Rate-limited: the failures every 200 ms make no new events. Proven
+    // once ten more failures were counted and a document published after
+    // them (a rollout-only change: a new generation, the same container).
+    let first_generation = o.generation;
+    let counted = h.wait_metric(READY_FAILURES, "counted", |_| true).await;
+    h.wait_metric(READY_FAILURES, "10 more", |v| v >= counted + 10.0)
+        .await;
+    spec["rollout"] = json!({"revisionHistory": 5});
+    h.apply("web", spec).await;
+    let later = h
+        .wait("web", "the new generation", Duration::from_secs(30), |o| {
+            o.generation > first_generation
+        })
+        .await;
+    assert_eq!(later.containers.len(), 1, "{later:#?}");
+    assert_eq!(later.containers[0].id, o.containers[0].id);
     let failed: Vec<_> = later
         .events
         .iter()
@@ -985,6 +1100,8 @@ async fn stop_containers_on_exit_stops_them_and_the_lease_is_released() {
 struct DockerProxy {
     path: std::path::PathBuf,
     cut: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// Connections turned away while cut.
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -1002,6 +1119,8 @@ impl DockerProxy {
         let listener = tokio::net::UnixListener::bind(&path).expect("bind the proxy socket");
         let cut = std::sync::Arc::new(tokio::sync::watch::Sender::new(false));
         let cut2 = cut.clone();
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let refused2 = refused.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
@@ -1009,6 +1128,7 @@ impl DockerProxy {
                 };
                 if *cut2.borrow() {
                     drop(inbound);
+                    refused2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     continue;
                 }
                 let mut cut_rx = cut2.subscribe();
@@ -1027,6 +1147,7 @@ impl DockerProxy {
         DockerProxy {
             path,
             cut,
+            refused,
             task,
             _dir: dir,
         }
@@ -1034,6 +1155,24 @@ impl DockerProxy {
 
     fn host(&self) -> String {
         format!("unix://{}", self.path.display())
+    }
+
+    fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until a connection made from now on is turned away: whoever
+    /// made it has tried the engine again and learnt nothing.
+    async fn wait_refused(&self) {
+        let before = self.refused();
+        let start = Instant::now();
+        while self.refused() == before {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "nobody tried the engine while it was cut off"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -1057,7 +1196,9 @@ async fn a_dropped_events_stream_is_reopened_and_resynced() {
     // cannot see the `die` event.
     proxy.cut.send_replace(true);
     h.docker.kill(&id).await.expect("docker kill");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The agent tries the engine again (reopening its events stream) after
+    // the kill and is turned away: it cannot have restarted the container.
+    proxy.wait_refused().await;
     assert!(
         !h.docker.inspect(&id).await.expect("inspect").running,
         "restarted while cut off?"
@@ -1166,18 +1307,16 @@ async fn a_lease_lost_in_a_long_outage_is_re_created() {
     // agent's lease expires with the node and observed documents on it.
     proxy.cut();
     let cut = Instant::now();
-    let mut expired = false;
     let mut n = 0;
-    while cut.elapsed() < Duration::from_secs(10) {
+    while h.etcd.get(&h.node_key()).await.is_some() || h.observed("web").await.is_some() {
+        assert!(
+            cut.elapsed() < Duration::from_secs(20),
+            "the lease did not expire while the agent was cut off"
+        );
         n += 1;
         h.etcd.put(&h.etcd.key("test/tick"), format!("{n}")).await;
-        expired = h.etcd.get(&h.node_key()).await.is_none() && h.observed("web").await.is_none();
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(
-        expired,
-        "the lease did not expire while the agent was cut off"
-    );
     proxy.restore();
     // A new lease: the node, and the observed documents, are back at once.
     let took = h.wait_registered(Duration::from_secs(15)).await;
@@ -1202,14 +1341,9 @@ async fn a_lease_lost_in_a_long_outage_is_re_created() {
         "{o:#?}"
     );
     // Both bound to the agent's (new, live) lease.
-    let mut c = h.etcd.client().await;
-    for key in [h.node_key(), h.observed_key("web")] {
-        let resp = c.get(key.as_str(), None).await.expect("get");
-        let lease = resp.kvs()[0].lease();
-        assert_ne!(lease, 0, "{key} not bound to a lease");
-        let ttl = c.lease_time_to_live(lease, None).await.expect("ttl");
-        assert!(ttl.ttl() > 0, "{key} bound to a dead lease");
-    }
+    let lease = h.etcd.lease_of(&h.node_key()).await.expect("registered");
+    assert_ne!(lease, 0, "the node is not bound to a lease");
+    assert_eq!(h.etcd.lease_of(&h.observed_key("web")).await, Some(lease));
     // The containers were never touched.
     assert_eq!(h.container_ids().await, before);
     for (id, s) in before.iter().zip(&started) {
@@ -1217,10 +1351,13 @@ async fn a_lease_lost_in_a_long_outage_is_re_created() {
         assert!(d.running);
         assert_eq!(&d.started_at, s, "container {id} restarted");
     }
-    // And the registration stays: a few TTLs later it is still there.
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    assert!(h.etcd.get(&h.node_key()).await.is_some());
-    assert!(h.observed("web").await.is_some());
+    // And the registration stays: the new lease is kept alive (renewed five
+    // times, over its 3 s TTL), with both documents still on it.
+    h.etcd
+        .wait_renewals(lease, 5, Duration::from_secs(20))
+        .await;
+    assert_eq!(h.etcd.lease_of(&h.node_key()).await, Some(lease));
+    assert_eq!(h.etcd.lease_of(&h.observed_key("web")).await, Some(lease));
     h.stop_agent();
 }
 

@@ -67,6 +67,35 @@ async fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Opt
     }
 }
 
+/// The observed document at `observed_key` once the agent running now
+/// wrote it with its containers all ready: bound to the lease that holds
+/// `node_key`, once that is not `dead` (a killed agent's lease).
+async fn fresh_observed(
+    etcd: &TestEtcd,
+    node_key: &str,
+    observed_key: &str,
+    dead: i64,
+) -> berth::resource::Observed {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < Duration::from_secs(60) {
+        let live = etcd.lease_of(node_key).await.filter(|l| *l != dead);
+        if let (Some(live), Some((v, lease))) = (live, etcd.get_with_lease(observed_key).await) {
+            let o: berth::resource::Observed = serde_json::from_slice(&v).expect("observed JSON");
+            let ready = o
+                .containers
+                .iter()
+                .all(|c| c.phase == berth::resource::observed::ContainerPhase::Ready);
+            if lease == live && ready {
+                return o;
+            }
+            last = Some((lease, o));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no observed document from the new agent (dead lease {dead:x}); last: {last:#?}");
+}
+
 fn signal(agent: &Agent, sig: i32) {
     // SAFETY: sending a signal to our own child.
     unsafe { libc::kill(agent.0.id() as i32, sig) };
@@ -195,6 +224,8 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
     assert_eq!(ids.len(), 2);
 
     // SIGKILL and a new agent process: the same containers, not new ones.
+    let node_key = format!("{}/nodes/{node}", etcd.root());
+    let dead = etcd.lease_of(&node_key).await.expect("registered");
     signal(&agent, libc::SIGKILL);
     let _ = agent.0.wait();
     agent = start_agent(&etcd, &node, &addr);
@@ -202,7 +233,11 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
         http(&addr, "/readyz").filter(|r| r.contains(" 200 "))
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Judge by what the new agent published, not by what the dead one left
+    // (bound to its lease until that expires).
+    let observed_key = format!("{}/observed/{node}/default/web", etcd.root());
+    let o = fresh_observed(&etcd, &node_key, &observed_key, dead).await;
+    assert_eq!(o.containers.len(), 2, "{o:#?}");
     let mut after: Vec<String> = web_only(guard.list().await)
         .into_iter()
         .map(|c| c.id)
@@ -227,7 +262,6 @@ async fn agent_binary_registers_serves_http_and_handles_signals() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
-    let node_key = format!("{}/nodes/{node}", etcd.root());
     assert!(
         etcd.get(&node_key).await.is_none(),
         "lease not released on SIGTERM"
@@ -275,4 +309,66 @@ async fn oom_killed_containers_show_the_reason_and_crash_loop() {
     })
     .await;
     assert!(table.contains("0/1"), "{table}");
+}
+
+/// Logs written to a pipe (a log file, journald) carry no ANSI colour codes:
+/// they would be stored as escape-sequence garbage. Runs the real agent with
+/// stderr to a pipe, as a service manager does, and `NO_COLOR` unset.
+#[tokio::test]
+async fn agent_logs_to_a_pipe_carry_no_colour_codes() {
+    let etcd = TestEtcd::start().await;
+    let node = images::unique("logs");
+    let _guard = NodeContainers {
+        root: etcd.root().to_string(),
+        node: node.clone(),
+    };
+    let mut child = Command::new(BERTH)
+        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
+        .args(["agent", "--node", &node, "--lease-ttl", "3s"])
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .env_remove("BERTH_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth agent");
+    let stderr = child.stderr.take().expect("stderr");
+    let agent = Agent(child);
+    let lines = read_lines(stderr);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("agent starting")) {
+        match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no 'agent starting' log line ({e}); stderr so far: {seen:?}"),
+        }
+    }
+    signal(&agent, libc::SIGTERM);
+    // The rest, up to the exit (the pipe closes).
+    loop {
+        match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => seen.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("the agent did not exit on SIGTERM ({e}): {seen:?}"),
+        }
+    }
+    let log = seen.join("\n");
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains("\x1b["),
+        "ANSI escape codes in piped logs: {log:?}"
+    );
+}
+
+/// Sends each line `from` yields until it closes.
+fn read_lines(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }

@@ -28,7 +28,11 @@ impl Drop for KillOnDrop {
             // SIGINT first so berth stops its etcd and containers too.
             // SAFETY: sending a signal to our own child.
             unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
-            std::thread::sleep(Duration::from_secs(3));
+            // Up to 10 s for that clean stop, then SIGKILL.
+            let start = std::time::Instant::now();
+            while matches!(c.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }

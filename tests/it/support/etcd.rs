@@ -119,6 +119,55 @@ impl TestEtcd {
             .map(|v| String::from_utf8_lossy(&v).into_owned())
     }
 
+    /// The value under `key` and the lease it is bound to (0: none).
+    pub async fn get_with_lease(&self, key: &str) -> Option<(Vec<u8>, i64)> {
+        let mut c = self.client().await;
+        let resp = c.get(key, None).await.expect("etcd get");
+        resp.kvs()
+            .first()
+            .map(|kv| (kv.value().to_vec(), kv.lease()))
+    }
+
+    /// The lease `key` is bound to (0: none); `None` when there is no `key`.
+    pub async fn lease_of(&self, key: &str) -> Option<i64> {
+        self.get_with_lease(key).await.map(|(_, lease)| lease)
+    }
+
+    /// Waits until etcd has seen `lease` renewed `times` times, each proven by
+    /// its expiry moving past every earlier bound (etcd reports whole seconds
+    /// left, so a reading `r` taken between `sent` and `received` puts the
+    /// expiry in `[sent + r, received + r + 1)`). Panics if the lease expires
+    /// or is not renewed within `timeout`.
+    pub async fn wait_renewals(&self, lease: i64, times: u32, timeout: Duration) {
+        let mut c = self.client().await;
+        let start = tokio::time::Instant::now();
+        let mut bound: Option<tokio::time::Instant> = None;
+        let mut renewals = 0;
+        while renewals < times {
+            assert!(
+                start.elapsed() < timeout,
+                "lease {lease:x} renewed {renewals} of {times} times within {timeout:?}"
+            );
+            let sent = tokio::time::Instant::now();
+            let ttl = c
+                .lease_time_to_live(lease, None)
+                .await
+                .expect("lease time to live")
+                .ttl();
+            let received = tokio::time::Instant::now();
+            assert!(ttl > 0, "lease {lease:x} expired");
+            let left = Duration::from_secs(ttl.unsigned_abs());
+            let renewed = bound.is_some_and(|b| sent + left > b);
+            if renewed {
+                renewals += 1;
+            }
+            if renewed || bound.is_none() {
+                bound = Some(received + left + Duration::from_secs(1));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every key starting with `prefix` (absolute), in order.
     pub async fn keys(&self, prefix: &str) -> Vec<String> {
         let mut c = self.client().await;
