@@ -89,9 +89,16 @@ pub struct Notes {
 pub enum Decision {
     /// Run it here: pinned to this node.
     Assign,
-    /// Run it here: unpinned, assigned nowhere, and this is the only node.
+    /// Run it here: unpinned, assigned nowhere, and this is the only node
+    /// registered (itself included).
     AssignAlone,
-    /// Unpinned, `nodes` nodes registered, already assigned here: kept here.
+    /// Unpinned, assigned nowhere, no other node registered, but this one
+    /// not registered (yet, or any more): decided again once it is, because
+    /// only a registration that precedes the decision lets another node's
+    /// decision see this one.
+    WaitForRegistration,
+    /// Unpinned, `nodes` nodes registered, already assigned here: kept here
+    /// (and follows its spec).
     Keep { nodes: usize },
     /// Unpinned and assigned to another node: it stays there. `registered`
     /// says whether that node is registered now.
@@ -160,10 +167,7 @@ pub fn decide(
     }
     let nodes = snap.nodes(node);
     if snap.assigned_to.contains(node) {
-        return match nodes {
-            1 => Decision::AssignAlone,
-            _ => Decision::Keep { nodes },
-        };
+        return Decision::Keep { nodes };
     }
     if let Some(other) = snap.assigned_to.iter().next() {
         return Decision::Elsewhere {
@@ -171,8 +175,9 @@ pub fn decide(
             registered: snap.registered.contains(other),
         };
     }
-    match nodes {
-        1 => Decision::AssignAlone,
+    match (nodes, snap.registered.contains(node)) {
+        (1, true) => Decision::AssignAlone,
+        (1, false) => Decision::WaitForRegistration,
         _ => Decision::Unschedulable { nodes },
     }
 }
@@ -181,7 +186,7 @@ pub fn decide(
 pub fn note(decision: &Decision, node: &str) -> Option<Condition> {
     use ConditionType::{Degraded, Unschedulable};
     match decision {
-        Decision::Keep { nodes } => Some(Condition::new(
+        Decision::Keep { nodes } if *nodes > 1 => Some(Condition::new(
             Unschedulable,
             false,
             Reason::KeptOnNode,
@@ -217,9 +222,7 @@ pub fn note(decision: &Decision, node: &str) -> Option<Condition> {
             Reason::UnreadableSpec,
             format!("{error}; its assignment on node {node} is kept as it is"),
         )),
-        Decision::Assign | Decision::AssignAlone | Decision::Elsewhere { .. } | Decision::No => {
-            None
-        }
+        _ => None,
     }
 }
 
@@ -244,7 +247,11 @@ pub fn annotated_revision(c: &Component, hash: &str) -> Option<u64> {
 }
 
 /// The guard of a write made on `decision`: what must not have changed
-/// since `snap` was read.
+/// since `snap` was read. This node's assignment key always; for
+/// [`Decision::AssignAlone`] also every node key: a node that registered
+/// since then may have decided the same. (A node decides alone only once
+/// registered itself, so any other node deciding later sees it, and one
+/// deciding earlier registered before this snapshot.)
 pub fn guard(
     keys: &Keys,
     node: &str,
@@ -260,15 +267,10 @@ pub fn guard(
     )];
     if *decision == Decision::AssignAlone {
         let nodes = keys.nodes_prefix();
-        let after = snap.revision + 1;
         when.push(
-            Compare::mod_revision(nodes.clone(), CompareOp::Less, after)
+            Compare::mod_revision(nodes.clone(), CompareOp::Less, snap.revision + 1)
                 .with_range(prefix_end(nodes.as_bytes())),
         );
-        for other in snap.registered.iter().filter(|n| *n != node) {
-            let key = keys.assignment_of(other, ck);
-            when.push(Compare::mod_revision(key, CompareOp::Less, after));
-        }
     }
     when
 }
@@ -416,6 +418,9 @@ async fn reconcile(spec_key: String, ctx: Arc<Ctx>) -> Result<Action, AssignErro
             )
             .await?;
             return Ok(Action::await_change());
+        }
+        (_, Decision::WaitForRegistration) => {
+            return Ok(Action::requeue(Duration::from_millis(200)))
         }
         _ => return Ok(Action::await_change()),
     };
@@ -639,9 +644,12 @@ mod tests {
         check(Ok(comp(&["n3"], &[])), &["n1", "n2"], &["n1"], No);
         // Not pinned, one node: that node.
         check(free(), &["n1"], &[], AssignAlone);
-        check(free(), &["n1"], &["n1"], AssignAlone);
-        // Its own registration missing for a while changes nothing.
-        check(free(), &[], &["n1"], AssignAlone);
+        check(free(), &["n1"], &["n1"], Keep { nodes: 1 });
+        // Its own registration missing for a while changes nothing...
+        check(free(), &[], &["n1"], Keep { nodes: 1 });
+        // ...but nothing new is taken before it registers: a node deciding
+        // alone must be visible to every node deciding after it.
+        check(free(), &[], &[], WaitForRegistration);
         // Not pinned, several nodes: what runs here stays, nothing new starts.
         check(free(), &["n1", "n2"], &["n1"], Keep { nodes: 2 });
         check(free(), &["n1", "n2"], &[], Unschedulable { nodes: 2 });
@@ -658,6 +666,7 @@ mod tests {
         check(free(), &[], &["n2"], n2(false));
         // The node selector must match the agent's labels, sticky or not.
         check(Ok(comp(&[], &[("zone", "a")])), &["n1"], &[], AssignAlone);
+        assert_eq!(note(&Keep { nodes: 1 }, "n1"), None);
         check(Ok(comp(&[], &[("zone", "b")])), &["n1"], &["n1"], No);
         check(Ok(comp(&["n1"], &[("zone", "b")])), &["n1"], &["n1"], No);
         // A spec that does not decode decides nothing.
@@ -722,9 +731,9 @@ mod tests {
             guard(&keys, "n1", &ck, &Decision::Keep { nodes: 2 }, &s).len(),
             1
         );
-        let s = snap(&["n1", "n2", "n3"], &[]);
-        // Own key, the nodes range, and n2's and n3's assignment keys.
-        assert_eq!(guard(&keys, "n1", &ck, &Decision::AssignAlone, &s).len(), 4);
+        let s = snap(&["n1"], &[]);
+        // Own key and the nodes range.
+        assert_eq!(guard(&keys, "n1", &ck, &Decision::AssignAlone, &s).len(), 2);
     }
 
     #[test]

@@ -20,16 +20,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::etcd::{client_for, TestEtcd};
 use crate::support::images::{self, NodeContainers, WEB1, WEB2};
 
-const PROJECT: &str = "shop";
+pub(crate) const PROJECT: &str = "shop";
 
 /// An agent on a runtime of its own.
-struct AgentProc {
+pub(crate) struct AgentProc {
     stop: std::sync::mpsc::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl AgentProc {
-    fn start(cfg: AgentConfig, endpoint: String) -> AgentProc {
+    pub(crate) fn start(cfg: AgentConfig, endpoint: String) -> AgentProc {
         let (stop, stop_rx) = std::sync::mpsc::channel::<bool>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -61,7 +61,7 @@ impl AgentProc {
         }
     }
 
-    fn finish(&mut self, graceful: bool) {
+    pub(crate) fn finish(&mut self, graceful: bool) {
         let _ = self.stop.send(graceful);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -75,10 +75,10 @@ impl Drop for AgentProc {
     }
 }
 
-struct Harness {
-    etcd: TestEtcd,
-    store: Store,
-    cfg: AgentConfig,
+pub(crate) struct Harness {
+    pub(crate) etcd: TestEtcd,
+    pub(crate) store: Store,
+    pub(crate) cfg: AgentConfig,
     agent: Option<AgentProc>,
     docker: Docker,
     // Dropped last: the agent is gone before its containers are removed.
@@ -86,7 +86,7 @@ struct Harness {
 }
 
 impl Harness {
-    async fn new(prefix: &str) -> Harness {
+    pub(crate) async fn new(prefix: &str) -> Harness {
         images::ensure_test_images()
             .await
             .expect("building the test images");
@@ -117,27 +117,27 @@ impl Harness {
         }
     }
 
-    fn node(&self) -> &str {
+    pub(crate) fn node(&self) -> &str {
         &self.cfg.node
     }
 
-    fn start_agent(&mut self) {
+    pub(crate) fn start_agent(&mut self) {
         self.agent = Some(AgentProc::start(self.cfg.clone(), self.etcd.endpoint()));
     }
 
     /// Starts the agent with etcd at `endpoint` (e.g. an [`EtcdProxy`]'s).
     ///
     /// [`EtcdProxy`]: crate::support::etcd::EtcdProxy
-    fn start_agent_at(&mut self, endpoint: String) {
+    pub(crate) fn start_agent_at(&mut self, endpoint: String) {
         self.agent = Some(AgentProc::start(self.cfg.clone(), endpoint));
     }
 
-    fn node_key(&self) -> String {
+    pub(crate) fn node_key(&self) -> String {
         self.etcd.key(&format!("nodes/{}", self.node()))
     }
 
     /// Waits until `nodes/<node>` exists; returns how long that took.
-    async fn wait_registered(&self, timeout: Duration) -> Duration {
+    pub(crate) async fn wait_registered(&self, timeout: Duration) -> Duration {
         let start = Instant::now();
         while self.node_doc().await.is_none() {
             assert!(
@@ -151,19 +151,19 @@ impl Harness {
     }
 
     /// Like SIGKILL: the runtime is dropped with everything in it.
-    fn kill_agent(&mut self) {
+    pub(crate) fn kill_agent(&mut self) {
         if let Some(mut a) = self.agent.take() {
             a.finish(false);
         }
     }
 
-    fn stop_agent(&mut self) {
+    pub(crate) fn stop_agent(&mut self) {
         if let Some(mut a) = self.agent.take() {
             a.finish(true);
         }
     }
 
-    async fn apply(&self, name: &str, spec: serde_json::Value) {
+    pub(crate) async fn apply(&self, name: &str, spec: serde_json::Value) {
         let c: Component = serde_json::from_value(json!({
             "apiVersion": "berth/v1",
             "kind": "Component",
@@ -194,21 +194,21 @@ impl Harness {
     }
 
     /// The node's registration document, if there is one now.
-    async fn node_doc(&self) -> Option<Vec<u8>> {
+    pub(crate) async fn node_doc(&self) -> Option<Vec<u8>> {
         self.etcd.get(&self.node_key()).await
     }
 
-    fn observed_key(&self, name: &str) -> String {
+    pub(crate) fn observed_key(&self, name: &str) -> String {
         self.etcd
             .key(&format!("observed/{}/{PROJECT}/{name}", self.node()))
     }
 
-    async fn observed(&self, name: &str) -> Option<Observed> {
+    pub(crate) async fn observed(&self, name: &str) -> Option<Observed> {
         self.observed_on(self.node(), name).await
     }
 
     /// The observed document of `name` on `node`.
-    async fn observed_on(&self, node: &str, name: &str) -> Option<Observed> {
+    pub(crate) async fn observed_on(&self, node: &str, name: &str) -> Option<Observed> {
         let key = self.etcd.key(&format!("observed/{node}/{PROJECT}/{name}"));
         let v = self.etcd.get(&key).await?;
         Some(serde_json::from_slice(&v).expect("observed document"))
@@ -219,7 +219,7 @@ impl Harness {
     /// node's registration, once it is not `dead_lease`: a killed agent's
     /// documents linger on its lease until that expires, so they prove
     /// nothing about its successor.
-    async fn wait_fresh(
+    pub(crate) async fn wait_fresh(
         &self,
         name: &str,
         dead_lease: i64,
@@ -294,7 +294,7 @@ impl Harness {
     }
 
     /// Waits until the observed state of `name` on `node` satisfies `pred`.
-    async fn wait_on(
+    pub(crate) async fn wait_on(
         &self,
         node: &str,
         name: &str,
