@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use berth::store::{Store, StoreConfig};
+
 use crate::support::cli::{berth, Output};
 use crate::support::etcd::TestEtcd;
 
@@ -509,6 +511,53 @@ async fn one_dead_endpoint_of_several() {
             .ok();
         }
     }
+}
+
+/// An agent keeps every configured endpoint for its whole life: one that was
+/// down when it connected is used once it answers, by every clone of the
+/// client, so the endpoint that answered first may go away.
+#[tokio::test]
+async fn endpoint_down_at_connect_is_used_once_it_answers() {
+    let etcd = TestEtcd::start().await;
+    let first = etcd.proxy().await;
+    let late_port = berth::localetcd::free_port().expect("port");
+    let cfg = StoreConfig {
+        endpoints: vec![first.endpoint(), format!("http://127.0.0.1:{late_port}")],
+        ..StoreConfig::with_endpoint("", etcd.root())
+    };
+    let store = Store::connect(&cfg).await.expect("connect");
+    // Callers hold clones of the client, not the store.
+    let mut client = store.client();
+    drop(store);
+    client
+        .put(etcd.key("k"), "1", None)
+        .await
+        .expect("put through the first endpoint");
+
+    let late = etcd.proxy_on(late_port).await;
+    drop(first);
+    // Only the late endpoint leads to etcd now. Every request must succeed once
+    // it is in use and the gone one is out (20 in a row: none lands on the gone one).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut in_a_row = 0;
+    while in_a_row < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the endpoint that came up late is not used"
+        );
+        let get = tokio::time::timeout(Duration::from_secs(2), client.get(etcd.key("k"), None));
+        match get.await {
+            Ok(Ok(r)) => {
+                assert_eq!(r.kvs().first().map(|kv| kv.value()), Some(&b"1"[..]));
+                in_a_row += 1;
+            }
+            _ => {
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(late);
 }
 
 #[tokio::test]
