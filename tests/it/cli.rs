@@ -403,12 +403,11 @@ async fn concurrent_applies_have_one_coherent_winner() {
             })
         })
         .collect();
+    // A lost race is retried against a fresh read: every apply succeeds.
+    // (Each lost race is another writer's success, so with N writers an apply
+    // loses at most N - 1 times; apply retries up to 8 times after its first try.)
     for h in handles {
-        let out = h.join().expect("thread");
-        assert!(
-            out.code == 0 || out.stderr.contains("changed concurrently"),
-            "a loser must retry or report a conflict: {out:?}"
-        );
+        h.join().expect("thread").ok();
     }
     let doc = stored_json(&etcd, "specs/component/shop/web")
         .await
