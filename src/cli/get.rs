@@ -1,16 +1,32 @@
 //! `berth get KIND [NAME]`, with `-w` streaming changes.
+//!
+//! `-w` follows etcd through [`crate::runtime::watcher`], one watcher per
+//! prefix that shapes the objects shown: their specs and status, and the
+//! agents' observed state (components) or the registered nodes (nodes). It is
+//! level-triggered: an event names an object, which is read again and printed
+//! when its rendering differs from what was printed for it last. After a
+//! compaction a watcher lists again (Init…InitDone); once every watcher has a
+//! complete list, all objects are read again and compared with what was
+//! printed, so no change is lost: changed and new objects are printed, and in
+//! JSON a DELETED event goes out for each one that is gone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use etcd_client::{EventType, WatchOptions};
+use futures::StreamExt;
 
 use super::args::{EtcdArgs, GetArgs, OutputFormat};
-use super::output::{header, line, print_objects, row, ObservedIndex, RowContext, Table};
+use super::output::{header, line, print_objects, row, yaml, ObservedIndex, RowContext, Table};
 use super::CliError;
 use crate::resource::selector::Selector;
 use crate::resource::{Kind, Object, Observed};
-use crate::store::{Store, StoreError};
+use crate::runtime::{watcher, Event, WatcherConfig};
+use crate::store::{Keys, Store, StoreError};
+
+/// How soon reads that failed during `-w` are tried again.
+const REREAD: Duration = Duration::from_secs(1);
 
 pub async fn run(etcd: &EtcdArgs, mut args: GetArgs) -> Result<ExitCode, CliError> {
     let kind = args.kind.0;
@@ -25,9 +41,41 @@ pub async fn run(etcd: &EtcdArgs, mut args: GetArgs) -> Result<ExitCode, CliErro
         Some(s) => s.parse().map_err(CliError::Usage)?,
         None => Selector::default(),
     };
-    let project = (kind.namespaced() && !args.all_projects).then_some(args.project.as_str());
+    let project = (kind.namespaced() && !args.all_projects).then(|| args.project.clone());
     let store = Store::connect(&etcd.store_config()).await?;
-    let (objects, revision) = match &args.name {
+    let mut view = View {
+        kind,
+        project,
+        name: args.name.clone(),
+        selector,
+        output: args.output,
+        all_projects: args.all_projects,
+        no_headers: args.no_headers,
+        watch: args.watch,
+        widths: Vec::new(),
+    };
+    let objects = read_initial(&store, &view).await?;
+    let ctx = Context::load(&store, kind, &objects).await?;
+    let printed = view.print_initial(&objects, &ctx);
+    if args.watch {
+        let prefixes = Prefixes::new(store.keys(), &view);
+        Watch {
+            store: &store,
+            view,
+            prefixes,
+            printed,
+            stale: false,
+        }
+        .run()
+        .await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The named object (an error when it does not exist) or the selected list.
+async fn read_initial(store: &Store, view: &View) -> Result<Vec<Object>, CliError> {
+    let (kind, project) = (view.kind, view.project.as_deref());
+    match &view.name {
         Some(name) => {
             let found = store.get(kind, project, name).await?.ok_or_else(|| {
                 StoreError::NotFound(match project {
@@ -35,74 +83,366 @@ pub async fn run(etcd: &EtcdArgs, mut args: GetArgs) -> Result<ExitCode, CliErro
                     None => format!("{}/{name}", kind.lower()),
                 })
             })?;
-            (vec![found.object], 0)
+            Ok(vec![found.object])
         }
-        None => {
-            let (list, revision) = store.list_with_revision(kind, project).await?;
-            let objs: Vec<Object> = list
-                .into_iter()
-                .map(|s| s.object)
-                .filter(|o| selector.matches(&o.metadata().labels))
-                .collect();
-            (objs, revision)
+        None => Ok(store
+            .list(kind, project)
+            .await?
+            .into_iter()
+            .map(|s| s.object)
+            .filter(|o| view.wants(o))
+            .collect()),
+    }
+}
+
+/// An object as `-w` tracks it: (project for namespaced kinds, name).
+type Target = (Option<String>, String);
+
+/// What was printed for one object, to print only changes.
+#[derive(PartialEq)]
+enum Shown {
+    /// A table line (table and wide output).
+    Line(String),
+    /// The object with its status (JSON, YAML and name output).
+    Doc(serde_json::Value),
+}
+
+/// What `get` shows, and how.
+struct View {
+    kind: Kind,
+    project: Option<String>,
+    name: Option<String>,
+    selector: Selector,
+    output: OutputFormat,
+    all_projects: bool,
+    no_headers: bool,
+    watch: bool,
+    /// Column widths of the first table, which later watch lines keep.
+    widths: Vec<usize>,
+}
+
+impl View {
+    fn table_mode(&self) -> bool {
+        matches!(self.output, OutputFormat::Table | OutputFormat::Wide)
+    }
+
+    /// A named object is shown whatever its labels, as kubectl does.
+    fn wants(&self, o: &Object) -> bool {
+        self.name.is_some() || self.selector.matches(&o.metadata().labels)
+    }
+
+    fn target(o: &Object) -> Target {
+        (o.project().map(str::to_string), o.name().to_string())
+    }
+
+    /// Prints the first listing as `get` without `-w` does (JSON: one ADDED
+    /// event per line); returns what each object looked like.
+    fn print_initial(&mut self, objects: &[Object], ctx: &Context) -> HashMap<Target, Shown> {
+        if self.table_mode() {
+            return self.print_table(objects, ctx);
         }
-    };
-    let wide = args.output == OutputFormat::Wide;
-    let table_mode = matches!(args.output, OutputFormat::Table | OutputFormat::Wide);
-    let mut widths = Vec::new();
-    if table_mode {
-        let ctx = Context::load(&store, kind, &objects).await?;
-        let mut t = if args.no_headers {
+        let objects: Vec<Object> = objects.iter().map(|o| ctx.with_status(o.clone())).collect();
+        if self.watch && self.output == OutputFormat::Json {
+            // One JSON document per line, so a pipeline can read it as a stream.
+            for o in &objects {
+                println!("{}", watch_line("ADDED", &o.to_json()));
+            }
+        } else {
+            print_objects(&objects, self.output, self.name.is_some());
+        }
+        objects
+            .iter()
+            .map(|o| (View::target(o), Shown::Doc(o.to_json())))
+            .collect()
+    }
+
+    fn print_table(&mut self, objects: &[Object], ctx: &Context) -> HashMap<Target, Shown> {
+        let wide = self.output == OutputFormat::Wide;
+        let mut t = if self.no_headers {
             Table::default()
         } else {
-            Table::new(&header(kind, wide, args.all_projects))
+            Table::new(&header(self.kind, wide, self.all_projects))
         };
-        for o in &objects {
-            t.row(row(o, wide, args.all_projects, &ctx.row_context()));
+        let rows: Vec<Vec<String>> = objects
+            .iter()
+            .map(|o| row(o, wide, self.all_projects, &ctx.row_context()))
+            .collect();
+        for r in &rows {
+            t.row(r.clone());
         }
-        widths = t.widths();
-        if objects.is_empty() && !args.watch {
-            match project {
-                Some(p) => eprintln!("No {}s found in project {p}.", kind.lower()),
-                None => eprintln!("No {}s found.", kind.lower()),
+        self.widths = t.widths();
+        if objects.is_empty() && !self.watch {
+            match &self.project {
+                Some(p) => eprintln!("No {}s found in project {p}.", self.kind.lower()),
+                None => eprintln!("No {}s found.", self.kind.lower()),
             }
         } else {
             print!("{}", t.render());
         }
-    } else {
-        let ctx = Context::load(&store, kind, &objects).await?;
-        let objects: Vec<Object> = objects.into_iter().map(|o| ctx.with_status(o)).collect();
-        if args.watch && args.output == OutputFormat::Json {
-            // One JSON document per line, so a pipeline can read it as a stream.
-            for o in &objects {
-                println!("{}", watch_line("ADDED", o));
-            }
+        objects
+            .iter()
+            .zip(rows)
+            .map(|(o, r)| (View::target(o), Shown::Line(line(&r, &self.widths))))
+            .collect()
+    }
+
+    fn render(&self, o: Object, ctx: &Context) -> Shown {
+        if self.table_mode() {
+            let wide = self.output == OutputFormat::Wide;
+            let cells = row(&o, wide, self.all_projects, &ctx.row_context());
+            Shown::Line(line(&cells, &self.widths))
         } else {
-            print_objects(&objects, args.output, args.name.is_some());
+            Shown::Doc(ctx.with_status(o).to_json())
         }
     }
-    if args.watch {
-        let revision = if revision > 0 {
-            revision
-        } else {
-            store.current_revision().await?
-        };
-        watch(
-            &store,
-            &args,
-            kind,
-            project,
-            &selector,
-            revision + 1,
-            &widths,
-        )
-        .await?;
+
+    /// Prints one change: `event` is ADDED or MODIFIED (JSON only).
+    fn print_change(&self, event: &str, shown: &Shown, display_name: &str) {
+        match (shown, self.output) {
+            (Shown::Line(text), _) => print!("{text}"),
+            (Shown::Doc(doc), OutputFormat::Json) => println!("{}", watch_line(event, doc)),
+            // A separator first: the listing before ends without one.
+            (Shown::Doc(doc), OutputFormat::Yaml) => print!("---\n{}", yaml(doc)),
+            (Shown::Doc(_), _) => println!("{display_name}"),
+        }
+        let _ = std::io::stdout().flush();
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn watch_line(kind: &str, o: &Object) -> String {
-    serde_json::json!({"type": kind, "object": o.to_json()}).to_string()
+fn watch_line(event: &str, object: &serde_json::Value) -> String {
+    serde_json::json!({"type": event, "object": object}).to_string()
+}
+
+/// The prefixes `-w` watches for one kind.
+struct Prefixes {
+    spec: String,
+    status: String,
+    /// Agents' reports: they change a component's counts and status.
+    observed: Option<String>,
+    /// Registered nodes (`nodes/<node>`), for `get nodes`.
+    nodes: Option<String>,
+}
+
+impl Prefixes {
+    fn new(keys: &Keys, view: &View) -> Prefixes {
+        let project = view.project.as_deref();
+        Prefixes {
+            spec: keys.spec_prefix(view.kind, project),
+            status: keys.status_prefix(view.kind, project),
+            observed: (view.kind == Kind::Component).then(|| keys.all_observed_prefix()),
+            nodes: (view.kind == Kind::Node).then(|| keys.nodes_prefix()),
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        [
+            Some(&self.spec),
+            Some(&self.status),
+            self.observed.as_ref(),
+            self.nodes.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+
+    /// The object a changed key concerns, if any.
+    fn target(&self, view: &View, key: &str) -> Option<Target> {
+        if let Some(rest) = key.strip_prefix(&self.spec) {
+            return Some(split_target(view, rest));
+        }
+        if let Some(rest) = key.strip_prefix(&self.status) {
+            return Some(split_target(view, rest));
+        }
+        if let Some(rest) = self
+            .observed
+            .as_ref()
+            .and_then(|p| key.strip_prefix(p.as_str()))
+        {
+            // observed/<node>/<project>/<component>
+            return match rest.split('/').collect::<Vec<_>>()[..] {
+                [_, p, c] if view.project.as_deref().is_none_or(|want| want == p) => {
+                    Some((Some(p.into()), c.into()))
+                }
+                _ => None,
+            };
+        }
+        let rest = self
+            .nodes
+            .as_ref()
+            .and_then(|p| key.strip_prefix(p.as_str()))?;
+        Some((None, rest.to_string()))
+    }
+}
+
+fn split_target(view: &View, rest: &str) -> Target {
+    if view.kind.namespaced() && view.project.is_none() {
+        match rest.split_once('/') {
+            Some((p, n)) => (Some(p.into()), n.into()),
+            None => (None, rest.into()),
+        }
+    } else {
+        (view.project.clone(), rest.into())
+    }
+}
+
+/// `get -w` after the first listing.
+struct Watch<'a> {
+    store: &'a Store,
+    view: View,
+    prefixes: Prefixes,
+    printed: HashMap<Target, Shown>,
+    /// A read failed: everything is read again after [`REREAD`].
+    stale: bool,
+}
+
+impl Watch<'_> {
+    /// Runs until the process is stopped; errors are warnings and retried.
+    async fn run(mut self) {
+        let prefixes = self.prefixes.all();
+        let mut listed = vec![false; prefixes.len()];
+        let mut events =
+            futures::stream::select_all(prefixes.into_iter().enumerate().map(|(i, prefix)| {
+                watcher(self.store.client(), prefix, WatcherConfig::default())
+                    .map(move |item| (i, item))
+                    .boxed()
+            }));
+        loop {
+            let next = if self.stale {
+                match tokio::time::timeout(REREAD, events.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.resync().await;
+                        continue;
+                    }
+                }
+            } else {
+                events.next().await
+            };
+            let Some((i, item)) = next else { return };
+            match item {
+                Err(e) => eprintln!("warning: {e}"),
+                Ok(Event::Init) => listed[i] = false,
+                Ok(Event::InitApply(_)) => {}
+                Ok(Event::InitDone) => {
+                    listed[i] = true;
+                    // Compare everything once all lists are complete: the
+                    // first time (changes since the first listing) and after
+                    // each re-list (changes whose events were compacted away).
+                    if listed.iter().all(|l| *l) {
+                        self.resync().await;
+                    }
+                }
+                Ok(Event::Apply(kv)) => self.changed(&kv.key, false).await,
+                Ok(Event::Delete(kv)) => self.changed(&kv.key, true).await,
+            }
+        }
+    }
+
+    /// Reads the object `key` concerns again and prints it if it changed.
+    async fn changed(&mut self, key: &str, deleted: bool) {
+        let Some(target) = self.prefixes.target(&self.view, key) else {
+            return;
+        };
+        if self.view.name.as_ref().is_some_and(|n| *n != target.1) {
+            return;
+        }
+        if deleted && key.starts_with(&self.prefixes.spec) {
+            self.gone(&target);
+            return;
+        }
+        match self.read_one(&target).await {
+            Ok(Some((o, ctx))) if self.view.wants(&o) => self.show(target, o, &ctx),
+            // Gone, or no longer selected: as kubectl, a DELETED event.
+            Ok(_) => self.gone(&target),
+            Err(e) => {
+                eprintln!("warning: {e}; reading again");
+                self.stale = true;
+            }
+        }
+    }
+
+    async fn read_one(&self, target: &Target) -> Result<Option<(Object, Context)>, CliError> {
+        let kind = self.view.kind;
+        let Some(stored) = self.store.get(kind, target.0.as_deref(), &target.1).await? else {
+            return Ok(None);
+        };
+        let ctx = Context::load(self.store, kind, std::slice::from_ref(&stored.object)).await?;
+        Ok(Some((stored.object, ctx)))
+    }
+
+    /// Reads every object again and prints what differs from what was printed.
+    async fn resync(&mut self) {
+        let (objects, ctx) = match self.read_all().await {
+            Ok(read) => read,
+            Err(e) => {
+                eprintln!("warning: {e}; reading again");
+                self.stale = true;
+                return;
+            }
+        };
+        self.stale = false;
+        let mut present = HashSet::new();
+        for o in objects {
+            let target = View::target(&o);
+            present.insert(target.clone());
+            self.show(target, o, &ctx);
+        }
+        let gone: Vec<Target> = self
+            .printed
+            .keys()
+            .filter(|t| !present.contains(*t))
+            .cloned()
+            .collect();
+        for target in gone {
+            self.gone(&target);
+        }
+    }
+
+    async fn read_all(&self) -> Result<(Vec<Object>, Context), CliError> {
+        let (kind, project) = (self.view.kind, self.view.project.as_deref());
+        let objects: Vec<Object> = match &self.view.name {
+            Some(name) => self
+                .store
+                .get(kind, project, name)
+                .await?
+                .into_iter()
+                .collect(),
+            None => self.store.list(kind, project).await?,
+        }
+        .into_iter()
+        .map(|s| s.object)
+        .filter(|o| self.view.wants(o))
+        .collect();
+        let ctx = Context::load(self.store, kind, &objects).await?;
+        Ok((objects, ctx))
+    }
+
+    /// Prints `o` unless it looks as it did when last printed.
+    fn show(&mut self, target: Target, o: Object, ctx: &Context) {
+        let display_name = o.display_name();
+        let shown = self.view.render(o, ctx);
+        let event = match self.printed.get(&target) {
+            Some(old) if *old == shown => return,
+            Some(_) => "MODIFIED",
+            None => "ADDED",
+        };
+        self.view.print_change(event, &shown, &display_name);
+        self.printed.insert(target, shown);
+    }
+
+    /// An object that was printed is gone: a DELETED event in JSON (showing
+    /// it as last printed); other formats print nothing for it.
+    fn gone(&mut self, target: &Target) {
+        let Some(Shown::Doc(doc)) = self.printed.remove(target) else {
+            return;
+        };
+        if self.view.output == OutputFormat::Json {
+            println!("{}", watch_line("DELETED", &doc));
+            let _ = std::io::stdout().flush();
+        }
+    }
 }
 
 /// What rows need besides the objects: observed state, node and component counts.
@@ -195,173 +535,5 @@ impl Context {
             nodes: &self.nodes,
             components_per_project: &self.components_per_project,
         }
-    }
-}
-
-/// Streams changes under the cluster root that affect objects of `kind`:
-/// their spec, status, or (for components) the agents' observed state.
-async fn watch(
-    store: &Store,
-    args: &GetArgs,
-    kind: Kind,
-    project: Option<&str>,
-    selector: &Selector,
-    from_revision: i64,
-    widths: &[usize],
-) -> Result<(), CliError> {
-    let keys = store.keys().clone();
-    let spec_prefix = keys.spec_prefix(kind, project);
-    let status_prefix = keys.status_prefix(kind, project);
-    let observed_prefix = keys.all_observed_prefix();
-    let node_prefix = keys.nodes_prefix();
-    let root = format!("{}/", keys.root());
-    let wide = args.output == OutputFormat::Wide;
-    let table_mode = matches!(args.output, OutputFormat::Table | OutputFormat::Wide);
-    let mut start = from_revision;
-    let mut last: std::collections::HashMap<(Option<String>, String), String> = Default::default();
-    loop {
-        let mut client = store.client();
-        let mut opts = WatchOptions::new().with_prefix().with_prev_key();
-        if start > 0 {
-            opts = opts.with_start_revision(start);
-        }
-        let mut stream = match client.watch(root.clone(), Some(opts)).await {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!(
-                    "warning: watch interrupted ({}); reconnecting",
-                    store.map_err(e)
-                );
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        loop {
-            let resp = match stream.message().await {
-                Ok(Some(r)) => r,
-                Ok(None) | Err(_) => break,
-            };
-            if resp.compact_revision() > 0 {
-                start = 0;
-                break;
-            }
-            for ev in resp.events() {
-                let Some(kv) = ev.kv() else { continue };
-                start = kv.mod_revision() + 1;
-                let key = String::from_utf8_lossy(kv.key()).to_string();
-                // Which object does this key concern?
-                let target: Option<(Option<String>, String)> =
-                    if let Some(rest) = key.strip_prefix(&spec_prefix) {
-                        Some(split_target(kind, project, rest))
-                    } else if let Some(rest) = key.strip_prefix(&status_prefix) {
-                        Some(split_target(kind, project, rest))
-                    } else if kind == Kind::Component {
-                        key.strip_prefix(&observed_prefix).and_then(|rest| {
-                            let parts: Vec<&str> = rest.split('/').collect();
-                            match parts[..] {
-                                [_, p, c] if project.is_none_or(|want| want == p) => {
-                                    Some((Some(p.into()), c.into()))
-                                }
-                                _ => None,
-                            }
-                        })
-                    } else if kind == Kind::Node {
-                        key.strip_prefix(&node_prefix)
-                            .map(|n| (None, n.to_string()))
-                    } else {
-                        None
-                    };
-                let Some((obj_project, name)) = target else {
-                    continue;
-                };
-                if args.name.as_ref().is_some_and(|n| *n != name) {
-                    continue;
-                }
-                let deleted = ev.event_type() == EventType::Delete && key.starts_with(&spec_prefix);
-                let object = if deleted {
-                    ev.prev_kv()
-                        .and_then(|p| Object::from_json(kind, p.value()).ok())
-                } else {
-                    store
-                        .get(kind, obj_project.as_deref(), &name)
-                        .await?
-                        .map(|s| s.object)
-                };
-                let Some(object) = object else { continue };
-                if !selector.matches(&object.metadata().labels) {
-                    continue;
-                }
-                let event = if deleted {
-                    "DELETED"
-                } else if ev.event_type() == EventType::Put
-                    && kv.create_revision() == kv.mod_revision()
-                    && key.starts_with(&spec_prefix)
-                {
-                    "ADDED"
-                } else {
-                    "MODIFIED"
-                };
-                if table_mode {
-                    let Ok(ctx) = Context::load(store, kind, std::slice::from_ref(&object)).await
-                    else {
-                        continue;
-                    };
-                    let text = line(
-                        &row(&object, wide, args.all_projects, &ctx.row_context()),
-                        widths,
-                    );
-                    // Agents rewrite their reports often; print only what changed.
-                    if last
-                        .insert((obj_project.clone(), name.clone()), text.clone())
-                        .as_ref()
-                        == Some(&text)
-                    {
-                        continue;
-                    }
-                    print!("{text}");
-                } else {
-                    // A deleted object is shown as it was: no status to read.
-                    let object = if deleted {
-                        object
-                    } else {
-                        match Context::load(store, kind, std::slice::from_ref(&object)).await {
-                            Ok(ctx) => ctx.with_status(object),
-                            Err(_) => object,
-                        }
-                    };
-                    if args.output == OutputFormat::Json {
-                        let text = watch_line(event, &object);
-                        if last
-                            .insert((obj_project.clone(), name.clone()), text.clone())
-                            .as_ref()
-                            == Some(&text)
-                        {
-                            continue;
-                        }
-                        println!("{text}");
-                        use std::io::Write;
-                        let _ = std::io::stdout().flush();
-                        continue;
-                    }
-                    print_objects(std::slice::from_ref(&object), args.output, true);
-                    if args.output == OutputFormat::Yaml {
-                        println!("---");
-                    }
-                }
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
-            }
-        }
-    }
-}
-
-fn split_target(kind: Kind, project: Option<&str>, rest: &str) -> (Option<String>, String) {
-    if kind.namespaced() && project.is_none() {
-        match rest.split_once('/') {
-            Some((p, n)) => (Some(p.into()), n.into()),
-            None => (None, rest.into()),
-        }
-    } else {
-        (project.map(str::to_string), rest.into())
     }
 }

@@ -12,6 +12,11 @@
 //!   Init…InitDone cycle: the consumer replaces what it knew.
 //! - Progress notifications are never used as resume points (etcd issue 15220):
 //!   the resume point only advances with events actually received.
+//! - Listing a page and opening the watch are bounded by
+//!   [`WatcherConfig::timeout`]: an etcd that accepts connections but never
+//!   answers (a hung member, a black-holed route) gives an `Err` item and a
+//!   retry after the backoff, never a watcher stuck forever. The open watch
+//!   itself may rightly be quiet for hours; HTTP/2 keep-alive guards it.
 //!
 //! Errors are yielded as `Err` items for logging; the stream goes on.
 
@@ -88,6 +93,16 @@ pub enum Error {
         #[source]
         source: etcd_client::Error,
     },
+    /// A list page got no answer in time (listed again after a backoff).
+    #[error("listing {prefix}: no answer from etcd within {after:?}")]
+    ListTimeout { prefix: String, after: Duration },
+    /// Opening the watch got no answer in time (retried from the same revision after a backoff).
+    #[error("watching {prefix} from revision {revision}: no answer from etcd within {after:?}")]
+    WatchTimeout {
+        prefix: String,
+        revision: i64,
+        after: Duration,
+    },
     /// The server ended the watch stream (resumed from the last seen revision + 1).
     #[error("watch of {prefix} ended by the server after revision {last_seen}")]
     Ended { prefix: String, last_seen: i64 },
@@ -112,6 +127,9 @@ pub struct WatcherConfig {
     pub max_decoding_message_size: usize,
     /// Retry delays after errors (capped exponential, jittered by default).
     pub backoff: BackoffConfig,
+    /// Bound on each list request and on opening the watch (not on the
+    /// wait for events, which may rightly be long).
+    pub timeout: Duration,
 }
 
 impl Default for WatcherConfig {
@@ -125,6 +143,7 @@ impl Default for WatcherConfig {
                 factor: 2.0,
                 jitter: true,
             },
+            timeout: Duration::from_secs(10),
         }
     }
 }
@@ -231,27 +250,27 @@ impl Watcher {
             .kv_client()
             .max_decoding_message_size(self.cfg.max_decoding_message_size);
         let from_retry = from.clone();
-        let mut resp = match kv.get(from, Some(opts)).await {
-            Ok(r) => r,
-            Err(e) => {
-                if is_compacted(&e) {
-                    tracing::info!(prefix = %self.prefix, revision, "list revision compacted; re-listing");
-                    // No backoff: a fresh list at the current revision will do.
-                    return State::Empty;
-                }
-                self.fail(Error::List {
+        let get = tokio::time::timeout(self.cfg.timeout, kv.get(from, Some(opts)));
+        let mut resp = match get.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) if is_compacted(&e) => {
+                tracing::info!(prefix = %self.prefix, revision, "list revision compacted; re-listing");
+                // No backoff: a fresh list at the current revision will do.
+                return State::Empty;
+            }
+            Ok(Err(e)) => {
+                let e = Error::List {
                     prefix: self.prefix.clone(),
                     source: e,
-                });
-                // A page of a list in progress is retried at the same revision.
-                return if revision == 0 {
-                    State::Empty
-                } else {
-                    State::InitListing {
-                        revision,
-                        next_key: from_retry,
-                    }
                 };
+                return self.retry_page(revision, from_retry, e);
+            }
+            Err(_) => {
+                let e = Error::ListTimeout {
+                    prefix: self.prefix.clone(),
+                    after: self.cfg.timeout,
+                };
+                return self.retry_page(revision, from_retry, e);
             }
         };
         let revision = if revision == 0 {
@@ -289,6 +308,20 @@ impl Watcher {
         }
     }
 
+    /// Reports a failed page; a page of a list in progress is retried at the
+    /// same revision, a first page at the then current one.
+    fn retry_page(&mut self, revision: i64, from: Vec<u8>, e: Error) -> State {
+        self.fail(e);
+        if revision == 0 {
+            State::Empty
+        } else {
+            State::InitListing {
+                revision,
+                next_key: from,
+            }
+        }
+    }
+
     /// Opens a watch delivering every event after `last_seen`.
     async fn open_watch(&mut self, last_seen: i64) -> State {
         let opts = WatchOptions::new()
@@ -299,8 +332,9 @@ impl Watcher {
             .client
             .watch_client()
             .max_decoding_message_size(self.cfg.max_decoding_message_size);
-        match wc.watch(self.prefix.as_bytes().to_vec(), Some(opts)).await {
-            Ok(ws) => {
+        let open = wc.watch(self.prefix.as_bytes().to_vec(), Some(opts));
+        match tokio::time::timeout(self.cfg.timeout, open).await {
+            Ok(Ok(ws)) => {
                 let (sender, stream) = ws.split();
                 State::Watching {
                     last_seen,
@@ -308,11 +342,19 @@ impl Watcher {
                     _sender: sender,
                 }
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 self.fail(Error::Watch {
                     prefix: self.prefix.clone(),
                     revision: last_seen + 1,
                     source: e,
+                });
+                State::Resuming { last_seen }
+            }
+            Err(_) => {
+                self.fail(Error::WatchTimeout {
+                    prefix: self.prefix.clone(),
+                    revision: last_seen + 1,
+                    after: self.cfg.timeout,
                 });
                 State::Resuming { last_seen }
             }

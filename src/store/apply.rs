@@ -31,7 +31,11 @@ pub const CHUNK: usize = 40;
 pub const CHUNK_BYTES: usize = 1_200_000;
 /// Transactions in flight at once.
 const PARALLEL_TXNS: usize = 8;
-/// Attempts per object after a lost compare-and-swap race.
+/// Attempts per object after a lost compare-and-swap race. A race is lost
+/// only to another writer's successful write between our read and our
+/// transaction, so with W writers of one object an apply loses at most W - 1
+/// times and always succeeds for up to RETRIES + 1 concurrent writers; the
+/// bound only stops a stream of writers that never ends.
 const RETRIES: usize = 8;
 
 /// Annotations berth itself maintains on components (like Kubernetes'

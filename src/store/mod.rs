@@ -7,6 +7,7 @@
 
 mod apply;
 pub mod call;
+mod endpoints;
 mod keys;
 mod read;
 
@@ -140,9 +141,7 @@ impl Store {
         if cfg.ca_cert.is_some() || cfg.cert.is_some() {
             opts = opts.with_tls(tls_options(cfg)?);
         }
-        let live = live_endpoints(&cfg.endpoints, cfg.timeout).await;
-        let connect = Client::connect(live, Some(opts));
-        let client = match tokio::time::timeout(cfg.timeout, connect).await {
+        let client = match tokio::time::timeout(cfg.timeout, connect_client(cfg, opts)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(unreachable(&endpoints, e)),
             Err(_) => {
@@ -241,43 +240,23 @@ fn unreachable(endpoints: &str, e: etcd_client::Error) -> StoreError {
     }
 }
 
-/// The endpoints that accept a TCP connection, probed concurrently; all of
-/// them when none does (the error then names them all).
-///
-/// etcd-client balances over every endpoint it is given and fails requests
-/// that land on a dead one (etcd-client issue 39), so a cluster with one
-/// member down would fail most commands. Probing costs one connect per
-/// endpoint, and only when there is more than one.
-async fn live_endpoints(endpoints: &[String], timeout: Duration) -> Vec<String> {
-    if endpoints.len() < 2 {
-        return endpoints.to_vec();
+/// A client of every configured endpoint. With several, the balancer holds
+/// only the members that answer, re-checked for the client's whole life
+/// (see [`endpoints`]): etcd-client fails the requests that land on a dead
+/// member (etcd-client issue 39), yet a member down at start must be used
+/// once it is back.
+async fn connect_client(
+    cfg: &StoreConfig,
+    opts: ConnectOptions,
+) -> Result<Client, etcd_client::Error> {
+    if cfg.endpoints.len() < 2 {
+        return Client::connect(&cfg.endpoints, Some(opts)).await;
     }
-    let probe = timeout.min(Duration::from_secs(1));
-    let checks = endpoints.iter().map(|e| async move {
-        let addr = e
-            .split("://")
-            .last()
-            .unwrap_or(e)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let ok = matches!(
-            tokio::time::timeout(probe, tokio::net::TcpStream::connect(addr)).await,
-            Ok(Ok(_))
-        );
-        ok.then(|| e.clone())
-    });
-    let live: Vec<String> = futures::future::join_all(checks)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    if live.is_empty() {
-        endpoints.to_vec()
-    } else {
-        live
-    }
+    let balanced = endpoints::Balanced {
+        expected: cfg.endpoints.len(),
+        probe_timeout: cfg.timeout.min(Duration::from_secs(1)),
+    };
+    Client::connect_with_balanced_channel(&cfg.endpoints, Some(opts), balanced).await
 }
 
 fn tls_options(cfg: &StoreConfig) -> Result<TlsOptions> {

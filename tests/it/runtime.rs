@@ -1,5 +1,6 @@
 //! The controller runtime and the local etcd against a real etcd: ordering,
-//! resume after a dropped connection, relist after compaction, paging,
+//! resume after a dropped connection, relist after compaction, timeouts
+//! against a silent etcd, paging,
 //! reflector readiness, and a controller end to end.
 
 use std::sync::Arc;
@@ -354,6 +355,52 @@ async fn watcher_resumes_after_a_cut_connection_with_writes_meanwhile() {
     let mut expected: Vec<String> = (0..20).map(|i| format!("apply n{i:02}=1")).collect();
     expected.push("delete a (was 1)".into());
     assert_eq!(got, expected);
+    assert_quiet(&mut s).await;
+}
+
+/// An etcd that accepts connections and never answers: the list and the
+/// watch-open each give a timeout error within the configured bound (instead of
+/// hanging), and the watcher goes on where it was once etcd answers again.
+#[tokio::test]
+async fn watcher_times_out_on_a_silent_etcd_and_goes_on() {
+    let etcd = TestEtcd::start().await;
+    let proxy = etcd.proxy().await;
+    let root = etcd.key("s/");
+    etcd.put(&etcd.key("s/a"), "1").await;
+    proxy.stall();
+    let bound = Duration::from_millis(500);
+    let cfg = WatcherConfig {
+        timeout: bound,
+        ..fast_config()
+    };
+    let mut s = watch(client_for(&proxy.endpoint()).await, root.clone(), cfg);
+    // The first list gets no answer: an error item within the bound.
+    let start = std::time::Instant::now();
+    match next(&mut s).await {
+        Err(WatchError::ListTimeout { after, .. }) => assert_eq!(after, bound),
+        other => panic!("expected a list timeout, got {other:?}"),
+    }
+    assert!(start.elapsed() < bound * 4, "took {:?}", start.elapsed());
+    proxy.restore();
+    assert_eq!(take(&root, &mut s, 3).await.0, ["init", "init a=1", "done"]);
+
+    // Silent again while watching: the stream breaks, re-opening the watch
+    // times out (again and again), and nothing is delivered meanwhile.
+    proxy.stall();
+    etcd.put(&etcd.key("s/b"), "2").await;
+    loop {
+        match next(&mut s).await {
+            Err(WatchError::WatchTimeout { after, .. }) => {
+                assert_eq!(after, bound);
+                break;
+            }
+            Err(_) => {}
+            Ok(e) => panic!("saw {e:?} while etcd was silent"),
+        }
+    }
+    proxy.restore();
+    // Resumed from the last delivered revision: the write made meanwhile, no re-list.
+    assert_eq!(take(&root, &mut s, 1).await.0, ["apply b=2"]);
     assert_quiet(&mut s).await;
 }
 

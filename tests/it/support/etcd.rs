@@ -9,8 +9,8 @@
 //!
 //! A missing `etcd` fails the test with how to install it (`hack/install-deps.sh`),
 //! in CI (`CI=true`) and outside it alike: nothing is silently skipped.
-//! [`EtcdProxy`] sits between a client and etcd and can cut every connection,
-//! so a test can make a client lose etcd while others still write to it.
+//! [`EtcdProxy`] sits between a client and etcd and can cut or stall every
+//! connection, so a test can make a client lose etcd while others still write to it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -220,7 +220,13 @@ impl TestEtcd {
 
     /// A TCP proxy to this etcd whose connections a test can cut.
     pub async fn proxy(&self) -> EtcdProxy {
-        EtcdProxy::start(self.etcd.client_port()).await
+        EtcdProxy::start(0, self.etcd.client_port()).await
+    }
+
+    /// A proxy to this etcd listening on `port` (one a test kept free, to
+    /// play an endpoint that comes up late).
+    pub async fn proxy_on(&self, port: u16) -> EtcdProxy {
+        EtcdProxy::start(port, self.etcd.client_port()).await
     }
 }
 
@@ -238,45 +244,55 @@ pub async fn client_for(endpoint: &str) -> Client {
         .expect("connect to etcd")
 }
 
+/// What an [`EtcdProxy`] does with connections.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// Forward to etcd.
+    Open,
+    /// Close at once (refused, as far as a client can tell).
+    Cut,
+    /// Accept and never answer: a hung member or a black-holed route.
+    Stall,
+}
+
 /// A loopback TCP proxy in front of etcd. [`EtcdProxy::cut`] closes every
-/// connection and refuses new ones until [`EtcdProxy::restore`].
+/// connection and refuses new ones, [`EtcdProxy::stall`] makes new ones hang,
+/// until [`EtcdProxy::restore`]. Every change of mode closes the connections
+/// made in the previous one, so a client always starts afresh.
 pub struct EtcdProxy {
     port: u16,
-    cut: Arc<watch::Sender<bool>>,
+    mode: Arc<watch::Sender<Mode>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl EtcdProxy {
-    async fn start(target_port: u16) -> EtcdProxy {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
+    async fn start(listen_port: u16, target_port: u16) -> EtcdProxy {
+        let listener = TcpListener::bind(("127.0.0.1", listen_port))
             .await
             .expect("bind proxy");
         let port = listener.local_addr().expect("proxy addr").port();
-        let cut = Arc::new(watch::Sender::new(false));
-        let cut2 = cut.clone();
+        let mode = Arc::new(watch::Sender::new(Mode::Open));
+        let mode2 = mode.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let Ok((inbound, _)) = listener.accept().await else {
                     continue;
                 };
-                if *cut2.borrow() {
+                let now = *mode2.borrow();
+                if now == Mode::Cut {
                     drop(inbound);
                     continue;
                 }
-                let mut cut_rx = cut2.subscribe();
+                let mut mode_rx = mode2.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target_port)).await
-                    else {
-                        return;
-                    };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.wait_for(|c| *c) => {}
+                        _ = serve(now, inbound, target_port) => {}
+                        _ = mode_rx.wait_for(|m| *m != now) => {}
                     }
                 });
             }
         });
-        EtcdProxy { port, cut, task }
+        EtcdProxy { port, mode, task }
     }
 
     /// The proxy's client URL.
@@ -286,18 +302,34 @@ impl EtcdProxy {
 
     /// Closes every proxied connection and refuses new ones.
     pub fn cut(&self) {
-        self.cut.send_replace(true);
+        self.mode.send_replace(Mode::Cut);
     }
 
-    /// Accepts connections again.
-    pub fn restore(&self) {
-        self.cut.send_replace(false);
+    /// Closes every proxied connection; new ones are accepted and never answered.
+    pub fn stall(&self) {
+        self.mode.send_replace(Mode::Stall);
     }
+
+    /// Forwards connections again (closing the stalled ones).
+    pub fn restore(&self) {
+        self.mode.send_replace(Mode::Open);
+    }
+}
+
+/// Forwards `inbound` to etcd, or holds it unanswered.
+async fn serve(mode: Mode, mut inbound: TcpStream, target_port: u16) {
+    if mode == Mode::Stall {
+        return std::future::pending().await;
+    }
+    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target_port)).await else {
+        return;
+    };
+    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
 }
 
 impl Drop for EtcdProxy {
     fn drop(&mut self) {
-        self.cut.send_replace(true);
+        self.mode.send_replace(Mode::Cut);
         self.task.abort();
     }
 }
