@@ -162,13 +162,7 @@ async fn a_node_cut_off_in_an_outage_keeps_its_component() {
     h.apply("web", component_spec(1, "running")).await;
     let running = |o: &Observed| o.containers.iter().any(|c| c.phase.to_string() == "ready");
     let first = h
-        .wait_on(
-            h.node(),
-            "web",
-            "a ready container",
-            T,
-            running,
-        )
+        .wait_on(h.node(), "web", "a ready container", T, running)
         .await;
     let id = first.containers[0].id.clone();
 
