@@ -20,10 +20,12 @@
 
 pub mod agent;
 pub mod checks;
+pub mod coordinator;
 pub mod cli;
 pub mod docker;
 pub mod localetcd;
 pub mod manifest;
+pub mod placement;
 pub mod resource;
 pub mod runtime;
 pub mod schema;

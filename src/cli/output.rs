@@ -217,6 +217,7 @@ pub fn rolled_up_status(c: &Component, observed: &[&Observed], nodes: &[Node]) -
         current_revision: if done { revision } else { None },
         update_revision: revision,
         conditions,
+        ..Default::default()
     }
 }
 

@@ -463,6 +463,40 @@ pub struct ComponentStatus {
     pub update_revision: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Containers that exist and are not leaving (any revision).
+    #[serde(default)]
+    pub current_replicas: u32,
+    /// Containers being drained or stopped.
+    #[serde(default)]
+    pub draining_replicas: u32,
+    /// Per node: what it was asked for and what it runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nodes: BTreeMap<String, NodeSummary>,
+    /// When the coordinator last wrote this status (RFC 3339), and which
+    /// node it was: with no coordinator running, readers say the status is
+    /// stale since then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<String>,
+}
+
+/// One node's part of a component's status.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSummary {
+    /// Replicas assigned to the node.
+    #[serde(default)]
+    pub desired: u32,
+    #[serde(default)]
+    pub current: u32,
+    #[serde(default)]
+    pub ready: u32,
+    #[serde(default)]
+    pub draining: u32,
+    /// Revision the node was asked to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 #[cfg(test)]

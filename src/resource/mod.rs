@@ -18,7 +18,7 @@ pub use component::{Component, ComponentSpec, ComponentStatus, Revision, Templat
 pub use condition::{Condition, ConditionType, Reason};
 pub use key::ComponentKey;
 pub use meta::{ObjectMeta, API_VERSION, DEFAULT_PROJECT};
-pub use node::{Node, NodeSpec, NodeStatus};
+pub use node::{Node, NodePhase, NodeRecord, NodeSpec, NodeStatus};
 pub use observed::{Assignment, Observed};
 pub use project::{Project, ProjectSpec};
 

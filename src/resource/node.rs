@@ -30,6 +30,41 @@ pub struct NodeSpec {
     /// A cordoned node gets no new replicas; running ones stay.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unschedulable: bool,
+    /// Set by `berth drain`: every replica moves off the node (new ones
+    /// ready elsewhere first); implies `unschedulable`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drain: bool,
+}
+
+/// Whether a node's agent is registered (its lease alive).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NodePhase {
+    #[default]
+    Ready,
+    NotReady,
+}
+
+/// `status/node/<node>`: the coordinator's record of a node. It outlives the
+/// agent's lease, so a node that went away is listed as `NotReady` (with when
+/// it was last seen) until `berth delete node`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    pub phase: NodePhase,
+    /// When the phase last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// When the node was last seen registered (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// When the coordinator first saw it (RFC 3339): the node's age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// Its last registration's address and agent labels.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Written by the node's agent.
