@@ -9,8 +9,8 @@
 //! - [`sync`]: Docker events and resyncs by label (adoption at start).
 //! - [`register`]: the lease and the `Node` document.
 //! - [`report`]: writing `observed/` documents in the background.
-//! - [`local_assign`]: writing this node's assignments from the specs until a
-//!   coordinator exists.
+//! - the coordinator ([`crate::coordinator`]) runs in every agent: it
+//!   campaigns, and while elected places replicas for the whole cluster.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! Static stability: nothing on the container path waits for etcd. With etcd
@@ -30,7 +30,6 @@
 pub mod executor;
 pub mod health;
 pub mod http;
-pub mod local_assign;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
@@ -83,8 +82,9 @@ pub struct AgentConfig {
     pub stop_containers_on_exit: bool,
     /// Period of the full resync of containers (default 60 s).
     pub resync_interval: Duration,
-    /// Write this node's assignments from the specs (no coordinator yet).
-    pub local_assign: bool,
+    /// Take part in the coordinator election (default: yes). An agent that
+    /// does not only runs what it is assigned.
+    pub coordinate: bool,
     /// Most component reconciles at once.
     pub concurrency: usize,
 }
@@ -103,7 +103,7 @@ impl Default for AgentConfig {
             allow_bind: Vec::new(),
             stop_containers_on_exit: false,
             resync_interval: Duration::from_secs(60),
-            local_assign: true,
+            coordinate: true,
             concurrency: 16,
         }
     }
@@ -219,18 +219,18 @@ pub async fn run(
         let router = http::router(metrics.clone(), ready_rx);
         tokio::spawn(http::serve(l, router, token.clone()))
     });
-    let assign_task = cfg.local_assign.then(|| {
-        let notes = local_assign::Notes {
-            notes: ctx.placement.clone(),
-            trigger: trigger_tx.clone(),
+    let coordinator_task = cfg.coordinate.then(|| {
+        let ccfg = crate::coordinator::CoordinatorConfig {
+            node: cfg.node.clone(),
+            keys: keys.clone(),
+            concurrency: cfg.concurrency,
+            resync: cfg.resync_interval,
         };
-        tokio::spawn(local_assign::run(
+        let lease = background.lease.clone();
+        tokio::spawn(crate::coordinator::run(
             etcd.clone(),
-            keys.clone(),
-            cfg.node.clone(),
-            cfg.labels.clone(),
-            ctx.assignments.clone(),
-            notes,
+            ccfg,
+            lease,
             token.clone(),
         ))
     });
@@ -264,7 +264,7 @@ pub async fn run(
     ctx.tracker.shutdown();
     wait_for_stops(&ctx.stops).await;
     let _ = sync_task.await;
-    for t in [assign_task, http_task].into_iter().flatten() {
+    for t in [coordinator_task, http_task].into_iter().flatten() {
         let _ = t.await;
     }
     background.stop().await;
@@ -297,6 +297,8 @@ async fn bind_http(cfg: &AgentConfig) -> Result<Option<tokio::net::TcpListener>,
 /// observed documents, running in the background.
 struct Background {
     reporter: report::Reporter,
+    /// The agent's current lease (the coordinator campaigns on it).
+    lease: watch::Receiver<Option<i64>>,
     registration: tokio::task::JoinHandle<()>,
     reporting: tokio::task::JoinHandle<()>,
 }
@@ -322,6 +324,7 @@ impl Background {
             metrics: metrics.clone(),
         };
         let registration = tokio::spawn(registration.run(lease_tx, token.clone()));
+        let lease = lease_rx.clone();
         let (reporter, reporting) = report::Reporter::spawn(
             etcd.clone(),
             keys.observed_prefix(&cfg.node),
@@ -332,6 +335,7 @@ impl Background {
         );
         Background {
             reporter,
+            lease,
             registration,
             reporting,
         }
@@ -416,7 +420,6 @@ fn context(
         assignments,
         containers: state::Containers::default(),
         states,
-        placement: state::PlacementNotes::default(),
         tracker,
         exec: Executor::new(
             docker.clone(),

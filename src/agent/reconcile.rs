@@ -23,7 +23,7 @@ use super::health::{ProbeTarget, Tracker};
 use super::metrics::Metrics;
 use super::plan::{self, CheckPhase, PlanInput, Step, StopHow};
 use super::report::Reporter;
-use super::state::{ComponentStates, ContainerRecord, Containers, PlacementNotes};
+use super::state::{ComponentStates, ContainerRecord, Containers};
 use crate::resource::component::{State, Template, Termination};
 use crate::resource::observed::{ContainerPhase, ObservedContainer};
 use crate::resource::{Assignment, ComponentKey, ConditionType, Observed, Reason};
@@ -50,8 +50,6 @@ pub struct Ctx {
     pub assignments: Reader<Doc<Assignment>>,
     pub containers: Containers,
     pub states: ComponentStates,
-    /// Placement's word on components (e.g. `Unschedulable`).
-    pub placement: PlacementNotes,
     pub tracker: Tracker,
     pub exec: Executor,
     pub reporter: Reporter,
@@ -498,13 +496,13 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
     debug_assert_eq!(ctx.parse_key(key).as_ref(), Some(ckey));
     let okey = ctx.keys.observed_of(&ctx.node, ckey);
     let records = ctx.containers.of(ckey);
-    let note = ctx.placement.get(ckey);
-    if a.is_none() && records.is_empty() {
+    // Nothing assigned, nothing running, nothing to say: no document. An
+    // unreadable assignment is something to say.
+    let degraded = ctx.states.has_condition(ckey, ConditionType::Degraded);
+    if a.is_none() && records.is_empty() && !degraded {
         ctx.states.forget(ckey);
-        if note.is_none() {
-            ctx.reporter.delete(&okey);
-            return;
-        }
+        ctx.reporter.delete(&okey);
+        return;
     }
     let policy = a.map(|a| a.template.restart_policy).unwrap_or_default();
     let containers: Vec<ObservedContainer> = records
@@ -548,7 +546,6 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         .collect();
     let state = ctx.states.get(ckey);
     let mut conditions: Vec<_> = state.conditions.values().cloned().collect();
-    conditions.extend(note);
     if let Some(a) = a {
         let ready = containers
             .iter()

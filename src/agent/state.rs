@@ -467,50 +467,6 @@ impl ComponentStates {
     }
 }
 
-/// What placement (local assignment, until a coordinator exists) has to say
-/// about a component on this node, as a condition of its observed document.
-/// Kept apart from [`ComponentStates`]: it outlives the component's
-/// containers and assignment (an unschedulable component has neither).
-#[derive(Clone, Default)]
-pub struct PlacementNotes {
-    inner: Arc<Mutex<HashMap<ComponentKey, Condition>>>,
-}
-
-impl PlacementNotes {
-    fn lock(&self) -> MutexGuard<'_, HashMap<ComponentKey, Condition>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The note of a component (`<project>/<component>`), if any.
-    pub fn get(&self, key: &ComponentKey) -> Option<Condition> {
-        self.lock().get(key).cloned()
-    }
-
-    /// Sets (`Some`) or clears (`None`) the note of a component; `true` when
-    /// that changed anything. The transition time is kept while the
-    /// status holds.
-    pub fn set(&self, key: &ComponentKey, note: Option<Condition>) -> bool {
-        let mut map = self.lock();
-        match (map.get_mut(key), note) {
-            (None, None) => false,
-            (Some(_), None) => {
-                map.remove(key);
-                true
-            }
-            (Some(old), Some(new)) if old.status == new.status => {
-                let changed = old.reason != new.reason || old.message != new.message;
-                old.reason = new.reason;
-                old.message = new.message;
-                changed
-            }
-            (_, Some(new)) => {
-                map.insert(key.clone(), new);
-                true
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,33 +732,6 @@ mod tests {
         let r = c.get("a").unwrap_or_else(|| panic!("missing"));
         assert_eq!(r.crashes, 1);
         assert_eq!(r.last_exit, Some((2, "Error".into())));
-    }
-
-    #[test]
-    fn placement_notes_report_changes() {
-        let n = PlacementNotes::default();
-        let c = |ok, msg: &str| {
-            Some(Condition::new(
-                ConditionType::Unschedulable,
-                ok,
-                Reason::NoCoordinator,
-                msg,
-            ))
-        };
-        let web = ComponentKey::new("p", "web");
-        assert!(!n.set(&web, None));
-        assert!(n.set(&web, c(true, "2 nodes")));
-        let t = n.get(&web).and_then(|c| c.last_transition_time);
-        assert!(!n.set(&web, c(true, "2 nodes")));
-        assert!(n.set(&web, c(true, "3 nodes")));
-        let now = n.get(&web).expect("note");
-        assert_eq!(
-            (now.message.as_str(), now.last_transition_time),
-            ("3 nodes", t)
-        );
-        assert!(n.set(&web, c(false, "3 nodes")));
-        assert!(n.set(&web, None));
-        assert_eq!(n.get(&web), None);
     }
 
     #[test]

@@ -76,6 +76,15 @@ words! {
         UnreadableAssignment,
         /// A component spec in etcd does not decode: its assignment is kept.
         UnreadableSpec,
+        /// Every replica is of the latest revision and ready.
+        Complete,
+        /// Replicas of the latest revision are still starting or missing.
+        Updating,
+        CrashLoop,
+        /// Placement cannot place every replica (see the message).
+        Unschedulable,
+        /// Nothing wrong.
+        AsExpected,
     }
 }
 

@@ -1361,19 +1361,16 @@ async fn a_lease_lost_in_a_long_outage_is_re_created() {
     h.stop_agent();
 }
 
-/// The `Unschedulable` condition of an observed document, if any.
-fn unschedulable(o: &Observed) -> Option<&berth::resource::Condition> {
-    o.conditions.iter().find(|c| c.type_ == "Unschedulable")
-}
-
+/// A second node joins: nothing running moves (same container), a new
+/// component spreads over both, a pinned one runs on its node only, and
+/// when the second node leaves its replica moves to the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_node_takes_no_containers_away_without_a_coordinator() {
+async fn a_second_node_joins_without_moving_anything() {
     let mut h = Harness::new("agent-two").await;
     h.start_agent();
     h.apply("web", web_spec(WEB1, 1)).await;
     h.wait_ready("web", 1).await;
     let before = h.container_ids().await;
-    // A second agent on the same root, under another node name.
     let mut cfg_b = h.cfg.clone();
     cfg_b.node = images::unique("agent-two-b");
     let b = cfg_b.node.clone();
@@ -1382,90 +1379,35 @@ async fn a_second_node_takes_no_containers_away_without_a_coordinator() {
         node: b.clone(),
     };
     let mut agent_b = AgentProc::start(cfg_b, h.etcd.endpoint());
-    let start = Instant::now();
-    while h
-        .etcd
-        .get(&h.etcd.key(&format!("nodes/{b}")))
-        .await
-        .is_none()
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{b} not registered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // The first node keeps what it runs, and says why.
-    let o = h
-        .wait("web", "kept on this node", Duration::from_secs(15), |o| {
-            unschedulable(o).is_some_and(|c| !c.is_true() && c.reason == "KeptOnNode")
-        })
+    let one_ready =
+        |o: &Observed| o.containers.len() == 1 && o.containers[0].phase == ContainerPhase::Ready;
+    let long = Duration::from_secs(60);
+    // A new component of 2 replicas: one on each node, which proves the
+    // coordinator saw the second node.
+    h.apply("api", web_spec(WEB1, 2)).await;
+    h.wait_on(h.node(), "api", "1 ready on a", long, one_ready)
         .await;
-    let c = unschedulable(&o).expect("condition");
-    assert!(
-        c.message.contains("2 nodes registered") && c.message.contains("placement.nodes"),
-        "{c:?}"
-    );
-    let assignment =
-        |node: &str, name: &str| h.etcd.key(&format!("assignments/{node}/{PROJECT}/{name}"));
-    assert!(h.etcd.get(&assignment(h.node(), "web")).await.is_some());
-    // A new unpinned component runs nowhere; both nodes say so.
-    h.apply("api", web_spec(WEB1, 1)).await;
-    for node in [h.node(), b.as_str()] {
-        let o = h
-            .wait_on(node, "api", "Unschedulable", Duration::from_secs(15), |o| {
-                unschedulable(o).is_some_and(|c| c.is_true() && c.reason == "NoCoordinator")
-            })
-            .await;
-        assert!(o.containers.is_empty(), "{o:#?}");
-        let c = unschedulable(&o).expect("condition");
-        assert!(
-            c.message
-                .starts_with("2 nodes registered and no coordinator yet")
-                && c.message.contains("pin it with placement.nodes"),
-            "{c:?}"
-        );
-        assert!(h.etcd.get(&assignment(node, "api")).await.is_none());
-    }
-    // The second node says nothing about what runs on the first.
+    h.wait_on(&b, "api", "1 ready on b", long, one_ready).await;
+    // web did not move.
     assert!(h.observed_on(&b, "web").await.is_none());
-    // Pinning works as before: on the named node only.
+    let mut ids = h.container_ids().await;
+    ids.retain(|id| id == &before[0]);
+    assert_eq!(ids, before, "web's container replaced");
+    // Pinned: on the named node only.
     let mut pinned = web_spec(WEB1, 1);
     pinned["placement"]["nodes"] = json!([b.clone()]);
     h.apply("pinned", pinned).await;
-    let o = h
-        .wait_on(&b, "pinned", "1 ready", Duration::from_secs(60), |o| {
-            o.containers.len() == 1 && o.containers[0].phase == ContainerPhase::Ready
-        })
-        .await;
-    assert!(unschedulable(&o).is_none(), "{o:#?}");
+    h.wait_on(&b, "pinned", "1 ready", long, one_ready).await;
     assert!(h.observed("pinned").await.is_none());
-    // Meanwhile the first node's containers were never touched.
-    let o = h.wait_ready("web", 1).await;
-    assert_eq!(o.containers[0].id, before[0]);
-    assert_eq!(h.container_ids().await, before);
-    // The second node leaves: the first is alone again and runs everything.
+    // The second node leaves: its api replica comes to the first.
     agent_b.finish(true);
-    let o = h
-        .wait(
-            "api",
-            "runs on the only node",
-            Duration::from_secs(60),
-            |o| {
-                o.containers.len() == 1
-                    && o.containers[0].phase == ContainerPhase::Ready
-                    && unschedulable(o).is_none()
-            },
-        )
-        .await;
-    assert_eq!(o.node, h.node());
-    h.wait(
-        "web",
-        "no placement condition",
-        Duration::from_secs(15),
-        |o| unschedulable(o).is_none(),
-    )
-    .await;
+    let two = |o: &Observed| {
+        o.containers.len() == 2
+            && o.containers
+                .iter()
+                .all(|c| c.phase == ContainerPhase::Ready)
+    };
+    h.wait("api", "both replicas on a", long, two).await;
     let mut ids = h.container_ids().await;
     ids.retain(|id| id == &before[0]);
     assert_eq!(ids, before, "web's container replaced");

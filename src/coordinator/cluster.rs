@@ -1,0 +1,239 @@
+//! The coordinator's picture of the cluster: one cache per prefix it reads,
+//! filled by the runtime's watchers, and the streams of keys that changed.
+//! Built anew for every term, so a new coordinator starts from a full list.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use etcd_client::Client;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use crate::placement::NodeView;
+use crate::resource::component::Component;
+use crate::resource::{Assignment, ComponentKey, Kind, Node, NodeRecord, Observed};
+use crate::runtime::{self, Doc, Reader, WatcherConfig};
+use crate::store::Keys;
+
+/// Every cache a term reads.
+#[derive(Clone)]
+pub struct Cluster {
+    pub keys: Keys,
+    /// `specs/component/`: what users asked for.
+    pub specs: Reader<Doc<Component>>,
+    /// `nodes/`: live registrations (bound to the agents' leases).
+    pub registrations: Reader<Node>,
+    /// `specs/node/`: cordon, drain and labels users set.
+    pub node_specs: Reader<Node>,
+    /// `status/node/`: this cluster's record of every node ever seen.
+    pub records: Reader<NodeRecord>,
+    /// `assignments/`: what every node is asked to run.
+    pub assignments: Reader<Doc<Assignment>>,
+    /// `observed/`: what every node runs.
+    pub observed: Reader<Observed>,
+}
+
+/// Keys that changed, mapped to what they concern.
+pub struct Changes {
+    /// Component spec keys to reconcile.
+    pub components: BoxStream<'static, String>,
+    /// Any node changed (registration, record, user spec): node names.
+    pub nodes: BoxStream<'static, String>,
+}
+
+type Cache<T> = (Reader<T>, BoxStream<'static, String>);
+
+fn cache<T: Send + Sync + 'static>(
+    client: &Client,
+    prefix: String,
+    decode: impl Fn(&runtime::Kv) -> Option<T> + Send + Sync + 'static,
+) -> Cache<T> {
+    let (reader, writer) = runtime::store(decode);
+    let events = runtime::watcher(client.clone(), prefix, WatcherConfig::default());
+    let keys = runtime::trigger_keys(runtime::reflector(writer, events)).boxed();
+    (reader, keys)
+}
+
+fn json<T: serde::de::DeserializeOwned>(kv: &runtime::Kv) -> Option<T> {
+    serde_json::from_slice(&kv.value).ok()
+}
+
+impl Cluster {
+    /// Starts every watcher; the caches fill in the background.
+    pub fn watch(client: &Client, keys: &Keys) -> (Cluster, Changes) {
+        let (specs, spec_keys) = cache(
+            client,
+            keys.spec_prefix(Kind::Component, None),
+            runtime::doc::json::<Component>,
+        );
+        let (registrations, reg_keys) = cache(client, keys.nodes_prefix(), json::<Node>);
+        let (node_specs, nspec_keys) =
+            cache(client, keys.spec_prefix(Kind::Node, None), json::<Node>);
+        let (records, record_keys) = cache(
+            client,
+            keys.status_prefix(Kind::Node, None),
+            json::<NodeRecord>,
+        );
+        let (assignments, assign_keys) = cache(
+            client,
+            keys.all_assignments_prefix(),
+            runtime::doc::json::<Assignment>,
+        );
+        let (observed, observed_keys) = cache(client, keys.all_observed_prefix(), json::<Observed>);
+        let cluster = Cluster {
+            keys: keys.clone(),
+            specs,
+            registrations,
+            node_specs,
+            records,
+            assignments,
+            observed,
+        };
+        let changes = cluster.changes(
+            spec_keys,
+            assign_keys,
+            observed_keys,
+            reg_keys,
+            nspec_keys,
+            record_keys,
+        );
+        (cluster, changes)
+    }
+
+    fn changes(
+        &self,
+        specs: BoxStream<'static, String>,
+        assignments: BoxStream<'static, String>,
+        observed: BoxStream<'static, String>,
+        registrations: BoxStream<'static, String>,
+        node_specs: BoxStream<'static, String>,
+        records: BoxStream<'static, String>,
+    ) -> Changes {
+        let keys = self.keys.clone();
+        let by_node = move |prefix: String| {
+            move |key: String| futures::future::ready(key.strip_prefix(&prefix).map(str::to_string))
+        };
+        let nodes = futures::stream::select_all([
+            registrations
+                .filter_map(by_node(keys.nodes_prefix()))
+                .boxed(),
+            node_specs
+                .filter_map(by_node(keys.spec_prefix(Kind::Node, None)))
+                .boxed(),
+            records
+                .filter_map(by_node(keys.status_prefix(Kind::Node, None)))
+                .boxed(),
+        ])
+        .boxed();
+        let (k1, k2) = (keys.clone(), keys.clone());
+        let of_assignment = move |key: String| {
+            let spec = k1
+                .split_assignment(&key)
+                .map(|(_, ck)| k1.component_spec(&ck));
+            futures::future::ready(spec)
+        };
+        let of_observed = move |key: String| {
+            let parts = k2.parts(&k2.all_observed_prefix(), &key);
+            let spec = match parts.as_deref() {
+                Some([_node, rest @ ..]) => ComponentKey::from_parts(rest),
+                _ => None,
+            };
+            futures::future::ready(spec.map(|ck| k2.component_spec(&ck)))
+        };
+        let components = futures::stream::select_all([
+            specs,
+            assignments.filter_map(of_assignment).boxed(),
+            observed.filter_map(of_observed).boxed(),
+        ])
+        .boxed();
+        Changes { components, nodes }
+    }
+
+    /// Every cache has its first full list.
+    pub async fn ready(&self) -> bool {
+        self.specs.wait_until_ready().await.is_ok()
+            && self.registrations.wait_until_ready().await.is_ok()
+            && self.node_specs.wait_until_ready().await.is_ok()
+            && self.records.wait_until_ready().await.is_ok()
+            && self.assignments.wait_until_ready().await.is_ok()
+            && self.observed.wait_until_ready().await.is_ok()
+    }
+
+    /// Every node name known: registered, recorded or given a spec.
+    pub fn node_names(&self) -> BTreeSet<String> {
+        let of = |prefix: String, keys: Vec<String>| -> Vec<String> {
+            keys.into_iter()
+                .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+                .collect()
+        };
+        let k = &self.keys;
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        names.extend(of(k.nodes_prefix(), self.registrations.keys()));
+        names.extend(of(k.status_prefix(Kind::Node, None), self.records.keys()));
+        names.extend(of(k.spec_prefix(Kind::Node, None), self.node_specs.keys()));
+        names
+    }
+
+    /// What placement needs to know of every node.
+    pub fn node_views(&self) -> Vec<NodeView> {
+        self.node_names()
+            .into_iter()
+            .map(|name| self.node_view(&name))
+            .collect()
+    }
+
+    pub fn node_view(&self, name: &str) -> NodeView {
+        let k = &self.keys;
+        let registration = self.registrations.get(&k.node(name));
+        let record = self.records.get(&k.status(Kind::Node, None, name));
+        let user = self.node_specs.get(&k.spec(Kind::Node, None, name));
+        let mut labels: BTreeMap<String, String> = match (&registration, &record) {
+            (Some(r), _) => r
+                .status
+                .as_ref()
+                .map(|s| s.labels.clone())
+                .unwrap_or_default(),
+            (None, Some(rec)) => rec.labels.clone(),
+            (None, None) => BTreeMap::new(),
+        };
+        let (mut cordoned, mut draining) = (false, false);
+        if let Some(u) = &user {
+            labels.extend(u.metadata.labels.clone());
+            cordoned = u.spec.unschedulable || u.spec.drain;
+            draining = u.spec.drain;
+        }
+        NodeView {
+            name: name.to_string(),
+            labels,
+            ready: registration.is_some(),
+            cordoned,
+            draining,
+        }
+    }
+
+    /// Every node's assignment of `ck` (unreadable ones included).
+    pub fn assignments_of(
+        &self,
+        ck: &ComponentKey,
+    ) -> BTreeMap<String, std::sync::Arc<Doc<Assignment>>> {
+        let mut out = BTreeMap::new();
+        for (key, doc) in self.assignments.entries() {
+            if let Some((node, of)) = self.keys.split_assignment(&key) {
+                if &of == ck {
+                    out.insert(node, doc);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every node's observed document of `ck`.
+    pub fn observed_of(&self, ck: &ComponentKey) -> BTreeMap<String, std::sync::Arc<Observed>> {
+        let mut out = BTreeMap::new();
+        for node in self.node_names() {
+            if let Some(o) = self.observed.get(&self.keys.observed_of(&node, ck)) {
+                out.insert(node, o);
+            }
+        }
+        out
+    }
+}

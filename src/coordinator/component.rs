@@ -1,0 +1,383 @@
+//! One component's reconcile in the coordinator: place it, write the
+//! assignments that changed, roll its status up and write it if it changed.
+//! Every write is fenced by the term and compares each key it touches with
+//! the revision the decision was made on.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use etcd_client::{Client, Compare, CompareOp, GetOptions, TxnOp};
+use tokio_util::sync::CancellationToken;
+
+use super::assign::{self, annotated_revision};
+use super::cluster::Cluster;
+use super::fence::{FenceError, Fenced};
+use super::status;
+use crate::placement;
+use crate::resource::component::{Component, ComponentStatus, State};
+use crate::resource::observed::ContainerPhase;
+use crate::resource::{Assignment, ComponentKey, Condition, ConditionType, Kind, Reason, Revision};
+use crate::runtime::Action;
+use crate::store::call::etcd;
+
+/// A component with work pending (replacements not ready yet, `minReady`
+/// running) is looked at again this soon.
+const PENDING: Duration = Duration::from_secs(1);
+
+/// What every reconcile of a term shares.
+pub struct Ctx {
+    pub cluster: Cluster,
+    pub fenced: Fenced,
+    pub client: Client,
+    /// This node's name (written into every status).
+    pub node: String,
+    /// Cancelled when a write finds the fence gone: the term is over.
+    pub deposed: CancellationToken,
+    /// Revision numbers looked up by template hash.
+    pub revisions: Mutex<HashMap<(ComponentKey, String), u64>>,
+    /// The statuses this term last wrote or read.
+    pub statuses: Mutex<HashMap<ComponentKey, ComponentStatus>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error(transparent)]
+    Fence(#[from] FenceError),
+    #[error("{0}")]
+    Etcd(String),
+}
+
+/// Deposed: end the term. A lost compare: decide again at once.
+pub fn error_policy(_: &str, e: &ComponentError, ctx: Arc<Ctx>) -> Action {
+    match e {
+        ComponentError::Fence(FenceError::Deposed) => {
+            ctx.deposed.cancel();
+            Action::await_change()
+        }
+        ComponentError::Fence(FenceError::Conflict) => Action::requeue(Duration::from_millis(50)),
+        _ => Action::backoff(),
+    }
+}
+
+pub async fn reconcile(spec_key: String, ctx: Arc<Ctx>) -> Result<Action, ComponentError> {
+    let Some(ck) = ctx.cluster.keys.component_of_spec(&spec_key) else {
+        return Ok(Action::await_change());
+    };
+    let spec = match ctx.cluster.specs.get(&spec_key).as_deref() {
+        Some(Ok(c)) => Some(c.clone()),
+        Some(Err(e)) => {
+            let message = format!("{e}; its assignments are kept as they are");
+            mark_degraded(&ctx, &ck, Reason::UnreadableSpec, &message).await?;
+            return Ok(Action::await_change());
+        }
+        None => None,
+    };
+    let docs = ctx.cluster.assignments_of(&ck);
+    let mut current: BTreeMap<String, Assignment> = BTreeMap::new();
+    for (node, doc) in &docs {
+        match doc.as_ref() {
+            Ok(a) => current.insert(node.clone(), a.clone()),
+            Err(e) => {
+                let message = format!("{e}; the component is left as it is");
+                mark_degraded(&ctx, &ck, Reason::UnreadableAssignment, &message).await?;
+                return Ok(Action::await_change());
+            }
+        };
+    }
+    let Some(c) = spec else {
+        delete_all(&ctx, &ck, &current).await?;
+        return Ok(Action::await_change());
+    };
+    place(&ctx, &ck, &c, &current).await
+}
+
+/// A deleted spec: every assignment goes (status and revisions went with
+/// the spec).
+async fn delete_all(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    current: &BTreeMap<String, Assignment>,
+) -> Result<(), ComponentError> {
+    if current.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(component = %ck, nodes = current.len(), "spec deleted: removing its assignments");
+    let keys: Vec<String> = current
+        .keys()
+        .map(|n| ctx.cluster.keys.assignment_of(n, ck))
+        .collect();
+    let (when, ops) = keys
+        .into_iter()
+        .map(|k| (unchanged(ctx, &k), TxnOp::delete(k, None)))
+        .unzip();
+    ctx.fenced.commit(when, ops).await?;
+    ctx.statuses
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(ck);
+    Ok(())
+}
+
+/// The key is as the cache saw it (absent: still absent).
+fn unchanged(ctx: &Ctx, key: &str) -> Compare {
+    let rev = ctx
+        .cluster
+        .assignments
+        .get_entry(key)
+        .map_or(0, |e| e.mod_revision);
+    Compare::mod_revision(key, CompareOp::Equal, rev)
+}
+
+async fn place(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    c: &Component,
+    current: &BTreeMap<String, Assignment>,
+) -> Result<Action, ComponentError> {
+    let views = ctx.cluster.node_views();
+    let counts: BTreeMap<String, u32> = current
+        .iter()
+        .map(|(n, a)| (n.clone(), a.replicas))
+        .collect();
+    let decision = placement::place(&c.spec.placement, &views, &counts);
+    let hash = c.spec.template().hash();
+    let revision = revision(ctx, ck, c, &hash).await?;
+    let observed = ctx.cluster.observed_of(ck);
+    let ready = ready_per_node(&observed, &hash);
+    let registered: BTreeSet<String> = views
+        .iter()
+        .filter(|v| v.ready)
+        .map(|v| v.name.clone())
+        .collect();
+    let writes = assign::plan(&assign::Input {
+        spec: Some(c),
+        revision,
+        target: &decision.per_node,
+        current,
+        registered: &registered,
+        ready: &ready,
+    });
+    write_assignments(ctx, ck, &writes).await?;
+    let mut assigned: BTreeMap<String, (u32, u64)> = current
+        .iter()
+        .filter(|(n, _)| !writes.deletes.contains(*n))
+        .map(|(n, a)| (n.clone(), (a.replicas, a.revision)))
+        .collect();
+    assigned.extend(
+        writes
+            .puts
+            .iter()
+            .map(|(n, a)| (n.clone(), (a.replicas, a.revision))),
+    );
+    let desired = match (c.spec.state, c.spec.placement.per_node) {
+        (State::Running, Some(_)) => decision.per_node.values().sum(),
+        (State::Running, None) => c.spec.placement.count(),
+        _ => 0,
+    };
+    let input = status::Input {
+        spec: c,
+        hash: &hash,
+        revision,
+        desired,
+        assigned: &assigned,
+        observed: &observed,
+        unschedulable: decision.unschedulable.as_deref(),
+        coordinator: &ctx.node,
+        now: SystemTime::now(),
+    };
+    let st = write_status(ctx, ck, &input).await?;
+    let pending = !writes.waiting.is_empty() || st.available_replicas < st.ready_replicas;
+    Ok(if pending {
+        Action::requeue(PENDING)
+    } else {
+        Action::await_change()
+    })
+}
+
+fn ready_per_node(
+    observed: &BTreeMap<String, Arc<crate::resource::Observed>>,
+    hash: &str,
+) -> BTreeMap<String, u32> {
+    observed
+        .iter()
+        .map(|(node, o)| {
+            let n = o
+                .containers
+                .iter()
+                .filter(|c| c.hash == hash && c.phase == ContainerPhase::Ready)
+                .count();
+            (node.clone(), n as u32)
+        })
+        .collect()
+}
+
+async fn write_assignments(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    w: &assign::Writes,
+) -> Result<(), ComponentError> {
+    if w.puts.is_empty() && w.deletes.is_empty() {
+        return Ok(());
+    }
+    let k = &ctx.cluster.keys;
+    let mut when = Vec::new();
+    let mut ops = Vec::new();
+    for (node, a) in &w.puts {
+        let key = k.assignment_of(node, ck);
+        let value = serde_json::to_vec(a).map_err(|e| ComponentError::Etcd(e.to_string()))?;
+        when.push(unchanged(ctx, &key));
+        ops.push(TxnOp::put(key, value, None));
+    }
+    for node in &w.deletes {
+        let key = k.assignment_of(node, ck);
+        when.push(unchanged(ctx, &key));
+        ops.push(TxnOp::delete(key, None));
+    }
+    let puts: Vec<String> = w
+        .puts
+        .iter()
+        .map(|(n, a)| format!("{n}={}", a.replicas))
+        .collect();
+    tracing::info!(component = %ck, assign = ?puts, remove = ?w.deletes, "placing");
+    // One transaction when it fits, so a move is never half made.
+    ctx.fenced.commit(when, ops).await?;
+    Ok(())
+}
+
+async fn write_status(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    input: &status::Input<'_>,
+) -> Result<ComponentStatus, ComponentError> {
+    let key = ctx
+        .cluster
+        .keys
+        .status(Kind::Component, Some(&ck.project), &ck.name);
+    let old = old_status(ctx, ck, &key).await?;
+    let new = status::roll_up(input, old.as_ref());
+    if old.as_ref().is_some_and(|o| status::same(o, &new)) {
+        return Ok(new);
+    }
+    let value = serde_json::to_vec(&new).map_err(|e| ComponentError::Etcd(e.to_string()))?;
+    // Only while the spec exists: a status never outlives its component.
+    let spec_key = ctx.cluster.keys.component_spec(ck);
+    let exists = Compare::create_revision(spec_key, CompareOp::Greater, 0);
+    match ctx
+        .fenced
+        .commit(vec![exists], vec![TxnOp::put(key, value, None)])
+        .await
+    {
+        Ok(()) | Err(FenceError::Conflict) => {}
+        Err(e) => return Err(e.into()),
+    }
+    ctx.statuses
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(ck.clone(), new.clone());
+    Ok(new)
+}
+
+/// Sets the status's `Degraded` condition (the rest of the status stays as
+/// it was): for what cannot be read, where nothing else can be decided.
+async fn mark_degraded(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    reason: Reason,
+    message: &str,
+) -> Result<(), ComponentError> {
+    let key = ctx
+        .cluster
+        .keys
+        .status(Kind::Component, Some(&ck.project), &ck.name);
+    let mut st = old_status(ctx, ck, &key).await?.unwrap_or_default();
+    let degraded = Condition::new(ConditionType::Degraded, true, reason, message);
+    if let Some(c) = st.conditions.iter().find(|c| c.is(ConditionType::Degraded)) {
+        if c.is_true() && c.reason == degraded.reason && c.message == degraded.message {
+            return Ok(());
+        }
+    }
+    tracing::warn!(component = %ck, "{message}");
+    st.conditions.retain(|c| !c.is(ConditionType::Degraded));
+    st.conditions.push(degraded);
+    st.last_update = Some(crate::util::now_rfc3339());
+    st.coordinator = Some(ctx.node.clone());
+    let value = serde_json::to_vec(&st).map_err(|e| ComponentError::Etcd(e.to_string()))?;
+    ctx.fenced
+        .commit(vec![], vec![TxnOp::put(key, value, None)])
+        .await?;
+    ctx.statuses
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(ck.clone(), st);
+    Ok(())
+}
+
+/// The status this term last wrote; on a term's first look, what etcd has.
+async fn old_status(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    key: &str,
+) -> Result<Option<ComponentStatus>, ComponentError> {
+    if let Some(s) = ctx
+        .statuses
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(ck)
+    {
+        return Ok(Some(s.clone()));
+    }
+    let resp = etcd("reading a status", ctx.client.clone().get(key, None))
+        .await
+        .map_err(ComponentError::Etcd)?;
+    Ok(resp
+        .kvs()
+        .first()
+        .and_then(|kv| serde_json::from_slice(kv.value()).ok()))
+}
+
+/// The revision number of `c`'s template: from the spec's annotations,
+/// else from the revision documents (a spec written by other means runs as
+/// revision 0). Looked up once per template.
+async fn revision(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    c: &Component,
+    hash: &str,
+) -> Result<u64, ComponentError> {
+    if let Some(r) = annotated_revision(c, hash) {
+        return Ok(r);
+    }
+    let cache_key = (ck.clone(), hash.to_string());
+    if let Some(r) = ctx
+        .revisions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&cache_key)
+    {
+        return Ok(*r);
+    }
+    let prefix = ctx.cluster.keys.revision_prefix(&ck.project, &ck.name);
+    let resp = etcd(
+        "reading revisions",
+        ctx.client
+            .clone()
+            .get(prefix, Some(GetOptions::new().with_prefix())),
+    )
+    .await
+    .map_err(ComponentError::Etcd)?;
+    let found = resp
+        .kvs()
+        .iter()
+        .rev()
+        .find_map(|kv| {
+            let r: Revision = serde_json::from_slice(kv.value()).ok()?;
+            (r.hash == hash).then_some(r.seq)
+        })
+        .unwrap_or_default();
+    ctx.revisions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(cache_key, found);
+    Ok(found)
+}

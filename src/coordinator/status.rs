@@ -1,0 +1,238 @@
+//! A component's status, rolled up from every node's observed document
+//! (pure). The coordinator writes it only when it changed, ignoring the
+//! write time and the conditions' transition times.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::resource::component::{Component, ComponentStatus, NodeSummary, State};
+use crate::resource::observed::{ContainerPhase, ObservedContainer};
+use crate::resource::{Condition, ConditionType, Observed, Reason};
+
+/// Conditions of the nodes copied into the status when any node has them
+/// true, so `get` can say which problem it is.
+const COPIED: [ConditionType; 4] = [
+    ConditionType::ImagePullFailed,
+    ConditionType::StartFailed,
+    ConditionType::Forbidden,
+    ConditionType::Degraded,
+];
+
+/// What a status is rolled up from.
+pub struct Input<'a> {
+    pub spec: &'a Component,
+    /// Hash and revision number of the spec's template.
+    pub hash: &'a str,
+    pub revision: u64,
+    /// Replicas wanted in all (0 unless `state: running`).
+    pub desired: u32,
+    /// Replicas assigned per node, after this pass's writes.
+    pub assigned: &'a BTreeMap<String, (u32, u64)>,
+    pub observed: &'a BTreeMap<String, std::sync::Arc<Observed>>,
+    /// Why not every replica could be placed.
+    pub unschedulable: Option<&'a str>,
+    pub coordinator: &'a str,
+    pub now: SystemTime,
+}
+
+#[derive(Default)]
+struct Counts {
+    current: u32,
+    ready: u32,
+    updated: u32,
+    available: u32,
+    draining: u32,
+    crash_loop: Vec<String>,
+}
+
+fn leaving(c: &ObservedContainer) -> bool {
+    matches!(
+        c.phase,
+        ContainerPhase::Draining | ContainerPhase::Stopping | ContainerPhase::Stopped
+    )
+}
+
+fn ready_for(c: &ObservedContainer, min_ready: Duration, now: SystemTime) -> bool {
+    if min_ready.is_zero() {
+        return true;
+    }
+    c.ready_since
+        .as_deref()
+        .and_then(crate::util::parse_rfc3339)
+        .and_then(|t| now.duration_since(t).ok())
+        .is_some_and(|d| d >= min_ready)
+}
+
+fn count(input: &Input, node: &str, o: &Observed, into: &mut Counts) -> NodeSummary {
+    let min_ready = input
+        .spec
+        .spec
+        .rollout()
+        .min_ready
+        .map(|d| d.std())
+        .unwrap_or_default();
+    let mut s = NodeSummary::default();
+    for c in &o.containers {
+        let ready = c.phase == ContainerPhase::Ready;
+        if leaving(c) {
+            s.draining += 1;
+            continue;
+        }
+        s.current += 1;
+        s.ready += u32::from(ready);
+        into.updated += u32::from(c.hash == input.hash);
+        into.available += u32::from(ready && ready_for(c, min_ready, input.now));
+        if c.phase == ContainerPhase::CrashLoop {
+            into.crash_loop.push(format!("{node}/{}", c.name));
+        }
+    }
+    into.current += s.current;
+    into.ready += s.ready;
+    into.draining += s.draining;
+    s
+}
+
+/// The status `input` describes; conditions keep their transition time from
+/// `old` while their status holds.
+pub fn roll_up(input: &Input, old: Option<&ComponentStatus>) -> ComponentStatus {
+    let mut n = Counts::default();
+    let mut nodes: BTreeMap<String, NodeSummary> = BTreeMap::new();
+    for (node, o) in input.observed {
+        let s = count(input, node, o, &mut n);
+        if s.current + s.draining > 0 {
+            nodes.insert(node.clone(), s);
+        }
+    }
+    for (node, (replicas, revision)) in input.assigned {
+        let s = nodes.entry(node.clone()).or_default();
+        s.desired = *replicas;
+        s.revision = Some(*revision);
+    }
+    let done = n.updated >= input.desired && n.ready >= input.desired && n.current == n.updated;
+    let mut conditions = vec![
+        available(input, &n),
+        progressing(input, &n, done),
+        degraded(input, &n),
+    ];
+    conditions.extend(copied(input));
+    let now = humantime::format_rfc3339_seconds(input.now).to_string();
+    let conditions = keep_transition_times(conditions, old, &now);
+    ComponentStatus {
+        observed_generation: input.spec.metadata.generation.unwrap_or(1),
+        replicas: input.desired,
+        ready_replicas: n.ready,
+        updated_replicas: n.updated,
+        available_replicas: n.available,
+        current_revision: if done {
+            Some(input.revision)
+        } else {
+            old.and_then(|o| o.current_revision)
+        },
+        update_revision: Some(input.revision),
+        conditions,
+        current_replicas: n.current,
+        draining_replicas: n.draining,
+        nodes,
+        last_update: Some(now),
+        coordinator: Some(input.coordinator.to_string()),
+    }
+}
+
+fn available(input: &Input, n: &Counts) -> Condition {
+    let ok = n.available >= input.desired;
+    let reason = if ok {
+        Reason::MinimumReplicasAvailable
+    } else {
+        Reason::MinimumReplicasUnavailable
+    };
+    Condition::new(
+        ConditionType::Available,
+        ok,
+        reason,
+        format!("{}/{} available", n.available, input.desired),
+    )
+}
+
+fn progressing(input: &Input, n: &Counts, done: bool) -> Condition {
+    let message = format!(
+        "{}/{} updated to revision {}, {}/{} ready",
+        n.updated, input.desired, input.revision, n.ready, input.desired
+    );
+    match done {
+        true => Condition::new(ConditionType::Progressing, false, Reason::Complete, message),
+        false => Condition::new(ConditionType::Progressing, true, Reason::Updating, message),
+    }
+}
+
+fn degraded(input: &Input, n: &Counts) -> Condition {
+    let t = ConditionType::Degraded;
+    if input.spec.spec.state != State::Running {
+        return Condition::new(t, false, Reason::AsExpected, "");
+    }
+    if let Some(why) = input.unschedulable {
+        return Condition::new(t, true, Reason::Unschedulable, why);
+    }
+    if !n.crash_loop.is_empty() {
+        let message = format!("crash-looping: {}", n.crash_loop.join(", "));
+        return Condition::new(t, true, Reason::CrashLoop, message);
+    }
+    for (node, o) in input.observed {
+        if let Some(c) = o
+            .conditions
+            .iter()
+            .find(|c| c.is_true() && COPIED.iter().any(|t| c.is(*t)))
+        {
+            return Condition::with_reason(
+                t,
+                true,
+                &c.type_,
+                format!("node {node}: {}", c.message),
+            );
+        }
+    }
+    Condition::new(t, false, Reason::AsExpected, "")
+}
+
+/// The nodes' problem conditions (the first node's of each type).
+fn copied(input: &Input) -> Vec<Condition> {
+    let mut out: Vec<Condition> = Vec::new();
+    for t in COPIED.iter().filter(|t| **t != ConditionType::Degraded) {
+        let first = input.observed.iter().find_map(|(node, o)| {
+            let c = o.conditions.iter().find(|c| c.is(*t) && c.is_true())?;
+            Some(Condition {
+                message: format!("node {node}: {}", c.message),
+                ..c.clone()
+            })
+        });
+        out.extend(first);
+    }
+    out
+}
+
+fn keep_transition_times(
+    new: Vec<Condition>,
+    old: Option<&ComponentStatus>,
+    now: &str,
+) -> Vec<Condition> {
+    new.into_iter()
+        .map(|mut c| {
+            let before = old.and_then(|o| o.conditions.iter().find(|x| x.type_ == c.type_));
+            c.last_transition_time = match before {
+                Some(b) if b.status == c.status => b.last_transition_time.clone(),
+                _ => Some(now.to_string()),
+            };
+            c
+        })
+        .collect()
+}
+
+/// Whether two statuses say the same, apart from when they were written.
+/// The coordinator that wrote it counts: a new coordinator's first pass
+/// writes every status once, so readers see it took over.
+pub fn same(a: &ComponentStatus, b: &ComponentStatus) -> bool {
+    let strip = |s: &ComponentStatus| ComponentStatus {
+        last_update: None,
+        ..s.clone()
+    };
+    strip(a) == strip(b)
+}
