@@ -1,0 +1,28 @@
+//! What placement knows of a node, and the one order nodes are looked at in.
+
+use std::collections::BTreeMap;
+
+/// What placement knows of one node.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct NodeView {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// The node's agent holds its lease (status `Ready`).
+    pub ready: bool,
+    /// No new replicas; running ones stay.
+    pub cordoned: bool,
+    /// Being drained: its replicas move elsewhere.
+    pub draining: bool,
+}
+
+/// The nodes in name order, each name once (the first given wins).
+///
+/// Every decision is made over this order, so the caller's order never
+/// changes the result (determinism), and ties are broken by name.
+pub(super) fn by_name(nodes: &[NodeView]) -> Vec<&NodeView> {
+    let mut seen = BTreeMap::new();
+    for n in nodes {
+        seen.entry(n.name.as_str()).or_insert(n);
+    }
+    seen.into_values().collect()
+}
