@@ -67,7 +67,7 @@ pub(super) fn pins(spec: &PlacementSpec) -> BTreeSet<&str> {
 /// most severe first. So `Err(Cordoned)` means exactly "matches, Ready, not
 /// draining, cordoned", the one case whose running replicas stay.
 pub(super) fn check(spec: &PlacementSpec, node: &NodeView) -> Result<(), Ineligible> {
-    if !spec.nodes.is_empty() && !spec.nodes.iter().any(|p| *p == node.name) {
+    if !spec.nodes.is_empty() && !spec.nodes.contains(&node.name) {
         return Err(Ineligible::NotPinned);
     }
     if let Some((key, _)) = spec
