@@ -173,11 +173,27 @@ async fn coordinate(
 /// Keeps the node records; any node change re-places every component.
 async fn node_loop(
     ctx: Arc<component::Ctx>,
-    mut changes: futures::stream::BoxStream<'static, String>,
+    changes: futures::stream::BoxStream<'static, String>,
     all: mpsc::UnboundedSender<String>,
     stop: CancellationToken,
 ) {
+    // The node caches fill only while their streams are polled: forward
+    // them from the start, and act once every cache is ready.
+    let (tx, rx) = mpsc::unbounded_channel();
+    let forward = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut changes = std::pin::pin!(changes.take_until(stop.cancelled_owned()));
+            while let Some(name) = changes.next().await {
+                if tx.send(name).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut changes = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
     if !tokio::select! { r = ctx.cluster.ready() => r, _ = stop.cancelled() => false } {
+        forward.abort();
         return;
     }
     let mut seen: HashMap<String, Seen> = HashMap::new();
