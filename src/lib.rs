@@ -20,8 +20,8 @@
 
 pub mod agent;
 pub mod checks;
-pub mod coordinator;
 pub mod cli;
+pub mod coordinator;
 pub mod docker;
 pub mod localetcd;
 pub mod manifest;
