@@ -54,13 +54,15 @@ pub async fn label(etcd: &EtcdArgs, args: LabelArgs) -> Result<ExitCode, CliErro
             args.kind.0
         )));
     }
-    let (name, items) = match &args.kind.1 {
-        Some(n) => (n.clone(), &args.args[..]),
-        None => (args.args[0].clone(), &args.args[1..]),
+    let (name, items) = match (&args.kind.1, args.args.split_first()) {
+        (Some(n), _) => (n.clone(), &args.args[..]),
+        (None, Some((n, rest))) => (n.clone(), rest),
+        (None, None) => (String::new(), &args.args[..]),
     };
-    if items.is_empty() {
+    if name.is_empty() || items.is_empty() {
         return Err(CliError::Usage(
-            "label needs at least one KEY=VALUE or KEY- (e.g. berth label node n1 zone=a)".into(),
+            "label needs a node and at least one KEY=VALUE or KEY- (e.g. berth label node n1 zone=a)"
+                .into(),
         ));
     }
     let ops = parse_labels(items).map_err(CliError::Input)?;
