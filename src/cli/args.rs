@@ -89,16 +89,28 @@ pub enum Command {
     )]
     Apply(ApplyArgs),
     /// List objects, or show one.
+    ///
+    /// Components: STATUS is `Stale` when a coordinator wrote their status
+    /// but none runs now (the counts are as of its last update).
+    /// Nodes: STATUS is `Ready`, `NotReady` (agent gone: listed until
+    /// `berth delete node`, LAST SEEN says since when) or `Unknown`, followed
+    /// by `,Cordoned` (cordon) or `,Draining` (drain); ROLE is `coordinator`
+    /// on the node that coordinates.
     #[command(
-        after_help = "Examples:\n  berth get components -p shop\n  berth get comp -A -o wide\n  berth get component web -p shop -o yaml\n  berth get components -A -w -o json"
+        after_help = "Examples:\n  berth get components -p shop\n  berth get comp -A -o wide\n  berth get component web -p shop -o yaml\n  berth get components -A -w -o json\n  berth get nodes -o wide"
     )]
     Get(GetArgs),
     /// Show an object in detail: spec summary, status, conditions, revisions.
-    #[command(after_help = "Example:\n  berth describe component web -p shop")]
+    #[command(
+        after_help = "Examples:\n  berth describe component web -p shop\n  berth describe node n1"
+    )]
     Describe(DescribeArgs),
     /// Delete objects by name or by file.
+    ///
+    /// `delete node` forgets a node whose agent is gone (its cordon, labels
+    /// and record); it is refused while the agent is registered.
     #[command(
-        after_help = "Examples:\n  berth delete component web -p shop\n  berth delete -f app.yaml"
+        after_help = "Examples:\n  berth delete component web -p shop\n  berth delete -f app.yaml\n  berth delete node n3"
     )]
     Delete(DeleteArgs),
     /// Show what `apply` would change: a unified diff of live objects against files.
@@ -111,6 +123,32 @@ pub enum Command {
         after_help = "Example:\n  berth rollout history web -p shop"
     )]
     Rollout(RolloutCommand),
+    /// Wait until a component meets a condition, or is deleted (for pipelines).
+    /// Exits 0 when met, 1 on timeout (with the last status on stderr).
+    #[command(
+        after_help = "A condition counts once the status has observed the spec's current generation, so `apply` then `wait` never passes on the previous spec's status.\n\nExamples:\n  berth wait component/web -p shop --for=condition=Available\n  berth wait comp web -p shop --for=condition=Progressing=False --timeout 5m\n  berth delete comp web -p shop && berth wait comp/web -p shop --for=delete"
+    )]
+    Wait(WaitArgs),
+    /// Mark a node unschedulable: it gets no new replicas; running ones stay.
+    #[command(after_help = "Example:\n  berth cordon n1")]
+    Cordon(NodeArgs),
+    /// Make a node schedulable again (also ends a drain).
+    #[command(after_help = "Example:\n  berth uncordon n1")]
+    Uncordon(NodeArgs),
+    /// Cordon a node and move every replica off it, then wait until it runs nothing.
+    /// Exits 0 once the node runs no container (it stays cordoned; `uncordon`
+    /// ends that), 1 on timeout with what is left on stderr.
+    #[command(
+        after_help = "Examples:\n  berth drain n1\n  berth drain n1 --timeout 10m && systemctl stop berth-agent"
+    )]
+    Drain(DrainArgs),
+    /// Add, change or remove a node's labels (used by nodeSelector).
+    /// KEY=VALUE sets, KEY- removes; changing an existing value needs --overwrite.
+    /// Labels given to the agent (`--labels`) are kept under these.
+    #[command(
+        after_help = "Examples:\n  berth label node n1 zone=a disk=ssd\n  berth label node n1 zone=b --overwrite\n  berth label node/n1 disk-"
+    )]
+    Label(LabelArgs),
     /// Print the JSON Schema of a kind (for editors and CI validation).
     #[command(
         after_help = "Examples:\n  berth schema component > component.schema.json\n  berth schema component --crd"
@@ -273,4 +311,121 @@ pub struct SchemaArgs {
     /// Print the CRD-style document (openAPIV3Schema) instead.
     #[arg(long)]
     pub crd: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The node's name (or node/NAME).
+    pub node: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DrainArgs {
+    /// The node's name (or node/NAME).
+    pub node: String,
+    /// How long to wait for the node to run nothing.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct LabelArgs {
+    /// node, or node/NAME.
+    pub kind: KindArg,
+    /// NAME (unless given as node/NAME), then KEY=VALUE or KEY- items.
+    #[arg(required = true, num_args = 1..)]
+    pub args: Vec<String>,
+    /// Allow changing a label that already has a value.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    /// component (comp), or component/NAME.
+    pub kind: KindArg,
+    /// The component's name (unless given as KIND/NAME).
+    pub name: Option<String>,
+    /// Project of the component.
+    #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
+    pub project: String,
+    /// condition=TYPE (True), condition=TYPE=True|False|Unknown, or delete.
+    /// TYPE: Available, Progressing, Degraded or Unschedulable.
+    #[arg(long = "for", value_parser = parse_wait_for)]
+    pub for_: WaitFor,
+    /// How long to wait.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// What `wait --for` waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitFor {
+    /// A status condition of this type (checked against the known types
+    /// later, so an unknown one is an input error, not a usage error) with
+    /// this status (`True`, `False` or `Unknown`).
+    Condition { type_: String, status: String },
+    /// The object is gone.
+    Delete,
+}
+
+/// kubectl's `--for` syntax: `delete`, `condition=TYPE[=STATUS]`.
+pub fn parse_wait_for(s: &str) -> Result<WaitFor, String> {
+    let bad = || {
+        format!("invalid --for {s:?}: expected condition=TYPE, condition=TYPE=True|False|Unknown, or delete")
+    };
+    if s == "delete" {
+        return Ok(WaitFor::Delete);
+    }
+    let cond = s.strip_prefix("condition=").ok_or_else(bad)?;
+    let (type_, status) = match cond.split_once('=') {
+        Some((t, v)) => (t, v),
+        None => (cond, "True"),
+    };
+    let status = ["True", "False", "Unknown"]
+        .into_iter()
+        .find(|w| w.eq_ignore_ascii_case(status))
+        .ok_or_else(bad)?;
+    if type_.is_empty() || !type_.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(bad());
+    }
+    Ok(WaitFor::Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_for_syntax() {
+        let c = |t: &str, s: &str| WaitFor::Condition {
+            type_: t.into(),
+            status: s.into(),
+        };
+        assert_eq!(parse_wait_for("delete"), Ok(WaitFor::Delete));
+        assert_eq!(
+            parse_wait_for("condition=Available"),
+            Ok(c("Available", "True"))
+        );
+        assert_eq!(
+            parse_wait_for("condition=Progressing=false"),
+            Ok(c("Progressing", "False"))
+        );
+        // Syntax only: an unknown type is the command's to refuse.
+        assert_eq!(parse_wait_for("condition=Bogus"), Ok(c("Bogus", "True")));
+        for bad in [
+            "",
+            "deleted",
+            "condition",
+            "condition=",
+            "condition=Available=maybe",
+            "condition=A=B=C",
+            "jsonpath={.x}",
+        ] {
+            assert!(parse_wait_for(bad).is_err(), "{bad}");
+        }
+    }
 }

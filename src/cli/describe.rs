@@ -7,7 +7,9 @@ use super::args::{DescribeArgs, EtcdArgs};
 use super::output::{counts, Table};
 use super::CliError;
 use crate::resource::component::Check;
-use crate::resource::{Component, Object, Observed, Revision};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::resource::{Component, ComponentStatus, Object, Observed, Revision};
 use crate::store::{Store, StoreError};
 
 pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliError> {
@@ -30,18 +32,35 @@ pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliErr
     let text = match &stored.object {
         Object::Component(c) => {
             let p = project.unwrap_or_default();
-            let observed = observed_of(&store, p, &name).await?;
             let revisions = store.revisions(p, &name).await?;
-            let nodes: Vec<crate::resource::Node> = store
-                .list(crate::resource::Kind::Node, None)
-                .await?
-                .into_iter()
-                .filter_map(|s| match s.object {
-                    Object::Node(n) => Some(n),
-                    _ => None,
-                })
-                .collect();
-            describe_component(c, &observed, &revisions, &nodes)
+            match &c.status {
+                // The coordinator's status names the nodes involved: read
+                // only their observed documents.
+                Some(st) => {
+                    let observed = observed_on(&store, p, &name, st.nodes.keys()).await?;
+                    let coordinator = store.coordinator().await?;
+                    let mut text = describe_component(c, &observed, &revisions, &[]);
+                    text.insert_str(
+                        status_line_at(&text),
+                        &status_line(st, coordinator.as_deref()),
+                    );
+                    text
+                }
+                None => {
+                    let observed = observed_of(&store, p, &name).await?;
+                    let nodes = nodes(&store).await?;
+                    describe_component(c, &observed, &revisions, &nodes)
+                }
+            }
+        }
+        Object::Node(n) => {
+            let mut s = header(&stored.object);
+            s.push_str(&node_lines(n));
+            s.push_str(&super::output::yaml(&serde_json::json!({
+                "spec": stored.object.spec_json(),
+                "status": stored.object.to_json().get("status").cloned().unwrap_or(serde_json::Value::Null),
+            })));
+            s
         }
         other => {
             let mut s = header(other);
@@ -54,6 +73,99 @@ pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliErr
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn nodes(store: &Store) -> Result<Vec<crate::resource::Node>, CliError> {
+    Ok(store
+        .list(crate::resource::Kind::Node, None)
+        .await?
+        .into_iter()
+        .filter_map(|s| match s.object {
+            Object::Node(n) => Some(n),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The observed documents of one component on the given nodes.
+async fn observed_on(
+    store: &Store,
+    project: &str,
+    component: &str,
+    nodes: impl Iterator<Item = &String>,
+) -> Result<Vec<Observed>, CliError> {
+    let keys: Vec<String> = nodes
+        .map(|n| store.keys().observed(n, project, component))
+        .collect();
+    let found: Vec<Option<Vec<u8>>> = futures::stream::iter(keys)
+        .map(|k| async move { store.get_raw(&k).await })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    Ok(found
+        .into_iter()
+        .flatten()
+        .filter_map(|v| serde_json::from_slice(&v).ok())
+        .collect())
+}
+
+/// Where the status line goes: after the `Replicas:` line.
+fn status_line_at(text: &str) -> usize {
+    text.find("Replicas:")
+        .and_then(|i| text[i..].find('\n').map(|j| i + j + 1))
+        .unwrap_or(text.len())
+}
+
+/// Who wrote the status and when, or that it is stale.
+fn status_line(st: &ComponentStatus, coordinator: Option<&str>) -> String {
+    let when = st.last_update.as_deref().unwrap_or("an unknown time");
+    let mut s = match coordinator {
+        None => format!("Status:       stale since {when} (no coordinator running)\n"),
+        Some(_) => format!(
+            "Status:       written {when} by coordinator {}\n",
+            st.coordinator.as_deref().unwrap_or("?")
+        ),
+    };
+    if st.nodes.is_empty() {
+        return s;
+    }
+    s.push_str("Nodes:\n");
+    let mut t = Table::new(&[
+        "  NODE", "DESIRED", "CURRENT", "READY", "DRAINING", "REVISION",
+    ]);
+    for (node, n) in &st.nodes {
+        t.row(vec![
+            format!("  {node}"),
+            n.desired.to_string(),
+            n.current.to_string(),
+            n.ready.to_string(),
+            n.draining.to_string(),
+            n.revision.map(|r| r.to_string()).unwrap_or_default(),
+        ]);
+    }
+    s.push_str(&t.render());
+    s
+}
+
+/// Status, role, address and last heartbeat of a node.
+fn node_lines(n: &crate::resource::Node) -> String {
+    let st = n.status.clone().unwrap_or_default();
+    let role = n
+        .metadata
+        .annotations
+        .get(crate::store::ROLE_ANNOTATION)
+        .map_or("<none>", String::as_str);
+    format!(
+        "Status:       {}\nRole:         {role}\nAddress:      {}\nLast seen:    {} ({} ago)\n",
+        super::output::node_status_word(n),
+        if st.address.is_empty() {
+            "<none>"
+        } else {
+            &st.address
+        },
+        st.last_heartbeat.as_deref().unwrap_or("?"),
+        crate::util::age(st.last_heartbeat.as_deref()),
+    )
 }
 
 /// Every node's observed document for one component.

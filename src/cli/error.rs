@@ -17,6 +17,9 @@ pub enum CliError {
     /// A problem with the input found only by looking at etcd (a missing reference).
     #[error("{0}")]
     Input(String),
+    /// `wait` or `drain` ran out of time; the message says what was left.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl CliError {

@@ -179,6 +179,11 @@ impl View {
         } else {
             print!("{}", t.render());
         }
+        if let Some((n, since)) = ctx.stale(objects) {
+            eprintln!(
+                "warning: no coordinator is running: the status of {n} component(s) is stale (STATUS Stale), last updated {since}"
+            );
+        }
         objects
             .iter()
             .zip(rows)
@@ -209,6 +214,11 @@ impl View {
     }
 }
 
+/// Whether a component has a status document (written by a coordinator).
+fn has_status(o: &Object) -> bool {
+    matches!(o, Object::Component(c) if c.status.is_some())
+}
+
 fn watch_line(event: &str, object: &serde_json::Value) -> String {
     serde_json::json!({"type": event, "object": object}).to_string()
 }
@@ -221,6 +231,9 @@ struct Prefixes {
     observed: Option<String>,
     /// Registered nodes (`nodes/<node>`), for `get nodes`.
     nodes: Option<String>,
+    /// The coordinator election: it moves ROLE (nodes) and makes component
+    /// status stale or current.
+    election: Option<String>,
 }
 
 impl Prefixes {
@@ -231,6 +244,7 @@ impl Prefixes {
             status: keys.status_prefix(view.kind, project),
             observed: (view.kind == Kind::Component).then(|| keys.all_observed_prefix()),
             nodes: (view.kind == Kind::Node).then(|| keys.nodes_prefix()),
+            election: (view.kind != Kind::Project).then(|| keys.election()),
         }
     }
 
@@ -240,6 +254,7 @@ impl Prefixes {
             Some(&self.status),
             self.observed.as_ref(),
             self.nodes.as_ref(),
+            self.election.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -342,6 +357,11 @@ impl Watch<'_> {
 
     /// Reads the object `key` concerns again and prints it if it changed.
     async fn changed(&mut self, key: &str, deleted: bool) {
+        if self.prefixes.election.as_deref() == Some(key) {
+            // Concerns every row (role, staleness): compare them all.
+            self.resync().await;
+            return;
+        }
         let Some(target) = self.prefixes.target(&self.view, key) else {
             return;
         };
@@ -445,11 +465,15 @@ impl Watch<'_> {
     }
 }
 
-/// What rows need besides the objects: observed state, node and component counts.
+/// What rows need besides the objects: for components, whether a
+/// coordinator runs and, only for those without a status document (no
+/// coordinator ever wrote one), the agents' observed state and the nodes to
+/// roll up from; for projects, their component counts.
 struct Context {
     observed: ObservedIndex,
     nodes: Vec<crate::resource::Node>,
     components_per_project: BTreeMap<String, usize>,
+    no_coordinator: bool,
 }
 
 impl Context {
@@ -458,53 +482,90 @@ impl Context {
             observed: ObservedIndex::new(),
             nodes: Vec::new(),
             components_per_project: BTreeMap::new(),
+            no_coordinator: false,
         };
         match kind {
-            Kind::Component if !objects.is_empty() => {
-                let prefix = store.keys().all_observed_prefix();
-                let (kvs, _) = store.range_all(&prefix).await?;
-                for kv in kvs {
-                    let key = String::from_utf8_lossy(kv.key()).to_string();
-                    let parts: Vec<&str> = key
-                        .strip_prefix(&prefix)
-                        .unwrap_or_default()
-                        .split('/')
-                        .collect();
-                    if let [_, project, component] = parts[..] {
-                        if let Ok(o) = serde_json::from_slice::<Observed>(kv.value()) {
-                            ctx.observed
-                                .entry((project.into(), component.into()))
-                                .or_default()
-                                .push(o);
-                        }
-                    }
+            Kind::Component => {
+                let (with_status, without): (Vec<&Object>, Vec<&Object>) =
+                    objects.iter().partition(|o| has_status(o));
+                if !with_status.is_empty() {
+                    ctx.no_coordinator = store.coordinator().await?.is_none();
                 }
-                ctx.nodes = store
-                    .list(Kind::Node, None)
-                    .await?
-                    .into_iter()
-                    .filter_map(|s| match s.object {
-                        Object::Node(n) => Some(n),
-                        _ => None,
-                    })
-                    .collect();
-            }
-            Kind::Project => {
-                let (kvs, _) = store
-                    .range_all(&store.keys().spec_prefix(Kind::Component, None))
-                    .await?;
-                let prefix = store.keys().spec_prefix(Kind::Component, None);
-                for kv in kvs {
-                    let key = String::from_utf8_lossy(kv.key()).to_string();
-                    if let Some((p, _)) = key.strip_prefix(&prefix).and_then(|k| k.split_once('/'))
-                    {
-                        *ctx.components_per_project.entry(p.to_string()).or_default() += 1;
-                    }
+                if !without.is_empty() {
+                    ctx.load_roll_up(store).await?;
                 }
             }
-            _ => {}
+            Kind::Project => ctx.count_components(store).await?,
+            Kind::Node => {}
         }
         Ok(ctx)
+    }
+
+    /// Every observed document and node: the roll-up for components no
+    /// coordinator wrote a status for.
+    async fn load_roll_up(&mut self, store: &Store) -> Result<(), CliError> {
+        let prefix = store.keys().all_observed_prefix();
+        let (kvs, _) = store.range_all(&prefix).await?;
+        for kv in kvs {
+            let key = String::from_utf8_lossy(kv.key()).to_string();
+            let parts: Vec<&str> = key
+                .strip_prefix(&prefix)
+                .unwrap_or_default()
+                .split('/')
+                .collect();
+            if let [_, project, component] = parts[..] {
+                if let Ok(o) = serde_json::from_slice::<Observed>(kv.value()) {
+                    self.observed
+                        .entry((project.into(), component.into()))
+                        .or_default()
+                        .push(o);
+                }
+            }
+        }
+        self.nodes = store
+            .list(Kind::Node, None)
+            .await?
+            .into_iter()
+            .filter_map(|s| match s.object {
+                Object::Node(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        Ok(())
+    }
+
+    async fn count_components(&mut self, store: &Store) -> Result<(), CliError> {
+        let prefix = store.keys().spec_prefix(Kind::Component, None);
+        let (kvs, _) = store.range_all(&prefix).await?;
+        for kv in kvs {
+            let key = String::from_utf8_lossy(kv.key()).to_string();
+            if let Some((p, _)) = key.strip_prefix(&prefix).and_then(|k| k.split_once('/')) {
+                *self
+                    .components_per_project
+                    .entry(p.to_string())
+                    .or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// With no coordinator running, the oldest `lastUpdate` among the
+    /// components' status documents, and how many there are: what the
+    /// staleness warning says.
+    fn stale(&self, objects: &[Object]) -> Option<(usize, String)> {
+        if !self.no_coordinator {
+            return None;
+        }
+        let updates: Vec<String> = objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::Component(c) => c.status.as_ref(),
+                _ => None,
+            })
+            .map(|st| st.last_update.clone().unwrap_or_else(|| "?".into()))
+            .collect();
+        let oldest = updates.iter().min()?.clone();
+        Some((updates.len(), oldest))
     }
 
     /// Gives components without a controller-written status the rolled-up one.
@@ -534,6 +595,7 @@ impl Context {
             observed: &self.observed,
             nodes: &self.nodes,
             components_per_project: &self.components_per_project,
+            no_coordinator: self.no_coordinator,
         }
     }
 }

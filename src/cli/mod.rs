@@ -3,7 +3,7 @@
 //!
 //! Invariant: commands print results on stdout and exactly one line per
 //! error on stderr (`error: ...`), exit 0 on success and non-zero otherwise
-//! (`diff`: 1 means "differences found").
+//! (`diff`: 1 means "differences found"; `wait` and `drain`: 1 on timeout).
 
 mod agent;
 mod apply;
@@ -13,9 +13,11 @@ mod describe;
 mod diff;
 mod error;
 mod get;
+mod node;
 mod output;
 mod rollout;
 mod up;
+mod wait;
 
 pub use args::{Cli, Command, EtcdArgs};
 pub use error::CliError;
@@ -117,6 +119,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Delete(a) => delete::run(&etcd, a).await,
         Command::Diff(a) => diff::run(&etcd, a).await,
         Command::Rollout(a) => rollout::run(&etcd, a).await,
+        Command::Wait(a) => wait::run(&etcd, a).await,
+        Command::Cordon(a) => node::cordon(&etcd, a).await,
+        Command::Uncordon(a) => node::uncordon(&etcd, a).await,
+        Command::Drain(a) => node::drain(&etcd, a).await,
+        Command::Label(a) => node::label(&etcd, a).await,
         Command::Schema(a) => {
             print!("{}", crate::schema::render(a.kind.0, a.crd));
             Ok(ExitCode::SUCCESS)

@@ -76,12 +76,14 @@ pub struct Counts {
     pub conditions: Vec<String>,
 }
 
-/// The registered nodes a component may run on: those named in
+/// The Ready nodes a component may run on: those named in
 /// `placement.nodes` (when given) that carry every `nodeSelector` label.
+/// Nodes listed only from the coordinator's record (agent gone) are not.
 pub fn eligible_nodes(c: &Component, nodes: &[Node]) -> usize {
     let pl = &c.spec.placement;
     nodes
         .iter()
+        .filter(|n| n.is_ready())
         .filter(|n| pl.nodes.is_empty() || pl.nodes.contains(&n.metadata.name))
         .filter(|n| {
             pl.node_selector
@@ -91,11 +93,14 @@ pub fn eligible_nodes(c: &Component, nodes: &[Node]) -> usize {
         .count()
 }
 
-/// Counts from the component's status when a controller wrote one, else
+/// Counts from the component's status when the coordinator wrote one, else
 /// rolled up from the agents' observed documents.
 pub fn counts(c: &Component, observed: &[&Observed], nodes: &[Node]) -> Counts {
     use crate::resource::component::State;
     use crate::resource::observed::ContainerPhase;
+    if let Some(st) = &c.status {
+        return status_counts(st);
+    }
     let placement = &c.spec.placement;
     let eligible = eligible_nodes(c, nodes);
     // As the agents place them until a coordinator exists: perNode on every
@@ -111,18 +116,6 @@ pub fn counts(c: &Component, observed: &[&Observed], nodes: &[Node]) -> Counts {
         unschedulable: running && eligible == 0,
         ..Default::default()
     };
-    if let Some(st) = &c.status {
-        out.ready = st.ready_replicas;
-        out.updated = st.updated_replicas;
-        out.available = st.available_replicas;
-        out.conditions = st
-            .conditions
-            .iter()
-            .filter(|c| c.is_true())
-            .map(|c| c.type_.clone())
-            .collect();
-        return out;
-    }
     let hash = c
         .metadata
         .annotations
@@ -163,6 +156,25 @@ pub fn counts(c: &Component, observed: &[&Observed], nodes: &[Node]) -> Counts {
         }
     }
     out
+}
+
+/// Counts as the coordinator's status states them (it decides what is
+/// desired and whether the component can be placed).
+fn status_counts(st: &ComponentStatus) -> Counts {
+    Counts {
+        desired: st.replicas,
+        ready: st.ready_replicas,
+        updated: st.updated_replicas,
+        available: st.available_replicas,
+        containers: st.current_replicas + st.draining_replicas,
+        conditions: st
+            .conditions
+            .iter()
+            .filter(|c| c.is_true())
+            .map(|c| c.type_.clone())
+            .collect(),
+        ..Default::default()
+    }
 }
 
 /// The status `get -o yaml|json` shows when no controller wrote one: the
@@ -249,9 +261,9 @@ pub fn header(kind: Kind, wide: bool, all_projects: bool) -> Vec<&'static str> {
         }
         Kind::Project => h.extend(["COMPONENTS", "AGE"]),
         Kind::Node => {
-            h.extend(["STATUS", "AGE", "VERSION"]);
+            h.extend(["STATUS", "ROLE", "ADDRESS", "LAST SEEN", "AGE", "VERSION"]);
             if wide {
-                h.extend(["ADDRESS", "DOCKER", "LABELS"]);
+                h.extend(["DOCKER", "LABELS"]);
             }
         }
     }
@@ -263,6 +275,9 @@ pub struct RowContext<'a> {
     pub observed: &'a ObservedIndex,
     pub nodes: &'a [Node],
     pub components_per_project: &'a BTreeMap<String, usize>,
+    /// No node holds the coordinator election: component status documents
+    /// are stale.
+    pub no_coordinator: bool,
 }
 
 pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Vec<String> {
@@ -284,7 +299,13 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
                 .map(|v| v.iter().collect())
                 .unwrap_or_default();
             let n = counts(c, &obs, ctx.nodes);
-            let status = status_word(c, &n);
+            // Nobody updates a coordinator-written status any more: say so
+            // rather than show old counts as current.
+            let status = if c.status.is_some() && ctx.no_coordinator {
+                "Stale".to_string()
+            } else {
+                status_word(c, &n)
+            };
             r.extend([
                 format!("{}/{}", n.ready, n.desired),
                 n.updated.to_string(),
@@ -318,34 +339,61 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
                 .unwrap_or(0);
             r.extend([n.to_string(), age]);
         }
-        Object::Node(node) => {
-            let ready = node
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.is(ConditionType::Ready)))
-                .map(|c| c.is_true());
-            let mut status = match ready {
-                Some(true) => "Ready".to_string(),
-                Some(false) => "NotReady".to_string(),
-                None => "Unknown".to_string(),
-            };
-            if node.spec.unschedulable {
-                status.push_str(",SchedulingDisabled");
-            }
-            let st = node.status.clone().unwrap_or_default();
-            r.extend([status, age, st.agent_version.clone()]);
-            if wide {
-                let labels: Vec<String> = node
-                    .metadata
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect();
-                r.extend([st.address, st.docker_version, labels.join(",")]);
-            }
-        }
+        Object::Node(node) => r.extend(node_cells(node, wide)),
     }
     r
+}
+
+/// STATUS, ROLE, ADDRESS, LAST SEEN, AGE, VERSION (and DOCKER, LABELS).
+fn node_cells(node: &Node, wide: bool) -> Vec<String> {
+    let st = node.status.clone().unwrap_or_default();
+    let or_none = |s: String| if s.is_empty() { "<none>".into() } else { s };
+    let role = node
+        .metadata
+        .annotations
+        .get(crate::store::ROLE_ANNOTATION)
+        .cloned()
+        .unwrap_or_default();
+    let mut cells = vec![
+        node_status_word(node),
+        or_none(role),
+        or_none(st.address),
+        crate::util::age(st.last_heartbeat.as_deref()),
+        crate::util::age(node.metadata.creation_timestamp.as_deref()),
+        or_none(st.agent_version),
+    ];
+    if wide {
+        let labels: Vec<String> = node
+            .metadata
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        cells.extend([or_none(st.docker_version), or_none(labels.join(","))]);
+    }
+    cells
+}
+
+/// `Ready`, `NotReady` or `Unknown` (no agent ever registered, no record),
+/// then `,Cordoned` (spec.unschedulable) or `,Draining` (spec.drain, which
+/// implies a cordon): kubectl's `Ready,SchedulingDisabled` in berth's words.
+pub fn node_status_word(node: &Node) -> String {
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.is(ConditionType::Ready)))
+        .map(|c| c.is_true());
+    let mut status = match ready {
+        Some(true) => "Ready".to_string(),
+        Some(false) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
+    };
+    if node.spec.drain {
+        status.push_str(",Draining");
+    } else if node.spec.unschedulable {
+        status.push_str(",Cordoned");
+    }
+    status
 }
 
 /// One word for the STATUS column: the most important thing to know.

@@ -62,6 +62,9 @@ words! {
         ContainersReady,
         ContainersNotReady,
         AgentReady,
+        /// A node's agent is gone (its lease expired): only the
+        /// coordinator's record of it is left.
+        AgentNotRegistered,
         DockerUnreachable,
         MinimumReplicasAvailable,
         MinimumReplicasUnavailable,

@@ -88,3 +88,15 @@ pub struct NodeStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+impl Node {
+    /// Whether its Ready condition is True: its agent is registered and its
+    /// Docker engine answers.
+    pub fn is_ready(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.is(super::ConditionType::Ready) && c.is_true())
+        })
+    }
+}

@@ -150,7 +150,7 @@ fn is_label_name(s: &str) -> bool {
 }
 
 /// Why `key` is not a valid label or annotation key (`[prefix/]name`), if it is not.
-fn label_key_error(key: &str) -> Option<String> {
+pub fn label_key_error(key: &str) -> Option<String> {
     let (prefix, name) = match key.split_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -170,7 +170,8 @@ fn label_key_error(key: &str) -> Option<String> {
     None
 }
 
-fn label_value_error(value: &str) -> Option<String> {
+/// Why `value` is not a valid label value (empty is valid), if it is not.
+pub fn label_value_error(value: &str) -> Option<String> {
     if value.is_empty() || is_label_name(value) {
         None
     } else {

@@ -119,6 +119,7 @@ fn normalized(obj: &Object, opts: &ApplyOptions) -> Object {
     meta.project = project;
     meta.annotations.remove(REVISION_ANNOTATION);
     meta.annotations.remove(HASH_ANNOTATION);
+    meta.annotations.remove(super::read::ROLE_ANNOTATION);
     if let Some(set) = &opts.applyset {
         meta.annotations
             .insert(APPLYSET_ANNOTATION.into(), set.clone());
@@ -690,6 +691,9 @@ impl Store {
                 )));
             }
         }
+        if kind == Kind::Node {
+            return self.delete_node(name, expected_mod).await;
+        }
         let key = self.keys.spec(kind, project, name);
         let mut ops = vec![
             TxnOp::delete(key.clone(), None),
@@ -701,9 +705,6 @@ impl Store {
                 self.keys.revision_prefix(p, name),
                 Some(DeleteOptions::new().with_prefix()),
             ));
-        }
-        if kind == Kind::Node {
-            ops.push(TxnOp::delete(self.keys.node(name), None));
         }
         let compare = match expected_mod {
             Some(m) => Compare::mod_revision(key.clone(), CompareOp::Equal, m),
@@ -719,12 +720,6 @@ impl Store {
             return Err(StoreError::Conflict(format!(
                 "{kind}/{name}: changed since it was read; retry the command"
             )));
-        }
-        if kind == Kind::Node {
-            // A node only registered by its agent has no spec key.
-            let mut kv = self.client.kv_client();
-            let r = self.call(kv.delete(self.keys.node(name), None)).await?;
-            return Ok(r.deleted() > 0);
         }
         Ok(false)
     }

@@ -9,6 +9,7 @@ mod apply;
 pub mod call;
 mod endpoints;
 mod keys;
+mod node;
 mod read;
 
 pub use apply::{
@@ -16,7 +17,8 @@ pub use apply::{
     REVISION_ANNOTATION,
 };
 pub use keys::{prefix_end, Keys};
-pub use read::Stored;
+pub use node::NodeState;
+pub use read::{Stored, ROLE_ANNOTATION};
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -39,7 +39,7 @@ fn apply_stdin(etcd: &TestEtcd, yaml: &str, extra: &[&str]) -> Output {
 }
 
 /// Every key and value under the test's root: what "etcd unchanged" compares.
-async fn snapshot(etcd: &TestEtcd) -> BTreeMap<String, Vec<u8>> {
+pub(crate) async fn snapshot(etcd: &TestEtcd) -> BTreeMap<String, Vec<u8>> {
     let mut client = etcd.client().await;
     let resp = client
         .get(

@@ -5,6 +5,7 @@ mod agent;
 mod agent_binary;
 mod agent_safety;
 mod cli;
+mod cli_nodes;
 mod coordinator;
 mod docker;
 mod runtime;
