@@ -161,19 +161,32 @@ pub fn counts(c: &Component, observed: &[&Observed], nodes: &[Node]) -> Counts {
 /// Counts as the coordinator's status states them (it decides what is
 /// desired and whether the component can be placed).
 fn status_counts(st: &ComponentStatus) -> Counts {
+    let degraded = st
+        .conditions
+        .iter()
+        .find(|c| c.is(ConditionType::Degraded) && c.is_true());
+    let because = |r: Reason| degraded.is_some_and(|c| c.reason == r.as_str());
+    let mut conditions: Vec<String> = st
+        .conditions
+        .iter()
+        .filter(|c| c.is_true())
+        .map(|c| c.type_.clone())
+        .collect();
+    // The coordinator says what is wrong in Degraded's reason.
+    if because(Reason::Unschedulable) {
+        conditions.push(ConditionType::Unschedulable.to_string());
+    }
     Counts {
         desired: st.replicas,
         ready: st.ready_replicas,
         updated: st.updated_replicas,
         available: st.available_replicas,
         containers: st.current_replicas + st.draining_replicas,
-        conditions: st
-            .conditions
-            .iter()
-            .filter(|c| c.is_true())
-            .map(|c| c.type_.clone())
-            .collect(),
-        ..Default::default()
+        completed: st.completed_replicas,
+        failed: st.failed_replicas,
+        crash_loop: because(Reason::CrashLoop),
+        unschedulable: because(Reason::Unschedulable),
+        conditions,
     }
 }
 

@@ -38,7 +38,16 @@ pub struct Ctx {
     pub revisions: Mutex<HashMap<(ComponentKey, String), u64>>,
     /// The statuses this term last wrote or read.
     pub statuses: Mutex<HashMap<ComponentKey, ComponentStatus>>,
+    /// This term's assignment writes the cache has not shown yet, by key:
+    /// the revision written and the value (`None`: deleted). Only this term
+    /// writes assignments (the previous term's writes were all listed when
+    /// its caches started), so cache + these is exactly what etcd holds, and
+    /// a reconcile never decides on a cache that lags its own last write.
+    pub written: Mutex<HashMap<String, Written>>,
 }
+
+/// One of this term's assignment writes: its revision and value (`None`: deleted).
+pub type Written = (i64, Option<Assignment>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
@@ -85,6 +94,7 @@ pub async fn reconcile(spec_key: String, ctx: Arc<Ctx>) -> Result<Action, Compon
             }
         };
     }
+    overlay_own_writes(&ctx, &ck, &mut current);
     let Some(c) = spec else {
         delete_all(&ctx, &ck, &current).await?;
         return Ok(Action::await_change());
@@ -108,10 +118,11 @@ async fn delete_all(
         .map(|n| ctx.cluster.keys.assignment_of(n, ck))
         .collect();
     let (when, ops) = keys
-        .into_iter()
-        .map(|k| (unchanged(ctx, &k), TxnOp::delete(k, None)))
+        .iter()
+        .map(|k| (unchanged(ctx, k), TxnOp::delete(k.clone(), None)))
         .unzip();
-    ctx.fenced.commit(when, ops).await?;
+    let revision = ctx.fenced.commit(when, ops).await?;
+    remember_writes(ctx, revision, keys.into_iter().map(|k| (k, None)));
     ctx.statuses
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -119,13 +130,72 @@ async fn delete_all(
     Ok(())
 }
 
-/// The key is as the cache saw it (absent: still absent).
+/// Applies this term's writes the cache has not caught up with yet, and
+/// forgets those it has.
+fn overlay_own_writes(ctx: &Ctx, ck: &ComponentKey, current: &mut BTreeMap<String, Assignment>) {
+    let mut written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+    let keys = &ctx.cluster.keys;
+    written.retain(|key, (rev, value)| {
+        if caught_up(ctx, key, *rev, value.is_none()) {
+            return false;
+        }
+        if let Some((node, of)) = keys.split_assignment(key) {
+            if &of == ck {
+                match value {
+                    Some(a) => current.insert(node, a.clone()),
+                    None => current.remove(&node),
+                };
+            }
+        }
+        true
+    });
+}
+
+/// Whether the cache shows a write of ours made at `rev`: a put once the
+/// key's revision reached it, a delete once the key is gone (or re-made later).
+fn caught_up(ctx: &Ctx, key: &str, rev: i64, deleted: bool) -> bool {
+    match ctx.cluster.assignments.get_entry(key) {
+        Some(e) => e.mod_revision >= rev,
+        None => deleted,
+    }
+}
+
+/// Remembers this term's writes until the cache shows them.
+fn remember_writes(
+    ctx: &Ctx,
+    revision: i64,
+    writes: impl IntoIterator<Item = (String, Option<Assignment>)>,
+) {
+    let mut written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+    for (key, value) in writes {
+        written.insert(key, (revision, value));
+    }
+}
+
+/// The key is as etcd holds it, to this term's knowledge (absent: still
+/// absent): the cache, or this term's own write it does not show yet.
 fn unchanged(ctx: &Ctx, key: &str) -> Compare {
-    let rev = ctx
+    let cached = ctx
         .cluster
         .assignments
         .get_entry(key)
         .map_or(0, |e| e.mod_revision);
+    let own = ctx
+        .written
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(key)
+        .cloned();
+    let rev = match own {
+        Some((r, value)) if !caught_up(ctx, key, r, value.is_none()) => {
+            if value.is_some() {
+                r
+            } else {
+                0
+            }
+        }
+        _ => cached,
+    };
     Compare::mod_revision(key, CompareOp::Equal, rev)
 }
 
@@ -241,7 +311,13 @@ async fn write_assignments(
         .collect();
     tracing::info!(component = %ck, assign = ?puts, remove = ?w.deletes, "placing");
     // One transaction when it fits, so a move is never half made.
-    ctx.fenced.commit(when, ops).await?;
+    let revision = ctx.fenced.commit(when, ops).await?;
+    let written = w
+        .puts
+        .iter()
+        .map(|(n, a)| (k.assignment_of(n, ck), Some(a.clone())))
+        .chain(w.deletes.iter().map(|n| (k.assignment_of(n, ck), None)));
+    remember_writes(ctx, revision, written);
     Ok(())
 }
 
@@ -268,7 +344,7 @@ async fn write_status(
         .commit(vec![exists], vec![TxnOp::put(key, value, None)])
         .await
     {
-        Ok(()) | Err(FenceError::Conflict) => {}
+        Ok(_) | Err(FenceError::Conflict) => {}
         Err(e) => return Err(e.into()),
     }
     ctx.statuses

@@ -65,7 +65,8 @@ pub async fn campaign(
         }));
     }
     // Held: by this node on the same lease (a retried campaign whose
-    // answer was lost) counts as won.
+    // answer was lost) counts as won; by this node on another lease, a
+    // previous run of this agent, is taken over.
     for op in resp.op_responses() {
         if let etcd_client::TxnOpResponse::Get(g) = op {
             if let Some(kv) = g.kvs().first() {
@@ -75,10 +76,38 @@ pub async fn campaign(
                         lease,
                     }));
                 }
+                if kv.value() == node.as_bytes() {
+                    take_over(client, keys, kv.create_revision()).await?;
+                    return Box::pin(campaign(client, keys, node, lease)).await;
+                }
             }
         }
     }
     Ok(Err(revision))
+}
+
+/// Deletes the election key a previous run of this node's agent holds.
+/// Only one agent runs per node name (registration refuses a second one
+/// while the old lease is kept alive), so that run is gone; waiting for its
+/// lease to lapse would leave the cluster without a coordinator meanwhile.
+/// The delete compares the old term's fence: a term started since is kept.
+async fn take_over(client: &Client, keys: &Keys, fence: i64) -> Result<(), ElectionError> {
+    let key = keys.election();
+    let txn = Txn::new()
+        .when([Compare::create_revision(
+            key.clone(),
+            CompareOp::Equal,
+            fence,
+        )])
+        .and_then([TxnOp::delete(key, None)]);
+    tracing::info!(
+        fence,
+        "taking the coordinator role over from this node's previous agent"
+    );
+    etcd("taking over the election", client.clone().txn(txn))
+        .await
+        .map_err(ElectionError::Etcd)?;
+    Ok(())
 }
 
 /// Waits until the election key is deleted (or `RECHECK` passes, or the

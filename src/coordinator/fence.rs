@@ -47,17 +47,19 @@ impl Fenced {
     }
 
     /// Commits `ops` in transactions of [`BATCH`], each also guarded by
-    /// `when`; stops at the first failure.
-    pub async fn commit(&self, when: Vec<Compare>, ops: Vec<TxnOp>) -> Result<(), FenceError> {
+    /// `when`; stops at the first failure. Returns the revision of the last
+    /// transaction.
+    pub async fn commit(&self, when: Vec<Compare>, ops: Vec<TxnOp>) -> Result<i64, FenceError> {
         let mut ops = ops.into_iter().peekable();
+        let mut revision = 0;
         while ops.peek().is_some() {
             let chunk: Vec<TxnOp> = ops.by_ref().take(BATCH).collect();
-            self.commit_one(when.clone(), chunk).await?;
+            revision = self.commit_one(when.clone(), chunk).await?;
         }
-        Ok(())
+        Ok(revision)
     }
 
-    async fn commit_one(&self, mut when: Vec<Compare>, ops: Vec<TxnOp>) -> Result<(), FenceError> {
+    async fn commit_one(&self, mut when: Vec<Compare>, ops: Vec<TxnOp>) -> Result<i64, FenceError> {
         when.insert(0, self.fence());
         // On failure, read the election key to tell a lost fence from a
         // lost compare of the caller's.
@@ -69,7 +71,7 @@ impl Fenced {
             .await
             .map_err(FenceError::Etcd)?;
         if resp.succeeded() {
-            return Ok(());
+            return Ok(resp.header().map_or(0, |h| h.revision()));
         }
         let held = resp.op_responses().into_iter().any(|op| match op {
             etcd_client::TxnOpResponse::Get(g) => g

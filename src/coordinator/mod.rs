@@ -128,6 +128,7 @@ async fn lead(
         deposed: stop.clone(),
         revisions: Mutex::new(HashMap::new()),
         statuses: Mutex::new(HashMap::new()),
+        written: Mutex::new(HashMap::new()),
     });
     coordinate(cfg, ctx.clone(), changes, stop.clone()).await;
     stop.cancel();
@@ -263,7 +264,7 @@ async fn record_node(ctx: &component::Ctx, name: &str) {
         .commit(when, vec![TxnOp::put(key, value, None)])
         .await
     {
-        Ok(()) | Err(FenceError::Conflict) => {}
+        Ok(_) | Err(FenceError::Conflict) => {}
         Err(FenceError::Deposed) => ctx.deposed.cancel(),
         Err(e) => tracing::warn!(node = %name, error = %e, "writing a node record"),
     }

@@ -42,6 +42,8 @@ struct Counts {
     updated: u32,
     available: u32,
     draining: u32,
+    completed: u32,
+    failed: u32,
     crash_loop: Vec<String>,
 }
 
@@ -84,6 +86,12 @@ fn count(input: &Input, node: &str, o: &Observed, into: &mut Counts) -> NodeSumm
         into.available += u32::from(ready && ready_for(c, min_ready, input.now));
         if c.phase == ContainerPhase::CrashLoop {
             into.crash_loop.push(format!("{node}/{}", c.name));
+        }
+        if c.phase == ContainerPhase::Exited {
+            match c.last_exit_code {
+                Some(0) => into.completed += 1,
+                _ => into.failed += 1,
+            }
         }
     }
     into.current += s.current;
@@ -132,6 +140,8 @@ pub fn roll_up(input: &Input, old: Option<&ComponentStatus>) -> ComponentStatus 
         conditions,
         current_replicas: n.current,
         draining_replicas: n.draining,
+        completed_replicas: n.completed,
+        failed_replicas: n.failed,
         nodes,
         last_update: Some(now),
         coordinator: Some(input.coordinator.to_string()),

@@ -469,6 +469,11 @@ pub struct ComponentStatus {
     /// Containers being drained or stopped.
     #[serde(default)]
     pub draining_replicas: u32,
+    /// Containers that exited for good with code 0 / otherwise (run-to-completion).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub completed_replicas: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_replicas: u32,
     /// Per node: what it was asked for and what it runs.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nodes: BTreeMap<String, NodeSummary>,
@@ -479,6 +484,10 @@ pub struct ComponentStatus {
     pub last_update: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordinator: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One node's part of a component's status.

@@ -49,8 +49,15 @@ async fn most_holders_ever(etcd: &TestEtcd, root: &str, component: &str) -> usiz
             Ok(Ok(Some(r))) => r,
             _ => break, // no events past the last change under the prefix
         };
+        // One transaction's events share a revision: count holders only
+        // after each revision is applied whole (a move is put + delete).
+        let mut revision = 0;
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
+            if kv.mod_revision() != revision {
+                most = most.max(holders.len());
+                revision = kv.mod_revision();
+            }
             seen = seen.max(kv.mod_revision());
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             let parts: Vec<&str> = key.trim_start_matches(&prefix).split('/').collect();
@@ -64,8 +71,8 @@ async fn most_holders_ever(etcd: &TestEtcd, root: &str, component: &str) -> usiz
                 EventType::Put => holders.insert(node.to_string()),
                 EventType::Delete => holders.remove(*node),
             };
-            most = most.max(holders.len());
         }
+        most = most.max(holders.len());
     }
     most
 }
