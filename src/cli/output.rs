@@ -103,11 +103,10 @@ pub fn counts(c: &Component, observed: &[&Observed], nodes: &[Node]) -> Counts {
     }
     let placement = &c.spec.placement;
     let eligible = eligible_nodes(c, nodes);
-    // As the agents place them until a coordinator exists: perNode on every
-    // eligible node; pinned components on each named node; else the total.
+    // As the coordinator places them: perNode on every eligible node, else
+    // the total (pinned or not).
     let desired = match placement.per_node {
         Some(n) => n * eligible as u32,
-        None if !placement.nodes.is_empty() => placement.count() * eligible as u32,
         None => placement.count(),
     };
     let running = c.spec.state == State::Running;

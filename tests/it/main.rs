@@ -6,6 +6,7 @@ mod agent_binary;
 mod agent_safety;
 mod cli;
 mod cli_nodes;
+mod cluster;
 mod coordinator;
 mod docker;
 mod runtime;

@@ -1,0 +1,332 @@
+//! Several `berth agent` processes against one etcd and the one Docker
+//! engine, each with its own node name, labels and 127.0.0.x address: the
+//! coordinator spreads replicas, fails over when killed, and a paused
+//! coordinator's writes are fenced.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::cli::{berth, BERTH};
+use crate::support::etcd::TestEtcd;
+use crate::support::images::{self, NodeContainers, WEB1};
+
+const T: Duration = Duration::from_secs(60);
+const TTL: Duration = Duration::from_secs(3);
+
+/// One agent process; killed (SIGKILL) when dropped.
+struct Agent {
+    node: String,
+    child: Child,
+    log: std::path::PathBuf,
+    _containers: NodeContainers,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+struct Cluster {
+    etcd: TestEtcd,
+    dir: tempfile::TempDir,
+    agents: Vec<Agent>,
+}
+
+impl Cluster {
+    async fn start(prefix: &str, labels: &[&str]) -> Cluster {
+        images::ensure_test_images().await.expect("test images");
+        let etcd = TestEtcd::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster {
+            etcd,
+            dir,
+            agents: Vec::new(),
+        };
+        for (i, l) in labels.iter().enumerate() {
+            let agent = c.spawn(&images::unique(&format!("{prefix}{i}")), l, i + 2);
+            c.agents.push(agent);
+        }
+        for i in 0..c.agents.len() {
+            let key = c.etcd.key(&format!("nodes/{}", c.agents[i].node));
+            wait_until("registered", || async { c.etcd.get(&key).await.is_some() }).await;
+        }
+        c
+    }
+
+    fn spawn(&self, node: &str, labels: &str, addr: usize) -> Agent {
+        let log = self.dir.path().join(format!("{node}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BERTH)
+            .args(["--etcd", &self.etcd.endpoint(), "--root", self.etcd.root()])
+            .args(["agent", "--node", node, "--labels", labels])
+            .args(["--address", &format!("127.0.0.{addr}"), "--lease-ttl", "3s"])
+            .args(["--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn berth agent");
+        Agent {
+            node: node.to_string(),
+            child,
+            log,
+            _containers: NodeContainers {
+                root: self.etcd.root().to_string(),
+                node: node.to_string(),
+            },
+        }
+    }
+
+    fn apply(&self, yaml: &str) {
+        let out = berth(
+            &self.etcd.endpoint(),
+            self.etcd.root(),
+            &["apply", "-f", "-"],
+            Some(yaml),
+        );
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+
+    async fn coordinator(&self) -> Option<String> {
+        self.etcd
+            .get_string(&self.etcd.key("election/coordinator"))
+            .await
+    }
+
+    /// Replicas assigned per node for `name`.
+    async fn assigned(&self, name: &str) -> BTreeMap<String, u32> {
+        let mut out = BTreeMap::new();
+        for key in self.etcd.keys(&self.etcd.key("assignments/")).await {
+            if !key.ends_with(&format!("/shop/{name}")) {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&self.etcd.get(&key).await.unwrap_or_default())
+                .unwrap_or_default();
+            let node = key.split('/').rev().nth(2).unwrap_or_default().to_string();
+            out.insert(node, v["replicas"].as_u64().unwrap_or(0) as u32);
+        }
+        out
+    }
+
+    async fn status(&self, name: &str) -> Value {
+        let v = self
+            .etcd
+            .get(&self.etcd.key(&format!("status/component/shop/{name}")))
+            .await;
+        v.and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default()
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < T, "timed out after {T:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn component(name: &str, placement: Value) -> String {
+    let doc = json!({
+        "apiVersion": "berth/v1", "kind": "Component",
+        "metadata": {"name": name, "project": "shop"},
+        "spec": {
+            "image": WEB1,
+            "command": ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"],
+            "ports": [{"container": 8080}],
+            "placement": placement,
+            "readyChecks": [{"http": {"port": 8080, "path": "/"}, "interval": "1s"}],
+            "termination": {"signals": ["SIGKILL"], "gracePeriod": "1s"},
+        }
+    });
+    format!("apiVersion: berth/v1\nkind: Project\nmetadata: {{name: shop}}\n---\n{doc}\n")
+}
+
+/// Even spread, a selector and perNode over three agent processes; then the
+/// coordinator is SIGKILLed: another takes over within lease TTL + 2 s, and
+/// the dead node's replicas run elsewhere within lease TTL + 5 s.
+#[tokio::test]
+async fn three_agents_spread_and_survive_a_killed_coordinator() {
+    let mut c = Cluster::start("cl", &["zone=a", "zone=a", "zone=b"]).await;
+    let nodes: Vec<String> = c.agents.iter().map(|a| a.node.clone()).collect();
+    c.apply(&component("web", json!({"replicas": 3})));
+    c.apply(&component(
+        "b-only",
+        json!({"replicas": 2, "nodeSelector": {"zone": "b"}}),
+    ));
+    c.apply(&component("every", json!({"perNode": 1})));
+    let one_each: BTreeMap<String, u32> = nodes.iter().map(|n| (n.clone(), 1)).collect();
+    wait_until("web spread 1/1/1", || async {
+        c.assigned("web").await == one_each
+    })
+    .await;
+    wait_until("every on each node", || async {
+        c.assigned("every").await == one_each
+    })
+    .await;
+    let b = BTreeMap::from([(nodes[2].clone(), 2)]);
+    wait_until("b-only on the zone=b node", || async {
+        c.assigned("b-only").await == b
+    })
+    .await;
+    wait_until("web 3 ready", || async {
+        c.status("web").await["readyReplicas"] == 3
+    })
+    .await;
+
+    let old = c.coordinator().await.expect("a coordinator");
+    let i = c
+        .agents
+        .iter()
+        .position(|a| a.node == old)
+        .expect("coordinator is one of ours");
+    let killed = Instant::now();
+    c.agents[i].signal(libc::SIGKILL);
+    wait_until("a new coordinator", || async {
+        c.coordinator().await.is_some_and(|n| n != old)
+    })
+    .await;
+    let failover = killed.elapsed();
+    let new = c.coordinator().await.expect("new coordinator");
+    wait_until("the new coordinator's first status", || async {
+        c.status("web").await["coordinator"] == new.as_str()
+    })
+    .await;
+    let first_status = killed.elapsed();
+    wait_until("web's 3 replicas on the live nodes", || async {
+        let a = c.assigned("web").await;
+        !a.contains_key(&old) && a.values().sum::<u32>() == 3
+    })
+    .await;
+    let replaced = killed.elapsed();
+    eprintln!("failover {failover:?}, first status {first_status:?}, re-placed {replaced:?}");
+    assert!(
+        failover < TTL + Duration::from_secs(2),
+        "failover took {failover:?}"
+    );
+    assert!(
+        replaced < TTL + Duration::from_secs(5),
+        "re-placing took {replaced:?}"
+    );
+    wait_until("web 3 ready again", || async {
+        c.status("web").await["readyReplicas"] == 3
+    })
+    .await;
+    let record = c.etcd.get(&c.etcd.key(&format!("status/node/{old}"))).await;
+    let record: Value = serde_json::from_slice(&record.expect("record")).expect("json");
+    assert_eq!(record["phase"], "NotReady");
+    let out = berth(&c.etcd.endpoint(), c.etcd.root(), &["get", "nodes"], None);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&new))
+        .unwrap_or_default()
+        .to_string();
+    assert!(row.contains("coordinator"), "{}", out.stdout);
+    c.agents.remove(i);
+}
+
+/// A coordinator SIGSTOPped past its lease is replaced; when it wakes its
+/// writes are refused by the fence and it steps down: the election key stays
+/// with its successor, and etcd's history never shows more replicas assigned
+/// than wanted.
+#[tokio::test]
+async fn a_paused_coordinator_is_fenced_when_it_wakes() {
+    let c = Cluster::start("fz", &["zone=a", "zone=a"]).await;
+    c.apply(&component("web", json!({"replicas": 2})));
+    wait_until("web placed", || async {
+        c.assigned("web").await.values().sum::<u32>() == 2
+    })
+    .await;
+    let old = c.coordinator().await.expect("a coordinator");
+    let paused = c.agents.iter().find(|a| a.node == old).expect("ours");
+    paused.signal(libc::SIGSTOP);
+    wait_until("a new coordinator", || async {
+        c.coordinator().await.is_some_and(|n| n != old)
+    })
+    .await;
+    let new = c.coordinator().await.expect("new");
+    // The new coordinator moves everything off the paused (NotReady) node.
+    wait_until("web on the new coordinator's node only", || async {
+        c.assigned("web").await == BTreeMap::from([(new.clone(), 2)])
+    })
+    .await;
+    paused.signal(libc::SIGCONT);
+    // It wakes, finds its lease gone, re-registers; its term is over.
+    let log = paused.log.clone();
+    wait_until("the old coordinator steps down", || async {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("no longer coordinating"))
+    })
+    .await;
+    let key = c.etcd.key(&format!("nodes/{old}"));
+    wait_until("the paused node registered again", || async {
+        c.etcd.get(&key).await.is_some()
+    })
+    .await;
+    assert_eq!(c.coordinator().await.as_deref(), Some(new.as_str()));
+    let most = most_replicas_ever(&c.etcd, "web").await;
+    assert!(
+        most <= 2,
+        "etcd history shows {most} replicas of web assigned at once"
+    );
+}
+
+/// The most replicas of `name` assigned at once over etcd's whole history,
+/// replayed one revision at a time.
+async fn most_replicas_ever(etcd: &TestEtcd, name: &str) -> u32 {
+    use etcd_client::{EventType, WatchOptions};
+    let prefix = etcd.key("assignments/");
+    let upto = etcd.revision().await;
+    let mut client = etcd.client().await;
+    let opts = WatchOptions::new().with_prefix().with_start_revision(1);
+    let mut stream = client.watch(prefix, Some(opts)).await.expect("watch");
+    let (mut by_node, mut most, mut seen) = (BTreeMap::<String, u32>::new(), 0, 0);
+    while seen < upto {
+        let Ok(Ok(Some(resp))) =
+            tokio::time::timeout(Duration::from_secs(5), stream.message()).await
+        else {
+            break;
+        };
+        let mut revision = 0;
+        for ev in resp.events() {
+            let Some(kv) = ev.kv() else { continue };
+            // One transaction's events share a revision: count between them.
+            if kv.mod_revision() != revision {
+                most = most.max(by_node.values().sum());
+                revision = kv.mod_revision();
+            }
+            seen = seen.max(kv.mod_revision());
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            if !key.ends_with(&format!("/shop/{name}")) {
+                continue;
+            }
+            let node = key.split('/').rev().nth(2).unwrap_or_default().to_string();
+            match ev.event_type() {
+                EventType::Put => {
+                    let v: Value = serde_json::from_slice(kv.value()).unwrap_or_default();
+                    by_node.insert(node, v["replicas"].as_u64().unwrap_or(0) as u32);
+                }
+                EventType::Delete => {
+                    by_node.remove(&node);
+                }
+            }
+        }
+        most = most.max(by_node.values().sum());
+    }
+    most
+}
