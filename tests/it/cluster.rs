@@ -330,3 +330,87 @@ async fn most_replicas_ever(etcd: &TestEtcd, name: &str) -> u32 {
     }
     most
 }
+
+/// A fourth node joins without moving anything; a cordoned node gets no new
+/// replica; a label makes a node eligible; `berth drain` moves a node's
+/// replicas off (new ones first) and exits 0 once it runs nothing.
+#[tokio::test]
+async fn join_cordon_label_and_drain() {
+    let mut c = Cluster::start("jn", &["zone=a", "zone=a", "zone=b"]).await;
+    c.apply(&component("web", json!({"replicas": 3})));
+    let nodes: Vec<String> = c.agents.iter().map(|a| a.node.clone()).collect();
+    let spread: BTreeMap<String, u32> = nodes.iter().map(|n| (n.clone(), 1)).collect();
+    wait_until("web 1/1/1", || async { c.assigned("web").await == spread }).await;
+    wait_until("web ready", || async {
+        c.status("web").await["readyReplicas"] == 3
+    })
+    .await;
+
+    let fourth = c.spawn(&images::unique("jn3"), "zone=c", 5);
+    let n3 = fourth.node.clone();
+    c.agents.push(fourth);
+    // perNode on all four proves the coordinator saw the new node...
+    c.apply(&component("every", json!({"perNode": 1})));
+    wait_until("every on 4 nodes", || async {
+        c.assigned("every").await.len() == 4
+    })
+    .await;
+    // ...and web did not move.
+    assert_eq!(c.assigned("web").await, spread);
+
+    let run = |args: &[&str]| berth(&c.etcd.endpoint(), c.etcd.root(), args, None);
+    assert_eq!(run(&["cordon", &nodes[0]]).code, 0);
+    c.apply(&component("more", json!({"replicas": 3})));
+    wait_until("more placed", || async {
+        c.assigned("more").await.values().sum::<u32>() == 3
+    })
+    .await;
+    assert!(
+        !c.assigned("more").await.contains_key(&nodes[0]),
+        "a cordoned node got a replica"
+    );
+    assert_eq!(
+        c.assigned("web").await,
+        spread,
+        "a cordon moved running replicas"
+    );
+
+    c.apply(&component(
+        "ssd",
+        json!({"replicas": 1, "nodeSelector": {"disk": "ssd"}}),
+    ));
+    wait_until("ssd unschedulable", || async {
+        let st = c.status("ssd").await;
+        st["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Degraded" && c["reason"] == "Unschedulable")
+        })
+    })
+    .await;
+    assert_eq!(run(&["label", "node", &n3, "disk=ssd"]).code, 0);
+    let on_n3 = BTreeMap::from([(n3.clone(), 1)]);
+    wait_until("ssd on the labelled node", || async {
+        c.assigned("ssd").await == on_n3
+    })
+    .await;
+
+    let out = run(&["drain", &nodes[1], "--timeout", "60s"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let drained = NodeContainers {
+        root: c.etcd.root().to_string(),
+        node: nodes[1].clone(),
+    };
+    assert!(
+        drained.list().await.is_empty(),
+        "the drained node still runs containers"
+    );
+    let web = c.assigned("web").await;
+    assert!(
+        !web.contains_key(&nodes[1]) && web.values().sum::<u32>() == 3,
+        "{web:?}"
+    );
+    wait_until("web ready after the drain", || async {
+        c.status("web").await["readyReplicas"] == 3
+    })
+    .await;
+}
