@@ -487,8 +487,13 @@ impl Store {
         name: &str,
     ) -> Result<Option<Stored>> {
         let key = self.keys.spec(kind, project, name);
-        let mut kv = self.client.kv_client();
-        let resp = self.call(kv.get(key, None)).await?;
+        let kv = self.client.kv_client();
+        let resp = self
+            .call(|| {
+                let (mut kv, key) = (kv.clone(), key.clone());
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         resp.kvs().first().map(|kv| decode(kind, kv)).transpose()
     }
 
@@ -621,8 +626,14 @@ impl Store {
             }
         }
         let txn = Txn::new().when(compares).and_then(ops);
-        let mut kv = self.client.kv_client();
-        Ok(self.call(kv.txn(txn)).await?.succeeded())
+        let kv = self.client.kv_client();
+        Ok(self
+            .call(|| {
+                let (mut kv, txn) = (kv.clone(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?
+            .succeeded())
     }
 
     /// Deletes objects of applyset `set` that are not in `objects`.
@@ -711,8 +722,13 @@ impl Store {
             None => Compare::create_revision(key.clone(), CompareOp::Greater, 0),
         };
         let txn = Txn::new().when(vec![compare]).and_then(ops);
-        let mut kv = self.client.kv_client();
-        let resp = self.call(kv.txn(txn)).await?;
+        let kv = self.client.kv_client();
+        let resp = self
+            .call(|| {
+                let (mut kv, txn) = (kv.clone(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         if resp.succeeded() {
             return Ok(true);
         }

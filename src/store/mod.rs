@@ -184,18 +184,32 @@ impl Store {
     }
 
     /// Runs one etcd request under the store's timeout, mapping errors so
-    /// they name the endpoints.
-    pub(crate) async fn call<T>(
-        &self,
-        fut: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.map_err(e)),
-            Err(_) => Err(StoreError::Unreachable {
-                endpoints: self.endpoints.clone(),
-                cause: format!("no answer within {:?}", self.timeout),
-            }),
+    /// they name the endpoints. `op` makes the request; it is made again
+    /// while etcd answers that it is between leaders (a member lost, a new
+    /// leader being elected: about a second), until the timeout. Retrying is
+    /// safe: every berth write is a compare-and-swap, so a write that did
+    /// land the first time fails its compare and the caller re-reads.
+    pub(crate) async fn call<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, op()).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if between_leaders(&e) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "etcd is between leaders; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Err(e)) => return Err(self.map_err(e)),
+                Err(_) => {
+                    return Err(StoreError::Unreachable {
+                        endpoints: self.endpoints.clone(),
+                        cause: format!("no answer within {:?}", self.timeout),
+                    })
+                }
+            }
         }
     }
 
@@ -285,4 +299,17 @@ fn tls_options(cfg: &StoreConfig) -> Result<TlsOptions> {
         }
     }
     Ok(tls)
+}
+
+/// Whether etcd refused a request because its cluster is electing a leader
+/// ("leader changed", "no leader"): worth making again in a moment.
+fn between_leaders(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let m = s.message();
+            s.code() == tonic::Code::Unavailable
+                && (m.contains("leader changed") || m.contains("no leader"))
+        }
+        _ => false,
+    }
 }

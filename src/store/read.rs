@@ -44,8 +44,13 @@ impl Store {
             if revision > 0 {
                 opts = opts.with_revision(revision);
             }
-            let mut kv = self.client.kv_client();
-            let resp = self.call(kv.get(start.clone(), Some(opts))).await?;
+            let kv = self.client.kv_client();
+            let resp = self
+                .call(|| {
+                    let (mut kv, start, opts) = (kv.clone(), start.clone(), opts.clone());
+                    async move { kv.get(start, Some(opts)).await }
+                })
+                .await?;
             if revision == 0 {
                 revision = resp.header().map_or(0, |h| h.revision());
             }
@@ -83,8 +88,13 @@ impl Store {
             TxnOp::get(spec_key.clone(), None),
             TxnOp::get(status_key, None),
         ]);
-        let mut kv = self.client.kv_client();
-        let resp = self.call(kv.txn(txn)).await?;
+        let kv = self.client.kv_client();
+        let resp = self
+            .call(|| {
+                let (mut kv, txn) = (kv.clone(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         let mut spec = None;
         let mut status = None;
         for (i, op) in resp.op_responses().into_iter().enumerate() {
@@ -158,28 +168,39 @@ impl Store {
 
     /// The etcd cluster's current revision.
     pub async fn current_revision(&self) -> Result<i64> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let resp = self
-            .call(kv.get(
-                format!("{}/", self.keys.root()),
-                Some(GetOptions::new().with_count_only()),
-            ))
+            .call(|| {
+                let mut kv = kv.clone();
+                let key = format!("{}/", self.keys.root());
+                async move { kv.get(key, Some(GetOptions::new().with_count_only())).await }
+            })
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
     /// The value under one key, if any.
     pub async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let mut kv = self.client.kv_client();
-        let resp = self.call(kv.get(key, None)).await?;
+        let kv = self.client.kv_client();
+        let resp = self
+            .call(|| {
+                let (mut kv, key) = (kv.clone(), key.to_string());
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
     }
 
     /// The node holding the coordinator election (`election/coordinator`),
     /// if any.
     pub async fn coordinator(&self) -> Result<Option<String>> {
-        let mut kv = self.client.kv_client();
-        let resp = self.call(kv.get(self.keys.election(), None)).await?;
+        let kv = self.client.kv_client();
+        let resp = self
+            .call(|| {
+                let (mut kv, key) = (kv.clone(), self.keys.election());
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         Ok(resp
             .kvs()
             .first()

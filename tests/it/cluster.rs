@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::support::cli::{berth, BERTH};
 use crate::support::etcd::TestEtcd;
+use crate::support::etcd3::EtcdCluster;
 use crate::support::images::{self, NodeContainers, WEB1};
 
 const T: Duration = Duration::from_secs(60);
@@ -66,26 +67,8 @@ impl Cluster {
     }
 
     fn spawn(&self, node: &str, labels: &str, addr: usize) -> Agent {
-        let log = self.dir.path().join(format!("{node}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BERTH)
-            .args(["--etcd", &self.etcd.endpoint(), "--root", self.etcd.root()])
-            .args(["agent", "--node", node, "--labels", labels])
-            .args(["--address", &format!("127.0.0.{addr}"), "--lease-ttl", "3s"])
-            .args(["--log-format", "json"])
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn berth agent");
-        Agent {
-            node: node.to_string(),
-            child,
-            log,
-            _containers: NodeContainers {
-                root: self.etcd.root().to_string(),
-                node: node.to_string(),
-            },
-        }
+        let (endpoint, root) = (self.etcd.endpoint(), self.etcd.root().to_string());
+        spawn_agent(&endpoint, &root, node, labels, addr, self.dir.path())
     }
 
     fn apply(&self, yaml: &str) {
@@ -126,6 +109,38 @@ impl Cluster {
             .await;
         v.and_then(|v| serde_json::from_slice(&v).ok())
             .unwrap_or_default()
+    }
+}
+
+/// Starts `berth agent` for `node` against `endpoints` (comma-separated),
+/// logging JSON to `<dir>/<node>.log`.
+fn spawn_agent(
+    endpoints: &str,
+    root: &str,
+    node: &str,
+    labels: &str,
+    addr: usize,
+    dir: &std::path::Path,
+) -> Agent {
+    let log = dir.join(format!("{node}.log"));
+    let file = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(BERTH)
+        .args(["--etcd", endpoints, "--root", root])
+        .args(["agent", "--node", node, "--labels", labels])
+        .args(["--address", &format!("127.0.0.{addr}"), "--lease-ttl", "3s"])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawn berth agent");
+    Agent {
+        node: node.to_string(),
+        child,
+        log,
+        _containers: NodeContainers {
+            root: root.to_string(),
+            node: node.to_string(),
+        },
     }
 }
 
@@ -411,6 +426,63 @@ async fn join_cordon_label_and_drain() {
     );
     wait_until("web ready after the drain", || async {
         c.status("web").await["readyReplicas"] == 3
+    })
+    .await;
+}
+
+/// On a 3-member etcd, the etcd leader is killed right after an apply and
+/// the component is scaled: the agents (given every member) and the
+/// coordinator carry on, and every replica is placed and ready.
+#[tokio::test]
+async fn placement_completes_when_the_etcd_leader_dies() {
+    images::ensure_test_images().await.expect("test images");
+    let mut etcd = EtcdCluster::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoints = etcd.endpoints();
+    let root = etcd.root.clone();
+    let _agents: Vec<Agent> = (0..2)
+        .map(|i| {
+            spawn_agent(
+                &endpoints,
+                &root,
+                &images::unique(&format!("l{i}")),
+                "zone=a",
+                i + 2,
+                dir.path(),
+            )
+        })
+        .collect();
+    let status_key = format!("{root}/status/component/shop/web");
+    let out = berth(
+        &endpoints,
+        &root,
+        &["apply", "-f", "-"],
+        Some(&component("web", json!({"replicas": 4}))),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let killed = etcd.kill_leader().await;
+    eprintln!("killed the etcd leader at {killed}");
+    // Also a change made after the loss is placed.
+    let live: Vec<&str> = endpoints.split(',').filter(|e| *e != killed).collect();
+    let scaled = component("web", json!({"replicas": 4}));
+    let out = berth(
+        &live.join(","),
+        &root,
+        &["apply", "-f", "-"],
+        Some(&scaled.replace("\"replicas\":4", "\"replicas\":5")),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_until("5 replicas placed and ready", || async {
+        let mut c = etcd.client().await;
+        let Ok(resp) = c.get(status_key.as_str(), None).await else {
+            return false;
+        };
+        let st: Value = resp
+            .kvs()
+            .first()
+            .and_then(|kv| serde_json::from_slice(kv.value()).ok())
+            .unwrap_or_default();
+        st["readyReplicas"] == 5 && st["replicas"] == 5
     })
     .await;
 }
