@@ -4,6 +4,7 @@
 //! - until another agent holds `election/coordinator`;
 //! - until the new coordinator has written its first component status
 //!   (`status/component/...` naming it as `coordinator`).
+//!
 //! The killed agent is replaced by a fresh one (new node name) before the
 //! next run. The component is `state: stopped`, so no container is started
 //! and the numbers are berth's own.
@@ -68,15 +69,22 @@ fn median(v: &mut [Duration]) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = LocalEtcdConfig::new(dir.path().join("etcd"));
     cfg.fast = true;
     let etcd = LocalEtcd::start(cfg).await.expect("etcd");
     let endpoint = etcd.endpoint();
     let root = "/bench-failover";
-    let client = Client::connect([endpoint.as_str()], None).await.expect("client");
-    let mut agents: Vec<Agent> = (0..3).map(|i| spawn(&endpoint, root, &format!("f{i}"))).collect();
+    let client = Client::connect([endpoint.as_str()], None)
+        .await
+        .expect("client");
+    let mut agents: Vec<Agent> = (0..3)
+        .map(|i| spawn(&endpoint, root, &format!("f{i}")))
+        .collect();
     let manifest = "apiVersion: berth/v1\nkind: Project\nmetadata: {name: p}\n---\n\
         apiVersion: berth/v1\nkind: Component\nmetadata: {name: c, project: p}\n\
         spec: {image: none:1, state: stopped, placement: {replicas: 3}}\n";
@@ -87,7 +95,10 @@ async fn main() {
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(manifest.as_bytes())?;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(manifest.as_bytes())?;
             c.wait()
         })
         .expect("apply");
@@ -97,12 +108,20 @@ async fn main() {
     let (mut elected, mut first_status) = (Vec::new(), Vec::new());
     for run in 0..runs {
         let start = Instant::now();
-        until("a coordinator's status", start, async || get(&client, &status).await.is_some()).await;
-        let old = String::from_utf8(get(&client, &election).await.expect("coordinator")).expect("utf8");
+        until("a coordinator's status", start, async || {
+            get(&client, &status).await.is_some()
+        })
+        .await;
+        let old =
+            String::from_utf8(get(&client, &election).await.expect("coordinator")).expect("utf8");
         let i = agents.iter().position(|a| a.node == old).expect("ours");
         let killed = Instant::now();
         agents.remove(i); // SIGKILL
-        let new = async || get(&client, &election).await.filter(|v| v != old.as_bytes());
+        let new = async || {
+            get(&client, &election)
+                .await
+                .filter(|v| v != old.as_bytes())
+        };
         elected.push(until("a new coordinator", killed, async || new().await.is_some()).await);
         let name = String::from_utf8(new().await.expect("new")).expect("utf8");
         let by_new = async || {
@@ -112,13 +131,22 @@ async fn main() {
                 .is_some_and(|s| s["coordinator"] == name.as_str())
         };
         first_status.push(until("the new coordinator's status", killed, by_new).await);
-        eprintln!("run {run}: elected {:?}, first status {:?}", elected[run], first_status[run]);
+        eprintln!(
+            "run {run}: elected {:?}, first status {:?}",
+            elected[run], first_status[run]
+        );
         agents.push(spawn(&endpoint, root, &format!("f{}", 3 + run)));
     }
     println!("| coordinator killed → | median of {runs} | min | max | target |");
     println!("|---|---|---|---|---|");
-    for (what, v) in [("new coordinator elected", &mut elected), ("its first status written", &mut first_status)] {
-        let (min, max) = (*v.iter().min().expect("runs"), *v.iter().max().expect("runs"));
+    for (what, v) in [
+        ("new coordinator elected", &mut elected),
+        ("its first status written", &mut first_status),
+    ] {
+        let (min, max) = (
+            *v.iter().min().expect("runs"),
+            *v.iter().max().expect("runs"),
+        );
         println!(
             "| {what} | {:.2} s | {:.2} s | {:.2} s | < {} s (TTL + 2 s) |",
             median(v).as_secs_f64(),

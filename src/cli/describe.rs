@@ -39,7 +39,9 @@ pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliErr
                 Some(st) => {
                     let observed = observed_on(&store, p, &name, st.nodes.keys()).await?;
                     let coordinator = store.coordinator().await?;
-                    let mut text = describe_component(c, &observed, &revisions, &[]);
+                    // The nodes too: describe says which are eligible and why not.
+                    let nodes = nodes(&store).await?;
+                    let mut text = describe_component(c, &observed, &revisions, &nodes);
                     text.insert_str(
                         status_line_at(&text),
                         &status_line(st, coordinator.as_deref()),
@@ -294,6 +296,7 @@ fn describe_component(
         let _ = write!(placement, ", nodes {}", pl.nodes.join(","));
     }
     let _ = writeln!(s, "Placement:    {placement}");
+    let _ = writeln!(s, "Nodes:        {}", eligibility_line(c, nodes));
     for c in &spec.ready_checks {
         let _ = writeln!(s, "Ready check:  {}", check_line(c));
     }
@@ -407,4 +410,26 @@ fn describe_component(
         s.push_str(&t.render());
     }
     s
+}
+
+/// `eligible: n1, n2; not: n3 (cordoned), n4 (not ready)`.
+fn eligibility_line(c: &Component, nodes: &[crate::resource::Node]) -> String {
+    let all = super::output::eligibility(c, nodes);
+    let ok: Vec<&str> = all
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let not: Vec<String> = all
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|why| format!("{n} ({why})")))
+        .collect();
+    let mut line = match ok.is_empty() {
+        true => "none eligible".to_string(),
+        false => format!("eligible: {}", ok.join(", ")),
+    };
+    if !not.is_empty() {
+        line.push_str(&format!("; not: {}", not.join(", ")));
+    }
+    line
 }

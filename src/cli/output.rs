@@ -76,20 +76,43 @@ pub struct Counts {
     pub conditions: Vec<String>,
 }
 
-/// The Ready nodes a component may run on: those named in
-/// `placement.nodes` (when given) that carry every `nodeSelector` label.
-/// Nodes listed only from the coordinator's record (agent gone) are not.
-pub fn eligible_nodes(c: &Component, nodes: &[Node]) -> usize {
-    let pl = &c.spec.placement;
+/// What placement sees of the nodes `get`/`describe` listed: the agent's
+/// labels with the user's on top, Ready, cordoned and draining.
+pub fn node_views(nodes: &[Node]) -> Vec<crate::placement::NodeView> {
     nodes
         .iter()
-        .filter(|n| n.is_ready())
-        .filter(|n| pl.nodes.is_empty() || pl.nodes.contains(&n.metadata.name))
-        .filter(|n| {
-            pl.node_selector
-                .iter()
-                .all(|(k, v)| n.metadata.labels.get(k) == Some(v))
+        .map(|n| {
+            let mut labels = n
+                .status
+                .as_ref()
+                .map(|s| s.labels.clone())
+                .unwrap_or_default();
+            labels.extend(n.metadata.labels.clone());
+            crate::placement::NodeView {
+                name: n.metadata.name.clone(),
+                labels,
+                ready: n.is_ready(),
+                cordoned: n.spec.unschedulable || n.spec.drain,
+                draining: n.spec.drain,
+            }
         })
+        .collect()
+}
+
+/// Each node's eligibility for `c`, by the coordinator's own rules
+/// (`crate::placement`).
+pub fn eligibility(
+    c: &Component,
+    nodes: &[Node],
+) -> Vec<(String, Result<(), crate::placement::Ineligible>)> {
+    crate::placement::eligibility(&c.spec.placement, &node_views(nodes))
+}
+
+/// How many nodes `c` may get new replicas on.
+pub fn eligible_nodes(c: &Component, nodes: &[Node]) -> usize {
+    eligibility(c, nodes)
+        .iter()
+        .filter(|(_, r)| r.is_ok())
         .count()
 }
 

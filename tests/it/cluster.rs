@@ -384,6 +384,13 @@ async fn join_cordon_label_and_drain() {
         !c.assigned("more").await.contains_key(&nodes[0]),
         "a cordoned node got a replica"
     );
+    let d = run(&["describe", "component", "more", "-p", "shop"]);
+    let cordoned = format!("{} (cordoned)", nodes[0]);
+    assert!(
+        d.stdout.contains(&cordoned),
+        "describe names the cordoned node: {}",
+        d.stdout
+    );
     assert_eq!(
         c.assigned("web").await,
         spread,
