@@ -487,13 +487,7 @@ impl Store {
         name: &str,
     ) -> Result<Option<Stored>> {
         let key = self.keys.spec(kind, project, name);
-        let kv = self.client.kv_client();
-        let resp = self
-            .call(|| {
-                let (mut kv, key) = (kv.clone(), key.clone());
-                async move { kv.get(key, None).await }
-            })
-            .await?;
+        let resp = self.get_key(key.clone()).await?;
         resp.kvs().first().map(|kv| decode(kind, kv)).transpose()
     }
 
@@ -626,14 +620,7 @@ impl Store {
             }
         }
         let txn = Txn::new().when(compares).and_then(ops);
-        let kv = self.client.kv_client();
-        Ok(self
-            .call(|| {
-                let (mut kv, txn) = (kv.clone(), txn.clone());
-                async move { kv.txn(txn).await }
-            })
-            .await?
-            .succeeded())
+        Ok(self.txn(txn).await?.succeeded())
     }
 
     /// Deletes objects of applyset `set` that are not in `objects`.
@@ -722,13 +709,7 @@ impl Store {
             None => Compare::create_revision(key.clone(), CompareOp::Greater, 0),
         };
         let txn = Txn::new().when(vec![compare]).and_then(ops);
-        let kv = self.client.kv_client();
-        let resp = self
-            .call(|| {
-                let (mut kv, txn) = (kv.clone(), txn.clone());
-                async move { kv.txn(txn).await }
-            })
-            .await?;
+        let resp = self.txn(txn).await?;
         if resp.succeeded() {
             return Ok(true);
         }

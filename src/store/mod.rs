@@ -213,6 +213,26 @@ impl Store {
         }
     }
 
+    /// One transaction, through [`Store::call`].
+    pub(crate) async fn txn(&self, txn: etcd_client::Txn) -> Result<etcd_client::TxnResponse> {
+        let kv = self.client.kv_client();
+        self.call(|| {
+            let (mut kv, txn) = (kv.clone(), txn.clone());
+            async move { kv.txn(txn).await }
+        })
+        .await
+    }
+
+    /// One key, through [`Store::call`].
+    pub(crate) async fn get_key(&self, key: String) -> Result<etcd_client::GetResponse> {
+        let kv = self.client.kv_client();
+        self.call(|| {
+            let (mut kv, key) = (kv.clone(), key.clone());
+            async move { kv.get(key, None).await }
+        })
+        .await
+    }
+
     /// An etcd error as berth reports it (one line, naming the endpoints).
     pub fn map_err(&self, e: etcd_client::Error) -> StoreError {
         match &e {

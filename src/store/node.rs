@@ -70,13 +70,7 @@ impl Store {
             TxnOp::get(self.keys.status(Kind::Node, None, name), None),
             TxnOp::get(self.keys.spec(Kind::Node, None, name), None),
         ]);
-        let kv = self.client.kv_client();
-        let resp = self
-            .call(|| {
-                let (mut kv, txn) = (kv.clone(), txn.clone());
-                async move { kv.txn(txn).await }
-            })
-            .await?;
+        let resp = self.txn(txn).await?;
         let mut found = resp.op_responses().into_iter().map(|op| match op {
             TxnOpResponse::Get(g) => g.kvs().first().cloned(),
             _ => None,
@@ -124,15 +118,7 @@ impl Store {
         let txn = Txn::new()
             .when(vec![compare])
             .and_then(vec![TxnOp::put(key, p.doc, None)]);
-        let kv = self.client.kv_client();
-        if self
-            .call(|| {
-                let (mut kv, txn) = (kv.clone(), txn.clone());
-                async move { kv.txn(txn).await }
-            })
-            .await?
-            .succeeded()
-        {
+        if self.txn(txn).await?.succeeded() {
             Ok(p.change)
         } else {
             Err(StoreError::Conflict(format!(
@@ -160,13 +146,7 @@ impl Store {
             TxnOp::delete(spec, None),
             TxnOp::delete(self.keys.status(Kind::Node, None, name), None),
         ]);
-        let kv = self.client.kv_client();
-        let resp = self
-            .call(|| {
-                let (mut kv, txn) = (kv.clone(), txn.clone());
-                async move { kv.txn(txn).await }
-            })
-            .await?;
+        let resp = self.txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.op_responses().into_iter().any(|op| match op {
                 TxnOpResponse::Delete(d) => d.deleted() > 0,

@@ -88,13 +88,7 @@ impl Store {
             TxnOp::get(spec_key.clone(), None),
             TxnOp::get(status_key, None),
         ]);
-        let kv = self.client.kv_client();
-        let resp = self
-            .call(|| {
-                let (mut kv, txn) = (kv.clone(), txn.clone());
-                async move { kv.txn(txn).await }
-            })
-            .await?;
+        let resp = self.txn(txn).await?;
         let mut spec = None;
         let mut status = None;
         for (i, op) in resp.op_responses().into_iter().enumerate() {
@@ -181,26 +175,14 @@ impl Store {
 
     /// The value under one key, if any.
     pub async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let kv = self.client.kv_client();
-        let resp = self
-            .call(|| {
-                let (mut kv, key) = (kv.clone(), key.to_string());
-                async move { kv.get(key, None).await }
-            })
-            .await?;
+        let resp = self.get_key(key.to_string()).await?;
         Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
     }
 
     /// The node holding the coordinator election (`election/coordinator`),
     /// if any.
     pub async fn coordinator(&self) -> Result<Option<String>> {
-        let kv = self.client.kv_client();
-        let resp = self
-            .call(|| {
-                let (mut kv, key) = (kv.clone(), self.keys.election());
-                async move { kv.get(key, None).await }
-            })
-            .await?;
+        let resp = self.get_key(self.keys.election()).await?;
         Ok(resp
             .kvs()
             .first()
