@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use super::executor::{admit, Executor, Owner, StartError};
+use super::executor::{admit, Executor, Owner, Permissions, StartError};
 use super::health::{ProbeTarget, Tracker};
 use super::metrics::Metrics;
 use super::plan::{self, CheckPhase, PlanInput, Step, StopHow};
@@ -150,17 +150,59 @@ fn track(ctx: &Ctx, key: &str, records: &[ContainerRecord], a: Option<&Assignmen
     }
 }
 
-/// Reads the component's assignment from the cache: `Ok(None)` when there
-/// is none (whatever runs goes); an assignment that does not decode is an
-/// error, and nothing is started, stopped or removed on its account.
+/// The assignment a cached document says (pure): `Ok(None)` only when
+/// there is no document (whatever runs goes); one that does not decode is an
+/// error, never taken as "none".
+fn assignment_of(doc: Option<&Doc<Assignment>>) -> Result<Option<&Assignment>, &Unreadable> {
+    doc.map(Result::as_ref).transpose()
+}
+
+/// Reads the component's assignment from the cache (see [`assignment_of`]):
+/// nothing is started, stopped or removed on account of an unreadable one.
 fn desired(ctx: &Ctx, key: &str) -> Result<Option<Assignment>, Unreadable> {
-    match ctx.assignments.get(key).as_deref() {
-        None => Ok(None),
-        Some(Ok(a)) => {
-            ctx.remember(a);
-            Ok(Some(a.clone()))
-        }
-        Some(Err(e)) => Err(e.clone()),
+    let doc = ctx.assignments.get(key);
+    let a = assignment_of(doc.as_deref()).map_err(Unreadable::clone)?;
+    if let Some(a) = a {
+        ctx.remember(a);
+    }
+    Ok(a.cloned())
+}
+
+/// What a reconcile does about starting containers (pure).
+#[derive(Debug, PartialEq)]
+enum Wave<'a> {
+    /// Start this many containers of the assignment.
+    Start(&'a Assignment, usize),
+    /// Nothing (any more) to start: earlier start failures are moot.
+    Settled,
+    /// Starts are wanted but none may happen (refused, or no assignment to
+    /// start from): the start conditions stay as they are.
+    Held,
+}
+
+/// The start conditions, cleared once nothing is left to start.
+const START_CONDITIONS: [ConditionType; 2] =
+    [ConditionType::ImagePullFailed, ConditionType::StartFailed];
+
+fn wave<'a>(a: Option<&'a Assignment>, steps: &[Step], refused: bool) -> Wave<'a> {
+    let starts = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Start { .. }))
+        .count();
+    match (a, starts, refused) {
+        (_, 0, _) => Wave::Settled,
+        (Some(a), n, false) => Wave::Start(a, n),
+        _ => Wave::Held,
+    }
+}
+
+/// The start conditions a wave clears (pure): a container started proves
+/// the image is there; only a wave without failures clears `StartFailed`.
+fn cleared_by_wave(started: usize, failed: bool) -> &'static [ConditionType] {
+    match (started, failed) {
+        (0, _) => &[],
+        (_, true) => &START_CONDITIONS[..1],
+        (_, false) => &START_CONDITIONS,
     }
 }
 
@@ -183,24 +225,18 @@ pub async fn reconcile(key: String, ctx: Arc<Ctx>) -> Result<Action, ReconcileEr
     let plan = plan_for(&ctx, &ck, &records, assignment.clone());
     let refused = admission(&ctx, &ck, assignment.as_ref());
     let mut failure = execute(&ctx, &key, &ck, &plan.steps, &records, assignment.as_ref()).await;
-    let starts = plan
-        .steps
-        .iter()
-        .filter(|s| matches!(s, Step::Start { .. }))
-        .count();
-    match (&assignment, starts, refused) {
-        (Some(a), 1.., false) => {
-            if let Err(e) = start_all(&ctx, &key, &ck, a, starts).await {
+    match wave(assignment.as_ref(), &plan.steps, refused) {
+        Wave::Start(a, n) => {
+            if let Err(e) = start_all(&ctx, &key, &ck, a, n).await {
                 failure = Some(e);
             }
         }
-        // Nothing to start (any more): earlier start failures are moot.
-        (_, 0, _) => {
-            ctx.states
-                .clear_condition(&ck, ConditionType::ImagePullFailed);
-            ctx.states.clear_condition(&ck, ConditionType::StartFailed);
+        Wave::Settled => {
+            for c in START_CONDITIONS {
+                ctx.states.clear_condition(&ck, c);
+            }
         }
-        _ => {}
+        Wave::Held => {}
     }
     publish(&ctx, &key, &ck, assignment.as_ref());
     count_containers(&ctx);
@@ -266,16 +302,22 @@ fn plan_for(
     plan
 }
 
+/// Why this agent refuses to run `a` (pure): only an assignment to run
+/// is judged; one stopped or killed needs nothing this agent could refuse.
+fn refusal(a: Option<&Assignment>, perms: &Permissions) -> Option<String> {
+    let running = a.filter(|a| a.state == State::Running)?;
+    admit(&running.template, perms).err()
+}
+
 /// Admission: a refused template starts nothing, and says why. `true` when refused.
 fn admission(ctx: &Ctx, ck: &ComponentKey, a: Option<&Assignment>) -> bool {
-    let running = a.filter(|a| a.state == State::Running);
-    match running.map(|a| admit(&a.template, &ctx.exec.perms)) {
-        Some(Err(msg)) => {
+    match refusal(a, &ctx.exec.perms) {
+        Some(msg) => {
             ctx.states
                 .set_condition(ck, ConditionType::Forbidden, true, Reason::Forbidden, &msg);
             true
         }
-        _ => {
+        None => {
             ctx.states.clear_condition(ck, ConditionType::Forbidden);
             false
         }
@@ -398,12 +440,8 @@ async fn start_all(
             Err(e) => error = Some(start_failed(ctx, ck, a, &e)),
         }
     }
-    if ok > 0 {
-        ctx.states
-            .clear_condition(ck, ConditionType::ImagePullFailed);
-        if error.is_none() {
-            ctx.states.clear_condition(ck, ConditionType::StartFailed);
-        }
+    for &c in cleared_by_wave(ok, error.is_some()) {
+        ctx.states.clear_condition(ck, c);
     }
     error.map_or(Ok(()), Err)
 }
@@ -491,6 +529,28 @@ fn wall(at: std::time::Instant) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// The node's `Ready` condition for `a` (pure): as many ready containers of
+/// the assigned revision as it asks to run.
+fn readiness(a: &Assignment, containers: &[ObservedContainer]) -> (bool, Reason, String) {
+    let ready = containers
+        .iter()
+        .filter(|c| c.hash == a.hash && c.phase == ContainerPhase::Ready)
+        .count();
+    let want = if a.state == State::Running {
+        a.replicas as usize
+    } else {
+        0
+    };
+    let ok = ready >= want;
+    let message = format!("{ready}/{want} containers of revision {} ready", a.revision);
+    let reason = if ok {
+        Reason::ContainersReady
+    } else {
+        Reason::ContainersNotReady
+    };
+    (ok, reason, message)
+}
+
 /// Builds the component's observed document and hands it to the reporter.
 pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>) {
     debug_assert_eq!(ctx.parse_key(key).as_ref(), Some(ckey));
@@ -547,22 +607,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
     let state = ctx.states.get(ckey);
     let mut conditions: Vec<_> = state.conditions.values().cloned().collect();
     if let Some(a) = a {
-        let ready = containers
-            .iter()
-            .filter(|c| c.hash == a.hash && c.phase == ContainerPhase::Ready)
-            .count();
-        let want = if a.state == State::Running {
-            a.replicas as usize
-        } else {
-            0
-        };
-        let ok = ready >= want;
-        let message = format!("{ready}/{want} containers of revision {} ready", a.revision);
-        let reason = if ok {
-            Reason::ContainersReady
-        } else {
-            Reason::ContainersNotReady
-        };
+        let (ok, reason, message) = readiness(a, &containers);
         ctx.states
             .set_condition(ckey, ConditionType::Ready, ok, reason, &message);
         if let Some(c) = ctx.states.get(ckey).conditions.get(&ConditionType::Ready) {
@@ -579,4 +624,198 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         events: state.events.into_iter().collect(),
     };
     ctx.reporter.put(&okey, &observed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::component::Binding;
+
+    fn assignment(replicas: u32, state: State) -> Assignment {
+        Assignment {
+            generation: 1,
+            revision: 1,
+            hash: "h1".into(),
+            template: Template {
+                image: "bench/web:1".into(),
+                ..Default::default()
+            },
+            replicas,
+            state,
+        }
+    }
+
+    fn privileged(state: State) -> Assignment {
+        let mut a = assignment(1, state);
+        a.template.privileged = true;
+        a
+    }
+
+    #[test]
+    fn an_unreadable_assignment_is_never_taken_as_none() {
+        fn check(doc: Option<Doc<Assignment>>, want: Result<Option<Assignment>, Unreadable>) {
+            let got = assignment_of(doc.as_ref());
+            let got = got.map(Option::<&Assignment>::cloned).map_err(Clone::clone);
+            assert_eq!(got, want, "{doc:?}");
+        }
+        let a = assignment(2, State::Running);
+        let e = Unreadable {
+            key: "/berth/assignments/n1/shop/web".into(),
+            revision: 7,
+            error: "expected value at line 1 column 1".into(),
+        };
+        check(None, Ok(None));
+        check(Some(Ok(a.clone())), Ok(Some(a)));
+        check(Some(Err(e.clone())), Err(e));
+    }
+
+    #[test]
+    fn only_an_assignment_to_run_is_refused() {
+        /// `want`: a part of the refusal's message, or `None` (admitted).
+        fn check(a: Option<Assignment>, perms: &Permissions, want: Option<&str>) {
+            let got = refusal(a.as_ref(), perms);
+            match (&got, want) {
+                (Some(msg), Some(part)) => assert!(msg.contains(part), "{msg}"),
+                (None, None) => {}
+                _ => panic!("{a:?} with {perms:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        let none = Permissions::default();
+        let all = Permissions {
+            allow_privileged: true,
+            allow_bind: vec!["/srv".into()],
+        };
+        let mut binds = assignment(1, State::Running);
+        binds.template.bindings = vec![Binding {
+            host: "/etc".into(),
+            container: "/etc2".into(),
+            read_only: true,
+        }];
+        check(None, &none, None);
+        check(Some(assignment(1, State::Running)), &none, None);
+        check(
+            Some(privileged(State::Running)),
+            &none,
+            Some("--allow-privileged"),
+        );
+        check(Some(privileged(State::Running)), &all, None);
+        // Stopping or killing what runs is never refused.
+        check(Some(privileged(State::Stopped)), &none, None);
+        check(Some(privileged(State::Killed)), &none, None);
+        check(Some(binds.clone()), &none, Some("allows no bindings"));
+        check(
+            Some(binds),
+            &all,
+            Some("not under an allowed prefix (/srv)"),
+        );
+    }
+
+    #[test]
+    fn a_wave_starts_only_what_an_admitted_assignment_asks_for() {
+        fn check(a: Option<&Assignment>, steps: &[Step], refused: bool, want: Wave) {
+            assert_eq!(wave(a, steps, refused), want, "{steps:?} refused={refused}");
+        }
+        let a = assignment(3, State::Running);
+        let start = Step::Start {
+            revision: 1,
+            hash: "h1".into(),
+        };
+        let stop = Step::Stop {
+            id: "c1".into(),
+            how: StopHow::Graceful,
+        };
+        let record = Step::Record {
+            reason: "Restarted".into(),
+            message: "m".into(),
+        };
+        check(
+            Some(&a),
+            &[start.clone(), start.clone()],
+            false,
+            Wave::Start(&a, 2),
+        );
+        // Only starts count; the other steps are executed on their own.
+        check(
+            Some(&a),
+            &[stop.clone(), start.clone(), record],
+            false,
+            Wave::Start(&a, 1),
+        );
+        check(Some(&a), &[], false, Wave::Settled);
+        check(Some(&a), &[stop], false, Wave::Settled);
+        // Refused: nothing starts, and the refusal is not "settled".
+        check(Some(&a), std::slice::from_ref(&start), true, Wave::Held);
+        check(Some(&a), &[], true, Wave::Settled);
+        check(None, &[start], false, Wave::Held);
+        check(None, &[], false, Wave::Settled);
+    }
+
+    #[test]
+    fn a_wave_clears_the_start_conditions_it_disproves() {
+        fn check(started: usize, failed: bool, want: &[ConditionType]) {
+            assert_eq!(cleared_by_wave(started, failed), want, "{started} {failed}");
+        }
+        use ConditionType::{ImagePullFailed, StartFailed};
+        check(0, true, &[]);
+        check(0, false, &[]);
+        check(2, true, &[ImagePullFailed]);
+        check(3, false, &[ImagePullFailed, StartFailed]);
+    }
+
+    #[test]
+    fn ready_when_enough_containers_of_the_assigned_revision_are() {
+        fn ctr(hash: &str, phase: ContainerPhase) -> ObservedContainer {
+            ObservedContainer {
+                id: "c".into(),
+                name: "n".into(),
+                revision: 1,
+                hash: hash.into(),
+                phase,
+                restarts: 0,
+                last_exit_code: None,
+                last_reason: None,
+                started_at: None,
+                ready_since: None,
+                ports: BTreeMap::new(),
+            }
+        }
+        fn check(a: Assignment, containers: &[ObservedContainer], want: (bool, &str)) {
+            let (ok, reason, message) = readiness(&a, containers);
+            let want_reason = if want.0 {
+                Reason::ContainersReady
+            } else {
+                Reason::ContainersNotReady
+            };
+            assert_eq!(
+                (ok, reason, message.as_str()),
+                (want.0, want_reason, want.1)
+            );
+        }
+        use ContainerPhase::{Ready, Starting};
+        let running = |n| assignment(n, State::Running);
+        let ready = ctr("h1", Ready);
+        let old = ctr("h0", Ready);
+        let starting = ctr("h1", Starting);
+        let msg = |r, w| format!("{r}/{w} containers of revision 1 ready");
+        check(
+            running(2),
+            &[ready.clone(), ready.clone()],
+            (true, &msg(2, 2)),
+        );
+        check(
+            running(2),
+            &[ready.clone(), starting.clone()],
+            (false, &msg(1, 2)),
+        );
+        // A ready container of another revision does not count.
+        check(running(1), &[old], (false, &msg(0, 1)));
+        // A surge's extra container is no harm.
+        check(running(1), &[ready.clone(), ready], (true, &msg(2, 1)));
+        check(assignment(3, State::Stopped), &[], (true, &msg(0, 0)));
+        check(
+            assignment(3, State::Killed),
+            &[starting],
+            (true, &msg(0, 0)),
+        );
+    }
 }

@@ -57,6 +57,40 @@ enum Done {
     Resync(Result<(), crate::docker::Error>),
 }
 
+/// The resync bookkeeping (pure): at most one resync runs; however often
+/// one is asked for meanwhile, one more runs once it ends (what changed
+/// while it listed may have been missed, and one more list sees it).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Resyncs {
+    running: bool,
+    again: bool,
+}
+
+impl Resyncs {
+    /// A resync is wanted: `true` when one is to start now.
+    fn want(&mut self) -> bool {
+        if self.running {
+            self.again = true;
+            return false;
+        }
+        self.running = true;
+        true
+    }
+
+    /// The running resync ended: `true` when another is to start now.
+    fn done(&mut self) -> bool {
+        self.running = false;
+        std::mem::take(&mut self.again) && self.want()
+    }
+}
+
+/// What the answer of an inspect after an event asks for (pure): forget
+/// the checks of a container that exited; reconcile on any change.
+fn after_inspect(change: Change) -> (bool, bool) {
+    let forget_checks = change == Change::Exited;
+    (forget_checks, change != Change::Unchanged)
+}
+
 /// Runs until `shutdown`; `adopted` turns true after the first full resync.
 pub async fn run(
     ctx: Arc<Ctx>,
@@ -71,16 +105,14 @@ pub async fn run(
         tokio::time::interval_at(tokio::time::Instant::now() + resync_every, resync_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut work: Work = Default::default();
-    let mut resyncing = false;
-    // A resync asked for while one runs: run once more afterwards.
-    let mut resync_again = false;
+    let mut resyncs = Resyncs::default();
     loop {
         let busy = work.len() > EVENT_PARALLELISM;
-        let mut resync_wanted = false;
+        let mut start_resync = false;
         tokio::select! {
             _ = shutdown.cancelled() => return,
             item = events.next(), if !busy => match item {
-                Some(EventItem::Resync) => resync_wanted = true,
+                Some(EventItem::Resync) => start_resync = resyncs.want(),
                 Some(EventItem::Event(ev)) => {
                     let (ctx, root) = (ctx.clone(), root.clone());
                     work.push(Box::pin(async move {
@@ -90,20 +122,16 @@ pub async fn run(
                 }
                 None => return,
             },
-            _ = tick.tick() => resync_wanted = true,
+            _ = tick.tick() => start_resync = resyncs.want(),
             Some(done) = work.next() => if let Done::Resync(r) = done {
-                resyncing = false;
                 match r {
                     Ok(()) => { let _ = adopted.send(true); }
                     Err(e) => tracing::warn!(error = %e, "resync failed; retrying at the next tick"),
                 }
-                resync_wanted = std::mem::take(&mut resync_again);
+                start_resync = resyncs.done();
             },
         }
-        if resync_wanted && resyncing {
-            resync_again = true;
-        } else if resync_wanted {
-            resyncing = true;
+        if start_resync {
             let (ctx, root) = (ctx.clone(), root.clone());
             work.push(Box::pin(
                 async move { Done::Resync(resync(&ctx, &root).await) },
@@ -138,11 +166,12 @@ async fn inspect(ctx: &Arc<Ctx>, ev: &ContainerEvent, owner: Owner, key: String)
     match ctx.exec.docker.inspect(&ev.id).await {
         Ok(d) => {
             let change = ctx.containers.observe(&d, owner, ev.time, asked);
-            if change == Change::Exited {
+            let (forget_checks, trigger) = after_inspect(change);
+            if forget_checks {
                 ctx.tracker.forget(&ev.id);
                 tracing::info!(container = %d.name, code = d.exit_code.unwrap_or(-1), oom = d.oom_killed, "container exited");
             }
-            if change != Change::Unchanged {
+            if trigger {
                 let _ = ctx.trigger.send(key);
             }
         }
@@ -233,5 +262,51 @@ mod tests {
         ] {
             check(a, EventAction::Ignore);
         }
+    }
+
+    /// `asks`: `w` a resync is wanted, `d` the running one ended; `starts`:
+    /// per ask, `s` when a resync starts then, `.` when none does.
+    #[test]
+    fn one_resync_at_a_time_and_one_more_after_asks_meanwhile() {
+        fn check(asks: &str, starts: &str) {
+            let mut r = Resyncs::default();
+            let got: String = asks
+                .chars()
+                .map(|c| match c {
+                    'w' => r.want(),
+                    'd' => r.done(),
+                    _ => unreachable!("w or d"),
+                })
+                .map(|start| if start { 's' } else { '.' })
+                .collect();
+            assert_eq!(got, starts, "{asks}");
+        }
+        check("w", "s");
+        check("wd", "s.");
+        check("ww", "s.");
+        check("wwd", "s.s");
+        // However often asked meanwhile: one more.
+        check("wwwwd", "s...s");
+        check("wwwdd", "s..s.");
+        check("wdw", "s.s");
+        check("wwdwd", "s.s.s");
+        // A done with nothing running starts nothing.
+        check("d", ".");
+    }
+
+    #[test]
+    fn an_inspect_answer_triggers_on_change_and_forgets_exited_checks() {
+        fn check(change: Change, forget_checks: bool, trigger: bool) {
+            assert_eq!(
+                after_inspect(change),
+                (forget_checks, trigger),
+                "{change:?}"
+            );
+        }
+        check(Change::New, false, true);
+        check(Change::Exited, true, true);
+        check(Change::Started, false, true);
+        check(Change::Updated, false, true);
+        check(Change::Unchanged, false, false);
     }
 }

@@ -17,6 +17,7 @@ use berth::store::{ApplyOptions, Store};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::support::docker_proxy::DockerProxy;
 use crate::support::etcd::{client_for, TestEtcd};
 use crate::support::images::{self, NodeContainers, WEB1, WEB2};
 
@@ -80,7 +81,7 @@ pub(crate) struct Harness {
     pub(crate) store: Store,
     pub(crate) cfg: AgentConfig,
     agent: Option<AgentProc>,
-    docker: Docker,
+    pub(crate) docker: Docker,
     // Dropped last: the agent is gone before its containers are removed.
     _guard: NodeContainers,
 }
@@ -186,7 +187,7 @@ impl Harness {
             .expect("apply");
     }
 
-    async fn delete(&self, name: &str) {
+    pub(crate) async fn delete(&self, name: &str) {
         self.store
             .delete(berth::resource::Kind::Component, Some(PROJECT), name, None)
             .await
@@ -283,7 +284,7 @@ impl Harness {
     }
 
     /// Waits until the observed state of `name` satisfies `pred`.
-    async fn wait(
+    pub(crate) async fn wait(
         &self,
         name: &str,
         what: &str,
@@ -319,7 +320,7 @@ impl Harness {
     }
 
     /// Waits for `n` ready containers of the latest revision and nothing else.
-    async fn wait_ready(&self, name: &str, n: usize) -> Observed {
+    pub(crate) async fn wait_ready(&self, name: &str, n: usize) -> Observed {
         self.wait(
             name,
             &format!("{n} ready containers"),
@@ -329,7 +330,7 @@ impl Harness {
         .await
     }
 
-    async fn container_ids(&self) -> Vec<String> {
+    pub(crate) async fn container_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .docker
             .list(&berth::agent::executor::node_filters(
@@ -357,7 +358,7 @@ fn all_ready(n: usize) -> impl Fn(&Observed) -> bool {
 }
 
 /// `spec` of a busybox web component with an HTTP ready check and a short grace period.
-fn web_spec(image: &str, replicas: u32) -> serde_json::Value {
+pub(crate) fn web_spec(image: &str, replicas: u32) -> serde_json::Value {
     json!({
         "image": image,
         "ports": [{"name": "http", "container": 8080}],
@@ -1094,95 +1095,6 @@ async fn stop_containers_on_exit_stops_them_and_the_lease_is_released() {
     assert!(h.observed("web").await.is_none());
 }
 
-/// A unix-socket proxy in front of the Docker engine whose connections a test
-/// can cut: the agent loses its events stream (and every call) while the
-/// engine itself goes on.
-struct DockerProxy {
-    path: std::path::PathBuf,
-    cut: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
-    /// Connections turned away while cut.
-    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl DockerProxy {
-    async fn start() -> DockerProxy {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_default();
-        let target = match host.strip_prefix("unix://") {
-            Some(p) => p.to_string(),
-            None if host.is_empty() => "/var/run/docker.sock".to_string(),
-            None => panic!("the Docker proxy test needs a unix socket engine (DOCKER_HOST={host})"),
-        };
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("docker.sock");
-        let listener = tokio::net::UnixListener::bind(&path).expect("bind the proxy socket");
-        let cut = std::sync::Arc::new(tokio::sync::watch::Sender::new(false));
-        let cut2 = cut.clone();
-        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let refused2 = refused.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    continue;
-                };
-                if *cut2.borrow() {
-                    drop(inbound);
-                    refused2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    continue;
-                }
-                let mut cut_rx = cut2.subscribe();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::UnixStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.wait_for(|c| *c) => {}
-                    }
-                });
-            }
-        });
-        DockerProxy {
-            path,
-            cut,
-            refused,
-            task,
-            _dir: dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.path.display())
-    }
-
-    fn refused(&self) -> usize {
-        self.refused.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Waits until a connection made from now on is turned away: whoever
-    /// made it has tried the engine again and learnt nothing.
-    async fn wait_refused(&self) {
-        let before = self.refused();
-        let start = Instant::now();
-        while self.refused() == before {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "nobody tried the engine while it was cut off"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for DockerProxy {
-    fn drop(&mut self) {
-        self.cut.send_replace(true);
-        self.task.abort();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_events_stream_is_reopened_and_resynced() {
     let mut h = Harness::new("agent-events").await;
@@ -1194,7 +1106,7 @@ async fn a_dropped_events_stream_is_reopened_and_resynced() {
     let id = o.containers[0].id.clone();
     // Cut the agent off Docker, and kill the container meanwhile: the agent
     // cannot see the `die` event.
-    proxy.cut.send_replace(true);
+    proxy.cut(true);
     h.docker.kill(&id).await.expect("docker kill");
     // The agent tries the engine again (reopening its events stream) after
     // the kill and is turned away: it cannot have restarted the container.
@@ -1205,7 +1117,7 @@ async fn a_dropped_events_stream_is_reopened_and_resynced() {
     );
     // Reconnected: the stream is re-opened, the resync finds the exit, and
     // the container is restarted in place.
-    proxy.cut.send_replace(false);
+    proxy.cut(false);
     let o = h
         .wait(
             "web",

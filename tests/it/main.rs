@@ -3,6 +3,7 @@
 //! node names and labels, so tests can run in parallel on one Docker engine.
 mod agent;
 mod agent_binary;
+mod agent_engine;
 mod agent_safety;
 mod cli;
 mod cli_nodes;

@@ -1,6 +1,7 @@
-//! Shared test harness: throwaway etcd, test images, CLI runner.
+//! Shared test harness: throwaway etcd, test images, a Docker proxy, CLI runner.
 #![allow(dead_code)]
 pub mod cli;
+pub mod docker_proxy;
 pub mod etcd;
 pub mod etcd3;
 pub mod images;
