@@ -2,7 +2,8 @@
 //! filled by the runtime's watchers, and the streams of keys that changed.
 //! Built anew for every term, so a new coordinator starts from a full list.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use etcd_client::Client;
 use futures::stream::BoxStream;
@@ -30,6 +31,10 @@ pub struct Cluster {
     pub assignments: Reader<Doc<Assignment>>,
     /// `observed/`: what every node runs.
     pub observed: Reader<Observed>,
+    /// Which nodes have an assignment of each component, kept as the
+    /// assignment events pass (so a reconcile reads its component's
+    /// assignments without scanning everyone's).
+    index: Arc<Mutex<HashMap<ComponentKey, BTreeSet<String>>>>,
 }
 
 /// Keys that changed, mapped to what they concern.
@@ -87,6 +92,7 @@ impl Cluster {
             records,
             assignments,
             observed,
+            index: Default::default(),
         };
         let changes = cluster.changes(
             spec_keys,
@@ -125,10 +131,16 @@ impl Cluster {
         ])
         .boxed();
         let (k1, k2) = (keys.clone(), keys.clone());
+        let index = self.index.clone();
+        // Every key an event names is indexed (a list's entries reach the
+        // cache only at its end, so the cache cannot say yet); readers drop
+        // the nodes whose key the cache does not hold.
         let of_assignment = move |key: String| {
-            let spec = k1
-                .split_assignment(&key)
-                .map(|(_, ck)| k1.component_spec(&ck));
+            let spec = k1.split_assignment(&key).map(|(node, ck)| {
+                let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
+                index.entry(ck.clone()).or_default().insert(node);
+                k1.component_spec(&ck)
+            });
             futures::future::ready(spec)
         };
         let of_observed = move |key: String| {
@@ -215,14 +227,15 @@ impl Cluster {
         &self,
         ck: &ComponentKey,
     ) -> BTreeMap<String, std::sync::Arc<Doc<Assignment>>> {
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(nodes) = index.get_mut(ck) else {
+            return BTreeMap::new();
+        };
         let mut out = BTreeMap::new();
-        for (key, doc) in self.assignments.entries() {
-            if let Some((node, of)) = self.keys.split_assignment(&key) {
-                if &of == ck {
-                    out.insert(node, doc);
-                }
-            }
-        }
+        nodes.retain(|node| {
+            let doc = self.assignments.get(&self.keys.assignment_of(node, ck));
+            doc.map(|d| out.insert(node.clone(), d)).is_some()
+        });
         out
     }
 
