@@ -3,6 +3,7 @@
 //! Built anew for every term, so a new coordinator starts from a full list.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use etcd_client::Client;
@@ -31,10 +32,15 @@ pub struct Cluster {
     pub assignments: Reader<Doc<Assignment>>,
     /// `observed/`: what every node runs.
     pub observed: Reader<Observed>,
-    /// Which nodes have an assignment of each component, kept as the
-    /// assignment events pass (so a reconcile reads its component's
-    /// assignments without scanning everyone's).
-    index: Arc<Mutex<HashMap<ComponentKey, BTreeSet<String>>>>,
+    /// Which nodes have an assignment / an observed document of each
+    /// component, kept as their events pass, so a reconcile reads its own
+    /// component's documents without scanning everyone's.
+    assigned_on: ByComponent,
+    observed_on: ByComponent,
+    /// The node views, computed at most once per node change (and per
+    /// second): every reconcile needs them.
+    views: Arc<Mutex<Option<CachedViews>>>,
+    node_changes: Arc<AtomicU64>,
 }
 
 /// Keys that changed, mapped to what they concern.
@@ -92,7 +98,10 @@ impl Cluster {
             records,
             assignments,
             observed,
-            index: Default::default(),
+            assigned_on: Default::default(),
+            observed_on: Default::default(),
+            views: Default::default(),
+            node_changes: Default::default(),
         };
         let changes = cluster.changes(
             spec_keys,
@@ -115,8 +124,13 @@ impl Cluster {
         records: BoxStream<'static, String>,
     ) -> Changes {
         let keys = self.keys.clone();
+        let changed = self.node_changes.clone();
         let by_node = move |prefix: String| {
-            move |key: String| futures::future::ready(key.strip_prefix(&prefix).map(str::to_string))
+            let changed = changed.clone();
+            move |key: String| {
+                changed.fetch_add(1, Ordering::SeqCst);
+                futures::future::ready(key.strip_prefix(&prefix).map(str::to_string))
+            }
         };
         let nodes = futures::stream::select_all([
             registrations
@@ -131,14 +145,10 @@ impl Cluster {
         ])
         .boxed();
         let (k1, k2) = (keys.clone(), keys.clone());
-        let index = self.index.clone();
-        // Every key an event names is indexed (a list's entries reach the
-        // cache only at its end, so the cache cannot say yet); readers drop
-        // the nodes whose key the cache does not hold.
+        let (assigned_on, observed_on) = (self.assigned_on.clone(), self.observed_on.clone());
         let of_assignment = move |key: String| {
             let spec = k1.split_assignment(&key).map(|(node, ck)| {
-                let mut index = index.lock().unwrap_or_else(|e| e.into_inner());
-                index.entry(ck.clone()).or_default().insert(node);
+                assigned_on.note(&ck, node);
                 k1.component_spec(&ck)
             });
             futures::future::ready(spec)
@@ -146,10 +156,13 @@ impl Cluster {
         let of_observed = move |key: String| {
             let parts = k2.parts(&k2.all_observed_prefix(), &key);
             let spec = match parts.as_deref() {
-                Some([_node, rest @ ..]) => ComponentKey::from_parts(rest),
+                Some([node, rest @ ..]) => ComponentKey::from_parts(rest).map(|ck| {
+                    observed_on.note(&ck, node.to_string());
+                    k2.component_spec(&ck)
+                }),
                 _ => None,
             };
-            futures::future::ready(spec.map(|ck| k2.component_spec(&ck)))
+            futures::future::ready(spec)
         };
         let components = futures::stream::select_all([
             specs,
@@ -186,11 +199,26 @@ impl Cluster {
     }
 
     /// What placement needs to know of every node.
-    pub fn node_views(&self) -> Vec<NodeView> {
-        self.node_names()
-            .into_iter()
-            .map(|name| self.node_view(&name))
-            .collect()
+    pub fn node_views(&self) -> Arc<Vec<NodeView>> {
+        let generation = self.node_changes.load(Ordering::SeqCst);
+        let mut cached = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cached.as_ref() {
+            if c.generation == generation && c.at.elapsed() < VIEWS_MAX_AGE {
+                return c.views.clone();
+            }
+        }
+        let views: Arc<Vec<NodeView>> = Arc::new(
+            self.node_names()
+                .into_iter()
+                .map(|name| self.node_view(&name))
+                .collect(),
+        );
+        *cached = Some(CachedViews {
+            generation,
+            at: std::time::Instant::now(),
+            views: views.clone(),
+        });
+        views
     }
 
     pub fn node_view(&self, name: &str) -> NodeView {
@@ -223,30 +251,50 @@ impl Cluster {
     }
 
     /// Every node's assignment of `ck` (unreadable ones included).
-    pub fn assignments_of(
-        &self,
-        ck: &ComponentKey,
-    ) -> BTreeMap<String, std::sync::Arc<Doc<Assignment>>> {
-        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(nodes) = index.get_mut(ck) else {
-            return BTreeMap::new();
-        };
-        let mut out = BTreeMap::new();
-        nodes.retain(|node| {
-            let doc = self.assignments.get(&self.keys.assignment_of(node, ck));
-            doc.map(|d| out.insert(node.clone(), d)).is_some()
-        });
-        out
+    pub fn assignments_of(&self, ck: &ComponentKey) -> BTreeMap<String, Arc<Doc<Assignment>>> {
+        self.assigned_on.docs(ck, |node| {
+            self.assignments.get(&self.keys.assignment_of(node, ck))
+        })
     }
 
     /// Every node's observed document of `ck`.
-    pub fn observed_of(&self, ck: &ComponentKey) -> BTreeMap<String, std::sync::Arc<Observed>> {
+    pub fn observed_of(&self, ck: &ComponentKey) -> BTreeMap<String, Arc<Observed>> {
+        self.observed_on.docs(ck, |node| {
+            self.observed.get(&self.keys.observed_of(node, ck))
+        })
+    }
+}
+
+/// How long cached node views may be used without a node change (bounds any
+/// staleness a re-list after compaction could leave).
+const VIEWS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+struct CachedViews {
+    generation: u64,
+    at: std::time::Instant,
+    views: Arc<Vec<NodeView>>,
+}
+
+/// Nodes per component, noted as events pass. Every key an event names is
+/// noted (a list's entries reach the cache only at its end, so the cache
+/// cannot tell yet); readers drop the nodes the cache holds nothing for.
+#[derive(Clone, Default)]
+struct ByComponent(Arc<Mutex<HashMap<ComponentKey, BTreeSet<String>>>>);
+
+impl ByComponent {
+    fn note(&self, ck: &ComponentKey, node: String) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(ck.clone()).or_default().insert(node);
+    }
+
+    /// The documents `get` finds for `ck`'s nodes; nodes without one are forgotten.
+    fn docs<T>(&self, ck: &ComponentKey, get: impl Fn(&str) -> Option<T>) -> BTreeMap<String, T> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(nodes) = map.get_mut(ck) else {
+            return BTreeMap::new();
+        };
         let mut out = BTreeMap::new();
-        for node in self.node_names() {
-            if let Some(o) = self.observed.get(&self.keys.observed_of(&node, ck)) {
-                out.insert(node, o);
-            }
-        }
+        nodes.retain(|node| get(node).map(|d| out.insert(node.clone(), d)).is_some());
         out
     }
 }
