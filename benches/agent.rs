@@ -848,7 +848,7 @@ async fn run(b: &Bench, cleanup: &mut Cleanup) {
             nan,
         ),
         (
-            "spec written → assignment written (local assignment)",
+            "spec written → assignment written (coordinator)",
             step(&|m| m.spec, &|m| m.assign),
             nan,
         ),

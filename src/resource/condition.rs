@@ -73,8 +73,6 @@ words! {
         StartFailed,
         VolumesFromMissing,
         RestartFailed,
-        KeptOnNode,
-        NoCoordinator,
         /// An assignment in etcd does not decode: what runs is kept.
         UnreadableAssignment,
         /// A component spec in etcd does not decode: its assignment is kept.
