@@ -311,12 +311,17 @@ async fn most_replicas_ever(etcd: &TestEtcd, name: &str) -> u32 {
     let opts = WatchOptions::new().with_prefix().with_start_revision(1);
     let mut stream = client.watch(prefix, Some(opts)).await.expect("watch");
     let (mut by_node, mut most, mut seen) = (BTreeMap::<String, u32>::new(), 0, 0);
+    // The history comes in the first answers after the watch is created;
+    // once an answer with events is as new as `upto`, anything more would
+    // follow at once, so stop waiting long.
+    let mut patience = Duration::from_secs(5);
     while seen < upto {
-        let Ok(Ok(Some(resp))) =
-            tokio::time::timeout(Duration::from_secs(5), stream.message()).await
-        else {
+        let Ok(Ok(Some(resp))) = tokio::time::timeout(patience, stream.message()).await else {
             break;
         };
+        if !resp.events().is_empty() && resp.header().map_or(0, |h| h.revision()) >= upto {
+            patience = Duration::from_millis(300);
+        }
         let mut revision = 0;
         for ev in resp.events() {
             let Some(kv) = ev.kv() else { continue };
