@@ -11,7 +11,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use crate::placement::NodeView;
-use crate::resource::component::Component;
+use crate::resource::component::{Component, ComponentStatus};
 use crate::resource::{Assignment, ComponentKey, Kind, Node, NodeRecord, Observed};
 use crate::runtime::{self, Doc, Reader, WatcherConfig};
 use crate::store::Keys;
@@ -32,6 +32,9 @@ pub struct Cluster {
     pub assignments: Reader<Doc<Assignment>>,
     /// `observed/`: what every node runs.
     pub observed: Reader<Observed>,
+    /// `status/component/`: the statuses as etcd holds them (what a term
+    /// compares its first roll-up of each component with).
+    pub statuses: Reader<ComponentStatus>,
     /// Which nodes have an assignment / an observed document of each
     /// component, kept as their events pass, so a reconcile reads its own
     /// component's documents without scanning everyone's.
@@ -90,6 +93,11 @@ impl Cluster {
             runtime::doc::json::<Assignment>,
         );
         let (observed, observed_keys) = cache(client, keys.all_observed_prefix(), json::<Observed>);
+        let (statuses, status_keys) = cache(
+            client,
+            keys.status_prefix(Kind::Component, None),
+            json::<ComponentStatus>,
+        );
         let cluster = Cluster {
             keys: keys.clone(),
             specs,
@@ -98,12 +106,13 @@ impl Cluster {
             records,
             assignments,
             observed,
+            statuses,
             assigned_on: Default::default(),
             observed_on: Default::default(),
             views: Default::default(),
             node_changes: Default::default(),
         };
-        let changes = cluster.changes(
+        let mut changes = cluster.changes(
             spec_keys,
             assign_keys,
             observed_keys,
@@ -111,6 +120,10 @@ impl Cluster {
             nspec_keys,
             record_keys,
         );
+        // The status cache fills while its stream is polled; a status
+        // written (by this term) re-places nothing.
+        let statuses = status_keys.filter_map(|_| futures::future::ready(None));
+        changes.components = futures::stream::select(changes.components, statuses).boxed();
         (cluster, changes)
     }
 
@@ -181,6 +194,7 @@ impl Cluster {
             && self.records.wait_until_ready().await.is_ok()
             && self.assignments.wait_until_ready().await.is_ok()
             && self.observed.wait_until_ready().await.is_ok()
+            && self.statuses.wait_until_ready().await.is_ok()
     }
 
     /// Every node name known: registered, recorded or given a spec.

@@ -330,7 +330,7 @@ async fn write_status(
         .cluster
         .keys
         .status(Kind::Component, Some(&ck.project), &ck.name);
-    let old = old_status(ctx, ck, &key).await?;
+    let old = old_status(ctx, ck, &key);
     let new = status::roll_up(input, old.as_ref());
     if old.as_ref().is_some_and(|o| status::same(o, &new)) {
         return Ok(new);
@@ -366,7 +366,7 @@ async fn mark_degraded(
         .cluster
         .keys
         .status(Kind::Component, Some(&ck.project), &ck.name);
-    let mut st = old_status(ctx, ck, &key).await?.unwrap_or_default();
+    let mut st = old_status(ctx, ck, &key).unwrap_or_default();
     let degraded = Condition::new(ConditionType::Degraded, true, reason, message);
     if let Some(c) = st.conditions.iter().find(|c| c.is(ConditionType::Degraded)) {
         if c.is_true() && c.reason == degraded.reason && c.message == degraded.message {
@@ -389,27 +389,16 @@ async fn mark_degraded(
     Ok(())
 }
 
-/// The status this term last wrote; on a term's first look, what etcd has.
-async fn old_status(
-    ctx: &Ctx,
-    ck: &ComponentKey,
-    key: &str,
-) -> Result<Option<ComponentStatus>, ComponentError> {
-    if let Some(s) = ctx
+/// The status this term last wrote; before its first write, what the status
+/// cache (etcd) holds.
+fn old_status(ctx: &Ctx, ck: &ComponentKey, key: &str) -> Option<ComponentStatus> {
+    let own = ctx
         .statuses
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(ck)
-    {
-        return Ok(Some(s.clone()));
-    }
-    let resp = etcd("reading a status", ctx.client.clone().get(key, None))
-        .await
-        .map_err(ComponentError::Etcd)?;
-    Ok(resp
-        .kvs()
-        .first()
-        .and_then(|kv| serde_json::from_slice(kv.value()).ok()))
+        .cloned();
+    own.or_else(|| ctx.cluster.statuses.get(key).map(|s| (*s).clone()))
 }
 
 /// The revision number of `c`'s template: from the spec's annotations,

@@ -156,6 +156,7 @@ async fn coordinate(
         .wait_for(c.records.clone())
         .wait_for(c.assignments.clone())
         .wait_for(c.observed.clone())
+        .wait_for(c.statuses.clone())
         .with_resync(cfg.resync)
         .with_config(ControllerConfig {
             concurrency: cfg.concurrency,
