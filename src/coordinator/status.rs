@@ -246,3 +246,134 @@ pub fn same(a: &ComponentStatus, b: &ComponentStatus) -> bool {
     };
     strip(a) == strip(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::component::ComponentSpec;
+    use crate::resource::observed::ObservedContainer;
+    use crate::resource::ObjectMeta;
+    use std::sync::Arc;
+
+    fn spec() -> Component {
+        Component {
+            api_version: "berth/v1".into(),
+            kind: "Component".into(),
+            metadata: ObjectMeta {
+                name: "web".into(),
+                generation: Some(3),
+                ..Default::default()
+            },
+            spec: ComponentSpec {
+                image: "web:2".into(),
+                ..Default::default()
+            },
+            status: None,
+        }
+    }
+
+    fn container(hash: &str, phase: ContainerPhase) -> ObservedContainer {
+        ObservedContainer {
+            id: format!("{hash}-{phase}"),
+            name: "c".into(),
+            revision: 2,
+            hash: hash.into(),
+            phase,
+            restarts: 0,
+            last_exit_code: None,
+            last_reason: None,
+            started_at: None,
+            ready_since: None,
+            ports: Default::default(),
+        }
+    }
+
+    /// Rolls up `containers` on node n1 (3 wanted of hash `new`, revision 2);
+    /// checks (current, updated, ready, draining) and each condition's
+    /// (status, reason).
+    fn check(
+        containers: Vec<ObservedContainer>,
+        want: (u32, u32, u32, u32),
+        conditions: &[(&str, bool, &str)],
+    ) {
+        let c = spec();
+        let observed = BTreeMap::from([(
+            "n1".to_string(),
+            Arc::new(Observed {
+                node: "n1".into(),
+                containers,
+                ..Default::default()
+            }),
+        )]);
+        let assigned = BTreeMap::from([("n1".to_string(), (3, 2))]);
+        let input = Input {
+            spec: &c,
+            hash: "new",
+            revision: 2,
+            desired: 3,
+            assigned: &assigned,
+            observed: &observed,
+            unschedulable: None,
+            coordinator: "n1",
+            now: SystemTime::now(),
+        };
+        let st = roll_up(&input, None);
+        let got = (
+            st.current_replicas,
+            st.updated_replicas,
+            st.ready_replicas,
+            st.draining_replicas,
+        );
+        assert_eq!(got, want);
+        assert_eq!(st.nodes["n1"].desired, 3);
+        for (t, ok, reason) in conditions {
+            let found = st
+                .conditions
+                .iter()
+                .find(|c| c.type_ == *t)
+                .expect("condition");
+            assert_eq!(
+                (found.is_true(), found.reason.as_str()),
+                (*ok, *reason),
+                "{t}"
+            );
+        }
+        // Written again only when something but the write time changed.
+        let again = roll_up(&input, Some(&st));
+        assert!(same(&st, &again));
+    }
+
+    #[test]
+    fn roll_ups() {
+        use ContainerPhase::*;
+        let ready = |h| container(h, Ready);
+        check(
+            vec![ready("new"), ready("new"), ready("new")],
+            (3, 3, 3, 0),
+            &[
+                ("Available", true, "MinimumReplicasAvailable"),
+                ("Progressing", false, "Complete"),
+                ("Degraded", false, "AsExpected"),
+            ],
+        );
+        // Mid-rollout: an old one still serves, one new one starts, one old drains.
+        check(
+            vec![
+                ready("old"),
+                ready("new"),
+                container("new", Starting),
+                container("old", Draining),
+            ],
+            (3, 2, 2, 1),
+            &[
+                ("Available", false, "MinimumReplicasUnavailable"),
+                ("Progressing", true, "Updating"),
+            ],
+        );
+        check(
+            vec![ready("new"), ready("new"), container("new", CrashLoop)],
+            (3, 3, 2, 0),
+            &[("Degraded", true, "CrashLoop")],
+        );
+    }
+}
