@@ -175,26 +175,23 @@ fn remember_writes(
 /// The key is as etcd holds it, to this term's knowledge (absent: still
 /// absent): the cache, or this term's own write it does not show yet.
 fn unchanged(ctx: &Ctx, key: &str) -> Compare {
-    let cached = ctx
-        .cluster
-        .assignments
-        .get_entry(key)
-        .map_or(0, |e| e.mod_revision);
-    let own = ctx
-        .written
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(key)
-        .cloned();
+    let written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+    let own = written.get(key).map(|(rev, value)| (*rev, value.is_none()));
+    drop(written);
     let rev = match own {
-        Some((r, value)) if !caught_up(ctx, key, r, value.is_none()) => {
-            if value.is_some() {
-                r
-            } else {
+        // Ours, not in the cache yet: a put is at its revision, a delete absent.
+        Some((rev, deleted)) if !caught_up(ctx, key, rev, deleted) => {
+            if deleted {
                 0
+            } else {
+                rev
             }
         }
-        _ => cached,
+        _ => ctx
+            .cluster
+            .assignments
+            .get_entry(key)
+            .map_or(0, |e| e.mod_revision),
     };
     Compare::mod_revision(key, CompareOp::Equal, rev)
 }
