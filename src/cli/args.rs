@@ -194,6 +194,13 @@ impl KindArg {
             (None, _) => Ok(extra.to_vec()),
         }
     }
+
+    /// The one name of a verb that takes exactly one (`describe`, `wait`),
+    /// given as `KIND/NAME` or as `name`; `missing` is the error without it.
+    pub fn one_name(&self, name: Option<&String>, missing: &str) -> Result<String, String> {
+        let extra: Vec<String> = name.into_iter().cloned().collect();
+        self.names(&extra)?.pop().ok_or_else(|| missing.to_string())
+    }
 }
 
 #[derive(Args, Debug)]

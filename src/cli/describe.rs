@@ -14,15 +14,11 @@ use crate::store::{Store, StoreError};
 
 pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliError> {
     let kind = args.kind.0;
-    let extra: Vec<String> = args.name.iter().cloned().collect();
+    let missing = "describe needs a name: berth describe KIND NAME (or KIND/NAME)";
     let name = args
         .kind
-        .names(&extra)
-        .map_err(CliError::Usage)?
-        .pop()
-        .ok_or_else(|| {
-            CliError::Usage("describe needs a name: berth describe KIND NAME (or KIND/NAME)".into())
-        })?;
+        .one_name(args.name.as_ref(), missing)
+        .map_err(CliError::Usage)?;
     let project = kind.namespaced().then_some(args.project.as_str());
     let store = Store::connect(&etcd.store_config()).await?;
     let stored = store

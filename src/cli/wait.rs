@@ -72,13 +72,11 @@ fn target(args: &WaitArgs) -> Result<Target, CliError> {
             args.kind.0
         )));
     }
-    let extra: Vec<String> = args.name.iter().cloned().collect();
+    let missing = "wait needs a name: berth wait component/NAME";
     let name = args
         .kind
-        .names(&extra)
-        .map_err(CliError::Usage)?
-        .pop()
-        .ok_or_else(|| CliError::Usage("wait needs a name: berth wait component/NAME".into()))?;
+        .one_name(args.name.as_ref(), missing)
+        .map_err(CliError::Usage)?;
     if let WaitFor::Condition { type_, .. } = &args.for_ {
         let known = type_
             .parse::<ConditionType>()
