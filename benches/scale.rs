@@ -44,13 +44,17 @@ fn node_doc(name: &str) -> String {
     .to_string()
 }
 
+/// What a simulated node reports for `a`: every asked container, ready.
 fn observed(node: &str, a: &Assignment) -> Observed {
-    let containers = (0..a.replicas)
-        .map(|i| ObservedContainer {
-            id: format!("{node}-{}-{i}", a.hash),
+    let containers = a
+        .revisions
+        .iter()
+        .flat_map(|r| (0..r.replicas).map(move |i| (r, i)))
+        .map(|(r, i)| ObservedContainer {
+            id: format!("{node}-{}-{i}", r.hash),
             name: format!("sim-{i}"),
-            revision: a.revision,
-            hash: a.hash.clone(),
+            revision: r.revision,
+            hash: r.hash.clone(),
             phase: ContainerPhase::Ready,
             restarts: 0,
             last_exit_code: None,
@@ -63,7 +67,7 @@ fn observed(node: &str, a: &Assignment) -> Observed {
     Observed {
         node: node.to_string(),
         generation: a.generation,
-        revision: a.revision,
+        revision: a.newest().map_or(0, |r| r.revision),
         containers,
         ..Default::default()
     }

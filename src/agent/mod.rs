@@ -532,7 +532,11 @@ async fn stop_all(ctx: &Arc<Ctx>) {
         let ctx = ctx.clone();
         async move {
             let termination = match ctx.assignments.get(&ctx.key_of(&r.key())).as_deref() {
-                Some(Ok(a)) => a.template.termination.clone().unwrap_or_default(),
+                Some(Ok(a)) => a
+                    .of_hash(&r.owner.hash)
+                    .or(a.newest())
+                    .and_then(|rev| rev.template.termination.clone())
+                    .unwrap_or_default(),
                 _ => Default::default(),
             };
             let res = if r.is_running() {

@@ -8,19 +8,21 @@
 //!
 //! # Rules
 //!
-//! With `state: running` the node keeps `replicas` containers of the assigned
-//! template hash, and at most one more while something is being replaced:
+//! With `state: running` the node keeps, for every revision its assignment
+//! names, that revision's count of containers of its template hash (the
+//! total is `replicas`), and at most one more while something is replaced:
 //!
-//! - A container of another hash, an unhealthy container, or one that was not
-//!   ready within `readyTimeout` no longer fills a slot, so a new container is
-//!   started in its place (if the surge of one allows it).
+//! - A container of a hash the assignment does not name, an unhealthy
+//!   container, or one that was not ready within `readyTimeout` no longer
+//!   fills a slot, so a new container is started in its place (if the surge
+//!   of one allows it). Missing slots start newest revision first.
 //! - Containers leave in this order: those serving nothing (starting, exited,
-//!   ready-timed-out) at once; those still serving (unhealthy first, then old
-//!   ready ones, oldest first) only while the ready containers that stay number
-//!   at least `replicas`. So a new image, or a replacement, is ready before the
-//!   container it replaces stops.
-//! - More slots than `replicas` (replicas lowered): the extras stop, non-ready
-//!   first, then the newest.
+//!   ready-timed-out) at once; those still serving only while the ready
+//!   containers that stay number at least `replicas`: unhealthy first, then
+//!   the surplus oldest revision first. So a new image, or a replacement, is
+//!   ready before the container it replaces stops.
+//! - More slots of a revision than its count (count lowered): the extras
+//!   leave, non-ready first (at once), then the newest ready ones.
 //! - An exited container of the assigned hash is restarted in place when its
 //!   restart policy allows it, after a crash backoff of [`crash_backoff`]:
 //!   at once after the first crash, then 1 s doubling up to 5 min. The
@@ -263,138 +265,63 @@ struct Retire<'a> {
     event: Option<(&'static str, String)>,
 }
 
+/// Where [`classify`] puts the live containers of a running component.
+#[derive(Default)]
+struct Sorted<'a> {
+    /// Ready containers of an assigned revision.
+    ready: Vec<&'a ContainerView>,
+    /// Of an assigned revision: starting within `readyTimeout`, or exited.
+    pending: Vec<&'a ContainerView>,
+    /// Serving nothing: they leave at once.
+    leave_now: Vec<Retire<'a>>,
+    /// Still serving but not wanted: they leave once the rest covers them.
+    serving_out: Vec<Retire<'a>>,
+    /// Crash restarts that are due, with their record.
+    restarts: Vec<(String, [Step; 2])>,
+    requeue: Option<Duration>,
+}
+
+impl Sorted<'_> {
+    fn wake(&mut self, d: Duration) {
+        self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
+    }
+}
+
+/// The order surplus serving containers leave in: unhealthy first, then
+/// oldest revision first; within a revision, oldest first, except ready
+/// extras of an assigned revision, newest first (the proven ones stay).
+fn leave_order(r: &Retire, a: &Assignment) -> (bool, u64, bool, i128, String) {
+    let unhealthy = matches!(r.c.check, CheckPhase::Unhealthy { .. });
+    let assigned = a.of_hash(&r.c.hash).is_some();
+    let created =
+        r.c.created
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+    // Unhealthy ones and old revisions: oldest first; ready extras: newest.
+    let age = if assigned && !unhealthy {
+        -created
+    } else {
+        created
+    };
+    (!unhealthy, r.c.revision, assigned, age, r.c.id.clone())
+}
+
 fn plan_running(a: &Assignment, live: &[&ContainerView], now: Instant, out: &mut Plan) {
-    let replicas = a.replicas as usize;
-    let timeout = ready_timeout(&a.template);
-    let policy = a.template.restart_policy;
-    let mut requeue: Option<Duration> = None;
-    let mut wake = |d: Duration| requeue = Some(requeue.map_or(d, |r: Duration| r.min(d)));
+    let replicas = a.replicas() as usize;
+    let mut sorted = classify(a, live, now);
+    trim_extras(a, &mut sorted);
 
-    // Slots of the assigned hash: ready, then starting, then exited.
-    let mut ready: Vec<&ContainerView> = Vec::new();
-    let mut pending: Vec<&ContainerView> = Vec::new(); // starting in time, or exited
-    let mut leave_now: Vec<Retire> = Vec::new(); // serves nothing
-    let mut serving_out: Vec<Retire> = Vec::new(); // still serving, leaves when covered
-    let mut restarts: Vec<(String, [Step; 2])> = Vec::new();
+    // Serving containers leave while the ready ones that stay still number
+    // at least `replicas`.
+    let mut serving_out = std::mem::take(&mut sorted.serving_out);
+    serving_out.sort_by_key(|r| leave_order(r, a));
+    let may_leave = (sorted.ready.len() + serving_out.len()).saturating_sub(replicas);
+    let staying_serving = serving_out.len().saturating_sub(may_leave);
+    sorted
+        .leave_now
+        .extend(serving_out.into_iter().take(may_leave));
 
-    for &c in live {
-        let current = c.hash == a.hash;
-        match (&c.run, &c.check, current) {
-            (RunState::Created, _, _) => leave_now.push(Retire { c, event: None }),
-            (RunState::Exited { .. }, _, false) => leave_now.push(Retire { c, event: None }),
-            (RunState::Exited { code, oom, at }, _, true) => {
-                pending.push(c);
-                if restartable(policy, *code, *oom) {
-                    let due = *at + crash_backoff(c.crashes.max(1));
-                    if due <= now {
-                        let record = Step::Record {
-                            reason: "Restarted".into(),
-                            message: format!(
-                                "container {} exited with code {code} ({}); restart {} after {}",
-                                short(&c.id),
-                                exit_reason(*code, *oom),
-                                c.crashes.max(1),
-                                quantity::Duration(crash_backoff(c.crashes.max(1))),
-                            ),
-                        };
-                        restarts.push((c.id.clone(), [Step::Restart { id: c.id.clone() }, record]));
-                    } else {
-                        wake(due - now);
-                    }
-                }
-            }
-            (RunState::Running, CheckPhase::Ready { .. }, true) => ready.push(c),
-            (RunState::Running, CheckPhase::Ready { .. }, false) => {
-                serving_out.push(Retire { c, event: None })
-            }
-            (RunState::Running, CheckPhase::Unhealthy { reason }, cur) => {
-                serving_out.push(Retire {
-                    c,
-                    event: Some((
-                        "Unhealthy",
-                        if cur {
-                            format!(
-                                "container {} is unhealthy ({reason}): replaced",
-                                short(&c.id)
-                            )
-                        } else {
-                            format!("container {} is unhealthy ({reason})", short(&c.id))
-                        },
-                    )),
-                })
-            }
-            (RunState::Running, CheckPhase::Starting { since }, cur) => {
-                let deadline = *since + timeout;
-                if !cur {
-                    leave_now.push(Retire { c, event: None });
-                } else if deadline <= now {
-                    leave_now.push(Retire {
-                        c,
-                        event: Some((
-                            "ReadyTimeout",
-                            format!(
-                                "container {} not ready within {}: replaced",
-                                short(&c.id),
-                                quantity::Duration(timeout)
-                            ),
-                        )),
-                    });
-                } else {
-                    pending.push(c);
-                    wake(deadline - now);
-                }
-            }
-        }
-    }
-
-    // Too many slots: the extras leave, exited first, then starting, then
-    // ready; the newest first within each.
-    let newest_first =
-        |v: &mut Vec<&ContainerView>| v.sort_by_key(|c| (Reverse(c.created), c.id.clone()));
-    let slots = ready.len() + pending.len();
-    if slots > replicas {
-        let mut extra = slots - replicas;
-        let (mut exited, mut starting): (Vec<&ContainerView>, Vec<&ContainerView>) = pending
-            .iter()
-            .partition(|c| matches!(c.run, RunState::Exited { .. }));
-        newest_first(&mut exited);
-        newest_first(&mut starting);
-        newest_first(&mut ready);
-        let mut gone: Vec<String> = Vec::new();
-        for c in exited.iter().chain(starting.iter()).chain(ready.iter()) {
-            if extra == 0 {
-                break;
-            }
-            extra -= 1;
-            gone.push(c.id.clone());
-            leave_now.push(Retire { c, event: None });
-        }
-        ready.retain(|c| !gone.contains(&c.id));
-        pending.retain(|c| !gone.contains(&c.id));
-        restarts.retain(|(id, _)| !gone.contains(id));
-    }
-
-    // Serving containers leave, unhealthy first then oldest, while the ready
-    // ones that stay still number at least `replicas`.
-    serving_out.sort_by_key(|r| {
-        (
-            !matches!(r.c.check, CheckPhase::Unhealthy { .. }),
-            r.c.created,
-            r.c.id.clone(),
-        )
-    });
-    let serving = ready.len() + serving_out.len();
-    let may_leave = serving.saturating_sub(replicas);
-    let mut staying_serving = 0usize;
-    for (i, r) in serving_out.into_iter().enumerate() {
-        if i < may_leave {
-            leave_now.push(r);
-        } else {
-            staying_serving += 1;
-        }
-    }
-
-    for r in &leave_now {
+    for r in &sorted.leave_now {
         if let Some((reason, message)) = &r.event {
             out.steps.push(Step::Record {
                 reason: (*reason).into(),
@@ -410,26 +337,155 @@ fn plan_running(a: &Assignment, live: &[&ContainerView], now: Instant, out: &mut
         });
     }
     out.steps
-        .extend(restarts.into_iter().flat_map(|(_, steps)| steps));
+        .extend(sorted.restarts.into_iter().flat_map(|(_, steps)| steps));
 
-    // New containers for the missing slots, within the surge.
-    let slots = ready.len() + pending.len();
+    // New containers for the missing slots, within the surge, newest
+    // revision first (it is the one a rollout is bringing in).
+    let slots = sorted.ready.len() + sorted.pending.len();
     let total = slots + staying_serving;
-    let room = (replicas + SURGE as usize).saturating_sub(total);
-    let to_start = replicas.saturating_sub(slots).min(room);
-    for _ in 0..to_start {
-        out.steps.push(Step::Start {
-            revision: a.revision,
-            hash: a.hash.clone(),
-        });
+    let mut room = (replicas + SURGE as usize).saturating_sub(total);
+    for r in a.revisions.iter().rev() {
+        let have = sorted
+            .ready
+            .iter()
+            .chain(sorted.pending.iter())
+            .filter(|c| c.hash == r.hash)
+            .count();
+        let n = (r.replicas as usize).saturating_sub(have).min(room);
+        room -= n;
+        for _ in 0..n {
+            out.steps.push(Step::Start {
+                revision: r.revision,
+                hash: r.hash.clone(),
+            });
+        }
     }
-    out.requeue_after = requeue;
+    out.requeue_after = sorted.requeue;
+}
+
+/// Sorts the live containers by what becomes of them (see [`Sorted`]).
+fn classify<'a>(a: &Assignment, live: &[&'a ContainerView], now: Instant) -> Sorted<'a> {
+    let mut s = Sorted::default();
+    for &c in live {
+        let rev = a.of_hash(&c.hash);
+        match (&c.run, &c.check, rev) {
+            (RunState::Created, _, _) | (RunState::Exited { .. }, _, None) => {
+                s.leave_now.push(Retire { c, event: None })
+            }
+            (RunState::Exited { code, oom, at }, _, Some(r)) => {
+                s.pending.push(c);
+                if restartable(r.template.restart_policy, *code, *oom) {
+                    let backoff = crash_backoff(c.crashes.max(1));
+                    let due = *at + backoff;
+                    if due <= now {
+                        s.restarts
+                            .push((c.id.clone(), restart_steps(c, *code, *oom, backoff)));
+                    } else {
+                        s.wake(due - now);
+                    }
+                }
+            }
+            (RunState::Running, CheckPhase::Ready { .. }, Some(_)) => s.ready.push(c),
+            (RunState::Running, CheckPhase::Ready { .. }, None) => {
+                s.serving_out.push(Retire { c, event: None })
+            }
+            (RunState::Running, CheckPhase::Unhealthy { reason }, r) => {
+                let replaced = if r.is_some() { ": replaced" } else { "" };
+                let message = format!(
+                    "container {} is unhealthy ({reason}){replaced}",
+                    short(&c.id)
+                );
+                s.serving_out.push(Retire {
+                    c,
+                    event: Some(("Unhealthy", message)),
+                })
+            }
+            (RunState::Running, CheckPhase::Starting { .. }, None) => {
+                s.leave_now.push(Retire { c, event: None })
+            }
+            (RunState::Running, CheckPhase::Starting { since }, Some(r)) => {
+                let timeout = ready_timeout(&r.template);
+                let deadline = *since + timeout;
+                if deadline <= now {
+                    let message = format!(
+                        "container {} not ready within {}: replaced",
+                        short(&c.id),
+                        quantity::Duration(timeout)
+                    );
+                    s.leave_now.push(Retire {
+                        c,
+                        event: Some(("ReadyTimeout", message)),
+                    });
+                } else {
+                    s.pending.push(c);
+                    s.wake(deadline - now);
+                }
+            }
+        }
+    }
+    s
+}
+
+/// The restart of an exited container, with the event that says why.
+fn restart_steps(c: &ContainerView, code: i64, oom: bool, backoff: Duration) -> [Step; 2] {
+    let record = Step::Record {
+        reason: "Restarted".into(),
+        message: format!(
+            "container {} exited with code {code} ({}); restart {} after {}",
+            short(&c.id),
+            exit_reason(code, oom),
+            c.crashes.max(1),
+            quantity::Duration(backoff),
+        ),
+    };
+    [Step::Restart { id: c.id.clone() }, record]
+}
+
+/// More slots of a revision than it asks for: the extras that serve
+/// nothing (exited, then starting; newest first) leave at once, ready
+/// extras join the serving containers that leave once covered.
+fn trim_extras<'a>(a: &Assignment, s: &mut Sorted<'a>) {
+    let newest_first =
+        |v: &mut Vec<&ContainerView>| v.sort_by_key(|c| (Reverse(c.created), c.id.clone()));
+    let mut gone: Vec<String> = Vec::new();
+    for r in &a.revisions {
+        let mine = |c: &&&ContainerView| c.hash == r.hash;
+        let (mut exited, mut starting): (Vec<&ContainerView>, Vec<&ContainerView>) = s
+            .pending
+            .iter()
+            .filter(mine)
+            .partition(|c| matches!(c.run, RunState::Exited { .. }));
+        let mut ready: Vec<&ContainerView> = s.ready.iter().filter(mine).copied().collect();
+        let slots = exited.len() + starting.len() + ready.len();
+        let Some(mut extra) = slots.checked_sub(r.replicas as usize).filter(|&e| e > 0) else {
+            continue;
+        };
+        newest_first(&mut exited);
+        newest_first(&mut starting);
+        newest_first(&mut ready);
+        for c in exited.iter().chain(starting.iter()) {
+            if extra == 0 {
+                break;
+            }
+            extra -= 1;
+            gone.push(c.id.clone());
+            s.leave_now.push(Retire { c, event: None });
+        }
+        for c in ready.iter().take(extra) {
+            gone.push(c.id.clone());
+            s.serving_out.push(Retire { c, event: None });
+        }
+    }
+    s.ready.retain(|c| !gone.contains(&c.id));
+    s.pending.retain(|c| !gone.contains(&c.id));
+    s.restarts.retain(|(id, _)| !gone.contains(id));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resource::quantity;
+    use crate::resource::RevisionReplicas;
 
     const H1: &str = "hash000001";
     const H2: &str = "hash000002";
@@ -439,9 +495,8 @@ mod tests {
         Instant::now() + Duration::from_secs(100_000)
     }
 
-    fn assignment(hash: &str, replicas: u32, state: State) -> Assignment {
-        Assignment {
-            generation: 1,
+    fn revision(hash: &str, replicas: u32) -> RevisionReplicas {
+        RevisionReplicas {
             revision: if hash == H1 { 1 } else { 2 },
             hash: hash.into(),
             template: Template {
@@ -449,8 +504,17 @@ mod tests {
                 ..Default::default()
             },
             replicas,
-            state,
         }
+    }
+
+    fn assignment(hash: &str, replicas: u32, state: State) -> Assignment {
+        Assignment::single(1, state, revision(hash, replicas))
+    }
+
+    /// `n1` of H1 and `n2` of H2 (a node in the middle of a rollout).
+    fn both(n1: u32, n2: u32) -> Option<Assignment> {
+        let revisions = vec![revision(H1, n1), revision(H2, n2)];
+        Some(Assignment::new(1, State::Running, revisions))
     }
 
     /// A running, ready container created `created` seconds after the epoch.
@@ -605,7 +669,7 @@ mod tests {
         );
         // A custom readyTimeout is honoured.
         let mut a = assignment(H1, 1, State::Running);
-        a.template.ready_timeout = Some(quantity::Duration::from_secs(60));
+        a.revisions[0].template.ready_timeout = Some(quantity::Duration::from_secs(60));
         let p = check(Some(a), vec![starting(ctr("a", H1, 1, n), n, 31)], n, &[]);
         assert_eq!(p.requeue_after, Some(Duration::from_secs(29)));
     }
@@ -836,7 +900,7 @@ mod tests {
         let n = now();
         let with = |p: RestartPolicy| {
             let mut a = assignment(H1, 1, State::Running);
-            a.template.restart_policy = p;
+            a.revisions[0].template.restart_policy = p;
             Some(a)
         };
         // Never: stays exited and keeps its slot.
@@ -1001,5 +1065,65 @@ mod tests {
         let n = now();
         let cs = vec![ctr("new", H2, 5, n), unhealthy(ctr("bad", H2, 6, n))];
         check(Some(assignment(H1, 2, State::Running)), cs, n, &[start(H1)]);
+    }
+
+    #[test]
+    fn counts_per_revision_are_each_kept() {
+        let n = now();
+        // 2 of H1 and 1 of H2 asked, all of H1 running: one H2 starts.
+        let cs = vec![ctr("o1", H1, 1, n), ctr("o2", H1, 2, n)];
+        check(both(2, 1), cs.clone(), n, &[start(H2)]);
+        // Nothing running: both revisions start, newest first.
+        check(both(2, 1), vec![], n, &[start(H2), start(H1), start(H1)]);
+        // Each count met: nothing to do.
+        let mut met = cs;
+        met.push(ctr("n1", H2, 3, n));
+        check(both(2, 1), met, n, &[]);
+    }
+
+    #[test]
+    fn a_rollout_step_moves_one_container_ready_first() {
+        let n = now();
+        // From 2 of H1 to 1 and 1: the H2 one starts, no H1 stops yet.
+        let cs = vec![ctr("o1", H1, 1, n), ctr("o2", H1, 2, n)];
+        check(both(1, 1), cs.clone(), n, &[start(H2)]);
+        // The H2 one starting: still nothing stops.
+        let mut step = cs.clone();
+        step.push(starting(ctr("n1", H2, 3, n), n, 1));
+        check(both(1, 1), step, n, &[]);
+        // Ready: the surplus H1 one leaves, the newest of its revision.
+        let mut step = cs;
+        step.push(ctr("n1", H2, 3, n));
+        check(both(1, 1), step, n, &[stop("o2")]);
+    }
+
+    #[test]
+    fn surplus_leaves_oldest_revision_first() {
+        let n = now();
+        // 1 of H2 asked, H1 not at all; H1 and H2 extras running: the H1
+        // containers go before the surplus H2 one.
+        let cs = vec![
+            ctr("n2", H2, 1, n),
+            ctr("o1", H1, 2, n),
+            ctr("n1", H2, 3, n),
+            ctr("o2", H1, 4, n),
+        ];
+        let a = Some(Assignment::single(1, State::Running, revision(H2, 1)));
+        check(
+            a.clone(),
+            cs.clone(),
+            n,
+            &[stop("o1"), stop("o2"), stop("n1")],
+        );
+        // Lowering the total by one over two revisions: the old revision's
+        // extra goes, the new one's stays.
+        check(both(1, 2), cs, n, &[stop("o2")]);
+    }
+
+    #[test]
+    fn a_crash_restart_ignores_other_revisions() {
+        let n = now();
+        let cs = vec![ctr("o1", H1, 1, n), exited(ctr("n1", H2, 2, n), n, 1, 5, 1)];
+        check(both(1, 1), cs, n, &[restart("n1"), record("Restarted")]);
     }
 }

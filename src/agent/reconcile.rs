@@ -26,7 +26,9 @@ use super::report::Reporter;
 use super::state::{ComponentStates, ContainerRecord, Containers};
 use crate::resource::component::{State, Template, Termination};
 use crate::resource::observed::{ContainerPhase, ObservedContainer};
-use crate::resource::{Assignment, ComponentKey, ConditionType, Observed, Reason};
+use crate::resource::{
+    Assignment, ComponentKey, ConditionType, Observed, Reason, RevisionReplicas,
+};
 use crate::runtime::{Action, Doc, Reader, Unreadable};
 use crate::store::Keys;
 
@@ -83,8 +85,10 @@ impl Ctx {
 
     fn remember(&self, a: &Assignment) {
         let mut t = self.templates.lock().unwrap_or_else(|e| e.into_inner());
-        if !t.contains_key(&a.hash) {
-            t.insert(a.hash.clone(), a.template.clone());
+        for r in &a.revisions {
+            if !t.contains_key(&r.hash) {
+                t.insert(r.hash.clone(), r.template.clone());
+            }
         }
     }
 
@@ -93,7 +97,7 @@ impl Ctx {
     fn termination(&self, r: &ContainerRecord, a: Option<&Assignment>) -> Termination {
         self.template_of(&r.owner.hash)
             .and_then(|t| t.termination)
-            .or_else(|| a.and_then(|a| a.template.termination.clone()))
+            .or_else(|| a.and_then(|a| a.newest()?.template.termination.clone()))
             .unwrap_or_default()
     }
 }
@@ -136,13 +140,13 @@ fn track(ctx: &Ctx, key: &str, records: &[ContainerRecord], a: Option<&Assignmen
             id: r.id.clone(),
             ports: r.ports.clone(),
         };
-        match a {
-            Some(a) if a.hash == r.owner.hash => ctx.tracker.ensure(
+        match a.and_then(|a| a.of_hash(&r.owner.hash)) {
+            Some(rev) => ctx.tracker.ensure(
                 key,
                 target,
-                &a.hash,
-                a.template.ready_checks.clone(),
-                a.template.health_checks.clone(),
+                &rev.hash,
+                rev.template.ready_checks.clone(),
+                rev.template.health_checks.clone(),
             ),
             _ if ctx.tracker.is_tracked(&r.id) => {}
             _ => ctx.tracker.track(key, target, "", vec![], vec![]),
@@ -171,8 +175,8 @@ fn desired(ctx: &Ctx, key: &str) -> Result<Option<Assignment>, Unreadable> {
 /// What a reconcile does about starting containers (pure).
 #[derive(Debug, PartialEq)]
 enum Wave<'a> {
-    /// Start this many containers of the assignment.
-    Start(&'a Assignment, usize),
+    /// Start this many containers of each of these revisions.
+    Start(Vec<(&'a RevisionReplicas, usize)>),
     /// Nothing (any more) to start: earlier start failures are moot.
     Settled,
     /// Starts are wanted but none may happen (refused, or no assignment to
@@ -185,13 +189,22 @@ const START_CONDITIONS: [ConditionType; 2] =
     [ConditionType::ImagePullFailed, ConditionType::StartFailed];
 
 fn wave<'a>(a: Option<&'a Assignment>, steps: &[Step], refused: bool) -> Wave<'a> {
-    let starts = steps
-        .iter()
-        .filter(|s| matches!(s, Step::Start { .. }))
-        .count();
-    match (a, starts, refused) {
-        (_, 0, _) => Wave::Settled,
-        (Some(a), n, false) => Wave::Start(a, n),
+    let starts = |hash: &str| {
+        steps
+            .iter()
+            .filter(|s| matches!(s, Step::Start { hash: h, .. } if h == hash))
+            .count()
+    };
+    let any = steps.iter().any(|s| matches!(s, Step::Start { .. }));
+    match (a, any, refused) {
+        (_, false, _) => Wave::Settled,
+        (Some(a), true, false) => Wave::Start(
+            a.revisions
+                .iter()
+                .map(|r| (r, starts(&r.hash)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        ),
         _ => Wave::Held,
     }
 }
@@ -226,9 +239,11 @@ pub async fn reconcile(key: String, ctx: Arc<Ctx>) -> Result<Action, ReconcileEr
     let refused = admission(&ctx, &ck, assignment.as_ref());
     let mut failure = execute(&ctx, &key, &ck, &plan.steps, &records, assignment.as_ref()).await;
     match wave(assignment.as_ref(), &plan.steps, refused) {
-        Wave::Start(a, n) => {
-            if let Err(e) = start_all(&ctx, &key, &ck, a, n).await {
-                failure = Some(e);
+        Wave::Start(revisions) => {
+            for (rev, n) in revisions {
+                if let Err(e) = start_all(&ctx, &key, &ck, rev, n).await {
+                    failure = Some(e);
+                }
             }
         }
         Wave::Settled => {
@@ -306,7 +321,10 @@ fn plan_for(
 /// is judged; one stopped or killed needs nothing this agent could refuse.
 fn refusal(a: Option<&Assignment>, perms: &Permissions) -> Option<String> {
     let running = a.filter(|a| a.state == State::Running)?;
-    admit(&running.template, perms).err()
+    running
+        .revisions
+        .iter()
+        .find_map(|r| admit(&r.template, perms).err())
 }
 
 /// Admission: a refused template starts nothing, and says why. `true` when refused.
@@ -341,10 +359,13 @@ async fn execute(
                 Ok(())
             }
             Step::Start { .. } => Ok(()),
-            Step::Restart { id } => match a {
-                Some(a) => restart(ctx, key, ck, id, a).await,
-                None => Ok(()),
-            },
+            Step::Restart { id } => {
+                let record = records.iter().find(|r| &r.id == id);
+                match a.zip(record).and_then(|(a, r)| a.of_hash(&r.owner.hash)) {
+                    Some(rev) => restart(ctx, key, ck, id, rev).await,
+                    None => Ok(()),
+                }
+            }
             Step::Stop { id, how } => {
                 if let Some(r) = records.iter().find(|r| &r.id == id) {
                     spawn_stop(ctx, key, id, *how, ctx.termination(r, a));
@@ -365,7 +386,7 @@ async fn restart(
     key: &str,
     ck: &ComponentKey,
     id: &str,
-    a: &Assignment,
+    a: &RevisionReplicas,
 ) -> Result<(), String> {
     let requested = tokio::time::Instant::now().into_std();
     match ctx.exec.restart(id).await {
@@ -402,13 +423,13 @@ async fn remove(ctx: &Ctx, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts `n` containers of `a`: the image made present once, then the
-/// starts concurrently within the agent's start slots; updates conditions.
+/// Starts `n` containers of revision `a`: the image made present once, then
+/// the starts concurrently within the agent's start slots; updates conditions.
 async fn start_all(
     ctx: &Arc<Ctx>,
     key: &str,
     ck: &ComponentKey,
-    a: &Assignment,
+    a: &RevisionReplicas,
     n: usize,
 ) -> Result<(), String> {
     let owner = Owner {
@@ -451,7 +472,7 @@ fn started_one(
     ctx: &Ctx,
     key: &str,
     owner: &Owner,
-    a: &Assignment,
+    a: &RevisionReplicas,
     started: crate::docker::Started,
     name: &str,
 ) {
@@ -471,7 +492,7 @@ fn started_one(
 
 /// Reports a failed start as an event (the first time) and a condition;
 /// returns its message.
-fn start_failed(ctx: &Ctx, ck: &ComponentKey, a: &Assignment, e: &StartError) -> String {
+fn start_failed(ctx: &Ctx, ck: &ComponentKey, a: &RevisionReplicas, e: &StartError) -> String {
     ctx.metrics.container_start_failures.inc();
     let (type_, reason) = e.condition();
     let message = match e {
@@ -529,20 +550,36 @@ fn wall(at: std::time::Instant) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// The node's `Ready` condition for `a` (pure): as many ready containers of
-/// the assigned revision as it asks to run.
+/// The node's `Ready` condition for `a` (pure): for every assigned revision,
+/// as many ready containers of it as it asks to run.
 fn readiness(a: &Assignment, containers: &[ObservedContainer]) -> (bool, Reason, String) {
-    let ready = containers
+    let running = a.state == State::Running;
+    let counts: Vec<(u64, usize, usize)> = a
+        .revisions
         .iter()
-        .filter(|c| c.hash == a.hash && c.phase == ContainerPhase::Ready)
-        .count();
-    let want = if a.state == State::Running {
-        a.replicas as usize
-    } else {
-        0
+        .map(|r| {
+            let ready = containers
+                .iter()
+                .filter(|c| c.hash == r.hash && c.phase == ContainerPhase::Ready)
+                .count();
+            let want = if running { r.replicas as usize } else { 0 };
+            (r.revision, ready, want)
+        })
+        .collect();
+    let ok = counts.iter().all(|(_, ready, want)| ready >= want);
+    let message = match counts.as_slice() {
+        [(revision, ready, want)] => {
+            format!("{ready}/{want} containers of revision {revision} ready")
+        }
+        _ => {
+            let (ready, want) = counts.iter().fold((0, 0), |(r, w), c| (r + c.1, w + c.2));
+            let each: Vec<String> = counts
+                .iter()
+                .map(|(rev, r, w)| format!("revision {rev}: {r}/{w}"))
+                .collect();
+            format!("{ready}/{want} containers ready ({})", each.join(", "))
+        }
     };
-    let ok = ready >= want;
-    let message = format!("{ready}/{want} containers of revision {} ready", a.revision);
     let reason = if ok {
         Reason::ContainersReady
     } else {
@@ -564,7 +601,10 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         ctx.reporter.delete(&okey);
         return;
     }
-    let policy = a.map(|a| a.template.restart_policy).unwrap_or_default();
+    let policy = a
+        .and_then(Assignment::newest)
+        .map(|r| r.template.restart_policy)
+        .unwrap_or_default();
     let containers: Vec<ObservedContainer> = records
         .iter()
         .map(|r| {
@@ -618,7 +658,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
     let observed = Observed {
         node: ctx.node.clone(),
         generation: a.map_or(0, |a| a.generation),
-        revision: a.map_or(0, |a| a.revision),
+        revision: a.and_then(Assignment::newest).map_or(0, |r| r.revision),
         containers,
         conditions,
         events: state.events.into_iter().collect(),
@@ -631,23 +671,30 @@ mod tests {
     use super::*;
     use crate::resource::component::Binding;
 
-    fn assignment(replicas: u32, state: State) -> Assignment {
-        Assignment {
-            generation: 1,
-            revision: 1,
-            hash: "h1".into(),
+    fn revision(n: u64, replicas: u32) -> RevisionReplicas {
+        RevisionReplicas {
+            revision: n,
+            hash: format!("h{n}"),
             template: Template {
-                image: "bench/web:1".into(),
+                image: format!("bench/web:{n}"),
                 ..Default::default()
             },
             replicas,
-            state,
         }
+    }
+
+    fn assignment(replicas: u32, state: State) -> Assignment {
+        Assignment::single(1, state, revision(1, replicas))
+    }
+
+    /// `n1` of revision 1 and `n2` of revision 2.
+    fn both(n1: u32, n2: u32) -> Assignment {
+        Assignment::new(1, State::Running, vec![revision(1, n1), revision(2, n2)])
     }
 
     fn privileged(state: State) -> Assignment {
         let mut a = assignment(1, state);
-        a.template.privileged = true;
+        a.revisions[0].template.privileged = true;
         a
     }
 
@@ -686,7 +733,7 @@ mod tests {
             allow_bind: vec!["/srv".into()],
         };
         let mut binds = assignment(1, State::Running);
-        binds.template.bindings = vec![Binding {
+        binds.revisions[0].template.bindings = vec![Binding {
             host: "/etc".into(),
             container: "/etc2".into(),
             read_only: true,
@@ -708,6 +755,10 @@ mod tests {
             &all,
             Some("not under an allowed prefix (/srv)"),
         );
+        // Every revision is judged, not only the newest.
+        let mut mixed = both(1, 1);
+        mixed.revisions[0].template.privileged = true;
+        check(Some(mixed), &none, Some("--allow-privileged"));
     }
 
     #[test]
@@ -732,14 +783,26 @@ mod tests {
             Some(&a),
             &[start.clone(), start.clone()],
             false,
-            Wave::Start(&a, 2),
+            Wave::Start(vec![(&a.revisions[0], 2)]),
         );
         // Only starts count; the other steps are executed on their own.
         check(
             Some(&a),
             &[stop.clone(), start.clone(), record],
             false,
-            Wave::Start(&a, 1),
+            Wave::Start(vec![(&a.revisions[0], 1)]),
+        );
+        // Starts of several revisions, each with its own count.
+        let two = both(1, 2);
+        let start2 = Step::Start {
+            revision: 2,
+            hash: "h2".into(),
+        };
+        check(
+            Some(&two),
+            &[start2.clone(), start.clone(), start2.clone()],
+            false,
+            Wave::Start(vec![(&two.revisions[0], 1), (&two.revisions[1], 2)]),
         );
         check(Some(&a), &[], false, Wave::Settled);
         check(Some(&a), &[stop], false, Wave::Settled);
@@ -810,12 +873,30 @@ mod tests {
         // A ready container of another revision does not count.
         check(running(1), &[old], (false, &msg(0, 1)));
         // A surge's extra container is no harm.
-        check(running(1), &[ready.clone(), ready], (true, &msg(2, 1)));
+        check(
+            running(1),
+            &[ready.clone(), ready.clone()],
+            (true, &msg(2, 1)),
+        );
         check(assignment(3, State::Stopped), &[], (true, &msg(0, 0)));
         check(
             assignment(3, State::Killed),
-            &[starting],
+            std::slice::from_ref(&starting),
             (true, &msg(0, 0)),
+        );
+        // Several revisions: each count must be met.
+        let new = ctr("h2", Ready);
+        let both_msg =
+            |a, b, c| format!("{a}/3 containers ready (revision 1: {b}/2, revision 2: {c}/1)");
+        check(
+            both(2, 1),
+            &[ready.clone(), ready.clone(), new.clone()],
+            (true, &both_msg(3, 2, 1)),
+        );
+        check(
+            both(2, 1),
+            &[ready.clone(), new.clone(), new],
+            (false, &both_msg(3, 1, 2)),
         );
     }
 }

@@ -10,20 +10,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::resource::component::Component;
-use crate::resource::Assignment;
+use crate::resource::{Assignment, RevisionReplicas};
 use crate::store::{HASH_ANNOTATION, REVISION_ANNOTATION};
 
 /// The assignment of `c` for one node, given its revision number.
 pub fn assignment_for(c: &Component, revision: u64, replicas: u32) -> Assignment {
     let template = c.spec.template();
-    Assignment {
-        generation: c.metadata.generation.unwrap_or(1),
+    let generation = c.metadata.generation.unwrap_or(1);
+    let revision = RevisionReplicas {
         revision,
         hash: template.hash(),
         template,
         replicas,
-        state: c.spec.state,
-    }
+    };
+    Assignment::single(generation, c.spec.state, revision)
 }
 
 /// The revision number from the spec's annotations, if they describe `hash`
@@ -153,7 +153,7 @@ mod tests {
         let puts: BTreeMap<String, u32> = w
             .puts
             .iter()
-            .map(|(n, a)| (n.clone(), a.replicas))
+            .map(|(n, a)| (n.clone(), a.replicas()))
             .collect();
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         assert_eq!(

@@ -205,7 +205,7 @@ async fn place(
     let views = ctx.cluster.node_views();
     let counts: BTreeMap<String, u32> = current
         .iter()
-        .map(|(n, a)| (n.clone(), a.replicas))
+        .map(|(n, a)| (n.clone(), a.replicas()))
         .collect();
     let decision = placement::place(&c.spec.placement, &views, &counts);
     let hash = c.spec.template().hash();
@@ -229,13 +229,13 @@ async fn place(
     let mut assigned: BTreeMap<String, (u32, u64)> = current
         .iter()
         .filter(|(n, _)| !writes.deletes.contains(*n))
-        .map(|(n, a)| (n.clone(), (a.replicas, a.revision)))
+        .map(|(n, a)| (n.clone(), (a.replicas(), newest_revision(a))))
         .collect();
     assigned.extend(
         writes
             .puts
             .iter()
-            .map(|(n, a)| (n.clone(), (a.replicas, a.revision))),
+            .map(|(n, a)| (n.clone(), (a.replicas(), newest_revision(a)))),
     );
     let desired = match (c.spec.state, c.spec.placement.per_node) {
         (State::Running, Some(_)) => decision.per_node.values().sum(),
@@ -260,6 +260,11 @@ async fn place(
     } else {
         Action::await_change()
     })
+}
+
+/// The newest revision an assignment names (0 for none).
+fn newest_revision(a: &Assignment) -> u64 {
+    a.newest().map_or(0, |r| r.revision)
 }
 
 fn ready_per_node(
@@ -304,7 +309,7 @@ async fn write_assignments(
     let puts: Vec<String> = w
         .puts
         .iter()
-        .map(|(n, a)| format!("{n}={}", a.replicas))
+        .map(|(n, a)| format!("{n}={}", a.replicas()))
         .collect();
     tracing::info!(component = %ck, assign = ?puts, remove = ?w.deletes, "placing");
     // One transaction when it fits, so a move is never half made.

@@ -19,7 +19,7 @@ pub use condition::{Condition, ConditionType, Reason};
 pub use key::ComponentKey;
 pub use meta::{ObjectMeta, API_VERSION, DEFAULT_PROJECT};
 pub use node::{Node, NodePhase, NodeRecord, NodeSpec, NodeStatus};
-pub use observed::{Assignment, Observed};
+pub use observed::{Assignment, Observed, RevisionReplicas};
 pub use project::{Project, ProjectSpec};
 
 use std::fmt;

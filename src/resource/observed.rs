@@ -9,20 +9,132 @@ use serde::{Deserialize, Serialize};
 use super::component::{State, Template};
 use super::Condition;
 
-/// `assignments/<node>/<project>/<component>`: what one node must run.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+/// `assignments/<node>/<project>/<component>`: what one node must run, as a
+/// replica count per revision ("2 of revision 3 and 1 of revision 4"), so a
+/// rollout can move a node one container at a time.
+///
+/// Invariant: `revisions` is sorted by revision, oldest first, with one entry
+/// per revision (see [`Assignment::new`]); the agent keeps each count and
+/// removes surplus containers oldest revision first.
+///
+/// Reads the one-revision form older coordinators wrote (`revision`, `hash`,
+/// `template`, `replicas` at the top) as an assignment of one revision.
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignment {
     /// Generation of the component spec this assignment was made from.
     pub generation: i64,
+    #[serde(default)]
+    pub state: State,
+    /// Containers to run per revision, oldest revision first.
+    pub revisions: Vec<RevisionReplicas>,
+}
+
+/// One revision's share of an [`Assignment`].
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionReplicas {
     /// Revision sequence number and hash of `template`.
     pub revision: u64,
     pub hash: String,
     pub template: Template,
     /// Containers of `template` this node runs.
     pub replicas: u32,
+}
+
+impl Assignment {
+    /// An assignment of these revisions, sorted oldest first; entries of
+    /// one revision are merged (their counts add up).
+    pub fn new(generation: i64, state: State, revisions: Vec<RevisionReplicas>) -> Self {
+        let mut merged: Vec<RevisionReplicas> = Vec::with_capacity(revisions.len());
+        let mut revisions = revisions;
+        revisions.sort_by_key(|r| r.revision);
+        for r in revisions {
+            match merged.last_mut() {
+                Some(last) if last.revision == r.revision => {
+                    last.replicas = last.replicas.saturating_add(r.replicas)
+                }
+                _ => merged.push(r),
+            }
+        }
+        Assignment {
+            generation,
+            state,
+            revisions: merged,
+        }
+    }
+
+    /// An assignment of one revision.
+    pub fn single(generation: i64, state: State, revision: RevisionReplicas) -> Self {
+        Assignment::new(generation, state, vec![revision])
+    }
+
+    /// Containers to run over all revisions.
+    pub fn replicas(&self) -> u32 {
+        self.revisions
+            .iter()
+            .fold(0u32, |n, r| n.saturating_add(r.replicas))
+    }
+
+    /// The newest revision named, whatever its count.
+    pub fn newest(&self) -> Option<&RevisionReplicas> {
+        self.revisions.last()
+    }
+
+    /// The entry of the revision whose template hashes to `hash`.
+    pub fn of_hash(&self, hash: &str) -> Option<&RevisionReplicas> {
+        self.revisions.iter().find(|r| r.hash == hash)
+    }
+
+    /// Replicas asked of the revision whose template hashes to `hash`.
+    pub fn replicas_of(&self, hash: &str) -> u32 {
+        self.of_hash(hash).map_or(0, |r| r.replicas)
+    }
+}
+
+/// The stored form: the current one (`revisions`) or the one-revision form
+/// older coordinators wrote.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignmentWire {
+    generation: i64,
     #[serde(default)]
-    pub state: State,
+    state: State,
+    revisions: Option<Vec<RevisionReplicas>>,
+    revision: Option<u64>,
+    hash: Option<String>,
+    template: Option<Template>,
+    replicas: Option<u32>,
+}
+
+impl TryFrom<AssignmentWire> for Assignment {
+    type Error = &'static str;
+
+    fn try_from(w: AssignmentWire) -> Result<Self, Self::Error> {
+        let revisions =
+            match (w.revisions, w.revision, w.hash, w.template, w.replicas) {
+                (Some(list), ..) => list,
+                (None, Some(revision), Some(hash), Some(template), Some(replicas)) => {
+                    vec![RevisionReplicas {
+                        revision,
+                        hash,
+                        template,
+                        replicas,
+                    }]
+                }
+                _ => return Err(
+                    "an assignment needs `revisions` (or revision, hash, template and replicas)",
+                ),
+            };
+        Ok(Assignment::new(w.generation, w.state, revisions))
+    }
+}
+
+impl<'de> Deserialize<'de> for Assignment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = AssignmentWire::deserialize(d)?;
+        Assignment::try_from(wire).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Life-cycle state of one container, as `describe` shows it.
@@ -113,19 +225,21 @@ mod tests {
     #[test]
     fn older_agent_reads_newer_documents() {
         let newer = serde_json::json!({
-            "generation": 3, "revision": 2, "hash": "abc", "replicas": 2,
-            "revisions": {"2": 1, "3": 1},
-            "template": {
-                "image": "web:2",
-                "ports": [{"container": 80, "external": 8080, "protocol": "http"}],
-                "termination": {"gracePeriod": "5s", "preStop": ["x"]},
-                "readyChecks": [{"http": {"port": 80, "path": "/", "scheme": "h2c"}, "interval": "1s"}],
-                "sidecars": []
-            }
+            "generation": 3, "pinned": {"imageId": "sha256:1"},
+            "revisions": [{
+                "revision": 2, "hash": "abc", "replicas": 2, "canary": true,
+                "template": {
+                    "image": "web:2",
+                    "ports": [{"container": 80, "external": 8080, "protocol": "http"}],
+                    "termination": {"gracePeriod": "5s", "preStop": ["x"]},
+                    "readyChecks": [{"http": {"port": 80, "path": "/", "scheme": "h2c"}, "interval": "1s"}],
+                    "sidecars": []
+                }
+            }]
         });
         let a: Assignment = serde_json::from_value(newer).expect("newer assignment decodes");
-        assert_eq!((a.revision, a.replicas), (2, 2));
-        assert_eq!(a.template.ports[0].external, Some(8080));
+        assert_eq!((a.revisions[0].revision, a.replicas()), (2, 2));
+        assert_eq!(a.revisions[0].template.ports[0].external, Some(8080));
         let newer = serde_json::json!({
             "node": "n1", "generation": 1, "revision": 2, "leader": true,
             "containers": [{"id": "c", "name": "n", "revision": 2, "hash": "abc",
@@ -133,6 +247,37 @@ mod tests {
         });
         let o: Observed = serde_json::from_value(newer).expect("newer observed decodes");
         assert_eq!(o.containers[0].phase, ContainerPhase::Ready);
+    }
+
+    /// Several revisions in one assignment, in any order, are kept oldest
+    /// first; a document with neither form is an error (never "nothing").
+    #[test]
+    fn assignments_hold_a_count_per_revision() {
+        let two = serde_json::json!({
+            "generation": 4,
+            "revisions": [
+                {"revision": 4, "hash": "h4", "replicas": 1, "template": {"image": "web:4"}},
+                {"revision": 3, "hash": "h3", "replicas": 2, "template": {"image": "web:3"}}
+            ]
+        });
+        let a: Assignment = serde_json::from_value(two).expect("decodes");
+        let counts: Vec<_> = a
+            .revisions
+            .iter()
+            .map(|r| (r.revision, r.replicas))
+            .collect();
+        assert_eq!(counts, [(3, 2), (4, 1)]);
+        assert_eq!(
+            (a.replicas(), a.replicas_of("h4"), a.replicas_of("h9")),
+            (3, 1, 0)
+        );
+        assert_eq!(a.newest().map(|r| r.revision), Some(4));
+        let back: Assignment =
+            serde_json::from_value(serde_json::to_value(&a).expect("encodes")).expect("decodes");
+        assert_eq!(back, a);
+        let neither = serde_json::json!({"generation": 1, "revision": 1});
+        let e = serde_json::from_value::<Assignment>(neither).expect_err("refused");
+        assert!(e.to_string().contains("revisions"), "{e}");
     }
 
     /// A newer agent reads what an older one wrote: fields the older one
@@ -145,7 +290,13 @@ mod tests {
         });
         let a: Assignment = serde_json::from_value(older).expect("older assignment decodes");
         assert_eq!(a.state, State::Running);
-        assert!(a.template.ports.is_empty());
+        let counts: Vec<_> = a
+            .revisions
+            .iter()
+            .map(|r| (r.revision, r.replicas))
+            .collect();
+        assert_eq!(counts, [(1, 1)]);
+        assert!(a.revisions[0].template.ports.is_empty());
         let older = serde_json::json!({"node": "n1", "generation": 1, "revision": 1});
         let o: Observed = serde_json::from_value(older).expect("older observed decodes");
         assert!(o.containers.is_empty() && o.conditions.is_empty());

@@ -1383,3 +1383,126 @@ async fn an_agent_killed_in_this_process_is_taken_over_at_once() {
     );
     h.stop_agent();
 }
+
+/// An assignment of `(image, replicas)` per revision, revision numbers
+/// counting from 1, as the coordinator writes it.
+fn revisions_assignment(revisions: &[(&str, u32)]) -> serde_json::Value {
+    let revisions: Vec<serde_json::Value> = revisions
+        .iter()
+        .enumerate()
+        .map(|(i, (image, replicas))| {
+            let c: Component = serde_json::from_value(json!({
+                "apiVersion": "berth/v1",
+                "kind": "Component",
+                "metadata": {"name": "web", "project": PROJECT},
+                "spec": web_spec(image, 1),
+            }))
+            .expect("a valid component");
+            let template = c.spec.template();
+            json!({"revision": i + 1, "hash": template.hash(), "template": template,
+                   "replicas": replicas})
+        })
+        .collect();
+    json!({"generation": 1, "revisions": revisions})
+}
+
+/// Ready containers per revision in `o`, and ready ones in all.
+fn ready_by_revision(o: &Observed) -> (BTreeMap<u64, usize>, usize) {
+    let mut by = BTreeMap::new();
+    for c in &o.containers {
+        if c.phase == ContainerPhase::Ready {
+            *by.entry(c.revision).or_insert(0) += 1;
+        }
+    }
+    let all = by.values().sum();
+    (by, all)
+}
+
+/// An assignment that asks for a count of each of two revisions is run as
+/// asked, each container serving its own image; a step that moves one
+/// replica from the old revision to the new starts the new one first and
+/// removes one of the old (which one: `agent::plan` tests); the node never
+/// has fewer ready containers than asked while it moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_the_count_asked_of_each_revision() {
+    let mut h = Harness::new("agent-revs").await;
+    h.cfg.coordinate = false;
+    h.start_agent();
+    h.wait_registered(Duration::from_secs(30)).await;
+    let key = h
+        .etcd
+        .key(&format!("assignments/{}/{PROJECT}/web", h.node()));
+    let put = |revisions: &[(&str, u32)]| revisions_assignment(revisions).to_string();
+    h.etcd.put(&key, put(&[(WEB1, 2), (WEB2, 1)])).await;
+    let exactly = |want: Vec<(u64, usize)>| {
+        let total: usize = want.iter().map(|w| w.1).sum();
+        move |o: &Observed| {
+            let (by, all) = ready_by_revision(o);
+            o.containers.len() == total && all == total && by == want.iter().copied().collect()
+        }
+    };
+    let o = h
+        .wait(
+            "web",
+            "2 of revision 1, 1 of revision 2",
+            Duration::from_secs(60),
+            exactly(vec![(1, 2), (2, 1)]),
+        )
+        .await;
+    for (i, c) in o.containers.iter().enumerate() {
+        let body = http_get(port_of(&o, i)).await;
+        assert_eq!(
+            body.as_deref(),
+            Some(if c.revision == 1 { "web 1" } else { "web 2" })
+        );
+    }
+    let old: Vec<String> = o
+        .containers
+        .iter()
+        .filter(|c| c.revision == 1)
+        .map(|c| c.id.clone())
+        .collect();
+
+    // One replica moves from revision 1 to revision 2.
+    h.etcd.put(&key, put(&[(WEB1, 1), (WEB2, 2)])).await;
+    let start = Instant::now();
+    let o = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the step never completed"
+        );
+        if let Some(o) = h.observed("web").await {
+            let (_, ready) = ready_by_revision(&o);
+            assert!(
+                ready >= 3,
+                "fewer ready containers than asked while moving: {o:#?}"
+            );
+            if exactly(vec![(1, 1), (2, 2)])(&o) {
+                break o;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let kept: Vec<&String> = o
+        .containers
+        .iter()
+        .filter(|c| c.revision == 1)
+        .map(|c| &c.id)
+        .collect();
+    assert!(
+        kept.len() == 1 && old.contains(kept[0]),
+        "one of revision 1's running containers stays, none is started: {kept:?} of {old:?}"
+    );
+
+    // Revision 1 no longer asked for: its container goes, revision 2's stay.
+    h.etcd.put(&key, put(&[(WEB2, 2)])).await;
+    h.wait(
+        "web",
+        "2 of revision 2 only",
+        Duration::from_secs(60),
+        exactly(vec![(2, 2)]),
+    )
+    .await;
+    assert_eq!(h.container_ids().await.len(), 2);
+    h.stop_agent();
+}
