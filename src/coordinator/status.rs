@@ -145,6 +145,7 @@ pub fn roll_up(input: &Input, old: Option<&ComponentStatus>) -> ComponentStatus 
         nodes,
         last_update: Some(now),
         coordinator: Some(input.coordinator.to_string()),
+        rollout: old.and_then(|o| o.rollout.clone()),
     }
 }
 

@@ -484,6 +484,90 @@ pub struct ComponentStatus {
     pub last_update: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordinator: Option<String>,
+    /// The rollout the coordinator is carrying out (or last carried out).
+    /// It is also the rollout engine's memory across coordinator terms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// Where a rollout is (`berth rollout status` prints and exits on it).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RolloutPhase {
+    /// Replicas are being moved to the new revision within the budgets.
+    #[default]
+    Progressing,
+    /// Held by `rollout.paused` (`berth rollout pause`).
+    Paused,
+    /// `canary` replicas of the new revision run; waits for `promote`.
+    CanaryWaiting,
+    /// Every replica is of the new revision and available.
+    Complete,
+    /// No progress for `progressDeadline` (see `cause`), no rollback.
+    Failed,
+    /// Failed, and the last stable revision was brought back.
+    RolledBack,
+}
+
+impl RolloutPhase {
+    /// Whether the rollout is over (`rollout status` returns).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RolloutPhase::Complete | RolloutPhase::Failed | RolloutPhase::RolledBack
+        )
+    }
+}
+
+impl std::fmt::Display for RolloutPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Why a rollout failed, classified, with the nodes where it was seen.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutCause {
+    /// `CrashLoop`, `ReadyCheckFailed`, `ReadyTimeout`, `ImagePullFailed`,
+    /// `ImageMismatch`, `Unschedulable` or `Forbidden`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// One rollout: from which revision to which, its phase, and its clock.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    pub phase: RolloutPhase,
+    /// The revision being rolled out.
+    pub revision: u64,
+    /// The revision it replaces, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_revision: Option<u64>,
+    /// The newest revision whose replicas were all available: what an
+    /// automatic rollback brings back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<u64>,
+    /// When a rollback happened: the revision that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_from: Option<u64>,
+    /// Counts up at every step (assignment change) of this rollout.
+    #[serde(default)]
+    pub step: u64,
+    /// RFC 3339: when it started, and when it last made progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress: Option<String>,
+    /// Set when it failed (also when it was then rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<RolloutCause>,
+    /// One line on the last step: which node, which revision, counts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 fn is_zero(n: &u32) -> bool {

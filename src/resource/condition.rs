@@ -86,6 +86,19 @@ words! {
         Unschedulable,
         /// Nothing wrong.
         AsExpected,
+        /// A rollout made no progress for `progressDeadline`.
+        ProgressDeadlineExceeded,
+        /// A rollout is held by `rollout.paused`.
+        RolloutPaused,
+        /// A canary is up and waits for `berth rollout promote`.
+        CanaryWaiting,
+        /// The last stable revision was brought back after a failure.
+        RolledBack,
+        /// The containers of a revision never became ready.
+        ReadyCheckFailed,
+        ReadyTimeout,
+        /// A node's image for the tag is not the revision's pinned image.
+        ImageMismatch,
     }
 }
 

@@ -17,6 +17,10 @@ pub const APPLYSET_ANNOTATION: &str = "berth/applyset";
 /// Annotation whose value becomes a revision's change cause in `rollout history`.
 pub const CHANGE_CAUSE_ANNOTATION: &str = "berth/change-cause";
 
+/// Annotation `berth rollout promote` sets on a component: the revision
+/// whose waiting canary may go on (metadata, so it makes no new revision).
+pub const PROMOTE_ANNOTATION: &str = "berth/promote";
+
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]

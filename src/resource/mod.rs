@@ -14,7 +14,10 @@ pub mod quantity;
 pub mod selector;
 pub mod validate;
 
-pub use component::{Component, ComponentSpec, ComponentStatus, Revision, Template};
+pub use component::{
+    Component, ComponentSpec, ComponentStatus, Revision, RolloutCause, RolloutPhase, RolloutStatus,
+    Template,
+};
 pub use condition::{Condition, ConditionType, Reason};
 pub use key::ComponentKey;
 pub use meta::{ObjectMeta, API_VERSION, DEFAULT_PROJECT};
