@@ -91,7 +91,8 @@ pub enum Command {
     /// List objects, or show one.
     ///
     /// Components: STATUS is `Stale` when a coordinator wrote their status
-    /// but none runs now (the counts are as of its last update).
+    /// but none runs now (the counts are as of its last update), `Pending`
+    /// (READY `-/N`) before a coordinator has written any.
     /// Nodes: STATUS is `Ready`, `NotReady` (agent gone: listed until
     /// `berth delete node`, LAST SEEN says since when) or `Unknown`, followed
     /// by `,Cordoned` (cordon) or `,Draining` (drain); ROLE is `coordinator`

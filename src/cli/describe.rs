@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::args::{DescribeArgs, EtcdArgs};
-use super::output::{counts, Table};
+use super::output::{counts, spec_desired, Table};
 use super::CliError;
 use crate::resource::component::Check;
 use futures::{StreamExt, TryStreamExt};
@@ -29,27 +29,22 @@ pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliErr
         Object::Component(c) => {
             let p = project.unwrap_or_default();
             let revisions = store.revisions(p, &name).await?;
-            match &c.status {
-                // The coordinator's status names the nodes involved: read
-                // only their observed documents.
-                Some(st) => {
-                    let observed = observed_on(&store, p, &name, st.nodes.keys()).await?;
-                    let coordinator = store.coordinator().await?;
-                    // The nodes too: describe says which are eligible and why not.
-                    let nodes = nodes(&store).await?;
-                    let mut text = describe_component(c, &observed, &revisions, &nodes);
-                    text.insert_str(
-                        status_line_at(&text),
-                        &status_line(st, coordinator.as_deref()),
-                    );
-                    text
-                }
-                None => {
-                    let observed = observed_of(&store, p, &name).await?;
-                    let nodes = nodes(&store).await?;
-                    describe_component(c, &observed, &revisions, &nodes)
-                }
-            }
+            // The nodes: describe says which are eligible and why not.
+            let nodes = nodes(&store).await?;
+            // Only this component's observed documents, one read per node:
+            // those its status names, or (no status yet) every listed node.
+            let on: Vec<&String> = match &c.status {
+                Some(st) => st.nodes.keys().collect(),
+                None => nodes.iter().map(|n| &n.metadata.name).collect(),
+            };
+            let observed = observed_on(&store, p, &name, on.into_iter()).await?;
+            let coordinator = store.coordinator().await?;
+            let mut text = describe_component(c, &observed, &revisions, &nodes);
+            text.insert_str(
+                status_line_at(&text),
+                &status_line(c.status.as_ref(), coordinator.as_deref()),
+            );
+            text
         }
         Object::Node(n) => {
             let mut s = header(&stored.object);
@@ -114,8 +109,15 @@ fn status_line_at(text: &str) -> usize {
         .unwrap_or(text.len())
 }
 
-/// Who wrote the status and when, or that it is stale.
-fn status_line(st: &ComponentStatus, coordinator: Option<&str>) -> String {
+/// Who wrote the status and when, or that it is stale, or that there is
+/// none yet.
+fn status_line(st: Option<&ComponentStatus>, coordinator: Option<&str>) -> String {
+    let Some(st) = st else {
+        return match coordinator {
+            None => "Status:       none yet (no coordinator running)\n".into(),
+            Some(_) => "Status:       none yet (the coordinator has not reached it)\n".into(),
+        };
+    };
     let when = st.last_update.as_deref().unwrap_or("an unknown time");
     let mut s = match coordinator {
         None => format!("Status:       stale since {when} (no coordinator running)\n"),
@@ -164,22 +166,6 @@ fn node_lines(n: &crate::resource::Node) -> String {
         st.last_heartbeat.as_deref().unwrap_or("?"),
         crate::util::age(st.last_heartbeat.as_deref()),
     )
-}
-
-/// Every node's observed document for one component.
-pub async fn observed_of(
-    store: &Store,
-    project: &str,
-    component: &str,
-) -> Result<Vec<Observed>, CliError> {
-    let prefix = store.keys().all_observed_prefix();
-    let (kvs, _) = store.range_all(&prefix).await?;
-    let suffix = format!("/{project}/{component}");
-    Ok(kvs
-        .iter()
-        .filter(|kv| kv.key().ends_with(suffix.as_bytes()))
-        .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
-        .collect())
 }
 
 fn header(o: &Object) -> String {
@@ -300,13 +286,23 @@ fn describe_component(
         let _ = writeln!(s, "Health check: {}", check_line(c));
     }
     let _ = writeln!(s, "State:        {:?}", spec.state);
-    let obs: Vec<&Observed> = observed.iter().collect();
-    let n = counts(c, &obs, nodes);
-    let _ = writeln!(
-        s,
-        "Replicas:     {} desired | {} ready | {} up-to-date | {} available",
-        n.desired, n.ready, n.updated, n.available
-    );
+    match counts(c) {
+        Some(n) => {
+            let _ = writeln!(
+                s,
+                "Replicas:     {} desired | {} ready | {} up-to-date | {} available",
+                n.desired, n.ready, n.updated, n.available
+            );
+        }
+        // No status yet: what the spec wants, nothing guessed.
+        None => {
+            let desired = spec_desired(c, Some(nodes)).map_or("-".into(), |d| d.to_string());
+            let _ = writeln!(
+                s,
+                "Replicas:     {desired} desired | - ready | - up-to-date | - available"
+            );
+        }
+    }
     let mut conditions: Vec<(String, crate::resource::Condition)> = Vec::new();
     if let Some(st) = &c.status {
         conditions.extend(st.conditions.iter().map(|c| ("".to_string(), c.clone())));

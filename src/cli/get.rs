@@ -1,10 +1,16 @@
 //! `berth get KIND [NAME]`, with `-w` streaming changes.
 //!
+//! Components are shown as the coordinator's status documents say; one with
+//! none yet shows what its spec wants and STATUS `Pending`. `get` never reads
+//! the agents' observed documents, so its cost follows the objects shown.
+//!
 //! `-w` follows etcd through [`crate::runtime::watcher`], one watcher per
-//! prefix that shapes the objects shown: their specs and status, and the
-//! agents' observed state (components) or the registered nodes (nodes). It is
-//! level-triggered: an event names an object, which is read again and printed
-//! when its rendering differs from what was printed for it last. After a
+//! prefix that shapes the objects shown: their specs and status (and, for
+//! nodes, the registrations), plus the election key. Nothing under
+//! `observed/` is watched, so agents' reports cost a watcher nothing. It is
+//! level-triggered: an event names one object, which alone is read again
+//! (its spec and status) and printed when its rendering differs from what
+//! was printed for it last. After a
 //! compaction a watcher lists again (Init…InitDone); once every watcher has a
 //! complete list, all objects are read again and compared with what was
 //! printed, so no change is lost: changed and new objects are printed, and in
@@ -18,10 +24,10 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::args::{EtcdArgs, GetArgs, OutputFormat};
-use super::output::{header, line, print_objects, row, yaml, ObservedIndex, RowContext, Table};
+use super::output::{header, line, print_objects, row, yaml, RowContext, Table};
 use super::CliError;
 use crate::resource::selector::Selector;
-use crate::resource::{Kind, Object, Observed};
+use crate::resource::{Kind, Object};
 use crate::runtime::{watcher, Event, WatcherConfig};
 use crate::store::{Keys, Store, StoreError};
 
@@ -141,14 +147,13 @@ impl View {
         if self.table_mode() {
             return self.print_table(objects, ctx);
         }
-        let objects: Vec<Object> = objects.iter().map(|o| ctx.with_status(o.clone())).collect();
         if self.watch && self.output == OutputFormat::Json {
             // One JSON document per line, so a pipeline can read it as a stream.
-            for o in &objects {
+            for o in objects {
                 println!("{}", watch_line("ADDED", &o.to_json()));
             }
         } else {
-            print_objects(&objects, self.output, self.name.is_some());
+            print_objects(objects, self.output, self.name.is_some());
         }
         objects
             .iter()
@@ -184,6 +189,11 @@ impl View {
                 "warning: no coordinator is running: the status of {n} component(s) is stale (STATUS Stale), last updated {since}"
             );
         }
+        if let Some(n) = ctx.pending(objects) {
+            eprintln!(
+                "warning: no coordinator is running: {n} component(s) have no status yet (STATUS Pending)"
+            );
+        }
         objects
             .iter()
             .zip(rows)
@@ -197,7 +207,7 @@ impl View {
             let cells = row(&o, wide, self.all_projects, &ctx.row_context());
             Shown::Line(line(&cells, &self.widths))
         } else {
-            Shown::Doc(ctx.with_status(o).to_json())
+            Shown::Doc(o.to_json())
         }
     }
 
@@ -214,11 +224,6 @@ impl View {
     }
 }
 
-/// Whether a component has a status document (written by a coordinator).
-fn has_status(o: &Object) -> bool {
-    matches!(o, Object::Component(c) if c.status.is_some())
-}
-
 fn watch_line(event: &str, object: &serde_json::Value) -> String {
     serde_json::json!({"type": event, "object": object}).to_string()
 }
@@ -227,8 +232,6 @@ fn watch_line(event: &str, object: &serde_json::Value) -> String {
 struct Prefixes {
     spec: String,
     status: String,
-    /// Agents' reports: they change a component's counts and status.
-    observed: Option<String>,
     /// Registered nodes (`nodes/<node>`), for `get nodes`.
     nodes: Option<String>,
     /// The coordinator election: it moves ROLE (nodes) and makes component
@@ -242,7 +245,6 @@ impl Prefixes {
         Prefixes {
             spec: keys.spec_prefix(view.kind, project),
             status: keys.status_prefix(view.kind, project),
-            observed: (view.kind == Kind::Component).then(|| keys.all_observed_prefix()),
             nodes: (view.kind == Kind::Node).then(|| keys.nodes_prefix()),
             election: (view.kind != Kind::Project).then(|| keys.election()),
         }
@@ -252,7 +254,6 @@ impl Prefixes {
         [
             Some(&self.spec),
             Some(&self.status),
-            self.observed.as_ref(),
             self.nodes.as_ref(),
             self.election.as_ref(),
         ]
@@ -269,19 +270,6 @@ impl Prefixes {
         }
         if let Some(rest) = key.strip_prefix(&self.status) {
             return Some(split_target(view, rest));
-        }
-        if let Some(rest) = self
-            .observed
-            .as_ref()
-            .and_then(|p| key.strip_prefix(p.as_str()))
-        {
-            // observed/<node>/<project>/<component>
-            return match rest.split('/').collect::<Vec<_>>()[..] {
-                [_, p, c] if view.project.as_deref().is_none_or(|want| want == p) => {
-                    Some((Some(p.into()), c.into()))
-                }
-                _ => None,
-            };
         }
         let rest = self
             .nodes
@@ -466,12 +454,9 @@ impl Watch<'_> {
 }
 
 /// What rows need besides the objects: for components, whether a
-/// coordinator runs and, only for those without a status document (no
-/// coordinator ever wrote one), the agents' observed state and the nodes to
-/// roll up from; for projects, their component counts.
+/// coordinator runs (one read of the election key); for projects, their
+/// component counts.
 struct Context {
-    observed: ObservedIndex,
-    nodes: Vec<crate::resource::Node>,
     components_per_project: BTreeMap<String, usize>,
     no_coordinator: bool,
 }
@@ -479,59 +464,17 @@ struct Context {
 impl Context {
     async fn load(store: &Store, kind: Kind, objects: &[Object]) -> Result<Context, CliError> {
         let mut ctx = Context {
-            observed: ObservedIndex::new(),
-            nodes: Vec::new(),
             components_per_project: BTreeMap::new(),
             no_coordinator: false,
         };
         match kind {
-            Kind::Component => {
-                let (with_status, without): (Vec<&Object>, Vec<&Object>) =
-                    objects.iter().partition(|o| has_status(o));
-                if !with_status.is_empty() {
-                    ctx.no_coordinator = store.coordinator().await?.is_none();
-                }
-                if !without.is_empty() {
-                    ctx.load_roll_up(store).await?;
-                }
+            Kind::Component if !objects.is_empty() => {
+                ctx.no_coordinator = store.coordinator().await?.is_none();
             }
             Kind::Project => ctx.count_components(store).await?,
-            Kind::Node => {}
+            Kind::Component | Kind::Node => {}
         }
         Ok(ctx)
-    }
-
-    /// Every observed document and node: the roll-up for components no
-    /// coordinator wrote a status for.
-    async fn load_roll_up(&mut self, store: &Store) -> Result<(), CliError> {
-        let prefix = store.keys().all_observed_prefix();
-        let (kvs, _) = store.range_all(&prefix).await?;
-        for kv in kvs {
-            let key = String::from_utf8_lossy(kv.key()).to_string();
-            let parts: Vec<&str> = key
-                .strip_prefix(&prefix)
-                .unwrap_or_default()
-                .split('/')
-                .collect();
-            if let [_, project, component] = parts[..] {
-                if let Ok(o) = serde_json::from_slice::<Observed>(kv.value()) {
-                    self.observed
-                        .entry((project.into(), component.into()))
-                        .or_default()
-                        .push(o);
-                }
-            }
-        }
-        self.nodes = store
-            .list(Kind::Node, None)
-            .await?
-            .into_iter()
-            .filter_map(|s| match s.object {
-                Object::Node(n) => Some(n),
-                _ => None,
-            })
-            .collect();
-        Ok(())
     }
 
     async fn count_components(&mut self, store: &Store) -> Result<(), CliError> {
@@ -568,32 +511,18 @@ impl Context {
         Some((updates.len(), oldest))
     }
 
-    /// Gives components without a controller-written status the rolled-up one.
-    fn with_status(&self, mut o: Object) -> Object {
-        if let Object::Component(c) = &mut o {
-            if c.status.is_none() {
-                let key = (
-                    c.metadata
-                        .project
-                        .clone()
-                        .unwrap_or_else(|| crate::resource::DEFAULT_PROJECT.into()),
-                    c.metadata.name.clone(),
-                );
-                let obs: Vec<&Observed> = self
-                    .observed
-                    .get(&key)
-                    .map(|v| v.iter().collect())
-                    .unwrap_or_default();
-                c.status = Some(super::output::rolled_up_status(c, &obs, &self.nodes));
-            }
-        }
-        o
+    /// With no coordinator running, how many components have no status
+    /// document (and will get none until one runs).
+    fn pending(&self, objects: &[Object]) -> Option<usize> {
+        let n = objects
+            .iter()
+            .filter(|o| matches!(o, Object::Component(c) if c.status.is_none()))
+            .count();
+        (self.no_coordinator && n > 0).then_some(n)
     }
 
     fn row_context(&self) -> RowContext<'_> {
         RowContext {
-            observed: &self.observed,
-            nodes: &self.nodes,
             components_per_project: &self.components_per_project,
             no_coordinator: self.no_coordinator,
         }

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::resource::{
-    Component, ComponentStatus, Condition, ConditionType, Kind, Node, Object, Observed, Reason,
-};
+use crate::resource::{Component, ComponentStatus, ConditionType, Kind, Node, Object, Reason};
 
 /// A plain-text table with columns padded to the widest cell, 3 spaces apart.
 #[derive(Default)]
@@ -116,68 +114,38 @@ pub fn eligible_nodes(c: &Component, nodes: &[Node]) -> usize {
         .count()
 }
 
-/// Counts from the component's status when the coordinator wrote one, else
-/// rolled up from the agents' observed documents.
-pub fn counts(c: &Component, observed: &[&Observed], nodes: &[Node]) -> Counts {
+/// Counts from the component's status, written by the coordinator; `None`
+/// while it has none (just applied, not reached by a coordinator yet): the
+/// CLI never rolls the agents' observed documents up itself.
+pub fn counts(c: &Component) -> Option<Counts> {
+    c.status.as_ref().map(status_counts)
+}
+
+/// What the spec alone says a component without a status wants: 0 when
+/// stopped or killed, `replicas` when running; `None` for `perNode`, whose
+/// count depends on the nodes (`nodes`, when given, decides it as the
+/// coordinator would).
+pub fn spec_desired(c: &Component, nodes: Option<&[Node]>) -> Option<u32> {
     use crate::resource::component::State;
-    use crate::resource::observed::ContainerPhase;
-    if let Some(st) = &c.status {
-        return status_counts(st);
+    if c.spec.state != State::Running {
+        return Some(0);
     }
-    let placement = &c.spec.placement;
-    let eligible = eligible_nodes(c, nodes);
-    // As the coordinator places them: perNode on every eligible node, else
-    // the total (pinned or not).
-    let desired = match placement.per_node {
-        Some(n) => n * eligible as u32,
-        None => placement.count(),
-    };
-    let running = c.spec.state == State::Running;
-    let mut out = Counts {
-        desired: if running { desired } else { 0 },
-        unschedulable: running && eligible == 0,
-        ..Default::default()
-    };
-    let hash = c
-        .metadata
-        .annotations
-        .get(crate::store::HASH_ANNOTATION)
-        .cloned()
-        .unwrap_or_default();
-    let min_ready = c
-        .spec
-        .rollout()
-        .min_ready
-        .map(|d| d.std())
-        .unwrap_or_default();
-    for o in observed {
-        for ct in &o.containers {
-            let leaving = matches!(
-                ct.phase,
-                ContainerPhase::Stopping | ContainerPhase::Draining | ContainerPhase::Stopped
-            );
-            let ready = ct.phase == ContainerPhase::Ready;
-            out.ready += u32::from(ready);
-            out.updated += u32::from(!leaving && ct.hash == hash);
-            // Like a Deployment's AVAILABLE: ready for at least minReady,
-            // whatever its revision (old replicas still serve during a rollout).
-            out.available += u32::from(ready && ready_for(ct.ready_since.as_deref(), min_ready));
-            out.crash_loop |= ct.phase == ContainerPhase::CrashLoop;
-            if ct.phase == ContainerPhase::Exited {
-                match ct.last_exit_code {
-                    Some(0) => out.completed += 1,
-                    _ => out.failed += 1,
-                }
-            }
-            out.containers += 1;
-        }
-        for cond in &o.conditions {
-            if cond.is_true() && !out.conditions.contains(&cond.type_) {
-                out.conditions.push(cond.type_.clone());
-            }
-        }
+    match (c.spec.placement.per_node, nodes) {
+        (None, _) => Some(c.spec.placement.count()),
+        (Some(k), Some(nodes)) => Some(k * eligible_nodes(c, nodes) as u32),
+        (Some(_), None) => None,
     }
-    out
+}
+
+/// STATUS of a component without a status document: its spec's state, or
+/// `Pending` (no coordinator has reached it yet).
+pub fn pending_word(c: &Component) -> &'static str {
+    use crate::resource::component::State;
+    match c.spec.state {
+        State::Stopped => "Stopped",
+        State::Killed => "Killed",
+        State::Running => "Pending",
+    }
 }
 
 /// Counts as the coordinator's status states them (it decides what is
@@ -212,76 +180,6 @@ fn status_counts(st: &ComponentStatus) -> Counts {
     }
 }
 
-/// The status `get -o yaml|json` shows when no controller wrote one: the
-/// same roll-up as the table's columns, plus the agents' conditions.
-pub fn rolled_up_status(c: &Component, observed: &[&Observed], nodes: &[Node]) -> ComponentStatus {
-    let n = counts(c, observed, nodes);
-    let mut conditions: Vec<Condition> = Vec::new();
-    for o in observed {
-        for cond in &o.conditions {
-            if !conditions.iter().any(|x| x.type_ == cond.type_) {
-                conditions.push(cond.clone());
-            }
-        }
-    }
-    let word = status_word(c, &n);
-    // Derived at read time: no transition time to report.
-    let derived = |type_: ConditionType, ok: bool, reason: &str, message: String| Condition {
-        last_transition_time: None,
-        ..Condition::with_reason(type_, ok, reason, message)
-    };
-    conditions.push(derived(
-        ConditionType::Available,
-        n.available >= n.desired,
-        if n.available >= n.desired {
-            Reason::MinimumReplicasAvailable.as_str()
-        } else {
-            Reason::MinimumReplicasUnavailable.as_str()
-        },
-        format!("{}/{} available", n.available, n.desired),
-    ));
-    let done = n.updated >= n.desired && n.ready >= n.desired;
-    conditions.push(derived(
-        ConditionType::Progressing,
-        !done,
-        &word,
-        format!(
-            "{}/{} updated, {}/{} ready",
-            n.updated, n.desired, n.ready, n.desired
-        ),
-    ));
-    let revision = c
-        .metadata
-        .annotations
-        .get(crate::store::REVISION_ANNOTATION)
-        .and_then(|r| r.parse().ok());
-    ComponentStatus {
-        observed_generation: observed.iter().map(|o| o.generation).min().unwrap_or(0),
-        replicas: n.desired,
-        ready_replicas: n.ready,
-        updated_replicas: n.updated,
-        available_replicas: n.available,
-        current_revision: if done { revision } else { None },
-        update_revision: revision,
-        conditions,
-        ..Default::default()
-    }
-}
-
-/// Whether a container ready since `since` has been ready for `min_ready`.
-fn ready_for(since: Option<&str>, min_ready: std::time::Duration) -> bool {
-    if min_ready.is_zero() {
-        return true;
-    }
-    since
-        .and_then(crate::util::parse_rfc3339)
-        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
-        .is_some_and(|d| d >= min_ready)
-}
-
-/// Observed documents grouped by (project, component).
-pub type ObservedIndex = BTreeMap<(String, String), Vec<Observed>>;
-
 pub fn header(kind: Kind, wide: bool, all_projects: bool) -> Vec<&'static str> {
     let mut h = vec!["NAME"];
     if all_projects && kind.namespaced() {
@@ -307,8 +205,6 @@ pub fn header(kind: Kind, wide: bool, all_projects: bool) -> Vec<&'static str> {
 
 /// Context a row needs beyond the object itself.
 pub struct RowContext<'a> {
-    pub observed: &'a ObservedIndex,
-    pub nodes: &'a [Node],
     pub components_per_project: &'a BTreeMap<String, usize>,
     /// No node holds the coordinator election: component status documents
     /// are stale.
@@ -324,30 +220,34 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
     let age = crate::util::age(meta.creation_timestamp.as_deref());
     match obj {
         Object::Component(c) => {
-            let key = (
-                obj.project().unwrap_or_default().to_string(),
-                meta.name.clone(),
-            );
-            let obs: Vec<&Observed> = ctx
-                .observed
-                .get(&key)
-                .map(|v| v.iter().collect())
-                .unwrap_or_default();
-            let n = counts(c, &obs, ctx.nodes);
-            // Nobody updates a coordinator-written status any more: say so
-            // rather than show old counts as current.
-            let status = if c.status.is_some() && ctx.no_coordinator {
-                "Stale".to_string()
-            } else {
-                status_word(c, &n)
-            };
-            r.extend([
-                format!("{}/{}", n.ready, n.desired),
-                n.updated.to_string(),
-                n.available.to_string(),
-                status,
-                age,
-            ]);
+            match counts(c) {
+                Some(n) => {
+                    // Nobody updates a coordinator-written status any more:
+                    // say so rather than show old counts as current.
+                    let status = if ctx.no_coordinator {
+                        "Stale".to_string()
+                    } else {
+                        status_word(c, &n)
+                    };
+                    r.extend([
+                        format!("{}/{}", n.ready, n.desired),
+                        n.updated.to_string(),
+                        n.available.to_string(),
+                        status,
+                    ]);
+                }
+                // No status yet: what the spec wants, nothing guessed.
+                None => {
+                    let desired = spec_desired(c, None).map_or("-".into(), |d| d.to_string());
+                    r.extend([
+                        format!("-/{desired}"),
+                        "-".into(),
+                        "-".into(),
+                        pending_word(c).into(),
+                    ]);
+                }
+            }
+            r.push(age);
             if wide {
                 let rev = meta
                     .annotations

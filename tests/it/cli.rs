@@ -753,6 +753,138 @@ async fn get_watch_after_compaction_loses_no_change() {
     assert!(w.stderr().contains("compaction"), "{}", w.stderr());
 }
 
+/// A coordinator-written status of a 2-replica component, `ready` of them ready.
+fn status_doc(ready: u32) -> String {
+    serde_json::json!({
+        "observedGeneration": 1, "replicas": 2, "readyReplicas": ready,
+        "updatedReplicas": 2, "availableReplicas": ready, "currentReplicas": 2,
+        "drainingReplicas": 0, "conditions": [],
+        "lastUpdate": "2026-01-01T00:00:00Z", "coordinator": "n1",
+    })
+    .to_string()
+}
+
+/// An agent's report of a dozen ready containers of shop/`name` on `node`
+/// (about 1.4 KB).
+fn observed_doc(node: &str, name: &str) -> String {
+    let containers: Vec<serde_json::Value> = (0..12)
+        .map(|i| {
+            serde_json::json!({"id": format!("{node}{name}{i:0>40}"), "name": format!("{name}-{i}"),
+                   "revision": 1, "hash": "h", "phase": "ready"})
+        })
+        .collect();
+    serde_json::json!({"node": node, "generation": 1, "revision": 1, "containers": containers})
+        .to_string()
+}
+
+/// The cells of a table line (columns are 3+ spaces apart).
+fn cells(line: &str) -> Vec<String> {
+    line.split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `get`, `describe` and `get -w` read the coordinator's status, never the
+/// agents' observed documents: a component without a status shows its
+/// spec's count and `Pending` whatever agents report, and `get -w` watches
+/// only specs/, status/ and the election key. Proof for the watch: after
+/// 300 observed writes (~400 KB), the next line it prints is the
+/// status change that followed them (so they printed nothing), and etcd sent
+/// it a small fraction of those bytes (so they were not even delivered).
+// Multi-threaded: the proxy's tasks run while this test blocks on the child's output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_ignores_observed_documents() {
+    let etcd = TestEtcd::start().await;
+    apply_stdin(&etcd, WEB, &[]).ok();
+    apply_stdin(&etcd, &component("api", "bench/api:1", 2), &[]).ok();
+    let observed = |node: &str, name: &str| etcd.key(&format!("observed/{node}/shop/{name}"));
+    for node in ["n1", "n2"] {
+        etcd.put(&observed(node, "web"), observed_doc(node, "web"))
+            .await;
+    }
+
+    // No status yet, no coordinator: the spec's count and Pending, and a
+    // warning that none will come until a coordinator runs.
+    let out = run(&etcd, &["get", "comp", "-p", "shop"]).ok();
+    let web = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .expect("web row");
+    assert_eq!(cells(web)[1..5], ["-/2", "-", "-", "Pending"], "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("no coordinator is running: 2 component(s) have no status yet"),
+        "{out:#?}"
+    );
+    let d = run(&etcd, &["describe", "comp", "web", "-p", "shop"])
+        .ok()
+        .stdout;
+    assert!(
+        d.contains("Replicas:     2 desired | - ready | - up-to-date | - available"),
+        "{d}"
+    );
+    assert!(
+        d.contains("Status:       none yet (no coordinator running)"),
+        "{d}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &run(&etcd, &["get", "comp", "web", "-p", "shop", "-o", "json"])
+            .ok()
+            .stdout,
+    )
+    .expect("json");
+    assert!(json.get("status").is_none(), "{json}");
+
+    etcd.put(&etcd.key("election/coordinator"), "n1").await;
+    let api_status = etcd.key("status/component/shop/api");
+    etcd.put(&api_status, status_doc(2)).await;
+    let proxy = etcd.proxy().await;
+    let w = Watching::start(
+        &proxy.endpoint(),
+        etcd.root(),
+        &["comp", "-p", "shop", "-w"],
+    );
+    let next = || {
+        w.lines
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("no line ({e}); stderr: {}", w.stderr()))
+    };
+    assert!(next().starts_with("NAME "));
+    assert_eq!(cells(&next())[..5], ["api", "2/2", "2", "2", "Running"]);
+    assert_eq!(cells(&next())[..5], ["web", "-/2", "-", "-", "Pending"]);
+    // A status change prints its row (and shows the watch is live).
+    etcd.put(&api_status, status_doc(1)).await;
+    assert_eq!(cells(&next())[..5], ["api", "1/2", "2", "1", "Progressing"]);
+
+    let before = proxy.received();
+    let mut written = 0;
+    for i in 0..150 {
+        for name in ["web", "api"] {
+            let node = format!("n{i}");
+            let doc = observed_doc(&node, name);
+            written += doc.len();
+            etcd.put(&observed(&node, name), doc).await;
+        }
+    }
+    etcd.put(&etcd.key("status/component/shop/web"), status_doc(2))
+        .await;
+    assert_eq!(
+        cells(&next())[..5],
+        ["web", "2/2", "2", "2", "Running"],
+        "the first line after the observed writes is the status change"
+    );
+    let got = proxy.received() - before;
+    assert!(
+        (got as usize) < written / 10,
+        "etcd sent the watcher {got} bytes while {written} bytes of observed documents were written"
+    );
+    assert!(written > 400_000, "{written}");
+    eprintln!("observed written: {written} bytes; etcd to the watcher meanwhile: {got} bytes");
+}
+
 #[test]
 fn help_version_completion_schema() {
     let ep = "http://127.0.0.1:1";

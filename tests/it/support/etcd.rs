@@ -10,9 +10,11 @@
 //! A missing `etcd` fails the test with how to install it (`hack/install-deps.sh`),
 //! in CI (`CI=true`) and outside it alike: nothing is silently skipped.
 //! [`EtcdProxy`] sits between a client and etcd and can cut or stall every
-//! connection, so a test can make a client lose etcd while others still write to it.
+//! connection, so a test can make a client lose etcd while others still write to it,
+//! and counts the bytes etcd sends through it (what a client was made to receive).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -263,6 +265,8 @@ pub struct EtcdProxy {
     port: u16,
     mode: Arc<watch::Sender<Mode>>,
     task: tokio::task::JoinHandle<()>,
+    /// Bytes etcd sent to the proxy's clients so far.
+    received: Arc<AtomicU64>,
 }
 
 impl EtcdProxy {
@@ -273,6 +277,8 @@ impl EtcdProxy {
         let port = listener.local_addr().expect("proxy addr").port();
         let mode = Arc::new(watch::Sender::new(Mode::Open));
         let mode2 = mode.clone();
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((inbound, _)) = listener.accept().await else {
@@ -284,15 +290,27 @@ impl EtcdProxy {
                     continue;
                 }
                 let mut mode_rx = mode2.subscribe();
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     tokio::select! {
-                        _ = serve(now, inbound, target_port) => {}
+                        _ = serve(now, inbound, target_port, counter) => {}
                         _ = mode_rx.wait_for(|m| *m != now) => {}
                     }
                 });
             }
         });
-        EtcdProxy { port, mode, task }
+        EtcdProxy {
+            port,
+            mode,
+            task,
+            received,
+        }
+    }
+
+    /// Bytes etcd has sent to the proxy's clients so far (responses and
+    /// watch events alike): a measure of the work a client was given.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::SeqCst)
     }
 
     /// The proxy's client URL.
@@ -316,15 +334,33 @@ impl EtcdProxy {
     }
 }
 
-/// Forwards `inbound` to etcd, or holds it unanswered.
-async fn serve(mode: Mode, mut inbound: TcpStream, target_port: u16) {
+/// Forwards `inbound` to etcd, counting the bytes etcd sends back, or holds
+/// it unanswered.
+async fn serve(mode: Mode, inbound: TcpStream, target_port: u16, received: Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if mode == Mode::Stall {
         return std::future::pending().await;
     }
-    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target_port)).await else {
+    let Ok(outbound) = TcpStream::connect(("127.0.0.1", target_port)).await else {
         return;
     };
-    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    let (mut from_client, mut to_client) = inbound.into_split();
+    let (mut from_etcd, mut to_etcd) = outbound.into_split();
+    let up = async {
+        let _ = tokio::io::copy(&mut from_client, &mut to_etcd).await;
+        let _ = to_etcd.shutdown().await;
+    };
+    let down = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = from_etcd.read(&mut buf).await {
+            received.fetch_add(n as u64, Ordering::SeqCst);
+            if to_client.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_client.shutdown().await;
+    };
+    tokio::join!(up, down);
 }
 
 impl Drop for EtcdProxy {
