@@ -118,10 +118,10 @@ pub enum Command {
     /// Exits 0 with no differences, 1 with differences, 2 or more on error.
     #[command(after_help = "Example:\n  berth diff -f app.yaml")]
     Diff(DiffArgs),
-    /// Inspect rollouts.
+    /// Follow and steer rollouts: status, pause, resume, promote, undo, restart, history.
     #[command(
         subcommand,
-        after_help = "Example:\n  berth rollout history web -p shop"
+        after_help = "Examples:\n  berth rollout status web -p shop\n  berth rollout undo web -p shop --to-revision 2\n  berth rollout history web -p shop"
     )]
     Rollout(RolloutCommand),
     /// Wait until a component meets a condition, or is deleted (for pipelines).
@@ -310,6 +310,61 @@ pub enum RolloutCommand {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: OutputFormat,
     },
+    /// Follow a component's rollout until it ends: one line per step.
+    #[command(after_help = ROLLOUT_STATUS_HELP)]
+    Status(RolloutStatusArgs),
+    /// Hold the rollout where it is (sets `rollout.paused`).
+    #[command(after_help = "Example:\n  berth rollout pause web -p shop")]
+    Pause(RolloutTarget),
+    /// Let a paused rollout go on (clears `rollout.paused`).
+    #[command(after_help = "Example:\n  berth rollout resume web -p shop")]
+    Resume(RolloutTarget),
+    /// Let a rollout whose canary is waiting go on to every replica.
+    #[command(after_help = "Example:\n  berth rollout promote web -p shop")]
+    Promote(RolloutTarget),
+    /// Roll back to the previous revision, or to --to-revision N, through
+    /// the rollout budgets (the old template becomes the newest revision).
+    #[command(
+        after_help = "Examples:\n  berth rollout undo web -p shop\n  berth rollout undo web -p shop --to-revision 2"
+    )]
+    Undo(RolloutUndoArgs),
+    /// Replace every container with a new one of the same template,
+    /// through the rollout budgets (sets `restartedAt`: a new revision).
+    #[command(after_help = "Example:\n  berth rollout restart web -p shop")]
+    Restart(RolloutTarget),
+}
+
+/// `rollout status`'s help: its exit codes.
+pub const ROLLOUT_STATUS_HELP: &str = "Exit codes:\n  0  the rollout completed\n  1  it failed (the classified cause is on the last line), or an error\n  2  usage error\n  3  it failed and was rolled back automatically\n  4  --timeout reached while it was still progressing\n\nA crash-looping or never-ready revision ends the rollout after its progressDeadline; status never waits for --timeout then.\n\nExamples:\n  berth rollout status web -p shop\n  berth rollout status web -p shop --timeout 10m -o json";
+
+/// The component a rollout command acts on.
+#[derive(Args, Debug)]
+pub struct RolloutTarget {
+    pub component: String,
+    #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
+    pub project: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RolloutStatusArgs {
+    #[command(flatten)]
+    pub target: RolloutTarget,
+    /// Give up (exit 4) after this long; by default wait until it ends.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Output format: one line per step (table) or one JSON event per line (json).
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct RolloutUndoArgs {
+    #[command(flatten)]
+    pub target: RolloutTarget,
+    /// The revision to go back to (see `rollout history`); default: the
+    /// one before the current.
+    #[arg(long)]
+    pub to_revision: Option<u64>,
 }
 
 #[derive(Args, Debug)]

@@ -130,11 +130,17 @@ impl Target {
 }
 
 async fn read(store: &Store, t: &Target) -> Result<Option<Component>, CliError> {
+    read_component(store, &t.project, &t.name).await
+}
+
+/// The component with its status, `None` when there is no such component.
+pub(super) async fn read_component(
+    store: &Store,
+    project: &str,
+    name: &str,
+) -> Result<Option<Component>, CliError> {
     Ok(
-        match store
-            .get(Kind::Component, Some(&t.project), &t.name)
-            .await?
-        {
+        match store.get(Kind::Component, Some(project), name).await? {
             Some(s) => match s.object {
                 Object::Component(c) => Some(c),
                 _ => None,
@@ -144,11 +150,8 @@ async fn read(store: &Store, t: &Target) -> Result<Option<Component>, CliError> 
     )
 }
 
-/// Returns once the target is met, re-reading spec and status after every
-/// change to either key (and after each watcher's first listing, so a
-/// change between the first read and the watch is not missed). `last`
-/// keeps the latest read for the timeout message; read errors are kept in
-/// `etcd_error` and retried on the next event.
+/// Returns once the target is met (see [`follow_component`]). `last` keeps
+/// the latest read for the timeout message.
 async fn follow(
     store: &Store,
     t: &Target,
@@ -158,6 +161,25 @@ async fn follow(
     if t.met(last.as_ref())? {
         return Ok(());
     }
+    follow_component(store, &t.project, &t.name, etcd_error, |c| {
+        *last = c;
+        t.met(last.as_ref())
+    })
+    .await
+}
+
+/// Re-reads a component (spec and status in one read) after every change
+/// to either key, and after each watch's first listing (so a change between
+/// an earlier read and the watch is not missed), and hands each read to
+/// `on_read` until it returns `true`. Read errors are kept in `etcd_error`
+/// and retried on the next event. `rollout status` follows the same way.
+pub(super) async fn follow_component(
+    store: &Store,
+    project: &str,
+    name: &str,
+    etcd_error: &mut Option<String>,
+    mut on_read: impl FnMut(Option<Component>) -> Result<bool, CliError>,
+) -> Result<(), CliError> {
     let keys = store.keys();
     let cfg = || WatcherConfig::default();
     // Watch the two keys as prefixes: a neighbour (`web-2`) only causes a
@@ -165,13 +187,13 @@ async fn follow(
     let mut events = futures::stream::select(
         watcher(
             store.client(),
-            keys.spec(Kind::Component, Some(&t.project), &t.name),
+            keys.spec(Kind::Component, Some(project), name),
             cfg(),
         )
         .boxed(),
         watcher(
             store.client(),
-            keys.status(Kind::Component, Some(&t.project), &t.name),
+            keys.status(Kind::Component, Some(project), name),
             cfg(),
         )
         .boxed(),
@@ -181,15 +203,13 @@ async fn follow(
             Err(e) => *etcd_error = Some(e.to_string()),
             Ok(Event::Init | Event::InitApply(_)) => {}
             Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {
-                match read(store, t).await {
-                    Ok(c) => *last = c,
-                    Err(e) => {
-                        *etcd_error = Some(e.to_string());
-                        continue;
+                match read_component(store, project, name).await {
+                    Ok(c) => {
+                        if on_read(c)? {
+                            return Ok(());
+                        }
                     }
-                }
-                if t.met(last.as_ref())? {
-                    return Ok(());
+                    Err(e) => *etcd_error = Some(e.to_string()),
                 }
             }
         }

@@ -71,6 +71,10 @@ pub struct ComponentSpec {
     pub resources: Option<Resources>,
     #[serde(default, skip_serializing_if = "RestartPolicy::is_always")]
     pub restart_policy: RestartPolicy,
+    /// Set by `berth rollout restart` (RFC 3339): a new value is a new
+    /// template, so every container is replaced through the budgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
@@ -389,6 +393,8 @@ pub struct Template {
     pub resources: Option<Resources>,
     #[serde(default, skip_serializing_if = "RestartPolicy::is_always")]
     pub restart_policy: RestartPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
 }
 
 impl ComponentSpec {
@@ -409,7 +415,47 @@ impl ComponentSpec {
             privileged: self.privileged,
             resources: self.resources.clone(),
             restart_policy: self.restart_policy,
+            restarted_at: self.restarted_at.clone(),
         }
+    }
+
+    /// Makes the spec's template fields those of `t` (placement, rollout and
+    /// state stay): `template()` of the result is `t`. `rollout undo` uses it.
+    pub fn set_template(&mut self, t: Template) {
+        let Template {
+            image,
+            command,
+            env,
+            user,
+            ports,
+            ready_checks,
+            health_checks,
+            ready_timeout,
+            termination,
+            volumes_from,
+            bindings,
+            links,
+            privileged,
+            resources,
+            restart_policy,
+            restarted_at,
+        } = t;
+        self.image = image;
+        self.command = command;
+        self.env = env;
+        self.user = user;
+        self.ports = ports;
+        self.ready_checks = ready_checks;
+        self.health_checks = health_checks;
+        self.ready_timeout = ready_timeout;
+        self.termination = termination;
+        self.volumes_from = volumes_from;
+        self.bindings = bindings;
+        self.links = links;
+        self.privileged = privileged;
+        self.resources = resources;
+        self.restart_policy = restart_policy;
+        self.restarted_at = restarted_at;
     }
     pub fn rollout(&self) -> Rollout {
         self.rollout.clone().unwrap_or_default()
@@ -620,9 +666,17 @@ mod tests {
             "links": {"require": [{"name": "db"}]},
             "privileged": true,
             "resources": {"memory": "64Mi"},
-            "restartPolicy": "never"
+            "restartPolicy": "never",
+            "restartedAt": "2026-12-04T10:00:00Z"
         }))
         .expect("spec");
+        let mut back = ComponentSpec::default();
+        back.set_template(spec.template());
+        assert_eq!(
+            back.template(),
+            spec.template(),
+            "set_template is template's inverse"
+        );
         let mut from_spec = serde_json::to_value(&spec).expect("json");
         let fields = from_spec.as_object_mut().expect("object");
         for key in ["placement", "rollout", "state"] {

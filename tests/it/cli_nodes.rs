@@ -4,16 +4,13 @@
 //! status. Agents and the coordinator are simulated by writing their keys
 //! (a registration on a lease, records, the election key, statuses).
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use etcd_client::PutOptions;
 use serde_json::json;
 
 use crate::cli::snapshot;
-use crate::support::cli::{berth, Output, BERTH};
+use crate::support::cli::{berth, Output, Running};
 use crate::support::etcd::TestEtcd;
 
 const SHOP: &str = "apiVersion: berth/v1
@@ -109,80 +106,6 @@ fn table_row(table: &str, name: &str) -> Vec<String> {
         .filter(|c| !c.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// A `berth` process run in the background, its stdout read line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stdout: Vec<String>,
-}
-
-impl Running {
-    fn start(etcd: &TestEtcd, args: &[&str]) -> Running {
-        let mut child = Command::new(BERTH)
-            .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn berth");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            stdout: Vec::new(),
-        }
-    }
-
-    /// Waits for a stdout line containing `text`.
-    fn line(&mut self, text: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(20)) {
-                Ok(l) => {
-                    self.stdout.push(l.clone());
-                    if l.contains(text) {
-                        return l;
-                    }
-                }
-                Err(e) => panic!("no line with {text:?} ({e}); got {:?}", self.stdout),
-            }
-        }
-    }
-
-    /// Waits for the process to end (bounded) and returns what it printed.
-    fn finish(mut self) -> Output {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                break s;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("berth did not end; stdout so far {:?}", self.stdout);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.stdout.extend(self.lines.iter());
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
-        Output {
-            code: status.code().unwrap_or(-1),
-            stdout: self.stdout.join("\n"),
-            stderr,
-        }
-    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod agent_engine;
 mod agent_safety;
 mod cli;
 mod cli_nodes;
+mod cli_rollout;
 mod cluster;
 mod coordinator;
 mod docker;

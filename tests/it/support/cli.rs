@@ -1,7 +1,11 @@
 //! Running the `berth` binary as a user would.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::etcd::TestEtcd;
 
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -58,5 +62,79 @@ pub fn berth(endpoint: &str, root: &str, args: &[&str], stdin: Option<&str>) -> 
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into(),
         stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+/// A `berth` process run in the background, its stdout read line by line.
+pub struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stdout: Vec<String>,
+}
+
+impl Running {
+    pub fn start(etcd: &TestEtcd, args: &[&str]) -> Running {
+        let mut child = Command::new(BERTH)
+            .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            stdout: Vec::new(),
+        }
+    }
+
+    /// Waits for a stdout line containing `text`.
+    pub fn line(&mut self, text: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(l) => {
+                    self.stdout.push(l.clone());
+                    if l.contains(text) {
+                        return l;
+                    }
+                }
+                Err(e) => panic!("no line with {text:?} ({e}); got {:?}", self.stdout),
+            }
+        }
+    }
+
+    /// Waits for the process to end (bounded) and returns what it printed.
+    pub fn finish(mut self) -> Output {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("berth did not end; stdout so far {:?}", self.stdout);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.stdout.extend(self.lines.iter());
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        Output {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.join("\n"),
+            stderr,
+        }
     }
 }

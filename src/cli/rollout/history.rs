@@ -1,20 +1,21 @@
-//! `berth rollout ...`.
+//! `berth rollout history`: a component's revisions.
 
 use std::process::ExitCode;
 
-use super::args::{EtcdArgs, OutputFormat, RolloutCommand};
-use super::output::{yaml, Table};
-use super::CliError;
+use crate::cli::args::{EtcdArgs, OutputFormat};
+use crate::cli::output::{yaml, Table};
+use crate::cli::CliError;
 use crate::resource::Kind;
 use crate::store::{Store, StoreError};
 
-pub async fn run(etcd: &EtcdArgs, cmd: RolloutCommand) -> Result<ExitCode, CliError> {
-    match cmd {
-        RolloutCommand::History {
-            component,
-            project,
-            output,
-        } => {
+pub async fn run(
+    etcd: &EtcdArgs,
+    component: String,
+    project: String,
+    output: OutputFormat,
+) -> Result<ExitCode, CliError> {
+    {
+        {
             let store = Store::connect(&etcd.store_config()).await?;
             let current = store
                 .get(Kind::Component, Some(&project), &component)
