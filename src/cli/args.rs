@@ -130,6 +130,11 @@ pub enum Command {
         after_help = "A condition counts once the status has observed the spec's current generation, so `apply` then `wait` never passes on the previous spec's status.\n\nExamples:\n  berth wait component/web -p shop --for=condition=Available\n  berth wait comp web -p shop --for=condition=Progressing=False --timeout 5m\n  berth delete comp web -p shop && berth wait comp/web -p shop --for=delete"
     )]
     Wait(WaitArgs),
+    /// Run a command while holding a cluster-wide lock (etcd, on a lease).
+    /// The command gets BERTH_LOCK_KEY and BERTH_LOCK_TOKEN (a fencing token
+    /// that only grows); berth exits with the command's exit code.
+    #[command(after_help = LOCK_HELP)]
+    Lock(LockArgs),
     /// Mark a node unschedulable: it gets no new replicas; running ones stay.
     #[command(after_help = "Example:\n  berth cordon n1")]
     Cordon(NodeArgs),
@@ -401,6 +406,25 @@ pub struct LabelArgs {
     /// Allow changing a label that already has a value.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+/// `lock`'s help: release rules and exit codes.
+pub const LOCK_HELP: &str = "The lock is released when the command exits, when berth is stopped (SIGTERM/SIGINT are passed on to the command), and within --ttl when berth is killed or cut off from etcd. The command never outlives the lock: it is killed with berth, and killed if the lease can no longer be kept alive.\n\nExit codes: the command's own (128+N if it died of signal N); 75 the lock was not taken within --timeout; 76 the lock was lost and the command killed; 2 usage; 1 other errors.\n\nExamples:\n  berth lock nightly-backup -- /usr/local/bin/backup.sh\n  berth lock db-migrate --timeout 5m -- ./migrate --fence \"$BERTH_LOCK_TOKEN\"";
+
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// The lock's name (no '/').
+    pub name: String,
+    /// Give up (exit 75) if the lock is not taken within this long; by
+    /// default wait as long as it takes.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The lease's TTL: how long a killed or cut-off holder keeps the lock.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub ttl: Duration,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]

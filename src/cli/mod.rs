@@ -13,6 +13,7 @@ mod describe;
 mod diff;
 mod error;
 mod get;
+mod lock;
 mod node;
 mod output;
 mod rollout;
@@ -120,6 +121,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Diff(a) => diff::run(&etcd, a).await,
         Command::Rollout(a) => rollout::run(&etcd, a).await,
         Command::Wait(a) => wait::run(&etcd, a).await,
+        Command::Lock(a) => lock::run(&etcd, a).await,
         Command::Cordon(a) => node::cordon(&etcd, a).await,
         Command::Uncordon(a) => node::uncordon(&etcd, a).await,
         Command::Drain(a) => node::drain(&etcd, a).await,
