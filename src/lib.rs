@@ -29,5 +29,6 @@ pub mod placement;
 pub mod resource;
 pub mod runtime;
 pub mod schema;
+pub mod services;
 pub mod store;
 pub mod util;
