@@ -1,0 +1,407 @@
+//! Rolling update across nodes (issue 8), berth against Docker Swarm in the
+//! same run.
+//!
+//! berth: four `berth agent` processes (release binary, one Docker engine,
+//! distinct node names) on a throwaway local etcd. One component of 20
+//! replicas of a busybox httpd image with an HTTP ready check at a 1 s
+//! interval, `maxUnavailable: 1`; it is updated to a second image and timed
+//! from the `apply` until the coordinator's status says the rollout is
+//! complete (every replica of the new revision available, nothing
+//! draining). Runs with `maxSurge: 1` and `maxSurge: 25%`. Meanwhile the
+//! bench polls every node's observed document every 20 ms and records when
+//! each new container first shows and when it first shows ready, to say
+//! where the time goes: container start → ready (the probe wait), and the
+//! gaps between one container becoming ready and the next one showing
+//! (pacing: the coordinator's decision, the assignment's trip to an agent,
+//! and its `docker create`/`start`).
+//!
+//! Swarm: a single-node swarm (`docker swarm init --advertise-addr
+//! 127.0.0.1`, left again afterwards if this bench made it) updates 20
+//! replicas of the same two images with `--update-parallelism 1
+//! --update-order start-first` and a health check running the same HTTP GET
+//! (busybox wget) at a 1 s interval, timed from `docker service update` to
+//! its return (`--detach=false` waits until the update converged).
+//!
+//! Run: `cargo bench --bench rollout` (prints a Markdown table for
+//! BENCHMARKS.md). `BENCH_RUNS` (default 3) runs of each; medians.
+//! `BENCH_SKIP_SWARM=1` skips Swarm.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth::docker::build::BusyboxImage;
+use berth::docker::Docker;
+use berth::localetcd::{LocalEtcd, LocalEtcdConfig};
+use berth::resource::observed::ContainerPhase;
+use berth::resource::{ComponentStatus, Observed, RolloutPhase};
+use etcd_client::{Client, GetOptions};
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+const IMAGE1: &str = "berth-bench/roll:1";
+const IMAGE2: &str = "berth-bench/roll:2";
+const REPLICAS: u32 = 20;
+const AGENTS: usize = 4;
+const PROJECT: &str = "bench";
+const WAIT: Duration = Duration::from_secs(300);
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // SIGTERM first would stop the containers; the bench removes them
+        // itself (by label) so a kill is enough and faster.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_agent(endpoint: &str, root: &str, node: &str, i: usize) -> Agent {
+    let child = Command::new(BERTH)
+        .args(["--etcd", endpoint, "--root", root, "agent", "--node", node])
+        .args(["--address", &format!("127.0.0.{}", i + 2)])
+        .args(["--lease-ttl", "5s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn berth agent");
+    Agent(child)
+}
+
+fn manifest(image: &str, surge: &str) -> String {
+    format!(
+        "apiVersion: berth/v1\nkind: Project\nmetadata: {{name: {PROJECT}}}\n---\n\
+apiVersion: berth/v1\nkind: Component\nmetadata: {{name: web, project: {PROJECT}}}\nspec:\n  image: {image}\n  \
+ports: [{{name: http, container: 8080}}]\n  placement: {{replicas: {REPLICAS}}}\n  \
+readyChecks: [{{http: {{port: 8080, path: /}}, interval: 1s, timeout: 2s}}]\n  \
+termination: {{signals: [SIGTERM], gracePeriod: 2s}}\n  \
+rollout: {{maxUnavailable: 1, maxSurge: {surge}}}\n"
+    )
+}
+
+fn berth_cli(endpoint: &str, root: &str, args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut child = Command::new(BERTH)
+        .args(["--etcd", endpoint, "--root", root])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn berth");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write manifest");
+    assert!(
+        child.wait().expect("berth").success(),
+        "berth {args:?} failed"
+    );
+}
+
+async fn status(client: &Client, root: &str) -> Option<ComponentStatus> {
+    let key = format!("{root}/status/component/{PROJECT}/web");
+    let resp = client.clone().get(key, None).await.ok()?;
+    let kv = resp.kvs().first()?;
+    serde_json::from_slice(kv.value()).ok()
+}
+
+async fn observed(client: &Client, root: &str) -> Vec<Observed> {
+    let prefix = format!("{root}/observed/");
+    let Ok(resp) = client
+        .clone()
+        .get(prefix, Some(GetOptions::new().with_prefix()))
+        .await
+    else {
+        return Vec::new();
+    };
+    resp.kvs()
+        .iter()
+        .filter_map(|kv| serde_json::from_slice(kv.value()).ok())
+        .collect()
+}
+
+/// Every replica of `revision` available and nothing else left.
+fn complete(st: &ComponentStatus, revision: u64) -> bool {
+    let rollout_done = st
+        .rollout
+        .as_ref()
+        .is_none_or(|r| r.revision == revision && r.phase == RolloutPhase::Complete);
+    rollout_done
+        && st.update_revision == Some(revision)
+        && st.updated_replicas == REPLICAS
+        && st.available_replicas == REPLICAS
+        && st.current_replicas == REPLICAS
+        && st.draining_replicas == 0
+}
+
+/// When each container of `revision` was first seen, and first seen ready.
+#[derive(Default)]
+struct Timeline {
+    seen: BTreeMap<String, Instant>,
+    ready: BTreeMap<String, Instant>,
+}
+
+impl Timeline {
+    fn record(&mut self, docs: &[Observed], revision: u64, now: Instant) {
+        for c in docs.iter().flat_map(|o| &o.containers) {
+            if c.revision != revision {
+                continue;
+            }
+            self.seen.entry(c.id.clone()).or_insert(now);
+            if c.phase == ContainerPhase::Ready {
+                self.ready.entry(c.id.clone()).or_insert(now);
+            }
+        }
+    }
+
+    /// Mean start → ready, and mean gap from a container ready to the next
+    /// new container seen.
+    fn split(&self) -> (Duration, Duration) {
+        let waits: Vec<Duration> = self
+            .ready
+            .iter()
+            .filter_map(|(id, r)| Some(r.saturating_duration_since(*self.seen.get(id)?)))
+            .collect();
+        let mut readies: Vec<Instant> = self.ready.values().copied().collect();
+        readies.sort();
+        let mut starts: Vec<Instant> = self.seen.values().copied().collect();
+        starts.sort();
+        let gaps: Vec<Duration> = starts
+            .iter()
+            .filter_map(|s| {
+                let before = readies.iter().rev().find(|r| *r <= s)?;
+                Some(s.saturating_duration_since(*before))
+            })
+            .collect();
+        (mean(&waits), mean(&gaps))
+    }
+}
+
+fn mean(v: &[Duration]) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.iter().sum::<Duration>() / v.len() as u32
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+struct BerthRun {
+    total: Duration,
+    probe_wait: Duration,
+    pacing: Duration,
+}
+
+/// One berth rollout from IMAGE1 to IMAGE2 on a fresh root.
+async fn berth_run(endpoint: &str, client: &Client, run: usize, surge: &str) -> BerthRun {
+    let root = format!(
+        "/bench-roll-{}-{run}-{}",
+        std::process::id(),
+        surge.replace('%', "p")
+    );
+    let agents: Vec<Agent> = (0..AGENTS)
+        .map(|i| spawn_agent(endpoint, &root, &format!("roll{run}-n{i}"), i))
+        .collect();
+    berth_cli(
+        endpoint,
+        &root,
+        &["apply", "-f", "-"],
+        &manifest(IMAGE1, surge),
+    );
+    let start = Instant::now();
+    loop {
+        if status(client, &root).await.is_some_and(|s| complete(&s, 1)) {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "revision 1 never became available");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut timeline = Timeline::default();
+    let start = Instant::now();
+    berth_cli(
+        endpoint,
+        &root,
+        &["apply", "-f", "-"],
+        &manifest(IMAGE2, surge),
+    );
+    let total = loop {
+        let now = Instant::now();
+        timeline.record(&observed(client, &root).await, 2, now);
+        if status(client, &root).await.is_some_and(|s| complete(&s, 2)) {
+            break start.elapsed();
+        }
+        assert!(start.elapsed() < WAIT, "the rollout never completed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    drop(agents);
+    remove_containers(&root);
+    let (probe_wait, pacing) = timeline.split();
+    BerthRun {
+        total,
+        probe_wait,
+        pacing,
+    }
+}
+
+/// Removes the containers the agents of `root` made (killed agents leave them).
+fn remove_containers(root: &str) {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=berth.root={root}")])
+        .output()
+        .expect("docker ps");
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&ids)
+            .stdout(Stdio::null())
+            .status();
+    }
+}
+
+fn docker(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker")
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("docker");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+/// One Swarm update of 20 replicas from IMAGE1 to IMAGE2.
+fn swarm_run(run: usize) -> Duration {
+    let name = format!("berth-bench-roll-{run}");
+    let health = "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1";
+    let (ok, _) = docker(&[
+        "service",
+        "create",
+        "--quiet",
+        "--detach=false",
+        "--name",
+        &name,
+        "--replicas",
+        &REPLICAS.to_string(),
+        "--no-resolve-image",
+        "--health-cmd",
+        health,
+        "--health-interval",
+        "1s",
+        "--health-timeout",
+        "2s",
+        "--health-retries",
+        "3",
+        "--update-parallelism",
+        "1",
+        "--update-order",
+        "start-first",
+        "--stop-grace-period",
+        "2s",
+        IMAGE1,
+    ]);
+    assert!(ok, "docker service create failed");
+    let start = Instant::now();
+    let (ok, _) = docker(&[
+        "service",
+        "update",
+        "--quiet",
+        "--detach=false",
+        "--no-resolve-image",
+        "--image",
+        IMAGE2,
+        &name,
+    ]);
+    let took = start.elapsed();
+    assert!(ok, "docker service update failed");
+    docker(&["service", "rm", &name]);
+    took
+}
+
+#[tokio::main]
+async fn main() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let docker_api = Docker::connect(None).await.expect("docker");
+    for (tag, body) in [(IMAGE1, "v1"), (IMAGE2, "v2")] {
+        docker_api
+            .build_busybox_image(&BusyboxImage::web(tag, body))
+            .await
+            .expect("build the bench image");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = LocalEtcdConfig::new(dir.path().join("etcd"));
+    cfg.fast = true;
+    let etcd = LocalEtcd::start(cfg).await.expect("etcd");
+    let endpoint = etcd.endpoint();
+    let client = Client::connect([endpoint.clone()], None)
+        .await
+        .expect("etcd client");
+
+    let mut rows = Vec::new();
+    for surge in ["1", "25%"] {
+        let mut totals = Vec::new();
+        let mut probes = Vec::new();
+        let mut pacing = Vec::new();
+        for run in 0..runs {
+            let r = berth_run(&endpoint, &client, run, surge).await;
+            eprintln!(
+                "berth maxSurge {surge} run {run}: {:.2?} (start→ready {:.2?}, ready→next start {:.2?})",
+                r.total, r.probe_wait, r.pacing
+            );
+            totals.push(r.total);
+            probes.push(r.probe_wait);
+            pacing.push(r.pacing);
+        }
+        rows.push((
+            format!("berth, maxSurge {surge}, maxUnavailable 1"),
+            median(&mut totals),
+            Some((median(&mut probes), median(&mut pacing))),
+        ));
+    }
+    if std::env::var_os("BENCH_SKIP_SWARM").is_none() {
+        let (_, state) = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        let made = state != "active";
+        if made {
+            let (ok, _) = docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+            assert!(ok, "docker swarm init failed");
+        }
+        let mut totals = Vec::new();
+        for run in 0..runs {
+            let t = swarm_run(run);
+            eprintln!("swarm run {run}: {t:.2?}");
+            totals.push(t);
+        }
+        if made {
+            docker(&["swarm", "leave", "--force"]);
+        }
+        rows.push((
+            "Docker Swarm, parallelism 1, start-first".into(),
+            median(&mut totals),
+            None,
+        ));
+    }
+    let swarm = rows.iter().find(|r| r.2.is_none()).map(|r| r.1);
+    println!("| rollout of {REPLICAS} replicas over {AGENTS} agents | total (median of {runs}) | vs Swarm | start → ready | ready → next start |");
+    println!("|---|---|---|---|---|");
+    for (what, total, split) in &rows {
+        let ratio = swarm.map_or("-".to_string(), |s| {
+            format!("{:.2}x", total.as_secs_f64() / s.as_secs_f64())
+        });
+        let (probe, pace) = split.map_or(("-".into(), "-".into()), |(p, g)| {
+            (format!("{p:.2?}"), format!("{g:.2?}"))
+        });
+        println!("| {what} | {total:.2?} | {ratio} | {probe} | {pace} |");
+    }
+}
