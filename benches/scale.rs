@@ -25,7 +25,14 @@ use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
 use tokio_util::sync::CancellationToken;
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-const WAIT: Duration = Duration::from_secs(300);
+/// How long one phase may take (`BENCH_WAIT_SECS`, default 300).
+fn wait() -> Duration {
+    let secs = std::env::var("BENCH_WAIT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
 
 /// A fake agent: registers a node on its own lease and answers every
 /// assignment with an observed document of that many ready containers.
@@ -142,15 +149,23 @@ async fn answer(mut c: Client, root: String, name: String, lease: i64, stop: Can
     }
 }
 
-fn manifest(components: usize) -> String {
+/// The project and `components` components, in manifests of at most
+/// 10,000 components each: one `berth apply` takes at most 20,000 documents
+/// (`manifest::Limits`), so 50,000 go in several applies, as a user would.
+fn manifests(components: usize) -> Vec<String> {
+    let mut out = Vec::new();
     let mut m = String::from("apiVersion: berth/v1\nkind: Project\nmetadata: {name: s}\n");
     for i in 0..components {
+        if i > 0 && i % 10_000 == 0 {
+            out.push(std::mem::take(&mut m));
+        }
         m.push_str(&format!(
             "---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: c{i}, project: s}}\n\
              spec: {{image: 'sim:1', placement: {{replicas: 3, nodeSelector: {{sim: 'true'}}}}}}\n"
         ));
     }
-    m
+    out.push(m);
+    out
 }
 
 fn apply(endpoint: &str, root: &str, yaml: &str) {
@@ -170,27 +185,43 @@ fn apply(endpoint: &str, root: &str, yaml: &str) {
 }
 
 /// Whether every component's status says 3 ready, on none of `lost`.
+/// Read in pages of 1,000: 50,000 statuses exceed one 4 MB answer.
 async fn all_ready(c: &Client, root: &str, components: usize, lost: &[String]) -> bool {
-    let opts = GetOptions::new().with_prefix();
-    let Ok(resp) = c
-        .clone()
-        .get(format!("{root}/status/component/s/"), Some(opts))
-        .await
-    else {
-        return false;
-    };
-    let ok = resp.kvs().iter().filter(|kv| {
-        let st: serde_json::Value = serde_json::from_slice(kv.value()).unwrap_or_default();
-        let on_lost = lost.iter().any(|n| st["nodes"].get(n).is_some());
-        st["readyReplicas"] == 3 && !on_lost
-    });
-    ok.count() == components
+    let prefix = format!("{root}/status/component/s/");
+    let end = format!("{root}/status/component/s0");
+    let mut from = prefix.clone();
+    let mut ok = 0;
+    loop {
+        let opts = GetOptions::new().with_range(end.clone()).with_limit(1000);
+        let Ok(resp) = c.clone().get(from.clone(), Some(opts)).await else {
+            return false;
+        };
+        for kv in resp.kvs() {
+            let st: serde_json::Value = serde_json::from_slice(kv.value()).unwrap_or_default();
+            let on_lost = lost.iter().any(|n| st["nodes"].get(n).is_some());
+            if st["readyReplicas"] == 3 && !on_lost {
+                ok += 1;
+            } else {
+                // One not ready is enough to say no.
+                return false;
+            }
+        }
+        match resp.kvs().last() {
+            Some(kv) if resp.more() => {
+                let mut next = kv.key().to_vec();
+                next.push(0);
+                from = String::from_utf8_lossy(&next).into_owned();
+            }
+            _ => break,
+        }
+    }
+    ok == components
 }
 
 async fn until_ready(c: &Client, root: &str, components: usize, lost: &[String]) -> Duration {
     let start = Instant::now();
     while !all_ready(c, root, components, lost).await {
-        assert!(start.elapsed() < WAIT, "not all ready within {WAIT:?}");
+        assert!(start.elapsed() < wait(), "not all ready within {:?}", wait());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     start.elapsed()
@@ -261,7 +292,7 @@ async fn run_scale(etcd: &LocalEtcd, client: &Client, nodes: usize, components: 
         .await
         .map_or(true, |r| r.kvs().is_empty())
     {
-        assert!(start.elapsed() < WAIT, "no coordinator");
+        assert!(start.elapsed() < wait(), "no coordinator");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let names: Vec<String> = (0..nodes).map(|i| format!("sim-{i}")).collect();
@@ -271,7 +302,9 @@ async fn run_scale(etcd: &LocalEtcd, client: &Client, nodes: usize, components: 
     }
     let writes_before = etcd_metric(etcd.client_port(), "etcd_server_proposals_committed_total");
     let t0 = Instant::now();
-    apply(&endpoint, &root, &manifest(components));
+    for m in manifests(components) {
+        apply(&endpoint, &root, &m);
+    }
     until_ready(client, &root, components, &[]).await;
     let placed = t0.elapsed();
     let lost: Vec<String> = names.iter().take(nodes / 10).cloned().collect();
