@@ -221,7 +221,11 @@ async fn all_ready(c: &Client, root: &str, components: usize, lost: &[String]) -
 async fn until_ready(c: &Client, root: &str, components: usize, lost: &[String]) -> Duration {
     let start = Instant::now();
     while !all_ready(c, root, components, lost).await {
-        assert!(start.elapsed() < wait(), "not all ready within {:?}", wait());
+        assert!(
+            start.elapsed() < wait(),
+            "not all ready within {:?}",
+            wait()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     start.elapsed()

@@ -97,7 +97,7 @@ impl Cluster {
             let v: Value = serde_json::from_slice(&self.etcd.get(&key).await.unwrap_or_default())
                 .unwrap_or_default();
             let node = key.split('/').rev().nth(2).unwrap_or_default().to_string();
-            out.insert(node, v["replicas"].as_u64().unwrap_or(0) as u32);
+            out.insert(node, assigned_replicas(&v));
         }
         out
     }
@@ -142,6 +142,15 @@ fn spawn_agent(
             node: node.to_string(),
         },
     }
+}
+
+/// Replicas an assignment document asks for, over all its revisions.
+pub(crate) fn assigned_replicas(v: &Value) -> u32 {
+    let revisions = v["revisions"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    revisions
+        .iter()
+        .map(|r| r["replicas"].as_u64().unwrap_or(0) as u32)
+        .sum()
 }
 
 async fn wait_until<F, Fut>(what: &str, mut check: F)
@@ -339,7 +348,7 @@ async fn most_replicas_ever(etcd: &TestEtcd, name: &str) -> u32 {
             match ev.event_type() {
                 EventType::Put => {
                     let v: Value = serde_json::from_slice(kv.value()).unwrap_or_default();
-                    by_node.insert(node, v["replicas"].as_u64().unwrap_or(0) as u32);
+                    by_node.insert(node, assigned_replicas(&v));
                 }
                 EventType::Delete => {
                     by_node.remove(&node);
