@@ -2,6 +2,7 @@
 //! requests in flight), the draining mark, and waiting for zero.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -86,11 +87,17 @@ impl Tracker {
         s
     }
 
-    /// Forgets containers no route names and nothing is open on; a drain
-    /// mark lives as long as the container is routed.
-    pub(crate) fn prune(&self, routed: &HashSet<&str>) {
-        self.map()
-            .retain(|id, s| routed.contains(id.as_str()) || s.open() > 0);
+    /// Knows exactly the routed containers (each listed, at 0 if idle) plus
+    /// those with something still open; a drain mark lives as long as the
+    /// container is routed.
+    pub(crate) fn sync(&self, routed: &HashSet<&str>) {
+        let mut map = self.map();
+        map.retain(|id, s| routed.contains(id.as_str()) || s.open() > 0);
+        for id in routed {
+            if !map.contains_key(*id) {
+                map.insert(id.to_string(), Arc::new(BackendState::new()));
+            }
+        }
     }
 
     pub(crate) fn open_counts(&self) -> BTreeMap<String, u64> {
@@ -100,18 +107,25 @@ impl Tracker {
             .collect()
     }
 
-    /// Marks the container draining (it takes nothing new from now on) and
-    /// waits until nothing is open on it, or `timeout`.
-    pub(crate) async fn drain(&self, container_id: &str, timeout: Duration) -> DrainOutcome {
+    /// Marks the container draining at once (it takes nothing new from the
+    /// call on, before the future is first polled) and returns the wait
+    /// until nothing is open on it, or `timeout`.
+    pub(crate) fn drain(
+        &self,
+        container_id: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = DrainOutcome> + Send + 'static {
         let state = self.state(container_id);
         state.draining.store(true, Ordering::Release);
         let mut rx = state.open.subscribe();
-        // The sender lives in `state`, which this function holds: the wait
-        // cannot fail, but an error would mean "nothing left" too.
-        let zero = async { rx.wait_for(|n| *n == 0).await.is_ok() };
-        match tokio::time::timeout(timeout, zero).await {
-            Ok(_) => DrainOutcome::Drained,
-            Err(_) => DrainOutcome::TimedOut { open: state.open() },
+        async move {
+            // The sender lives in `state`, which this future holds: the wait
+            // cannot fail, but an error would mean "nothing left" too.
+            let zero = async { rx.wait_for(|n| *n == 0).await.is_ok() };
+            match tokio::time::timeout(timeout, zero).await {
+                Ok(_) => DrainOutcome::Drained,
+                Err(_) => DrainOutcome::TimedOut { open: state.open() },
+            }
         }
     }
 }
@@ -126,11 +140,7 @@ mod tests {
         let g1 = OpenGuard::new(t.state("a"));
         let g2 = OpenGuard::new(t.state("a"));
         assert_eq!(t.open_counts().get("a"), Some(&2));
-        let waiter = {
-            let t = t.clone();
-            tokio::spawn(async move { t.drain("a", Duration::from_secs(60)).await })
-        };
-        tokio::task::yield_now().await;
+        let waiter = tokio::spawn(t.drain("a", Duration::from_secs(60)));
         assert!(t.state("a").draining());
         drop(g1);
         tokio::task::yield_now().await;
@@ -159,13 +169,14 @@ mod tests {
     }
 
     #[test]
-    fn prune_keeps_routed_and_busy() {
+    fn sync_keeps_routed_and_busy() {
         let t = Tracker::default();
-        t.state("routed");
         t.state("gone");
         let _busy = OpenGuard::new(t.state("busy"));
-        t.prune(&HashSet::from(["routed"]));
-        let ids: Vec<_> = t.open_counts().into_keys().collect();
-        assert_eq!(ids, ["busy", "routed"]);
+        t.sync(&HashSet::from(["routed"]));
+        assert_eq!(
+            t.open_counts(),
+            BTreeMap::from([("busy".into(), 1), ("routed".into(), 0)])
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
@@ -115,10 +115,10 @@ impl ProxyMetrics {
             l.push((k.to_string(), v.to_string()));
             l
         };
-        let class = |c: &str| self.requests.get_or_create(&with("class", c)).clone();
+        let class = |c: &str| get(&self.requests, &with("class", c));
         PortMetrics {
-            connections_open: self.connections_open.get_or_create(&base).clone(),
-            connections: self.connections.get_or_create(&base).clone(),
+            connections_open: get(&self.connections_open, &base),
+            connections: get(&self.connections, &base),
             requests: [
                 class("1xx"),
                 class("2xx"),
@@ -127,11 +127,11 @@ impl ProxyMetrics {
                 class("5xx"),
                 class("error"),
             ],
-            backend_errors: self.backend_errors.get_or_create(&base).clone(),
-            retries: self.retries.get_or_create(&base).clone(),
-            bytes_in: self.bytes.get_or_create(&with("direction", "in")).clone(),
-            bytes_out: self.bytes.get_or_create(&with("direction", "out")).clone(),
-            latency: self.latency.get_or_create(&base).clone(),
+            backend_errors: get(&self.backend_errors, &base),
+            retries: get(&self.retries, &base),
+            bytes_in: get(&self.bytes, &with("direction", "in")),
+            bytes_out: get(&self.bytes, &with("direction", "out")),
+            latency: get(&self.latency, &base),
         }
     }
 
@@ -149,6 +149,12 @@ impl ProxyMetrics {
         }
         out
     }
+}
+
+/// One labelled metric, its lock released before the next is taken: two
+/// `get_or_create` guards of one family alive at once deadlock.
+fn get<M: Clone, C: MetricConstructor<M>>(family: &Family<Labels, M, C>, labels: &Labels) -> M {
+    family.get_or_create(labels).clone()
 }
 
 fn labels(component: &ComponentKey, port: u16) -> Labels {

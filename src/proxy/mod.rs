@@ -133,11 +133,18 @@ impl Proxy {
         Proxy { shared }
     }
 
-    /// Marks the container draining — from now on it gets no new connection
-    /// (tcp) or request (http) — and waits until nothing is open on it, or
-    /// `timeout`. Stays marked for as long as routes name the container.
-    pub async fn drain(&self, container_id: &str, timeout: Duration) -> DrainOutcome {
-        self.shared.tracker.drain(container_id, timeout).await
+    /// Marks the container draining — from this call on it gets no new
+    /// connection (tcp) or request (http), whether or not the future is
+    /// polled — and returns the wait until nothing is open on it (connections
+    /// closed, requests answered), or `timeout`. The mark stays for as long
+    /// as routes name the container; the agent drops it from the routes when
+    /// it stops the container.
+    pub fn drain(
+        &self,
+        container_id: &str,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = DrainOutcome> + Send + 'static {
+        self.shared.tracker.drain(container_id, timeout)
     }
 
     /// Per container id: open connections (tcp) plus requests in flight
@@ -455,7 +462,7 @@ async fn reconcile(
         .values()
         .flat_map(|r| r.backends.iter().map(|b| b.container_id.as_str()))
         .collect();
-    shared.tracker.prune(&routed);
+    shared.tracker.sync(&routed);
 }
 
 async fn accept_loop(
