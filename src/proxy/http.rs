@@ -271,7 +271,7 @@ impl BodySlot {
             slot: self.body.clone(),
             body: None,
             end: self.end,
-            hint: self.hint.clone(),
+            hint: self.hint,
             bytes,
         }
     }
@@ -330,9 +330,7 @@ impl Body for ReplayBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body
-            .as_ref()
-            .map_or_else(|| self.hint.clone(), Body::size_hint)
+        self.body.as_ref().map_or(self.hint, Body::size_hint)
     }
 }
 

@@ -195,12 +195,11 @@ async fn http_backend(
                                 .unwrap_or("-")
                                 .to_string()
                         };
-                        let resp = Response::builder()
+                        Response::builder()
                             .header("x-backend", b.name)
                             .header("x-seen-xff", seen("x-forwarded-for"))
                             .header("x-seen-xfp", seen("x-forwarded-proto"))
-                            .body(http_body_util::Full::new(Bytes::from(b.name)));
-                        resp
+                            .body(http_body_util::Full::new(Bytes::from(b.name)))
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
