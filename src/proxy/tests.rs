@@ -195,11 +195,22 @@ async fn http_backend(
                                 .unwrap_or("-")
                                 .to_string()
                         };
+                        let echo = req.method() == hyper::Method::POST;
+                        let xff = seen("x-forwarded-for");
+                        let xfp = seen("x-forwarded-proto");
+                        let body = if echo {
+                            match req.into_body().collect().await {
+                                Ok(c) => c.to_bytes(),
+                                Err(_) => Bytes::from_static(b"body error"),
+                            }
+                        } else {
+                            Bytes::from(b.name)
+                        };
                         Response::builder()
                             .header("x-backend", b.name)
-                            .header("x-seen-xff", seen("x-forwarded-for"))
-                            .header("x-seen-xfp", seen("x-forwarded-proto"))
-                            .body(http_body_util::Full::new(Bytes::from(b.name)))
+                            .header("x-seen-xff", xff)
+                            .header("x-seen-xfp", xfp)
+                            .body(http_body_util::Full::new(body))
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -504,6 +515,37 @@ async fn http_connect_failure_is_retried_and_no_backend_is_503() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn http_request_body_survives_a_connect_retry() {
+    let (good, hits, _, _) = http_backend("good").await;
+    let port = free_port();
+    let h = Harness::start(table([(
+        port,
+        route(Protocol::Http, &[("dead", dead_addr()), ("good", good)]),
+    )]));
+    let addr = h.bound(port).await;
+    for framing in [
+        "Content-Length: 11\r\n\r\nhello world",
+        "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{framing}");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut resp = String::new();
+        within("response", s.read_to_string(&mut resp))
+            .await
+            .expect("read");
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(resp.ends_with("hello world"), "{resp}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // The first request (cursor 0) met the dead backend first.
+    let text = h.proxy.metrics().render();
+    let series =
+        format!("berth_proxy_retries_total{{project=\"shop\",component=\"web\",port=\"{port}\"}}");
+    assert!(metric(&text, &series) >= 1.0, "{text}");
 }
 
 #[tokio::test]
