@@ -14,6 +14,7 @@
 //! - [`docker`]: the container runtime seen by the agent (bollard underneath).
 //! - [`checks`]: ready and health probes (http, tcp, exec).
 //! - [`agent`]: `berth agent`: registration, planning and executing container changes.
+//! - [`proxy`]: the traffic proxy on every agent's external ports (tcp and http).
 //! - [`cli`]: the `berth` command line.
 //!
 //! See ARCHITECTURE.md for the invariants between these parts.
@@ -26,6 +27,7 @@ pub mod docker;
 pub mod localetcd;
 pub mod manifest;
 pub mod placement;
+pub mod proxy;
 pub mod resource;
 pub mod runtime;
 pub mod schema;

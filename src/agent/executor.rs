@@ -414,6 +414,7 @@ mod tests {
                 name: None,
                 container: 8080,
                 external: Some(18080),
+                ..Default::default()
             }],
             bindings: vec![Binding {
                 host: "/srv/x".into(),

@@ -305,6 +305,7 @@ fn type_errors_have_paths() {
         ("  ports:\n  - name: http\n", &[":8:5:", "spec.ports[0].container: missing field `container`"]),
         ("  ports: [{container: 70000}]\n", &[":7:23:", "spec.ports[0].container: invalid value: integer `70000`, expected u16 (0 to 65535)"]),
         ("  ports: [{container: -1}]\n", &["spec.ports[0].container: invalid value: integer `-1`"]),
+        ("  ports: [{container: 80, external: 8080, protocol: udp}]\n", &["spec.ports[0].protocol: unknown variant `udp`, expected `tcp` or `http`"]),
         ("  readyChecks: [{http: {path: /}}]\n", &["spec.readyChecks[0].http.port: missing field `port`"]),
         ("  env: {A: [1]}\n", &[":7:12:", "spec.env.A: invalid type: a list, expected a string"]),
         ("  env: {app.name: [1]}\n", &["spec.env[\"app.name\"]: invalid type"]),

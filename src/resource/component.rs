@@ -89,6 +89,36 @@ pub struct PortSpec {
     /// Port on the node owned by the agent's traffic proxy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<u16>,
+    /// How the proxy balances the external port: `tcp` (per connection, the
+    /// default) or `http` (per request, HTTP/1.x only).
+    #[serde(default, skip_serializing_if = "Protocol::is_tcp")]
+    pub protocol: Protocol,
+}
+
+/// What the traffic proxy understands of an external port's bytes.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Protocol {
+    /// Opaque bytes: each new connection goes to one backend.
+    #[default]
+    Tcp,
+    /// HTTP/1.x: each request goes to one backend; client connections stay on the proxy.
+    Http,
+}
+
+impl Protocol {
+    // Skipped when default, so templates written before the field existed
+    // hash (and so name their revision) exactly as before.
+    fn is_tcp(&self) -> bool {
+        *self == Protocol::Tcp
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Http => "http",
+        }
+    }
 }
 
 /// Where replicas run. Exactly one of `replicas` and `perNode`.
@@ -695,5 +725,25 @@ mod tests {
             fields.len() + 3,
             "a ComponentSpec field is missing from this test"
         );
+    }
+
+    /// `protocol` defaults to tcp and is then left out, so a template written
+    /// before the field existed keeps its hash (its revision's name).
+    #[test]
+    fn default_protocol_is_tcp_and_not_serialized() {
+        let p: PortSpec =
+            serde_json::from_value(serde_json::json!({"container": 80, "external": 8080}))
+                .expect("port");
+        assert_eq!(p.protocol, Protocol::Tcp);
+        assert_eq!(
+            serde_json::to_value(&p).expect("json"),
+            serde_json::json!({"container": 80, "external": 8080})
+        );
+        let h: PortSpec = serde_json::from_value(
+            serde_json::json!({"container": 80, "external": 8080, "protocol": "http"}),
+        )
+        .expect("port");
+        assert_eq!(h.protocol, Protocol::Http);
+        assert_eq!(serde_json::to_value(h).expect("json")["protocol"], "http");
     }
 }

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
-use super::component::{Check, ComponentSpec, Probe};
+use super::component::{Check, ComponentSpec, Probe, Protocol};
 use super::quantity::IntOrPercent;
 use super::{Kind, Object, ObjectMeta, API_VERSION};
 
@@ -638,6 +638,14 @@ impl Validator {
                     );
                 }
             }
+            // The proxy is what reads `protocol`; on a port it does not own
+            // the field would silently mean nothing.
+            if p.external.is_none() && p.protocol != Protocol::Tcp {
+                self.add(
+                    format!("{base}.protocol"),
+                    "protocol applies only to a port with `external` set",
+                );
+            }
             if let Some(n) = &p.name {
                 let ok =
                     is_dns_label(n) && n.len() <= 15 && n.bytes().any(|c| c.is_ascii_lowercase());
@@ -954,6 +962,14 @@ mod tests {
         check(
             "image: x\nports: [{name: http, container: 8080, external: 18080}, {container: 9090}]",
             OK,
+        );
+        check(
+            "image: x\nports: [{container: 80, external: 8080, protocol: http}, {container: 81, external: 8081, protocol: tcp}]",
+            OK,
+        );
+        check(
+            "image: x\nports: [{container: 80, protocol: http}]",
+            Err("spec.ports[0].protocol: protocol applies only to a port with `external` set"),
         );
         check(
             "image: x\nports: [{container: 0}]",

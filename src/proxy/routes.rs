@@ -1,0 +1,49 @@
+//! The route table: what the agent publishes (through a `tokio::sync::watch`)
+//! and the proxy reconciles its listeners to.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::resource::component::Protocol;
+use crate::resource::ComponentKey;
+
+/// Every external port this node's proxy owns. A port missing here is closed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routes {
+    pub ports: BTreeMap<u16, Route>,
+}
+
+/// One external port of one component.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    pub component: ComponentKey,
+    pub protocol: Protocol,
+    /// This node's ready containers of the component, on their published
+    /// container port. Only these are counted, drained and shown per container.
+    pub backends: Vec<Backend>,
+    /// Used only when no local backend is ready (or left after failures).
+    /// These must be addresses that serve without forwarding again: the
+    /// ready containers of peers, on their published container ports — never
+    /// a peer's proxy port. That is what makes forwarding loop-free: a
+    /// connection crosses at most one proxy.
+    pub remote: Vec<SocketAddr>,
+}
+
+/// One ready container behind a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Docker's container id: the key for counts and drains.
+    pub container_id: String,
+    pub addr: SocketAddr,
+}
+
+impl Route {
+    pub fn new(component: ComponentKey, protocol: Protocol) -> Route {
+        Route {
+            component,
+            protocol,
+            backends: Vec::new(),
+            remote: Vec::new(),
+        }
+    }
+}
