@@ -18,8 +18,8 @@
 //! after 1,000 HTTP keep-alive connections that each made one request and
 //! stay open.
 //!
-//! Run: `cargo bench --bench proxy` (needs `wrk` and `haproxy`:
-//! `apt-get install --no-install-recommends wrk haproxy`). `BENCH_SECS`
+//! Run: `hack/install-deps.sh --bench` (wrk, haproxy), then
+//! `cargo bench --bench proxy`. `BENCH_SECS`
 //! (default 10) sets each load's length.
 
 use std::io::{BufRead, BufReader, Write};

@@ -13,7 +13,10 @@
 # with --storage-driver=vfs --bridge=none --iptables=false as a fallback for
 # tight sandboxes.
 #
-#   hack/install-deps.sh [--no-docker]
+#   hack/install-deps.sh [--no-docker] [--bench]
+#
+# --bench also installs what `cargo bench --bench proxy` compares against
+# (BENCH_PACKAGES: wrk, haproxy); the tests never need them.
 #
 # Runs as root, or through sudo when it is available.
 set -euo pipefail
@@ -30,11 +33,17 @@ PACKAGES=(
 )
 # Installed only when no Docker engine answers.
 DOCKER_PACKAGES=(docker.io)
+# Installed only with --bench: the proxy benchmark's load generator and peer.
+BENCH_PACKAGES=(
+  wrk                # HTTP load generator (benches/proxy.rs)
+  haproxy            # the peer proxy measured in the same run (benches/proxy.rs)
+)
 
 with_docker=1
 for arg in "$@"; do
   case "$arg" in
     --no-docker) with_docker=0 ;;
+    --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "install-deps: unknown argument: $arg" >&2; exit 2 ;;
   esac
