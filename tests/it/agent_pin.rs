@@ -183,7 +183,8 @@ async fn agent_pin_a_node_whose_tag_points_elsewhere_starts_nothing_until_it_mat
     );
     assert_ne!(x, y);
     let t = template(&tag.name);
-    put_revision(&h, &t).await;
+    // `apply` writes revision 1 (unpinned); nothing assigns it but this test.
+    h.apply("web", web_spec(&tag.name, 1)).await;
     h.start_agent();
     let (mut agent_b, b, guard_b) = second_agent(&h, "agent-pin-b");
     h.wait_registered(Duration::from_secs(30)).await;
@@ -239,6 +240,29 @@ async fn agent_pin_a_node_whose_tag_points_elsewhere_starts_nothing_until_it_mat
     assert_eq!(listed[0].image_id, x);
     // The pin was written once, by a.
     assert_eq!(pin_and_version(&h).await, (Some(pin), 2));
+    // `describe` shows the image ID of each node's container and the pin.
+    let d = crate::support::cli::berth(
+        &h.etcd.endpoint(),
+        h.etcd.root(),
+        &["describe", "component", "web", "-p", PROJECT],
+        None,
+    )
+    .ok()
+    .stdout;
+    let (a_line, b_line) = (format!("  {a} "), format!("  {b} "));
+    let rows: Vec<&str> = d
+        .lines()
+        .filter(|l| l.starts_with(&a_line) || l.starts_with(&b_line))
+        .collect();
+    assert_eq!(rows.len(), 2, "{d}");
+    for row in rows {
+        assert!(row.contains(short(&x)), "no image id in {row:?}:\n{d}");
+    }
+    let revision_row = d
+        .lines()
+        .find(|l| l.starts_with("  1 "))
+        .unwrap_or_else(|| panic!("no revision row:\n{d}"));
+    assert!(revision_row.contains(short(&x)), "{d}");
     agent_b.finish(true);
     h.stop_agent();
 }
