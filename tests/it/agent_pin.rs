@@ -263,6 +263,20 @@ async fn agent_pin_a_node_whose_tag_points_elsewhere_starts_nothing_until_it_mat
         .find(|l| l.starts_with("  1 "))
         .unwrap_or_else(|| panic!("no revision row:\n{d}"));
     assert!(revision_row.contains(short(&x)), "{d}");
+    // `get -o wide`: the IMAGE ID column holds the pin of the current revision.
+    let g = crate::support::cli::berth(
+        &h.etcd.endpoint(),
+        h.etcd.root(),
+        &["get", "components", "-p", PROJECT, "-o", "wide"],
+        None,
+    )
+    .ok()
+    .stdout;
+    let mut lines = g.lines();
+    let header = lines.next().expect("header");
+    let web = lines.find(|l| l.starts_with("web ")).expect("web row");
+    let column = header.find("IMAGE ID").unwrap_or_else(|| panic!("{g}"));
+    assert_eq!(&web[column..column + 12], short(&x), "{g}");
     agent_b.finish(true);
     h.stop_agent();
 }
