@@ -97,7 +97,7 @@ impl Cluster {
             let v: Value = serde_json::from_slice(&self.etcd.get(&key).await.unwrap_or_default())
                 .unwrap_or_default();
             let node = key.split('/').rev().nth(2).unwrap_or_default().to_string();
-            out.insert(node, v["replicas"].as_u64().unwrap_or(0) as u32);
+            out.insert(node, assigned_replicas(&v));
         }
         out
     }
@@ -154,6 +154,16 @@ where
         assert!(start.elapsed() < T, "timed out after {T:?}: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Replicas an assignment document asks for over all its revisions (also
+/// in the one-revision form older coordinators wrote).
+fn assigned_replicas(v: &Value) -> u32 {
+    let n = match v["revisions"].as_array() {
+        Some(revs) => revs.iter().filter_map(|r| r["replicas"].as_u64()).sum(),
+        None => v["replicas"].as_u64().unwrap_or(0),
+    };
+    n as u32
 }
 
 fn component(name: &str, placement: Value) -> String {
@@ -339,7 +349,7 @@ async fn most_replicas_ever(etcd: &TestEtcd, name: &str) -> u32 {
             match ev.event_type() {
                 EventType::Put => {
                     let v: Value = serde_json::from_slice(kv.value()).unwrap_or_default();
-                    by_node.insert(node, v["replicas"].as_u64().unwrap_or(0) as u32);
+                    by_node.insert(node, assigned_replicas(&v));
                 }
                 EventType::Delete => {
                     by_node.remove(&node);
