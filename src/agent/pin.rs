@@ -120,7 +120,58 @@ pub fn mismatch_message(
     )
 }
 
-type PinKey = (ComponentKey, u64, String);
+/// Pins known to this agent, per component, by (revision, hash): the
+/// revision's sequence number alone could name another template after the
+/// component was deleted and created again.
+#[derive(Clone, Debug, Default)]
+pub struct PinCache {
+    by_component: HashMap<ComponentKey, Vec<(u64, String, ImagePin)>>,
+}
+
+impl PinCache {
+    pub fn get(&self, ck: &ComponentKey, rev: &RevisionReplicas) -> Option<&ImagePin> {
+        self.by_component
+            .get(ck)?
+            .iter()
+            .find(|(seq, hash, _)| *seq == rev.revision && *hash == rev.hash)
+            .map(|(_, _, pin)| pin)
+    }
+
+    pub fn insert(&mut self, ck: &ComponentKey, rev: &RevisionReplicas, pin: ImagePin) {
+        let pins = self.by_component.entry(ck.clone()).or_default();
+        pins.retain(|(seq, hash, _)| !(*seq == rev.revision && *hash == rev.hash));
+        pins.push((rev.revision, rev.hash.clone(), pin));
+    }
+
+    /// Keeps the pins of the revisions `a` names (none without an
+    /// assignment: a component deleted and created again starts afresh).
+    /// Costs the component's own pins only.
+    pub fn retain(&mut self, ck: &ComponentKey, a: Option<&Assignment>) {
+        let Some(pins) = self.by_component.get_mut(ck) else {
+            return;
+        };
+        let named = |seq: u64, hash: &str| {
+            a.is_some_and(|a| {
+                a.revisions
+                    .iter()
+                    .any(|r| r.revision == seq && r.hash == hash)
+            })
+        };
+        pins.retain(|(seq, hash, _)| named(*seq, hash));
+        if pins.is_empty() {
+            self.by_component.remove(ck);
+        }
+    }
+
+    /// Pins held, over all components.
+    pub fn len(&self) -> usize {
+        self.by_component.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_component.is_empty()
+    }
+}
 
 /// The agent's pins: the etcd side (read, compare-and-swap) and the cache.
 #[derive(Clone)]
@@ -128,7 +179,7 @@ pub struct Pins {
     client: etcd_client::Client,
     keys: Keys,
     node: String,
-    cache: Arc<Mutex<HashMap<PinKey, ImagePin>>>,
+    cache: Arc<Mutex<PinCache>>,
 }
 
 /// Why a revision runs unpinned (logged), or its pin.
@@ -148,28 +199,18 @@ impl Pins {
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<PinKey, ImagePin>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, PinCache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cached pin of a revision.
     pub fn cached(&self, ck: &ComponentKey, rev: &RevisionReplicas) -> Option<ImagePin> {
-        self.cache()
-            .get(&(ck.clone(), rev.revision, rev.hash.clone()))
-            .cloned()
+        self.cache().get(ck, rev).cloned()
     }
 
-    /// Keeps the cached pins of the revisions `a` names (none without an
-    /// assignment: a component deleted and created again starts afresh).
+    /// See [`PinCache::retain`].
     pub fn retain(&self, ck: &ComponentKey, a: Option<&Assignment>) {
-        self.cache().retain(|(k, seq, hash), _| {
-            k != ck
-                || a.is_some_and(|a| {
-                    a.revisions
-                        .iter()
-                        .any(|r| r.revision == *seq && &r.hash == hash)
-                })
-        });
+        self.cache().retain(ck, a);
     }
 
     /// The pin of `rev`: cached, else read from its revision document, else
@@ -190,8 +231,7 @@ impl Pins {
         };
         match r {
             Ok(Some(pin)) => {
-                self.cache()
-                    .insert((ck.clone(), rev.revision, rev.hash.clone()), pin.clone());
+                self.cache().insert(ck, rev, pin.clone());
                 Resolved::Pinned(pin)
             }
             Ok(None) => Resolved::Unpinned("no revision document".into()),
@@ -353,6 +393,38 @@ mod tests {
             ident("sha256:x", Some(dx)),
             PinAction::Run,
         );
+    }
+
+    #[test]
+    fn the_cache_keeps_the_pins_of_assigned_revisions_only() {
+        use crate::resource::component::State;
+        let rev = |seq: u64, hash: &str| RevisionReplicas {
+            revision: seq,
+            hash: hash.into(),
+            template: Default::default(),
+            replicas: 1,
+        };
+        let (web, api) = (ComponentKey::new("p", "web"), ComponentKey::new("p", "api"));
+        let mut c = PinCache::default();
+        c.insert(&web, &rev(1, "h1"), pinned("sha256:1", None));
+        c.insert(&web, &rev(2, "h2"), pinned("sha256:2", None));
+        c.insert(&api, &rev(1, "h1"), pinned("sha256:3", None));
+        // Same number, other template: not the pin of this revision.
+        assert_eq!(c.get(&web, &rev(1, "hX")), None);
+        assert_eq!(
+            c.get(&web, &rev(1, "h1")).map(|p| p.image_id.as_str()),
+            Some("sha256:1")
+        );
+        // Revision 1 of web no longer assigned: its pin goes, api's stays.
+        let a = Assignment::single(1, State::Running, rev(2, "h2"));
+        c.retain(&web, Some(&a));
+        assert_eq!(c.get(&web, &rev(1, "h1")), None);
+        assert!(c.get(&web, &rev(2, "h2")).is_some());
+        assert_eq!(c.len(), 2);
+        // No assignment: the component starts afresh.
+        c.retain(&web, None);
+        c.retain(&api, None);
+        assert!(c.is_empty());
     }
 
     #[test]
