@@ -426,3 +426,35 @@ async fn agent_pin_concurrent_writers_agree_on_one_pin() {
     let again = writers[0].resolve(&ck, &rev, &ident(1)).await;
     assert!(matches!(again, Resolved::Pinned(p) if &p == first));
 }
+
+/// A rollback to an older template moves its revision to the new number
+/// with its pin: the same template runs the same bits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_pin_a_rollback_keeps_the_pin_of_the_revision_it_brings_back() {
+    let h = Harness::new("agent-pin-undo").await;
+    h.apply("web", web_spec(WEB1, 1)).await;
+    // Revision 1 as a node pinned it.
+    let key = revision_key(&h);
+    let mut rev: Revision =
+        serde_json::from_slice(&h.etcd.get(&key).await.expect("revision 1")).expect("revision");
+    let pin = ImagePin {
+        image_id: image_id(&h.docker, WEB1).await,
+        repo_digest: None,
+        node: "n1".into(),
+        pinned_at: "2026-01-01T00:00:00Z".into(),
+    };
+    rev.pin = Some(pin.clone());
+    h.etcd
+        .put(&key, serde_json::to_vec(&rev).expect("json"))
+        .await;
+    h.apply("web", web_spec(WEB2, 1)).await;
+    h.apply("web", web_spec(WEB1, 1)).await;
+    let revs = h.store.revisions(PROJECT, "web").await.expect("revisions");
+    let seqs: Vec<(u64, Option<&ImagePin>)> =
+        revs.iter().map(|r| (r.seq, r.pin.as_ref())).collect();
+    assert_eq!(seqs, [(2, None), (3, Some(&pin))], "{revs:#?}");
+    assert!(
+        revs[1].change_cause.starts_with("rollback to revision 1"),
+        "{revs:#?}"
+    );
+}
