@@ -240,6 +240,8 @@ pub struct Executor {
 /// An image made present for one wave of starts (see [`Executor::prepare`]).
 pub struct Prepared<'a> {
     template: &'a Template,
+    /// What the template's image reference resolves to on this node.
+    pub identity: crate::docker::image::ImageIdentity,
 }
 
 impl Executor {
@@ -260,17 +262,22 @@ impl Executor {
     }
 
     /// Admits `t` and makes its image present (one inspect, or a pull):
-    /// once per wave of starts, not once per replica.
+    /// once per wave of starts, not once per replica. The answer says what
+    /// the image resolves to (for the revision's pin).
     pub async fn prepare<'a>(&self, t: &'a Template) -> Result<Prepared<'a>, StartError> {
         admit(t, &self.perms).map_err(StartError::Forbidden)?;
-        self.docker
+        let identity = self
+            .docker
             .ensure_image(&t.image)
             .await
             .map_err(|e| match e {
                 crate::docker::Error::ImagePull { message, .. } => StartError::ImagePull(message),
                 e => StartError::Docker(e),
             })?;
-        Ok(Prepared { template: t })
+        Ok(Prepared {
+            template: t,
+            identity,
+        })
     }
 
     /// Creates and starts a container of a prepared template, waiting for

@@ -31,6 +31,7 @@ pub mod executor;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod pin;
 pub mod plan;
 pub mod reconcile;
 pub mod register;
@@ -195,6 +196,7 @@ pub async fn run(
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<String>();
     let ctx = context(
         &cfg,
+        &etcd,
         &keys,
         &docker,
         &metrics,
@@ -396,8 +398,10 @@ fn on_check_failure(
 }
 
 /// Everything every reconcile shares.
+#[allow(clippy::too_many_arguments)]
 fn context(
     cfg: &AgentConfig,
+    etcd: &etcd_client::Client,
     keys: &Keys,
     docker: &Docker,
     metrics: &Metrics,
@@ -433,6 +437,7 @@ fn context(
         trigger: trigger.clone(),
         templates: Mutex::new(HashMap::new()),
         stops: tokio_util::task::TaskTracker::new(),
+        pins: pin::Pins::new(etcd.clone(), keys.clone(), cfg.node.clone()),
     })
 }
 

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use super::executor::{admit, Executor, Owner, Permissions, StartError};
 use super::health::{ProbeTarget, Tracker};
 use super::metrics::Metrics;
+use super::pin::{self, PinAction, Pins, Resolved};
 use super::plan::{self, CheckPhase, PlanInput, Step, StopHow};
 use super::report::Reporter;
 use super::state::{ComponentStates, ContainerRecord, Containers};
@@ -35,6 +36,11 @@ use crate::store::Keys;
 /// Requeue of a component with nothing pending: a safety net behind the
 /// Docker events and the periodic resync.
 pub const IDLE_REQUEUE: Duration = Duration::from_secs(300);
+
+/// How often a component whose image does not match its revision's pin
+/// looks again (one image inspect): a retag or pull by the operator is no
+/// etcd change, so nothing else would wake it.
+pub const MISMATCH_RECHECK: Duration = Duration::from_secs(2);
 
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +68,8 @@ pub struct Ctx {
     pub templates: Mutex<HashMap<String, Template>>,
     /// Stop tasks in flight (see [`spawn_stop`]); shutdown waits for them.
     pub stops: TaskTracker,
+    /// The revisions' pinned images (see [`super::pin`]).
+    pub pins: Pins,
 }
 
 impl Ctx {
@@ -233,23 +241,32 @@ pub async fn reconcile(key: String, ctx: Arc<Ctx>) -> Result<Action, ReconcileEr
         }
         Err(e) => return Ok(hold(&ctx, &key, &ck, &e)),
     };
+    ctx.pins.retain(&ck, assignment.as_ref());
     let records = ctx.containers.of(&ck);
     track(&ctx, &key, &records, assignment.as_ref());
     let plan = plan_for(&ctx, &ck, &records, assignment.clone());
     let refused = admission(&ctx, &ck, assignment.as_ref());
     let mut failure = execute(&ctx, &key, &ck, &plan.steps, &records, assignment.as_ref()).await;
+    let mut mismatched = false;
     match wave(assignment.as_ref(), &plan.steps, refused) {
         Wave::Start(revisions) => {
+            let mut mismatches = Vec::new();
             for (rev, n) in revisions {
-                if let Err(e) = start_all(&ctx, &key, &ck, rev, n).await {
-                    failure = Some(e);
+                match start_all(&ctx, &key, &ck, rev, n).await {
+                    Ok(WaveOutcome::Done) => {}
+                    Ok(WaveOutcome::Mismatch(m)) => mismatches.push(m),
+                    Err(e) => failure = Some(e),
                 }
             }
+            mismatched = !mismatches.is_empty();
+            image_mismatch(&ctx, &ck, &mismatches);
         }
         Wave::Settled => {
             for c in START_CONDITIONS {
                 ctx.states.clear_condition(&ck, c);
             }
+            ctx.states
+                .clear_condition(&ck, ConditionType::ImageMismatch);
         }
         Wave::Held => {}
     }
@@ -259,9 +276,36 @@ pub async fn reconcile(key: String, ctx: Arc<Ctx>) -> Result<Action, ReconcileEr
         ctx.metrics.reconcile_errors.inc();
         return Err(ReconcileError::Start { key: ck, message });
     }
+    let recheck = if mismatched {
+        MISMATCH_RECHECK
+    } else {
+        IDLE_REQUEUE
+    };
     Ok(Action::requeue(
-        plan.requeue_after.unwrap_or(IDLE_REQUEUE).min(IDLE_REQUEUE),
+        plan.requeue_after.unwrap_or(IDLE_REQUEUE).min(recheck),
     ))
+}
+
+/// Sets the `ImageMismatch` condition (an event the first time) while a
+/// revision's image does not match its pin; clears it once none mismatches.
+fn image_mismatch(ctx: &Ctx, ck: &ComponentKey, messages: &[String]) {
+    if messages.is_empty() {
+        ctx.states.clear_condition(ck, ConditionType::ImageMismatch);
+        return;
+    }
+    let message = messages.join("; ");
+    if !ctx.states.has_condition(ck, ConditionType::ImageMismatch) {
+        tracing::warn!(component = %ck, "{message}");
+        ctx.states
+            .event(ck, Reason::ImageMismatch.as_str(), &message);
+    }
+    ctx.states.set_condition(
+        ck,
+        ConditionType::ImageMismatch,
+        true,
+        Reason::ImageMismatch,
+        &message,
+    );
 }
 
 /// An unreadable assignment: keep every container as it is (running ones
@@ -423,15 +467,25 @@ async fn remove(ctx: &Ctx, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts `n` containers of revision `a`: the image made present once, then
-/// the starts concurrently within the agent's start slots; updates conditions.
+/// What a wave of starts of one revision did.
+#[derive(Debug)]
+enum WaveOutcome {
+    /// Started what it could (failures are the `Err` side).
+    Done,
+    /// Started nothing: the local image is not the revision's pinned one.
+    Mismatch(String),
+}
+
+/// Starts `n` containers of revision `a`: the image made present once and
+/// checked against the revision's pin, then the starts concurrently within
+/// the agent's start slots; updates conditions.
 async fn start_all(
     ctx: &Arc<Ctx>,
     key: &str,
     ck: &ComponentKey,
     a: &RevisionReplicas,
     n: usize,
-) -> Result<(), String> {
+) -> Result<WaveOutcome, String> {
     let owner = Owner {
         project: ck.project.clone(),
         component: ck.name.clone(),
@@ -446,6 +500,9 @@ async fn start_all(
         Ok(p) => p,
         Err(e) => return Err(start_failed(ctx, ck, a, &e)),
     };
+    if let Some(message) = pin_check(ctx, ck, a, &prepared.identity).await {
+        return Ok(WaveOutcome::Mismatch(message));
+    }
     let results = futures::future::join_all(
         (0..n).map(|_| ctx.exec.start(&owner, &prepared, volumes.clone())),
     )
@@ -464,7 +521,32 @@ async fn start_all(
     for &c in cleared_by_wave(ok, error.is_some()) {
         ctx.states.clear_condition(ck, c);
     }
-    error.map_or(Ok(()), Err)
+    error.map_or(Ok(WaveOutcome::Done), Err)
+}
+
+/// Checks this node's image for `a` against the revision's pin (recording
+/// it when none is pinned yet); `Some(message)` when they differ. A
+/// revision that cannot be pinned runs as before pins existed.
+async fn pin_check(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    a: &RevisionReplicas,
+    local: &crate::docker::image::ImageIdentity,
+) -> Option<String> {
+    let pin = match ctx.pins.resolve(ck, a, local).await {
+        Resolved::Pinned(pin) => pin,
+        Resolved::Unpinned(why) => {
+            tracing::debug!(component = %ck, revision = a.revision, %why,
+                "starting containers of an unpinned revision");
+            return None;
+        }
+    };
+    match pin::pin_decision(&a.template.image, Some(&pin), local) {
+        PinAction::Run | PinAction::Record => None,
+        PinAction::Mismatch { pinned, local } => {
+            Some(pin::mismatch_message(a, &pin, &pinned, &local, &ctx.node))
+        }
+    }
 }
 
 /// Records a container just started and tracks its checks.
@@ -481,6 +563,7 @@ fn started_one(
     let ports = started.ports.clone();
     ctx.containers
         .started(&started.id, name, owner.clone(), ports, now);
+    ctx.containers.set_image_id(&started.id, &started.image_id);
     let target = ProbeTarget {
         id: started.id,
         ports: started.ports,
@@ -644,6 +727,10 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
             }
         })
         .collect();
+    let image_ids = records
+        .iter()
+        .filter_map(|r| Some((r.id.clone(), r.image_id.clone()?)))
+        .collect();
     let state = ctx.states.get(ckey);
     let mut conditions: Vec<_> = state.conditions.values().cloned().collect();
     if let Some(a) = a {
@@ -662,6 +749,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         containers,
         conditions,
         events: state.events.into_iter().collect(),
+        image_ids,
     };
     ctx.reporter.put(&okey, &observed);
 }

@@ -45,6 +45,8 @@ pub struct ContainerRecord {
     pub ports: BTreeMap<u16, u16>,
     /// When the agent first learnt of it.
     pub known_since: Instant,
+    /// The image ID Docker created it from (`sha256:...`), once known.
+    pub image_id: Option<String>,
 }
 
 impl ContainerRecord {
@@ -207,6 +209,7 @@ impl Containers {
             stopping: None,
             ports,
             known_since: now,
+            image_id: None,
         };
         let mut map = self.lock();
         match map.get_mut(id) {
@@ -224,6 +227,15 @@ impl Containers {
             }
             None => {
                 map.insert(id.to_string(), rec);
+            }
+        }
+    }
+
+    /// Records the image ID a container was created from.
+    pub fn set_image_id(&self, id: &str, image_id: &str) {
+        if let Some(r) = self.lock().get_mut(id) {
+            if !image_id.is_empty() {
+                r.image_id = Some(image_id.to_string());
             }
         }
     }
@@ -327,10 +339,14 @@ impl Containers {
                 stopping: None,
                 ports: d.ports.clone(),
                 known_since: now,
+                image_id: (!d.image_id.is_empty()).then(|| d.image_id.clone()),
             };
             map.insert(d.id.clone(), rec);
             return Change::New;
         };
+        if r.image_id.is_none() && !d.image_id.is_empty() {
+            r.image_id = Some(d.image_id.clone());
+        }
         let mut change = Change::Unchanged;
         if d.running {
             if r.is_running() && r.started_at.is_none() {
@@ -486,6 +502,7 @@ mod tests {
             id: id.into(),
             name: format!("berth-p-web-h1-{id}"),
             image: "img".into(),
+            image_id: "sha256:1".into(),
             labels: BTreeMap::new(),
             running: true,
             state: "running".into(),

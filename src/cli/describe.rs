@@ -327,9 +327,9 @@ fn describe_component(
         s.push_str(&t.render());
     }
     s.push_str("Containers:\n");
-    let all: Vec<(&str, &crate::resource::observed::ObservedContainer)> = observed
+    let all: Vec<(&Observed, &crate::resource::observed::ObservedContainer)> = observed
         .iter()
-        .flat_map(|o| o.containers.iter().map(move |c| (o.node.as_str(), c)))
+        .flat_map(|o| o.containers.iter().map(move |c| (o, c)))
         .collect();
     if all.is_empty() {
         s.push_str("  <none>\n");
@@ -337,6 +337,7 @@ fn describe_component(
         let mut t = Table::new(&[
             "  NODE",
             "CONTAINER",
+            "IMAGE ID",
             "STATE",
             "REVISION",
             "RESTARTS",
@@ -344,7 +345,7 @@ fn describe_component(
             "PORTS",
             "LAST EXIT",
         ]);
-        for (node, ct) in all {
+        for (o, ct) in all {
             let ports: Vec<String> = ct
                 .ports
                 .iter()
@@ -357,8 +358,9 @@ fn describe_component(
                 (None, None) => String::new(),
             };
             t.row(vec![
-                format!("  {node}"),
+                format!("  {}", o.node),
                 ct.id.chars().take(12).collect(),
+                image_id_cell(o.image_id_of(&ct.id)),
                 ct.phase.to_string(),
                 ct.revision.to_string(),
                 ct.restarts.to_string(),
@@ -370,12 +372,20 @@ fn describe_component(
         s.push_str(&t.render());
     }
     s.push_str("Revisions:\n");
-    let mut t = Table::new(&["  REVISION", "HASH", "IMAGE", "CREATED", "CHANGE-CAUSE"]);
+    let mut t = Table::new(&[
+        "  REVISION",
+        "HASH",
+        "IMAGE",
+        "IMAGE ID",
+        "CREATED",
+        "CHANGE-CAUSE",
+    ]);
     for r in revisions {
         t.row(vec![
             format!("  {}", r.seq),
             r.hash.clone(),
             r.template.image.clone(),
+            image_id_cell(r.pin.as_ref().map(|p| p.image_id.as_str())),
             r.created.clone(),
             r.change_cause.clone(),
         ]);
@@ -404,6 +414,14 @@ fn describe_component(
     s
 }
 
+/// An image ID in its 12-hex short form (as `docker images` shows it), or
+/// `-` when unknown (an older agent, or a revision not pinned yet).
+fn image_id_cell(id: Option<&str>) -> String {
+    id.map_or("-".into(), |id| {
+        crate::docker::image::short_id(id).to_string()
+    })
+}
+
 /// `eligible: n1, n2; not: n3 (cordoned), n4 (not ready)`.
 fn eligibility_line(c: &Component, nodes: &[crate::resource::Node]) -> String {
     let all = super::output::eligibility(c, nodes);
@@ -424,4 +442,75 @@ fn eligibility_line(c: &Component, nodes: &[crate::resource::Node]) -> String {
         line.push_str(&format!("; not: {}", not.join(", ")));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::observed::{ContainerPhase, ObservedContainer};
+
+    /// The IMAGE ID column: each container's image in its short form under
+    /// its header (`-` when the agent did not say), and each revision's pin.
+    #[test]
+    fn image_ids_per_container_and_revision() {
+        let c: Component = serde_json::from_value(serde_json::json!({
+            "apiVersion": "berth/v1", "kind": "Component",
+            "metadata": {"name": "web", "project": "shop"},
+            "spec": {"image": "web:1"},
+        }))
+        .expect("component");
+        let x = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        let ctr = |id: &str| ObservedContainer {
+            id: id.into(),
+            name: "n".into(),
+            revision: 1,
+            hash: "h1".into(),
+            phase: ContainerPhase::Ready,
+            restarts: 0,
+            last_exit_code: None,
+            last_reason: None,
+            started_at: None,
+            ready_since: None,
+            ports: Default::default(),
+        };
+        let observed = vec![
+            Observed {
+                node: "node-one".into(),
+                containers: vec![ctr("c1")],
+                image_ids: [("c1".to_string(), x.clone())].into(),
+                ..Default::default()
+            },
+            Observed {
+                node: "n2".into(),
+                containers: vec![ctr("c2")],
+                ..Default::default()
+            },
+        ];
+        let revision = Revision {
+            seq: 1,
+            hash: "h1".into(),
+            template: c.spec.template(),
+            change_cause: "created".into(),
+            created: "2026-01-01T00:00:00Z".into(),
+            pin: Some(crate::resource::component::ImagePin {
+                image_id: x.clone(),
+                repo_digest: None,
+                node: "node-one".into(),
+                pinned_at: String::new(),
+            }),
+        };
+        let text = describe_component(&c, &observed, &[revision], &[]);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |prefix: &str| {
+            *lines
+                .iter()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no line {prefix:?} in\n{text}"))
+        };
+        let column = at("  NODE").find("IMAGE ID").expect("IMAGE ID header");
+        assert_eq!(&at("  node-one")[column..column + 13], "0123456789ab ");
+        assert_eq!(&at("  n2 ")[column..column + 2], "- ");
+        let column = at("  REVISION").find("IMAGE ID").expect("IMAGE ID header");
+        assert_eq!(&at("  1 ")[column..column + 12], "0123456789ab");
+    }
 }

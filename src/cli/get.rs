@@ -61,7 +61,8 @@ pub async fn run(etcd: &EtcdArgs, mut args: GetArgs) -> Result<ExitCode, CliErro
         widths: Vec::new(),
     };
     let objects = read_initial(&store, &view).await?;
-    let ctx = Context::load(&store, kind, &objects).await?;
+    let wide = view.output == OutputFormat::Wide;
+    let ctx = Context::load(&store, kind, &objects, wide).await?;
     let printed = view.print_initial(&objects, &ctx);
     if args.watch {
         let prefixes = Prefixes::new(store.keys(), &view);
@@ -376,7 +377,9 @@ impl Watch<'_> {
         let Some(stored) = self.store.get(kind, target.0.as_deref(), &target.1).await? else {
             return Ok(None);
         };
-        let ctx = Context::load(self.store, kind, std::slice::from_ref(&stored.object)).await?;
+        let wide = self.view.output == OutputFormat::Wide;
+        let ctx =
+            Context::load(self.store, kind, std::slice::from_ref(&stored.object), wide).await?;
         Ok(Some((stored.object, ctx)))
     }
 
@@ -423,7 +426,8 @@ impl Watch<'_> {
         .map(|s| s.object)
         .filter(|o| self.view.wants(o))
         .collect();
-        let ctx = Context::load(self.store, kind, &objects).await?;
+        let wide = self.view.output == OutputFormat::Wide;
+        let ctx = Context::load(self.store, kind, &objects, wide).await?;
         Ok((objects, ctx))
     }
 
@@ -454,27 +458,87 @@ impl Watch<'_> {
 }
 
 /// What rows need besides the objects: for components, whether a
-/// coordinator runs (one read of the election key); for projects, their
+/// coordinator runs (one read of the election key) and, in wide output, the
+/// image ID pinned in each one's current revision (its revision key, read in
+/// transactions of up to [`PINS_PER_TXN`] keys); for projects, their
 /// component counts.
 struct Context {
     components_per_project: BTreeMap<String, usize>,
     no_coordinator: bool,
+    pins: BTreeMap<(String, String), String>,
 }
 
+/// Revision keys read per transaction for wide component rows.
+const PINS_PER_TXN: usize = 100;
+
 impl Context {
-    async fn load(store: &Store, kind: Kind, objects: &[Object]) -> Result<Context, CliError> {
+    async fn load(
+        store: &Store,
+        kind: Kind,
+        objects: &[Object],
+        wide: bool,
+    ) -> Result<Context, CliError> {
         let mut ctx = Context {
             components_per_project: BTreeMap::new(),
             no_coordinator: false,
+            pins: BTreeMap::new(),
         };
         match kind {
             Kind::Component if !objects.is_empty() => {
                 ctx.no_coordinator = store.coordinator().await?.is_none();
+                if wide {
+                    ctx.load_pins(store, objects).await?;
+                }
             }
             Kind::Project => ctx.count_components(store).await?,
             Kind::Component | Kind::Node => {}
         }
         Ok(ctx)
+    }
+
+    /// The pins of the components' current revisions (the revision the
+    /// spec's annotation names, if that document is of the spec's hash).
+    async fn load_pins(&mut self, store: &Store, objects: &[Object]) -> Result<(), CliError> {
+        use crate::store::{HASH_ANNOTATION, REVISION_ANNOTATION};
+        let wanted: Vec<((String, String), String, String)> = objects
+            .iter()
+            .filter_map(|o| {
+                let Object::Component(c) = o else {
+                    return None;
+                };
+                let m = &c.metadata;
+                let seq: u64 = m.annotations.get(REVISION_ANNOTATION)?.parse().ok()?;
+                let hash = m.annotations.get(HASH_ANNOTATION)?.clone();
+                let project = m.project.clone().unwrap_or_default();
+                let key = store.keys().revision(&project, &m.name, seq);
+                Some(((project, m.name.clone()), key, hash))
+            })
+            .collect();
+        for chunk in wanted.chunks(PINS_PER_TXN) {
+            let gets = chunk
+                .iter()
+                .map(|(_, key, _)| etcd_client::TxnOp::get(key.as_str(), None));
+            let resp = store
+                .txn(etcd_client::Txn::new().and_then(gets.collect::<Vec<_>>()))
+                .await?;
+            for ((target, _, hash), op) in chunk.iter().zip(resp.op_responses()) {
+                let etcd_client::TxnOpResponse::Get(get) = op else {
+                    continue;
+                };
+                let pin = get
+                    .kvs()
+                    .first()
+                    .and_then(|kv| {
+                        serde_json::from_slice::<crate::resource::Revision>(kv.value()).ok()
+                    })
+                    .filter(|r| &r.hash == hash)
+                    .and_then(|r| r.pin);
+                if let Some(pin) = pin {
+                    self.pins.insert(target.clone(), pin.image_id);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn count_components(&mut self, store: &Store) -> Result<(), CliError> {
@@ -525,6 +589,7 @@ impl Context {
         RowContext {
             components_per_project: &self.components_per_project,
             no_coordinator: self.no_coordinator,
+            pins: &self.pins,
         }
     }
 }

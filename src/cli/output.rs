@@ -189,7 +189,7 @@ pub fn header(kind: Kind, wide: bool, all_projects: bool) -> Vec<&'static str> {
         Kind::Component => {
             h.extend(["READY", "UP-TO-DATE", "AVAILABLE", "STATUS", "AGE"]);
             if wide {
-                h.extend(["IMAGE", "REVISION", "PORTS"]);
+                h.extend(["IMAGE", "IMAGE ID", "REVISION", "PORTS"]);
             }
         }
         Kind::Project => h.extend(["COMPONENTS", "AGE"]),
@@ -209,6 +209,9 @@ pub struct RowContext<'a> {
     /// No node holds the coordinator election: component status documents
     /// are stale.
     pub no_coordinator: bool,
+    /// Wide component rows: the image ID pinned in each component's current
+    /// revision, by (project, name); absent until a node started it.
+    pub pins: &'a BTreeMap<(String, String), String>,
 }
 
 pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Vec<String> {
@@ -263,7 +266,14 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
                         None => p.container.to_string(),
                     })
                     .collect();
-                r.extend([c.spec.image.clone(), rev, ports.join(",")]);
+                let key = (
+                    c.metadata.project.clone().unwrap_or_default(),
+                    c.metadata.name.clone(),
+                );
+                let image_id = ctx.pins.get(&key).map_or("-".into(), |id| {
+                    crate::docker::image::short_id(id).to_string()
+                });
+                r.extend([c.spec.image.clone(), image_id, rev, ports.join(",")]);
             }
         }
         Object::Project(p) => {

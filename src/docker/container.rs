@@ -54,6 +54,8 @@ pub struct Bind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Started {
     pub id: String,
+    /// The image ID (`sha256:...`) Docker created it from.
+    pub image_id: String,
     /// Container port -> host port on 127.0.0.1.
     pub ports: BTreeMap<u16, u16>,
 }
@@ -65,6 +67,8 @@ pub struct ContainerSummary {
     /// Without Docker's leading `/`.
     pub name: String,
     pub image: String,
+    /// The image ID (`sha256:...`) it was created from.
+    pub image_id: String,
     pub labels: BTreeMap<String, String>,
     pub running: bool,
     /// Docker's state: `created`, `running`, `exited`, `dead`, ...
@@ -81,6 +85,8 @@ pub struct ContainerDetails {
     pub name: String,
     /// The image reference the container was created from.
     pub image: String,
+    /// The image ID (`sha256:...`) that reference resolved to at create.
+    pub image_id: String,
     pub labels: BTreeMap<String, String>,
     pub running: bool,
     /// Docker's state: `created`, `running`, `exited`, `dead`, ...
@@ -233,6 +239,7 @@ impl Docker {
         let details = self.inspect(&id).await?;
         Ok(Started {
             id,
+            image_id: details.image_id,
             ports: details.ports,
         })
     }
@@ -286,6 +293,7 @@ impl Docker {
                         .map(|n| n.trim_start_matches('/').to_string())
                         .unwrap_or_default(),
                     image: c.image.unwrap_or_default(),
+                    image_id: c.image_id.unwrap_or_default(),
                     labels: to_btree(c.labels),
                     running: state == "running",
                     state,
@@ -321,6 +329,7 @@ impl Docker {
                 .trim_start_matches('/')
                 .to_string(),
             image: config.image.unwrap_or_default(),
+            image_id: c.image.unwrap_or_default(),
             labels: to_btree(config.labels),
             running: state.running.unwrap_or(false),
             state: state.status.map(|s| s.to_string()).unwrap_or_default(),

@@ -7,6 +7,41 @@ use futures::StreamExt;
 
 use super::{Docker, Error, Result, CALL_TIMEOUT};
 
+/// What a local image reference resolves to: the image ID (`sha256:<64
+/// hex>`, the digest of its config, the same on every machine for the same
+/// bits) and, where there is one, the repository digest
+/// (`repo@sha256:...`) of the reference's repository.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageIdentity {
+    pub id: String,
+    pub repo_digest: Option<String>,
+}
+
+impl ImageIdentity {
+    /// The identity from an inspect's `Id` and `RepoDigests`: a reference
+    /// by digest is its own repo digest; a tag takes the repo digest of its
+    /// repository, if the image has one (images built locally have none).
+    pub fn from_inspect(reference: &str, id: String, repo_digests: &[String]) -> ImageIdentity {
+        let repo_digest = if reference.contains('@') {
+            Some(reference.to_string())
+        } else {
+            let (repo, _) = pull_reference(reference);
+            repo_digests
+                .iter()
+                .find(|d| d.split_once('@').is_some_and(|(r, _)| r == repo))
+                .cloned()
+        };
+        ImageIdentity { id, repo_digest }
+    }
+}
+
+/// The 12-hex short form of an image or container ID (`sha256:` dropped),
+/// as `docker images` shows it.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
 /// Longest a pull may take.
 pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -30,6 +65,11 @@ pub fn pull_reference(image: &str) -> (String, String) {
 impl Docker {
     /// Whether the image is present locally.
     pub async fn image_present(&self, image: &str) -> Result<bool> {
+        Ok(self.image_identity(image).await?.is_some())
+    }
+
+    /// What `image` resolves to locally (one inspect); `None` when absent.
+    pub async fn image_identity(&self, image: &str) -> Result<Option<ImageIdentity>> {
         match self
             .call(
                 "inspect image",
@@ -39,17 +79,22 @@ impl Docker {
             )
             .await
         {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound(_)) => Ok(false),
+            Ok(i) => Ok(Some(ImageIdentity::from_inspect(
+                image,
+                i.id.unwrap_or_default(),
+                i.repo_digests.as_deref().unwrap_or_default(),
+            ))),
+            Err(Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Makes sure `image` is present locally: one inspect when it is, else a
     /// pull. A failed pull is [`Error::ImagePull`] with Docker's message.
-    pub async fn ensure_image(&self, image: &str) -> Result<()> {
-        if self.image_present(image).await? {
-            return Ok(());
+    /// Returns what the reference resolves to.
+    pub async fn ensure_image(&self, image: &str) -> Result<ImageIdentity> {
+        if let Some(identity) = self.image_identity(image).await? {
+            return Ok(identity);
         }
         let (from_image, tag) = pull_reference(image);
         tracing::info!(image, "pulling image");
@@ -99,14 +144,12 @@ impl Docker {
             }
         }
         // A pull can "succeed" without producing the reference asked for.
-        if self.image_present(image).await? {
-            Ok(())
-        } else {
-            Err(Error::ImagePull {
+        self.image_identity(image)
+            .await?
+            .ok_or_else(|| Error::ImagePull {
                 image: image.to_string(),
                 message: "image not present after pull".into(),
             })
-        }
     }
 }
 
@@ -129,5 +172,30 @@ mod tests {
         );
         let d = format!("web@sha256:{}", "a".repeat(64));
         assert_eq!(r(&d), (d.clone(), String::new()));
+    }
+
+    #[test]
+    fn identities() {
+        fn check(reference: &str, digests: &[&str], want: Option<&str>) {
+            let digests: Vec<String> = digests.iter().map(|d| d.to_string()).collect();
+            let got = ImageIdentity::from_inspect(reference, "sha256:1".into(), &digests);
+            assert_eq!(got.repo_digest.as_deref(), want, "{reference} {digests:?}");
+            assert_eq!(got.id, "sha256:1");
+        }
+        let dig = format!("sha256:{}", "b".repeat(64));
+        let web = format!("web@{dig}");
+        let other = format!("other/web@{dig}");
+        check("web:1", &[], None);
+        check("web:1", &[&other, &web], Some(&web));
+        check("web", &[&web], Some(&web));
+        check("web:1", &[&other], None);
+        check(&web, &[], Some(&web));
+        let local = format!("localhost:5000/web@{dig}");
+        check("localhost:5000/web:2", &[&local], Some(&local));
+        assert_eq!(
+            short_id(&format!("sha256:{}", "0123456789abcdef".repeat(4))),
+            "0123456789ab"
+        );
+        assert_eq!(short_id("abc"), "abc");
     }
 }

@@ -517,6 +517,29 @@ pub struct Revision {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub change_cause: String,
     pub created: String,
+    /// The image every node runs for this revision: recorded by the first
+    /// node that starts it (compare-and-swap on this key: first writer
+    /// wins). Absent until then, and in documents of older berths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<ImagePin>,
+}
+
+/// What a revision's image reference resolved to on the node that pinned it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ImagePin {
+    /// Docker image ID (`sha256:<64 hex>`): the identity of the bits.
+    pub image_id: String,
+    /// `repo@sha256:...`: the reference itself for `image: repo@sha256:...`
+    /// (compared instead of the ID), else the repository's digest if the
+    /// image came from a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_digest: Option<String>,
+    /// The node that pinned it.
+    pub node: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pinned_at: String,
 }
 
 /// Rolled up by the coordinator (or, until it exists, the agents).

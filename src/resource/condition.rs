@@ -53,6 +53,9 @@ words! {
         ImagePullFailed,
         StartFailed,
         Unschedulable,
+        /// The node's image for a revision's reference is not the image
+        /// pinned in the revision: it starts nothing of that revision.
+        ImageMismatch,
     }
 }
 

@@ -212,6 +212,17 @@ pub struct Observed {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+    /// Container id -> the image ID (`sha256:...`) Docker created it from,
+    /// for the containers in `containers` whose image ID is known.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_ids: BTreeMap<String, String>,
+}
+
+impl Observed {
+    /// The image ID a container of this document was created from.
+    pub fn image_id_of(&self, container: &str) -> Option<&str> {
+        self.image_ids.get(container).map(String::as_str)
+    }
 }
 
 #[cfg(test)]

@@ -269,6 +269,7 @@ fn new_revision(
         template: t.clone(),
         change_cause: cause,
         created: now.into(),
+        pin: None,
     }
 }
 
@@ -445,6 +446,8 @@ impl Store {
                 continue;
             };
             rev.change_cause = format!("rollback to revision {}: {}", old.seq, old.change_cause);
+            // The same template brings back the same bits: the old pin stays.
+            rev.pin = old.pin;
             prepared[i].replaces = Some(old.seq);
         }
         Ok(())

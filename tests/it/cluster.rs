@@ -144,15 +144,6 @@ fn spawn_agent(
     }
 }
 
-/// Replicas an assignment document asks for, over all its revisions.
-pub(crate) fn assigned_replicas(v: &Value) -> u32 {
-    let revisions = v["revisions"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    revisions
-        .iter()
-        .map(|r| r["replicas"].as_u64().unwrap_or(0) as u32)
-        .sum()
-}
-
 async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -163,6 +154,16 @@ where
         assert!(start.elapsed() < T, "timed out after {T:?}: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Replicas an assignment document asks for over all its revisions (also
+/// in the one-revision form older coordinators wrote).
+fn assigned_replicas(v: &Value) -> u32 {
+    let n = match v["revisions"].as_array() {
+        Some(revs) => revs.iter().filter_map(|r| r["replicas"].as_u64()).sum(),
+        None => v["replicas"].as_u64().unwrap_or(0),
+    };
+    n as u32
 }
 
 fn component(name: &str, placement: Value) -> String {

@@ -4,6 +4,7 @@
 mod agent;
 mod agent_binary;
 mod agent_engine;
+mod agent_pin;
 mod agent_safety;
 mod cli;
 mod cli_lock;

@@ -225,6 +225,7 @@ mod tests {
             template,
             change_cause: String::new(),
             created: String::new(),
+            pin: None,
         }
     }
 
