@@ -106,13 +106,27 @@ async fn read_initial(store: &Store, view: &View) -> Result<Vec<Object>, CliErro
 type Target = (Option<String>, String);
 
 /// What was printed for one object, to print only changes.
-#[derive(PartialEq)]
 enum Shown {
-    /// A table line (table and wide output).
-    Line(String),
+    /// A table line (table and wide output), and its cells with the
+    /// clock-driven ones (AGE, LAST SEEN) blanked: a row is printed again
+    /// when the object changed, not because time passed.
+    Line(String, Vec<String>),
     /// The object with its status (JSON, YAML and name output).
     Doc(serde_json::Value),
 }
+
+impl PartialEq for Shown {
+    fn eq(&self, other: &Shown) -> bool {
+        match (self, other) {
+            (Shown::Line(_, a), Shown::Line(_, b)) => a == b,
+            (Shown::Doc(a), Shown::Doc(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Columns whose value moves with the clock alone.
+const CLOCK_COLUMNS: [&str; 2] = ["AGE", "LAST SEEN"];
 
 /// What `get` shows, and how.
 struct View {
@@ -198,15 +212,34 @@ impl View {
         objects
             .iter()
             .zip(rows)
-            .map(|(o, r)| (View::target(o), Shown::Line(line(&r, &self.widths))))
+            .map(|(o, r)| (View::target(o), self.shown_line(r)))
             .collect()
+    }
+
+    /// A table row as printed, and as compared (see [`Shown::Line`]).
+    fn shown_line(&self, cells: Vec<String>) -> Shown {
+        let wide = self.output == OutputFormat::Wide;
+        let header = crate::cli::output::header(self.kind, wide, self.all_projects);
+        let text = line(&cells, &self.widths);
+        let key = cells
+            .into_iter()
+            .zip(header.iter().chain(std::iter::repeat(&"")))
+            .map(|(c, h)| {
+                if CLOCK_COLUMNS.contains(h) {
+                    String::new()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        Shown::Line(text, key)
     }
 
     fn render(&self, o: Object, ctx: &Context) -> Shown {
         if self.table_mode() {
             let wide = self.output == OutputFormat::Wide;
             let cells = row(&o, wide, self.all_projects, &ctx.row_context());
-            Shown::Line(line(&cells, &self.widths))
+            self.shown_line(cells)
         } else {
             Shown::Doc(o.to_json())
         }
@@ -215,7 +248,7 @@ impl View {
     /// Prints one change: `event` is ADDED or MODIFIED (JSON only).
     fn print_change(&self, event: &str, shown: &Shown, display_name: &str) {
         match (shown, self.output) {
-            (Shown::Line(text), _) => print!("{text}"),
+            (Shown::Line(text, _), _) => print!("{text}"),
             (Shown::Doc(doc), OutputFormat::Json) => println!("{}", watch_line(event, doc)),
             // A separator first: the listing before ends without one.
             (Shown::Doc(doc), OutputFormat::Yaml) => print!("---\n{}", yaml(doc)),
@@ -591,5 +624,61 @@ impl Context {
             no_coordinator: self.no_coordinator,
             pins: &self.pins,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(kind: Kind) -> View {
+        View {
+            kind,
+            project: None,
+            name: None,
+            selector: Selector::default(),
+            output: OutputFormat::Table,
+            all_projects: false,
+            no_headers: false,
+            watch: true,
+            widths: Vec::new(),
+        }
+    }
+
+    /// Rows (kind, before, after) and whether `-w` prints the second again.
+    #[test]
+    fn a_row_is_printed_again_only_when_more_than_the_clock_moved() {
+        fn check(kind: Kind, before: &[&str], after: &[&str], reprinted: bool) {
+            let v = view(kind);
+            let cells = |r: &[&str]| r.iter().map(|c| c.to_string()).collect();
+            let (a, b) = (v.shown_line(cells(before)), v.shown_line(cells(after)));
+            assert_eq!(a != b, reprinted, "{before:?} -> {after:?}");
+        }
+        let web = ["web", "2/2", "2", "2", "Running", "0s"];
+        check(
+            Kind::Component,
+            &web,
+            &["web", "2/2", "2", "2", "Running", "1s"],
+            false,
+        );
+        check(
+            Kind::Component,
+            &web,
+            &["web", "1/2", "2", "1", "Running", "1s"],
+            true,
+        );
+        let n1 = ["n1", "Ready", "", "127.0.0.2", "1s", "5m", "0.1.0"];
+        check(
+            Kind::Node,
+            &n1,
+            &["n1", "Ready", "", "127.0.0.2", "3s", "6m", "0.1.0"],
+            false,
+        );
+        check(
+            Kind::Node,
+            &n1,
+            &["n1", "NotReady", "", "127.0.0.2", "3s", "6m", "0.1.0"],
+            true,
+        );
     }
 }
