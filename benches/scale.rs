@@ -101,8 +101,11 @@ impl SimulatedAgent {
     }
 }
 
+/// Renews the lease every 3 s, reading each answer: answers left unread
+/// fill the shared connection's flow-control window, and then every stream
+/// on it (the watches too) stalls.
 async fn keep_alive(mut c: Client, lease: i64, stop: CancellationToken) {
-    let Ok((mut keeper, _stream)) = c.lease_keep_alive(lease).await else {
+    let Ok((mut keeper, mut stream)) = c.lease_keep_alive(lease).await else {
         return;
     };
     loop {
@@ -110,6 +113,7 @@ async fn keep_alive(mut c: Client, lease: i64, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(3)) => {
                 if keeper.keep_alive().await.is_err() { return }
+                if !matches!(stream.message().await, Ok(Some(_))) { return }
             }
         }
     }
@@ -300,9 +304,17 @@ async fn run_scale(etcd: &LocalEtcd, client: &Client, nodes: usize, components: 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let names: Vec<String> = (0..nodes).map(|i| format!("sim-{i}")).collect();
+    // One connection per 250 simulated agents: one HTTP/2 connection for
+    // thousands of watches and lease streams would be the bottleneck, and
+    // real agents each have their own.
+    let mut conns = Vec::new();
+    for _ in 0..nodes.div_ceil(250) {
+        conns.push(Client::connect([endpoint.clone()], None).await.expect("client"));
+    }
     let mut sims = Vec::new();
-    for n in &names {
-        sims.push(SimulatedAgent::start(client.clone(), &root, n).await);
+    for (i, n) in names.iter().enumerate() {
+        let c = conns[i % conns.len()].clone();
+        sims.push(SimulatedAgent::start(c, &root, n).await);
     }
     let writes_before = etcd_metric(etcd.client_port(), "etcd_server_proposals_committed_total");
     let t0 = Instant::now();
