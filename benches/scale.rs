@@ -309,7 +309,11 @@ async fn run_scale(etcd: &LocalEtcd, client: &Client, nodes: usize, components: 
     // real agents each have their own.
     let mut conns = Vec::new();
     for _ in 0..nodes.div_ceil(250) {
-        conns.push(Client::connect([endpoint.clone()], None).await.expect("client"));
+        conns.push(
+            Client::connect([endpoint.clone()], None)
+                .await
+                .expect("client"),
+        );
     }
     let mut sims = Vec::new();
     for (i, n) in names.iter().enumerate() {
