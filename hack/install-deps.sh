@@ -31,9 +31,9 @@ PACKAGES=(
   libprotobuf-dev    # google/protobuf/*.proto: etcd-client's build (only a Recommends of protoc)
   busybox-static     # a static /bin/busybox: the test and example images
 )
-# -sys crates in Cargo.lock and why none needs a package here: openssl-sys
-# is not used (rustls); core-foundation-sys comes with chrono's
-# iana-time-zone and is built on macOS only, never on Linux.
+# -sys crates in Cargo.lock and why none needs a package here:
+# linux-raw-sys is pure Rust; core-foundation-sys (chrono's iana-time-zone),
+# js-sys and windows-sys are built on macOS, wasm and Windows only.
 # Installed only when no Docker engine answers.
 DOCKER_PACKAGES=(docker.io)
 # Installed only with --bench: the proxy benchmark's load generator and peer.
