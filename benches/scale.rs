@@ -63,12 +63,7 @@ fn observed(node: &str, a: &Assignment) -> Observed {
             revision: r.revision,
             hash: r.hash.clone(),
             phase: ContainerPhase::Ready,
-            restarts: 0,
-            last_exit_code: None,
-            last_reason: None,
-            started_at: None,
-            ready_since: None,
-            ports: Default::default(),
+            ..Default::default()
         })
         .collect();
     Observed {

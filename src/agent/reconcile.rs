@@ -724,6 +724,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
                 } else {
                     BTreeMap::new()
                 },
+                drain: None,
             }
         })
         .collect();
@@ -922,12 +923,7 @@ mod tests {
                 revision: 1,
                 hash: hash.into(),
                 phase,
-                restarts: 0,
-                last_exit_code: None,
-                last_reason: None,
-                started_at: None,
-                ready_since: None,
-                ports: BTreeMap::new(),
+                ..Default::default()
             }
         }
         fn check(a: Assignment, containers: &[ObservedContainer], want: (bool, &str)) {

@@ -466,12 +466,7 @@ mod tests {
             revision: 1,
             hash: "h1".into(),
             phase: ContainerPhase::Ready,
-            restarts: 0,
-            last_exit_code: None,
-            last_reason: None,
-            started_at: None,
-            ready_since: None,
-            ports: Default::default(),
+            ..Default::default()
         };
         let observed = vec![
             Observed {

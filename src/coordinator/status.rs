@@ -280,12 +280,7 @@ mod tests {
             revision: 2,
             hash: hash.into(),
             phase,
-            restarts: 0,
-            last_exit_code: None,
-            last_reason: None,
-            started_at: None,
-            ready_since: None,
-            ports: Default::default(),
+            ..Default::default()
         }
     }
 

@@ -138,9 +138,10 @@ impl<'de> Deserialize<'de> for Assignment {
 }
 
 /// Life-cycle state of one container, as `describe` shows it.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum ContainerPhase {
+    #[default]
     Starting,
     Ready,
     Unhealthy,
@@ -163,7 +164,7 @@ impl std::fmt::Display for ContainerPhase {
     }
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservedContainer {
     pub id: String,
@@ -186,6 +187,24 @@ pub struct ObservedContainer {
     /// Container port -> published port on 127.0.0.1.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ports: BTreeMap<u16, u16>,
+    /// Set while it drains before its stop (phase `draining`): it has left
+    /// the endpoints and the balancer, and still counts against a rollout's
+    /// surge budget because it holds resources and connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
+}
+
+/// A draining container's progress, as `describe` shows it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Drain {
+    /// RFC 3339: when the drain started.
+    pub since: String,
+    /// RFC 3339: when `drainTimeout` runs out and the stop signals start.
+    pub until: String,
+    /// Open connections (TCP) or requests in flight (HTTP) at the last report.
+    #[serde(default)]
+    pub open: u32,
 }
 
 /// A notable thing that happened, kept in the last few per component.

@@ -745,7 +745,17 @@ async fn oom_kill_is_reported() {
     .to_vec();
     let s = d.create_and_start(&c).await.expect("start");
     d.wait_exit(&s.id).await.expect("wait");
-    let i = d.inspect(&s.id).await.expect("inspect");
+    // Docker sets OOMKilled from containerd's OOM event, which can arrive
+    // after the exit event: the flag may show up a moment after the exit
+    // (the agent's state handles that late flag too).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let i = loop {
+        let i = d.inspect(&s.id).await.expect("inspect");
+        if i.oom_killed || Instant::now() > deadline {
+            break i;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(!i.running);
     assert!(i.oom_killed, "{i:?}");
     assert_eq!(i.exit_code, Some(137));
