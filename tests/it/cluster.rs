@@ -508,3 +508,86 @@ async fn placement_completes_when_the_etcd_leader_dies() {
     })
     .await;
 }
+
+/// Pins spread `replicas` over the named nodes only. Then an agent that is
+/// not the coordinator is SIGKILLed: its replicas run elsewhere within lease
+/// TTL + 5 s; when it comes back under the same name (cordoned meanwhile)
+/// it finds no assignment for its old containers and stops them, so no slot
+/// keeps two replicas.
+#[tokio::test]
+async fn pins_and_a_lost_agent_replaced_then_cleaned_up_when_it_returns() {
+    let mut c = Cluster::start("ls", &["zone=a", "zone=a", "zone=a"]).await;
+    wait_until("a coordinator", || async {
+        c.coordinator().await.is_some()
+    })
+    .await;
+    let coordinator = c.coordinator().await.expect("a coordinator");
+    // The node to lose is not the coordinator, and not one of the pins, so
+    // nothing is placed back on it when it returns.
+    let i = c
+        .agents
+        .iter()
+        .position(|a| a.node != coordinator)
+        .expect("a node that does not coordinate");
+    let pins: Vec<String> = (0..3)
+        .filter(|&j| j != i)
+        .map(|j| c.agents[j].node.clone())
+        .collect();
+    c.apply(&component("pinned", json!({"replicas": 4, "nodes": pins})));
+    let two_each = BTreeMap::from([(pins[0].clone(), 2), (pins[1].clone(), 2)]);
+    wait_until("pinned 2/2 on the named nodes", || async {
+        c.assigned("pinned").await == two_each
+    })
+    .await;
+    c.apply(&component("web", json!({"replicas": 3})));
+    wait_until("web 3 ready", || async {
+        c.status("web").await["readyReplicas"] == 3
+    })
+    .await;
+
+    let (lost, addr) = (c.agents[i].node.clone(), i + 2);
+    let old = NodeContainers {
+        root: c.etcd.root().to_string(),
+        node: lost.clone(),
+    };
+    assert!(!old.list().await.is_empty(), "the lost node ran containers");
+    let killed = Instant::now();
+    c.agents[i].signal(libc::SIGKILL);
+    wait_until("web's 3 replicas on the live nodes", || async {
+        let a = c.assigned("web").await;
+        !a.contains_key(&lost) && a.values().sum::<u32>() == 3
+    })
+    .await;
+    let replaced = killed.elapsed();
+    eprintln!("lost node's replicas re-placed after {replaced:?}");
+    assert!(
+        replaced < TTL + Duration::from_secs(5),
+        "re-placing took {replaced:?}"
+    );
+    wait_until("web 3 ready elsewhere", || async {
+        c.status("web").await["readyReplicas"] == 3
+    })
+    .await;
+    // Its containers still run while it is gone (the agent died, not Docker).
+    assert!(!old.list().await.is_empty());
+
+    // Cordoned while away, so balance does not bring a replica back and
+    // every container it ran is one nobody asks of it any more. (Uncordoned,
+    // it would get one web replica back: 2/1/0 is uneven by two.)
+    let out = berth(&c.etcd.endpoint(), c.etcd.root(), &["cordon", &lost], None);
+    assert_eq!(out.code, 0, "{out:?}");
+    // The dead agent's struct stays alive until the end, so its containers
+    // are removed by the returning agent, not by the test's guard.
+    let returning = c.spawn(&lost, "zone=a", addr);
+    c.agents.push(returning);
+    wait_until("the returning agent stopped its old containers", || async {
+        old.list().await.is_empty()
+    })
+    .await;
+    let a = c.assigned("web").await;
+    assert_eq!(a.values().sum::<u32>(), 3, "{a:?}");
+    wait_until("web still 3 ready", || async {
+        c.status("web").await["readyReplicas"] == 3
+    })
+    .await;
+}
