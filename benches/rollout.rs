@@ -22,9 +22,16 @@
 //! (busybox wget) at a 1 s interval, timed from `docker service update` to
 //! its return (`--detach=false` waits until the update converged).
 //!
-//! Run: `cargo bench --bench rollout` (prints a Markdown table for
-//! BENCHMARKS.md). `BENCH_RUNS` (default 3) runs of each; medians.
-//! `BENCH_SKIP_SWARM=1` skips Swarm.
+//! Under load (issue 9): one more berth run with `maxSurge: 1` while `wrk
+//! -t2 -c32` (keep-alive) requests through the first node's proxy on the
+//! component's external port (`protocol: http`): 10 s before the update for
+//! the baseline p99, then from 2 s before the update until about 10 s after
+//! it; failed requests are wrk's non-2xx answers plus its socket errors.
+//!
+//! Run: `hack/install-deps.sh --bench` (wrk), then `cargo bench --bench
+//! rollout` (prints Markdown tables for BENCHMARKS.md). `BENCH_RUNS`
+//! (default 3) runs of each; medians. `BENCH_SKIP_SWARM=1` skips Swarm,
+//! `BENCH_SKIP_LOAD=1` the run under load.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -57,9 +64,10 @@ impl Drop for Agent {
 }
 
 fn spawn_agent(endpoint: &str, root: &str, node: &str, i: usize) -> Agent {
+    let addr = format!("127.0.0.{}", i + 2);
     let child = Command::new(BERTH)
         .args(["--etcd", endpoint, "--root", root, "agent", "--node", node])
-        .args(["--address", &format!("127.0.0.{}", i + 2)])
+        .args(["--address", &addr, "--proxy-bind", &addr])
         .args(["--lease-ttl", "5s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -68,11 +76,14 @@ fn spawn_agent(endpoint: &str, root: &str, node: &str, i: usize) -> Agent {
     Agent(child)
 }
 
-fn manifest(image: &str, surge: &str) -> String {
+/// The bench component; `external` is its proxied port (HTTP mode, so a
+/// keep-alive client's requests move off a draining container).
+fn manifest(image: &str, surge: &str, external: u16) -> String {
     format!(
         "apiVersion: berth/v1\nkind: Project\nmetadata: {{name: {PROJECT}}}\n---\n\
 apiVersion: berth/v1\nkind: Component\nmetadata: {{name: web, project: {PROJECT}}}\nspec:\n  image: {image}\n  \
-ports: [{{name: http, container: 8080}}]\n  placement: {{replicas: {REPLICAS}}}\n  \
+ports: [{{name: http, container: 8080, external: {external}, protocol: http}}]\n  \
+placement: {{replicas: {REPLICAS}}}\n  \
 readyChecks: [{{http: {{port: 8080, path: /}}, interval: 1s, timeout: 2s}}]\n  \
 termination: {{signals: [SIGTERM], gracePeriod: 2s}}\n  \
 rollout: {{maxUnavailable: 1, maxSurge: {surge}}}\n"
@@ -195,40 +206,119 @@ struct BerthRun {
     total: Duration,
     probe_wait: Duration,
     pacing: Duration,
+    /// With load: wrk before the update and during it.
+    load: Option<(Wrk, Wrk)>,
 }
 
-/// One berth rollout from IMAGE1 to IMAGE2 on a fresh root.
-async fn berth_run(endpoint: &str, client: &Client, run: usize, surge: &str) -> BerthRun {
+/// What one `wrk -t2 -c32` run saw.
+#[derive(Clone, Copy, Debug, Default)]
+struct Wrk {
+    requests: u64,
+    /// Non-2xx answers plus socket errors (connect, read, write, timeout).
+    failed: u64,
+    p99: Duration,
+}
+
+/// `wrk -t2 -c32 -d{secs}s --latency` against `addr` (`host:port`).
+fn wrk(addr: &str, secs: u64) -> Wrk {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{secs}s"), "--latency"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .expect("wrk (hack/install-deps.sh --bench)");
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_wrk(text: &str) -> Wrk {
+    let mut w = Wrk::default();
+    for line in text.lines().map(str::trim) {
+        if let Some((n, _)) = line.split_once(" requests in") {
+            w.requests = n.parse().unwrap_or(0);
+        } else if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            w.failed += n.trim().parse::<u64>().unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("Socket errors:") {
+            w.failed += rest
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        } else if let Some(v) = line.strip_prefix("99%") {
+            w.p99 = wrk_duration(v.trim()).unwrap_or_default();
+        }
+    }
+    w
+}
+
+/// wrk's latency format: `812.00us`, `1.23ms`, `2.01s`.
+fn wrk_duration(v: &str) -> Option<Duration> {
+    let split = v.find(|c: char| c.is_ascii_alphabetic())?;
+    let (n, unit) = v.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let secs = match unit {
+        "us" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// Waits until the status says `revision` is complete.
+async fn until_complete(client: &Client, root: &str, revision: u64) {
+    let start = Instant::now();
+    while !status(client, root)
+        .await
+        .is_some_and(|s| complete(&s, revision))
+    {
+        assert!(
+            start.elapsed() < WAIT,
+            "revision {revision} never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One berth rollout from IMAGE1 to IMAGE2 on a fresh root. With
+/// `load_secs`, wrk requests through the first node's proxy for 10 s before
+/// the update and for `load_secs` from 2 s before it.
+async fn berth_run(
+    endpoint: &str,
+    client: &Client,
+    run: usize,
+    surge: &str,
+    load_secs: Option<u64>,
+) -> BerthRun {
     let root = format!(
-        "/bench-roll-{}-{run}-{}",
+        "/bench-roll-{}-{run}-{}{}",
         std::process::id(),
-        surge.replace('%', "p")
+        surge.replace('%', "p"),
+        if load_secs.is_some() { "-load" } else { "" }
     );
+    let external = berth::localetcd::free_port().expect("a free port");
+    let target = format!("127.0.0.2:{external}");
     let agents: Vec<Agent> = (0..AGENTS)
         .map(|i| spawn_agent(endpoint, &root, &format!("roll{run}-n{i}"), i))
         .collect();
-    berth_cli(
-        endpoint,
-        &root,
-        &["apply", "-f", "-"],
-        &manifest(IMAGE1, surge),
-    );
-    let start = Instant::now();
-    loop {
-        if status(client, &root).await.is_some_and(|s| complete(&s, 1)) {
-            break;
-        }
-        assert!(start.elapsed() < WAIT, "revision 1 never became available");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let apply = |image| {
+        berth_cli(
+            endpoint,
+            &root,
+            &["apply", "-f", "-"],
+            &manifest(image, surge, external),
+        )
+    };
+    apply(IMAGE1);
+    until_complete(client, &root, 1).await;
+    let before = load_secs.map(|_| wrk(&target, 10));
+    let during = load_secs.map(|secs| {
+        let target = target.clone();
+        let t = std::thread::spawn(move || wrk(&target, secs));
+        std::thread::sleep(Duration::from_secs(2));
+        t
+    });
     let mut timeline = Timeline::default();
     let start = Instant::now();
-    berth_cli(
-        endpoint,
-        &root,
-        &["apply", "-f", "-"],
-        &manifest(IMAGE2, surge),
-    );
+    apply(IMAGE2);
     let total = loop {
         let now = Instant::now();
         timeline.record(&observed(client, &root).await, 2, now);
@@ -238,6 +328,7 @@ async fn berth_run(endpoint: &str, client: &Client, run: usize, surge: &str) -> 
         assert!(start.elapsed() < WAIT, "the rollout never completed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let during = during.map(|t| t.join().expect("wrk thread"));
     drop(agents);
     remove_containers(&root);
     let (probe_wait, pacing) = timeline.split();
@@ -245,6 +336,7 @@ async fn berth_run(endpoint: &str, client: &Client, run: usize, surge: &str) -> 
         total,
         probe_wait,
         pacing,
+        load: before.zip(during),
     }
 }
 
@@ -355,7 +447,7 @@ async fn main() {
         let mut probes = Vec::new();
         let mut pacing = Vec::new();
         for run in 0..runs {
-            let r = berth_run(&endpoint, &client, run, surge).await;
+            let r = berth_run(&endpoint, &client, run, surge, None).await;
             eprintln!(
                 "berth maxSurge {surge} run {run}: {:.2?} (start→ready {:.2?}, ready→next start {:.2?})",
                 r.total, r.probe_wait, r.pacing
@@ -370,6 +462,15 @@ async fn main() {
             Some((median(&mut probes), median(&mut pacing))),
         ));
     }
+    let load = if std::env::var_os("BENCH_SKIP_LOAD").is_none() {
+        // Long enough to cover the update (its median without load + 10 s).
+        let secs = rows[0].1.as_secs() + 12;
+        let r = berth_run(&endpoint, &client, runs, "1", Some(secs)).await;
+        eprintln!("berth under wrk -c32: {:.2?}, {:?}", r.total, r.load);
+        r.load.map(|l| (l, r.total))
+    } else {
+        None
+    };
     if std::env::var_os("BENCH_SKIP_SWARM").is_none() {
         let (_, state) = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
         let made = state != "active";
@@ -403,5 +504,18 @@ async fn main() {
             (format!("{p:.2?}"), format!("{g:.2?}"))
         });
         println!("| {what} | {total:.2?} | {ratio} | {probe} | {pace} |");
+    }
+    if let Some(((before, during), total)) = load {
+        println!();
+        println!("| berth, maxSurge 1, under `wrk -t2 -c32` through one node's proxy (HTTP mode) | requests | failed | p99 |");
+        println!("|---|---|---|---|");
+        println!(
+            "| 10 s before the update | {} | {} | {:.2?} |",
+            before.requests, before.failed, before.p99
+        );
+        println!(
+            "| during the update ({total:.2?} of the run) | {} | {} | {:.2?} |",
+            during.requests, during.failed, during.p99
+        );
     }
 }
