@@ -20,6 +20,7 @@
 //! See ARCHITECTURE.md for the invariants between these parts.
 
 pub mod agent;
+pub mod api;
 pub mod checks;
 pub mod cli;
 pub mod coordinator;

@@ -76,6 +76,10 @@ pub struct AgentConfig {
     pub lease_ttl: Duration,
     /// Address of the HTTP endpoints (`--http`), e.g. `127.0.0.1:9100`.
     pub http_addr: Option<String>,
+    /// API bearer tokens file (`--api-tokens`); without it no token is valid.
+    pub api_tokens: Option<std::path::PathBuf>,
+    /// `--api-anonymous-read`: requests without a token may read the API.
+    pub api_anonymous_read: bool,
     pub allow_privileged: bool,
     /// Host path prefixes bindings may use (`--allow-bind`, repeatable).
     pub allow_bind: Vec<String>,
@@ -100,6 +104,8 @@ impl Default for AgentConfig {
             docker_host: None,
             lease_ttl: Duration::from_secs(10),
             http_addr: None,
+            api_tokens: None,
+            api_anonymous_read: false,
             allow_privileged: false,
             allow_bind: Vec::new(),
             stop_containers_on_exit: false,
@@ -174,6 +180,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
     validate(&cfg)?;
+    let api = api_config(&cfg)?;
     let docker = Docker::connect(cfg.docker_host.as_deref()).await?;
     let keys = Keys::new(&cfg.root);
     let listener = bind_http(&cfg).await?;
@@ -218,7 +225,8 @@ pub async fn run(
     ));
     let (gate, ready_rx) = adoption_gate(adopted_rx, ctx.assignments.clone(), token.clone());
     let http_task = listener.map(|l| {
-        let router = http::router(metrics.clone(), ready_rx);
+        let store = crate::store::Store::from_client(etcd.clone(), &cfg.root);
+        let router = http::router(metrics.clone(), ready_rx).merge(crate::api::router(store, api));
         tokio::spawn(http::serve(l, router, token.clone()))
     });
     let coordinator_task = cfg.coordinate.then(|| {
@@ -282,6 +290,21 @@ fn validate(cfg: &AgentConfig) -> Result<(), AgentError> {
         )));
     }
     Ok(())
+}
+
+/// The API's access rules; a tokens file that does not load stops the
+/// agent at start, naming the file and the entry.
+fn api_config(cfg: &AgentConfig) -> Result<crate::api::ApiConfig, AgentError> {
+    let tokens = match &cfg.api_tokens {
+        Some(path) => Some(std::sync::Arc::new(
+            crate::api::Tokens::load(path).map_err(|e| AgentError::Config(e.to_string()))?,
+        )),
+        None => None,
+    };
+    Ok(crate::api::ApiConfig {
+        tokens,
+        anonymous_read: cfg.api_anonymous_read,
+    })
 }
 
 async fn bind_http(cfg: &AgentConfig) -> Result<Option<tokio::net::TcpListener>, AgentError> {

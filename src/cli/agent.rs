@@ -30,9 +30,15 @@ pub struct AgentArgs {
     /// TTL of the node's etcd lease: a dead agent's node goes away after this.
     #[arg(long, env = "BERTH_LEASE_TTL", default_value = "10s", value_parser = parse_duration)]
     pub lease_ttl: Duration,
-    /// Serve /healthz, /readyz and Prometheus /metrics on this address (e.g. 127.0.0.1:9180).
+    /// Serve /healthz, /readyz, Prometheus /metrics and the REST API (/api/v1) on this address (e.g. 127.0.0.1:9180).
     #[arg(long = "http", env = "BERTH_HTTP")]
     pub http: Option<String>,
+    /// YAML file of API bearer tokens, each with a role (read or admin) and optionally projects.
+    #[arg(long, value_name = "FILE", env = "BERTH_API_TOKENS")]
+    pub api_tokens: Option<std::path::PathBuf>,
+    /// Let requests without a token read the API (for an agent listening on loopback only).
+    #[arg(long)]
+    pub api_anonymous_read: bool,
     /// Allow components with `privileged: true`.
     #[arg(long)]
     pub allow_privileged: bool,
@@ -79,6 +85,8 @@ impl AgentArgs {
             docker_host: self.docker_host.clone(),
             lease_ttl: self.lease_ttl,
             http_addr: self.http.clone(),
+            api_tokens: self.api_tokens.clone(),
+            api_anonymous_read: self.api_anonymous_read,
             allow_privileged: self.allow_privileged,
             allow_bind: self.allow_bind.clone(),
             stop_containers_on_exit: self.stop_containers_on_exit,

@@ -6,6 +6,7 @@ mod agent_binary;
 mod agent_engine;
 mod agent_pin;
 mod agent_safety;
+mod api;
 mod cli;
 mod cli_lock;
 mod cli_nodes;

@@ -1,0 +1,63 @@
+//! The REST API under `/api/v1` (issue 11), served on every agent's
+//! `--http` address beside `/healthz`, `/readyz` and `/metrics`.
+//!
+//! Reads go to etcd through the same [`Store`] the CLI uses, so an object's
+//! JSON here is what `berth get -o json` prints, and a list is the same
+//! `kind: List`. Every route under `/api/v1` passes [`auth::require`] first:
+//! a bearer token from `--api-tokens`, or anonymous read when the agent
+//! allows it. The probes and metrics outside `/api/v1` need no token.
+
+mod auth;
+mod error;
+mod read;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::store::Store;
+
+pub use auth::{Access, Role, Tokens, TokensError};
+pub use error::ApiError;
+
+/// Who may call the API.
+#[derive(Clone, Debug, Default)]
+pub struct ApiConfig {
+    /// Tokens from `--api-tokens FILE`; `None`: no token is valid.
+    pub tokens: Option<Arc<Tokens>>,
+    /// `--api-anonymous-read`: a request without a token may read.
+    pub anonymous_read: bool,
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub store: Store,
+}
+
+/// The `/api/v1` routes, to merge into the agent's HTTP router.
+pub fn router(store: Store, cfg: ApiConfig) -> Router {
+    let api = Router::new()
+        .route("/projects", get(read::projects))
+        .route("/projects/{project}", get(read::project))
+        .route("/projects/{project}/components", get(read::components))
+        .route(
+            "/projects/{project}/components/{name}",
+            get(read::component),
+        )
+        .route(
+            "/projects/{project}/components/{name}/revisions",
+            get(read::revisions),
+        )
+        .route("/nodes", get(read::nodes))
+        .route("/nodes/{name}", get(read::node))
+        .route("/containers", get(read::containers))
+        .fallback(|| async { ApiError::NotFound("no such API route".into()) })
+        .with_state(ApiState { store })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(cfg),
+            auth::require,
+        ));
+    Router::new().nest("/api/v1", api)
+}

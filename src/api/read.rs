@@ -1,0 +1,170 @@
+//! Read routes: the objects `get` and `describe` show, and the cluster-wide
+//! container list from observed state.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Access, ApiError, ApiState};
+use crate::resource::observed::ObservedContainer;
+use crate::resource::{Kind, Object, Observed, API_VERSION};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// A JSON answer.
+fn json(v: &impl Serialize) -> Response {
+    let body = serde_json::to_string_pretty(v).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The `kind: List` that `berth get -o json` prints.
+fn list(items: Vec<Value>) -> Response {
+    json(&serde_json::json!({"apiVersion": API_VERSION, "kind": "List", "items": items}))
+}
+
+pub async fn projects(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+) -> Result<Response> {
+    let all = s.store.list(Kind::Project, None).await?;
+    Ok(list(
+        all.iter()
+            .filter(|p| access.may_read(p.object.name()))
+            .map(|p| p.object.to_json())
+            .collect(),
+    ))
+}
+
+pub async fn project(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Path(project): Path<String>,
+) -> Result<Response> {
+    access.check_read(&project)?;
+    Ok(json(
+        &one(&s, Kind::Project, None, &project).await?.to_json(),
+    ))
+}
+
+pub async fn components(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Path(project): Path<String>,
+) -> Result<Response> {
+    access.check_read(&project)?;
+    one(&s, Kind::Project, None, &project).await?;
+    let all = s.store.list(Kind::Component, Some(&project)).await?;
+    Ok(list(all.iter().map(|c| c.object.to_json()).collect()))
+}
+
+pub async fn component(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Path((project, name)): Path<(String, String)>,
+) -> Result<Response> {
+    access.check_read(&project)?;
+    let c = one(&s, Kind::Component, Some(&project), &name).await?;
+    Ok(json(&c.to_json()))
+}
+
+pub async fn revisions(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Path((project, name)): Path<(String, String)>,
+) -> Result<Response> {
+    access.check_read(&project)?;
+    one(&s, Kind::Component, Some(&project), &name).await?;
+    let revs = s.store.revisions(&project, &name).await?;
+    Ok(list(
+        revs.iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect(),
+    ))
+}
+
+pub async fn nodes(State(s): State<ApiState>) -> Result<Response> {
+    let all = s.store.list(Kind::Node, None).await?;
+    Ok(list(all.iter().map(|n| n.object.to_json()).collect()))
+}
+
+pub async fn node(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Response> {
+    Ok(json(&one(&s, Kind::Node, None, &name).await?.to_json()))
+}
+
+/// `?project=` and `?node=` narrow the container list.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerFilter {
+    project: Option<String>,
+    node: Option<String>,
+}
+
+/// One row of the cluster-wide container list.
+#[derive(Serialize, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRow {
+    pub node: String,
+    pub project: String,
+    pub component: String,
+    #[serde(flatten)]
+    pub container: ObservedContainer,
+}
+
+pub async fn containers(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Query(filter): Query<ContainerFilter>,
+) -> Result<Response> {
+    if let Some(p) = &filter.project {
+        access.check_read(p)?;
+    }
+    let keys = s.store.keys().clone();
+    let prefix = keys.all_observed_prefix();
+    let (kvs, _) = s.store.range_all(&prefix).await?;
+    let mut rows = Vec::new();
+    for kv in &kvs {
+        let key = String::from_utf8_lossy(kv.key());
+        let Some(parts) = keys.parts(&prefix, &key) else {
+            continue;
+        };
+        let [node, project, component] = parts[..] else {
+            continue;
+        };
+        let wanted = filter.project.as_deref().is_none_or(|p| p == project)
+            && filter.node.as_deref().is_none_or(|n| n == node)
+            && access.may_read(project);
+        if !wanted {
+            continue;
+        }
+        // A document this berth cannot read is skipped, not guessed at.
+        let Ok(doc) = serde_json::from_slice::<Observed>(kv.value()) else {
+            tracing::warn!(key = %key, "observed document does not decode; left out of /containers");
+            continue;
+        };
+        rows.extend(doc.containers.into_iter().map(|c| ContainerRow {
+            node: node.to_string(),
+            project: project.to_string(),
+            component: component.to_string(),
+            container: c,
+        }));
+    }
+    Ok(list(
+        rows.iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect(),
+    ))
+}
+
+/// One object, or a 404 naming it.
+async fn one(s: &ApiState, kind: Kind, project: Option<&str>, name: &str) -> Result<Object> {
+    match s.store.get(kind, project, name).await? {
+        Some(stored) => Ok(stored.object),
+        None => Err(ApiError::NotFound(match project {
+            Some(p) => format!("{} {name:?} not found in project {p:?}", kind.name()),
+            None => format!("{} {name:?} not found", kind.name()),
+        })),
+    }
+}

@@ -1,0 +1,254 @@
+//! The REST API (`/api/v1`) against a real etcd: the JSON is what `berth get
+//! -o json` prints, tokens and roles decide who sees what, errors are JSON;
+//! and a real `berth agent` serves it on its `--http` address.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth::api::{ApiConfig, Tokens};
+use berth::store::Store;
+use serde_json::{json, Value};
+
+use crate::support::cli::{berth, BERTH};
+use crate::support::etcd::TestEtcd;
+use crate::support::images::{self, NodeContainers};
+
+const ADMIN: &str = "admin-token-0123456789";
+const VIEWER: &str = "viewer-token-0123456789";
+
+const MANIFEST: &str = "apiVersion: berth/v1\nkind: Project\nmetadata: {name: shop}\n---\n\
+apiVersion: berth/v1\nkind: Project\nmetadata: {name: other}\n---\n\
+apiVersion: berth/v1\nkind: Component\nmetadata: {name: web, project: shop}\n\
+spec: {image: 'busybox:1', state: stopped, placement: {replicas: 2}}\n---\n\
+apiVersion: berth/v1\nkind: Component\nmetadata: {name: db, project: other}\n\
+spec: {image: 'busybox:1', state: stopped}\n";
+
+/// A plain HTTP/1.0 request: (status, headers, JSON body).
+fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String, Value) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the API");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: x\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = serde_json::from_str(body).unwrap_or(Value::Null);
+    (status, head.to_lowercase(), body)
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["metadata"]["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Serves the API router in this process on a free loopback port.
+async fn serve(etcd: &TestEtcd, tokens: &str) -> String {
+    let tokens = Tokens::parse(tokens, "tokens.yaml").expect("tokens");
+    let cfg = ApiConfig {
+        tokens: Some(std::sync::Arc::new(tokens)),
+        anonymous_read: false,
+    };
+    let store = Store::from_client(etcd.client().await, etcd.root());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, berth::api::router(store, cfg)).await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_reads_what_get_shows_and_tokens_decide_who_sees_what() {
+    let etcd = TestEtcd::start().await;
+    let (ep, root) = (etcd.endpoint(), etcd.root().to_string());
+    assert_eq!(
+        berth(&ep, &root, &["apply", "-f", "-"], Some(MANIFEST)).code,
+        0
+    );
+    let container =
+        json!({"id": "c1", "name": "shop-web-1", "revision": 1, "hash": "h", "phase": "ready"});
+    let observed = json!({"node": "n1", "generation": 1, "revision": 1, "containers": [container]});
+    etcd.put(&etcd.key("observed/n1/shop/web"), observed.to_string())
+        .await;
+    etcd.put(&etcd.key("observed/n2/other/db"), observed.to_string())
+        .await;
+    etcd.put(&etcd.key("observed/n3/shop/broken"), "not json")
+        .await;
+    let tokens = format!(
+        "tokens:\n  - {{name: ci, token: {ADMIN}, role: admin}}\n  - {{name: viewer, token: {VIEWER}, role: read, projects: [shop]}}\n"
+    );
+    let api = serve(&etcd, &tokens).await;
+    let addr = api.as_str();
+    let get = |path: &str, token: Option<&str>| request(addr, "GET", path, token);
+
+    // No token, or a wrong one: 401 with a JSON body.
+    let (code, head, body) = get("/api/v1/projects", None);
+    assert_eq!(code, 401);
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("Bearer")),
+        "{body}"
+    );
+    let (code, _, body) = get("/api/v1/projects", Some("not-a-token-at-all"));
+    assert_eq!((code, body["error"].as_str()), (401, Some("invalid token")));
+
+    // The admin sees every project; the viewer only its own.
+    let (code, _, body) = get("/api/v1/projects", Some(ADMIN));
+    assert_eq!(
+        (code, names(&body)),
+        (200, vec!["other".into(), "shop".into()])
+    );
+    let (_, _, body) = get("/api/v1/projects", Some(VIEWER));
+    assert_eq!(names(&body), vec!["shop".to_string()]);
+    let (code, _, body) = get("/api/v1/projects/other/components", Some(VIEWER));
+    assert_eq!(code, 403, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("other")));
+
+    // One component: exactly what `berth get -o json` prints.
+    let (code, _, body) = get("/api/v1/projects/shop/components/web", Some(VIEWER));
+    assert_eq!(code, 200);
+    let cli = berth(
+        &ep,
+        &root,
+        &["get", "component", "web", "-p", "shop", "-o", "json"],
+        None,
+    );
+    let cli: Value = serde_json::from_str(&cli.stdout).expect("get -o json");
+    assert_eq!(body, cli);
+    let (code, _, body) = get("/api/v1/projects/shop/components", Some(VIEWER));
+    assert_eq!((code, names(&body)), (200, vec!["web".to_string()]));
+    let (code, _, body) = get(
+        "/api/v1/projects/shop/components/web/revisions",
+        Some(VIEWER),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(body["items"][0]["seq"], 1, "{body}");
+    let (code, _, body) = get("/api/v1/projects/shop/components/nope", Some(VIEWER));
+    assert_eq!(code, 404);
+    assert_eq!(
+        body["error"],
+        "Component \"nope\" not found in project \"shop\""
+    );
+    let (code, _, _) = get("/api/v1/projects/nope/components", Some(ADMIN));
+    assert_eq!(code, 404);
+    let (code, _, _) = get("/api/v1/no/such/route", Some(ADMIN));
+    assert_eq!(code, 404);
+
+    // Containers, cluster-wide from observed state; an undecodable document
+    // is left out, not guessed at; a viewer sees its projects only.
+    let (code, _, body) = get("/api/v1/containers", Some(ADMIN));
+    assert_eq!(code, 200);
+    let rows = body["items"].as_array().cloned().unwrap_or_default();
+    let seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["node"].as_str().unwrap_or_default().to_string(),
+                r["component"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![("n1".into(), "web".into()), ("n2".into(), "db".into())]
+    );
+    assert_eq!(rows[0]["phase"], "ready");
+    let (_, _, body) = get("/api/v1/containers", Some(VIEWER));
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1));
+    let (_, _, body) = get("/api/v1/containers?node=n2", Some(ADMIN));
+    assert_eq!(body["items"][0]["project"], "other");
+    let (code, _, _) = get("/api/v1/containers?project=other", Some(VIEWER));
+    assert_eq!(code, 403);
+
+    // A read token may not write, whatever the route.
+    let (code, _, body) = request(addr, "DELETE", "/api/v1/projects/shop", Some(VIEWER));
+    assert_eq!(code, 403, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("read role")));
+}
+
+#[tokio::test]
+async fn the_agent_serves_the_api_and_refuses_a_bad_tokens_file() {
+    images::ensure_test_images().await.expect("test images");
+    let etcd = TestEtcd::start().await;
+    let node = images::unique("api");
+    let _containers = NodeContainers {
+        root: etcd.root().to_string(),
+        node: node.clone(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("tokens.yaml");
+    std::fs::write(&bad, "tokens: [{name: a, token: short, role: read}]\n").expect("write");
+    let port = berth::localetcd::free_port().expect("port");
+    let http = format!("127.0.0.1:{port}");
+    let agent = |extra: &[&str]| {
+        Command::new(BERTH)
+            .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
+            .args([
+                "agent",
+                "--node",
+                &node,
+                "--http",
+                &http,
+                "--lease-ttl",
+                "3s",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn berth agent")
+    };
+    let out = agent(&["--api-tokens", &bad.display().to_string()])
+        .wait_with_output()
+        .expect("agent exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("tokens.yaml: tokens[0] (a): token: at least 16 characters"),
+        "{err}"
+    );
+
+    let mut child = agent(&["--api-anonymous-read"]);
+    let start = Instant::now();
+    let nodes = loop {
+        if std::net::TcpStream::connect(&http).is_ok() {
+            let (code, _, body) = request(&http, "GET", "/api/v1/nodes", None);
+            if code == 200 && names(&body).contains(&node) {
+                break body;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the agent's API never listed its node"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(nodes["kind"], "List");
+    // Anonymous read is read only.
+    let (code, _, _) = request(&http, "POST", "/api/v1/projects", None);
+    assert_eq!(code, 403);
+    let _ = child.kill();
+    let _ = child.wait();
+}
