@@ -109,6 +109,30 @@ impl Access {
         self.projects.as_ref().is_none_or(|p| p.contains(project))
     }
 
+    /// `Ok` when the caller may change `project`, else a 403 naming it.
+    pub fn check_write(&self, project: &str) -> Result<(), ApiError> {
+        self.check_read(project)?;
+        if self.role < Role::Admin {
+            return Err(ApiError::Forbidden(format!(
+                "token {:?} has the read role",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// `Ok` when the caller may change what belongs to no project (nodes):
+    /// an admin token not limited to projects.
+    pub fn check_write_cluster(&self) -> Result<(), ApiError> {
+        if self.role < Role::Admin || self.projects.is_some() {
+            return Err(ApiError::Forbidden(format!(
+                "token {:?} may not change nodes: that needs an admin token for every project",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// `Ok` when the caller may see `project`, else a 403 naming it.
     pub fn check_read(&self, project: &str) -> Result<(), ApiError> {
         if self.may_read(project) {

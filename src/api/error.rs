@@ -33,6 +33,10 @@ impl ApiError {
             ApiError::Store(StoreError::Unreachable { .. } | StoreError::Etcd { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Store(StoreError::Invalid(_) | StoreError::MissingProject { .. }) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
             ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -10,10 +10,13 @@
 mod auth;
 mod error;
 mod read;
+mod write;
+
+use read::json;
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::store::Store;
@@ -39,19 +42,28 @@ pub(crate) struct ApiState {
 /// The `/api/v1` routes, to merge into the agent's HTTP router.
 pub fn router(store: Store, cfg: ApiConfig) -> Router {
     let api = Router::new()
+        .route("/apply", post(write::apply))
         .route("/projects", get(read::projects))
-        .route("/projects/{project}", get(read::project))
+        .route(
+            "/projects/{project}",
+            get(read::project).delete(write::delete_project),
+        )
         .route("/projects/{project}/components", get(read::components))
         .route(
             "/projects/{project}/components/{name}",
-            get(read::component),
+            get(read::component).delete(write::delete_component),
         )
         .route(
             "/projects/{project}/components/{name}/revisions",
             get(read::revisions),
         )
+        .route(
+            "/projects/{project}/components/{name}/rollout/{action}",
+            post(write::rollout),
+        )
         .route("/nodes", get(read::nodes))
         .route("/nodes/{name}", get(read::node))
+        .route("/nodes/{name}/{action}", post(write::node_action))
         .route("/containers", get(read::containers))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .with_state(ApiState { store })

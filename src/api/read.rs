@@ -9,13 +9,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Access, ApiError, ApiState};
+
 use crate::resource::observed::ObservedContainer;
 use crate::resource::{Kind, Object, Observed, API_VERSION};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// A JSON answer.
-fn json(v: &impl Serialize) -> Response {
+pub(crate) fn json(v: &impl Serialize) -> Response {
     let body = serde_json::to_string_pretty(v).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -6,17 +6,17 @@
 //! (`diff`: 1 means "differences found"; `wait` and `drain`: 1 on timeout).
 
 mod agent;
-mod apply;
-mod args;
+pub(crate) mod apply;
+pub(crate) mod args;
 mod delete;
 mod describe;
 mod diff;
 mod error;
 mod get;
 mod lock;
-mod node;
+pub(crate) mod node;
 mod output;
-mod rollout;
+pub(crate) mod rollout;
 mod up;
 mod wait;
 

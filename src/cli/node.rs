@@ -24,12 +24,7 @@ const RETRIES: usize = 8;
 pub async fn cordon(etcd: &EtcdArgs, args: NodeArgs) -> Result<ExitCode, CliError> {
     let name = node_name(&args.node)?;
     let store = Store::connect(&etcd.store_config()).await?;
-    let change = edit(&store, &name, |_, n| {
-        n.spec.unschedulable = true;
-        Ok(())
-    })
-    .await?;
-    println!("node/{name} {}", done(change, "cordoned"));
+    println!("node/{name} {}", set_cordon(&store, &name, true).await?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -37,14 +32,34 @@ pub async fn cordon(etcd: &EtcdArgs, args: NodeArgs) -> Result<ExitCode, CliErro
 pub async fn uncordon(etcd: &EtcdArgs, args: NodeArgs) -> Result<ExitCode, CliError> {
     let name = node_name(&args.node)?;
     let store = Store::connect(&etcd.store_config()).await?;
-    let change = edit(&store, &name, |_, n| {
-        n.spec.unschedulable = false;
-        n.spec.drain = false;
+    println!("node/{name} {}", set_cordon(&store, &name, false).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cordons `name`, or uncordons it (which also ends a drain); says what was
+/// done ("cordoned", "already uncordoned"...). The CLI and the API share it.
+pub async fn set_cordon(store: &Store, name: &str, cordon: bool) -> Result<String, CliError> {
+    let change = edit(store, name, |_, n| {
+        n.spec.unschedulable = cordon;
+        if !cordon {
+            n.spec.drain = false;
+        }
         Ok(())
     })
     .await?;
-    println!("node/{name} {}", done(change, "uncordoned"));
-    Ok(ExitCode::SUCCESS)
+    Ok(done(change, if cordon { "cordoned" } else { "uncordoned" }))
+}
+
+/// Cordons `name` and asks the coordinator to move its replicas off; does
+/// not wait (`berth drain` waits, the API answers 202).
+pub async fn start_drain(store: &Store, name: &str) -> Result<(), CliError> {
+    edit(store, name, |_, n| {
+        n.spec.unschedulable = true;
+        n.spec.drain = true;
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }
 
 pub async fn label(etcd: &EtcdArgs, args: LabelArgs) -> Result<ExitCode, CliError> {
@@ -94,12 +109,7 @@ pub async fn label(etcd: &EtcdArgs, args: LabelArgs) -> Result<ExitCode, CliErro
 pub async fn drain(etcd: &EtcdArgs, args: DrainArgs) -> Result<ExitCode, CliError> {
     let name = node_name(&args.node)?;
     let store = Store::connect(&etcd.store_config()).await?;
-    edit(&store, &name, |_, n| {
-        n.spec.unschedulable = true;
-        n.spec.drain = true;
-        Ok(())
-    })
-    .await?;
+    start_drain(&store, &name).await?;
     println!("node/{name} cordoned, draining");
     let mut left = Left::default();
     let drained = tokio::time::timeout(args.timeout, wait_empty(&store, &name, &mut left)).await;

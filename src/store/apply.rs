@@ -326,8 +326,20 @@ impl Store {
                 .collect();
             let chunks = chunk(&writes)?;
             round_trips += chunks.len();
-            let failed: Vec<Vec<&Prepared>> = futures::stream::iter(chunks)
-                .map(|chunk| async move {
+            // Chunks travel as index ranges into `writes`: a closure taking
+            // `Vec<&Prepared>` makes this future not provably `Send` (a
+            // rustc limit with higher-ranked lifetimes), and an API handler
+            // must be `Send`.
+            let mut ranges = Vec::new();
+            let mut from = 0;
+            for c in &chunks {
+                ranges.push(from..from + c.len());
+                from += c.len();
+            }
+            let writes = &writes;
+            let failed: Vec<Vec<&Prepared>> = futures::stream::iter(ranges)
+                .map(|range: std::ops::Range<usize>| async move {
+                    let chunk = writes[range].to_vec();
                     let ok = self.write_chunk(&chunk).await?;
                     Ok::<_, StoreError>(if ok { None } else { Some(chunk) })
                 })

@@ -26,13 +26,25 @@ spec: {image: 'busybox:1', state: stopped}\n";
 
 /// A plain HTTP/1.0 request: (status, headers, JSON body).
 fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String, Value) {
+    send(addr, method, path, token, "")
+}
+
+/// [`request`] with a body.
+fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, Value) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the API");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: x\r\n{auth}Content-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: x\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .expect("write");
     let mut out = String::new();
@@ -251,4 +263,151 @@ async fn the_agent_serves_the_api_and_refuses_a_bad_tokens_file() {
     assert_eq!(code, 403);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_writes_run_the_cli_code_and_refuse_bad_input_writing_nothing() {
+    let etcd = TestEtcd::start().await;
+    let (ep, root) = (etcd.endpoint(), etcd.root().to_string());
+    let tokens = format!(
+        "tokens:\n  - {{name: ci, token: {ADMIN}, role: admin}}\n  - {{name: viewer, token: {VIEWER}, role: read}}\n  - {{name: shop-admin, token: shop-admin-0123456789, role: admin, projects: [shop]}}\n"
+    );
+    let api = serve(&etcd, &tokens).await;
+    let addr = api.as_str();
+    let apply = |body: &str, token: &str| send(addr, "POST", "/api/v1/apply", Some(token), body);
+
+    // A bad manifest: 400 naming request:line:column and the field; nothing written.
+    let bad = MANIFEST.replace("replicas: 2", "replicas: -2");
+    let (code, _, body) = apply(&bad, ADMIN);
+    assert_eq!(code, 400, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("request:") && error.contains("replicas"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "{error}");
+    assert!(
+        etcd.keys(&etcd.key("specs/")).await.is_empty(),
+        "a refused apply wrote"
+    );
+    // A read token, or an admin of another project, may not write.
+    assert_eq!(apply(MANIFEST, VIEWER).0, 403);
+    assert_eq!(apply(MANIFEST, "shop-admin-0123456789").0, 403);
+    assert!(etcd.keys(&etcd.key("specs/")).await.is_empty());
+
+    // Dry run, then the real apply: what `berth apply` prints, as JSON.
+    let (code, _, body) = send(
+        addr,
+        "POST",
+        "/api/v1/apply?dryRun=true",
+        Some(ADMIN),
+        MANIFEST,
+    );
+    assert_eq!(
+        (code, body["items"][2]["change"].as_str()),
+        (200, Some("created"))
+    );
+    assert!(etcd.keys(&etcd.key("specs/")).await.is_empty());
+    let (code, _, body) = apply(MANIFEST, ADMIN);
+    assert_eq!(code, 200, "{body}");
+    let changes: Vec<&str> = body["items"]
+        .as_array()
+        .map(|i| i.iter().filter_map(|o| o["change"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(changes, vec!["created"; 4]);
+    let cli = berth(
+        &ep,
+        &root,
+        &["get", "component", "web", "-p", "shop", "-o", "json"],
+        None,
+    );
+    assert_eq!(cli.code, 0);
+    assert_eq!(apply(MANIFEST, ADMIN).2["items"][2]["change"], "unchanged");
+
+    // Rollout actions: the CLI's refusal, one line, nothing written; restart works.
+    let (code, _, body) = send(
+        addr,
+        "POST",
+        "/api/v1/projects/shop/components/web/rollout/pause",
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nothing to pause")),
+        "{body}"
+    );
+    let before = etcd.get(&etcd.key("specs/component/shop/web")).await;
+    let (code, _, _) = send(
+        addr,
+        "POST",
+        "/api/v1/projects/shop/components/web/rollout/fly",
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(code, 404);
+    assert_eq!(
+        etcd.get(&etcd.key("specs/component/shop/web")).await,
+        before
+    );
+    let (code, _, body) = send(
+        addr,
+        "POST",
+        "/api/v1/projects/shop/components/web/rollout/restart",
+        Some("shop-admin-0123456789"),
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let spec: Value = serde_json::from_slice(
+        &etcd
+            .get(&etcd.key("specs/component/shop/web"))
+            .await
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(spec["spec"]["restartedAt"].is_string(), "{spec}");
+
+    // Nodes: unknown is 404; a project-scoped admin may not touch nodes.
+    let (code, _, body) = send(addr, "POST", "/api/v1/nodes/ghost/cordon", Some(ADMIN), "");
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/api/v1/nodes/ghost/cordon",
+            Some("shop-admin-0123456789"),
+            ""
+        )
+        .0,
+        403
+    );
+
+    // Delete: a project with components is refused; the component goes.
+    let (code, _, _) = send(addr, "DELETE", "/api/v1/projects/shop", Some(ADMIN), "");
+    assert_eq!(code, 400);
+    let (code, _, body) = send(
+        addr,
+        "DELETE",
+        "/api/v1/projects/shop/components/web",
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(
+        (code, body["deleted"].as_str()),
+        (200, Some("component/web"))
+    );
+    assert!(etcd
+        .get(&etcd.key("specs/component/shop/web"))
+        .await
+        .is_none());
+    let (code, _, _) = send(
+        addr,
+        "DELETE",
+        "/api/v1/projects/shop/components/web",
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(code, 404);
 }

@@ -29,12 +29,22 @@ const TRIES: usize = 3;
 
 pub async fn run(etcd: &EtcdArgs, t: RolloutTarget, action: Action) -> Result<ExitCode, CliError> {
     let store = Store::connect(&etcd.store_config()).await?;
+    let done = control(&store, &t, action).await?;
+    println!("component/{} {done}", t.component);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the component, applies `action` and writes the spec over exactly
+/// the version read (read again on a lost race). Returns what was done, in
+/// words; a refusal writes nothing. The CLI and the API share it.
+pub async fn control(store: &Store, t: &RolloutTarget, action: Action) -> Result<String, CliError> {
     let revisions = match action {
         Action::Undo(_) => store.revisions(&t.project, &t.component).await?,
         _ => Vec::new(),
     };
-    for attempt in 1..=TRIES {
-        let (mut c, version) = read(&store, &t).await?;
+    let mut attempt = 1;
+    loop {
+        let (mut c, version) = read(store, t).await?;
         let done = change(&mut c, action, &revisions, &crate::util::now_rfc3339())
             .map_err(CliError::Input)?;
         c.metadata.resource_version = Some(version.to_string());
@@ -43,15 +53,11 @@ pub async fn run(etcd: &EtcdArgs, t: RolloutTarget, action: Action) -> Result<Ex
             .apply(&[Object::Component(c)], &ApplyOptions::default())
             .await
         {
-            Ok(_) => {
-                println!("component/{} {done}", t.component);
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(StoreError::Conflict(_)) if attempt < TRIES => continue,
+            Ok(_) => return Ok(done),
+            Err(StoreError::Conflict(_)) if attempt < TRIES => attempt += 1,
             Err(e) => return Err(e.into()),
         }
     }
-    unreachable!("the last try returns")
 }
 
 /// The component (spec and status) and the version of its spec.

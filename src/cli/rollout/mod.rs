@@ -3,7 +3,7 @@
 //! The coordinator carries rollouts out; these commands only read its status
 //! and change the component's spec, each change a compare-and-swap.
 
-mod control;
+pub(crate) mod control;
 mod history;
 mod status;
 
