@@ -10,6 +10,7 @@
 mod auth;
 mod error;
 mod read;
+mod watch;
 mod write;
 
 use read::json;

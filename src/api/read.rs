@@ -8,8 +8,8 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::watch::{self, Feed};
 use super::{Access, ApiError, ApiState};
-
 use crate::resource::observed::ObservedContainer;
 use crate::resource::{Kind, Object, Observed, API_VERSION};
 
@@ -29,7 +29,11 @@ fn list(items: Vec<Value>) -> Response {
 pub async fn projects(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Response> {
+    if q.watch {
+        return Ok(watch::respond(s, access, Feed::Projects));
+    }
     let all = s.store.list(Kind::Project, None).await?;
     Ok(list(
         all.iter()
@@ -54,9 +58,13 @@ pub async fn components(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
     Path(project): Path<String>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Response> {
     access.check_read(&project)?;
     one(&s, Kind::Project, None, &project).await?;
+    if q.watch {
+        return Ok(watch::respond(s, access, Feed::Components { project }));
+    }
     let all = s.store.list(Kind::Component, Some(&project)).await?;
     Ok(list(all.iter().map(|c| c.object.to_json()).collect()))
 }
@@ -86,7 +94,14 @@ pub async fn revisions(
     ))
 }
 
-pub async fn nodes(State(s): State<ApiState>) -> Result<Response> {
+pub async fn nodes(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response> {
+    if q.watch {
+        return Ok(watch::respond(s, access, Feed::Nodes));
+    }
     let all = s.store.list(Kind::Node, None).await?;
     Ok(list(all.iter().map(|n| n.object.to_json()).collect()))
 }
@@ -95,12 +110,22 @@ pub async fn node(State(s): State<ApiState>, Path(name): Path<String>) -> Result
     Ok(json(&one(&s, Kind::Node, None, &name).await?.to_json()))
 }
 
-/// `?project=` and `?node=` narrow the container list.
+/// `?watch=true` on a list route.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    watch: bool,
+}
+
+/// `?project=` and `?node=` narrow the container list; `?watch=true`.
+#[derive(Deserialize, Default, Clone, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct ContainerFilter {
     project: Option<String>,
     node: Option<String>,
+    #[serde(default)]
+    watch: bool,
 }
 
 /// One row of the cluster-wide container list.
@@ -122,16 +147,38 @@ pub async fn containers(
     if let Some(p) = &filter.project {
         access.check_read(p)?;
     }
-    let keys = s.store.keys().clone();
-    let prefix = keys.all_observed_prefix();
-    let (kvs, _) = s.store.range_all(&prefix).await?;
+    if filter.watch {
+        return Ok(watch::respond(s, access, Feed::Containers(filter)));
+    }
+    let (kvs, _) = s
+        .store
+        .range_all(&s.store.keys().all_observed_prefix())
+        .await?;
+    let docs = kvs.iter().map(|kv| (kv.key(), kv.value()));
+    Ok(list(
+        container_rows(&s, &access, &filter, docs)
+            .into_iter()
+            .map(|(_, row)| row)
+            .collect(),
+    ))
+}
+
+/// The rows of observed documents `(key, value)` that `filter` and
+/// `access` let through, each with its id `node/project/component/container`.
+pub(crate) fn container_rows<'a>(
+    s: &ApiState,
+    access: &Access,
+    filter: &ContainerFilter,
+    docs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Vec<(String, Value)> {
+    let prefix = s.store.keys().all_observed_prefix();
     let mut rows = Vec::new();
-    for kv in &kvs {
-        let key = String::from_utf8_lossy(kv.key());
-        let Some(parts) = keys.parts(&prefix, &key) else {
+    for (key, value) in docs {
+        let key = String::from_utf8_lossy(key);
+        let Some(doc) = key.strip_prefix(&prefix) else {
             continue;
         };
-        let [node, project, component] = parts[..] else {
+        let [node, project, component] = doc.split('/').collect::<Vec<_>>()[..] else {
             continue;
         };
         let wanted = filter.project.as_deref().is_none_or(|p| p == project)
@@ -141,22 +188,24 @@ pub async fn containers(
             continue;
         }
         // A document this berth cannot read is skipped, not guessed at.
-        let Ok(doc) = serde_json::from_slice::<Observed>(kv.value()) else {
+        let Ok(observed) = serde_json::from_slice::<Observed>(value) else {
             tracing::warn!(key = %key, "observed document does not decode; left out of /containers");
             continue;
         };
-        rows.extend(doc.containers.into_iter().map(|c| ContainerRow {
-            node: node.to_string(),
-            project: project.to_string(),
-            component: component.to_string(),
-            container: c,
-        }));
+        for c in observed.containers {
+            let id = format!("{doc}/{}", c.id);
+            let row = ContainerRow {
+                node: node.to_string(),
+                project: project.to_string(),
+                component: component.to_string(),
+                container: c,
+            };
+            if let Ok(v) = serde_json::to_value(&row) {
+                rows.push((id, v));
+            }
+        }
     }
-    Ok(list(
-        rows.iter()
-            .filter_map(|r| serde_json::to_value(r).ok())
-            .collect(),
-    ))
+    rows
 }
 
 /// One object, or a 404 naming it.

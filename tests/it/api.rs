@@ -411,3 +411,113 @@ async fn api_writes_run_the_cli_code_and_refuse_bad_input_writing_nothing() {
     );
     assert_eq!(code, 404);
 }
+
+/// A `?watch=true` stream: each `data:` line's JSON, as it arrives.
+struct SseClient(std::sync::mpsc::Receiver<Value>);
+
+impl SseClient {
+    fn open(addr: &str, path: &str, token: &str) -> SseClient {
+        use std::io::BufRead;
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        )
+        .expect("write");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(s).lines().map_while(Result::ok) {
+                if let Some(data) = line.strip_prefix("data: ") {
+                    if let Ok(v) = serde_json::from_str(data) {
+                        if tx.send(v).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        SseClient(rx)
+    }
+
+    /// The next event's (type, object), within 10 s.
+    fn next(&self) -> (String, Value) {
+        let v = self
+            .0
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an event within 10 s");
+        (
+            v["type"].as_str().unwrap_or_default().to_string(),
+            v["object"].clone(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_added_modified_deleted_as_server_sent_events() {
+    let etcd = TestEtcd::start().await;
+    let (ep, root) = (etcd.endpoint(), etcd.root().to_string());
+    assert_eq!(
+        berth(&ep, &root, &["apply", "-f", "-"], Some(MANIFEST)).code,
+        0
+    );
+    let tokens = format!("tokens:\n  - {{name: ci, token: {ADMIN}, role: admin}}\n");
+    let api = serve(&etcd, &tokens).await;
+
+    let comps = SseClient::open(&api, "/api/v1/projects/shop/components?watch=true", ADMIN);
+    let (kind, obj) = comps.next();
+    assert_eq!(
+        (kind.as_str(), &obj["metadata"]["name"]),
+        ("ADDED", &json!("web"))
+    );
+    let scaled = MANIFEST.replace("replicas: 2", "replicas: 5");
+    assert_eq!(
+        berth(&ep, &root, &["apply", "-f", "-"], Some(&scaled)).code,
+        0
+    );
+    let (kind, obj) = comps.next();
+    assert_eq!(kind, "MODIFIED");
+    assert_eq!(obj["spec"]["placement"]["replicas"], 5);
+    assert_eq!(
+        berth(
+            &ep,
+            &root,
+            &["delete", "component", "web", "-p", "shop"],
+            None
+        )
+        .code,
+        0
+    );
+    let (kind, obj) = comps.next();
+    assert_eq!(
+        (kind.as_str(), &obj["metadata"]["name"]),
+        ("DELETED", &json!("web"))
+    );
+
+    let containers = SseClient::open(&api, "/api/v1/containers?watch=true&project=shop", ADMIN);
+    let c = |id: &str| json!({"id": id, "name": id, "revision": 1, "hash": "h", "phase": "ready"});
+    let doc = |ids: &[&str]| {
+        json!({"node": "n1", "generation": 1, "revision": 1,
+               "containers": ids.iter().map(|i| c(i)).collect::<Vec<_>>()})
+        .to_string()
+    };
+    let key = etcd.key("observed/n1/shop/web");
+    etcd.put(&etcd.key("observed/n1/other/db"), doc(&["x"]))
+        .await;
+    etcd.put(&key, doc(&["a"])).await;
+    let (kind, obj) = containers.next();
+    assert_eq!(
+        (kind.as_str(), &obj["id"], &obj["node"]),
+        ("ADDED", &json!("a"), &json!("n1"))
+    );
+    etcd.put(&key, doc(&["b"])).await;
+    let mut got: Vec<(String, Value)> = vec![containers.next(), containers.next()];
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!((got[0].0.as_str(), &got[0].1["id"]), ("ADDED", &json!("b")));
+    assert_eq!(
+        (got[1].0.as_str(), &got[1].1["id"]),
+        ("DELETED", &json!("a"))
+    );
+    etcd.delete(&key).await;
+    let (kind, obj) = containers.next();
+    assert_eq!((kind.as_str(), &obj["id"]), ("DELETED", &json!("b")));
+}

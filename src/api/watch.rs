@@ -1,0 +1,237 @@
+//! `?watch=true` on the list routes: server-sent events from etcd watches.
+//!
+//! Each event is `event: ADDED|MODIFIED|DELETED` with `data: {"type",
+//! "object"}`, as `kubectl get -w -o json` gives them. The stream starts
+//! with an ADDED for everything that exists, then follows changes. One task
+//! per watch runs berth's watcher (paged list, then watch from that
+//! revision, re-listing after compaction) on the feed's prefixes; after
+//! every (re)list it compares the whole feed with what it sent, otherwise it
+//! reads only the object a changed key belongs to, so a watch costs O(changes)
+//! (nodes, a short list, are read whole).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::read::{container_rows, ContainerFilter};
+use super::{Access, ApiError, ApiState};
+use crate::resource::Kind;
+use crate::runtime::{watcher, Event, WatcherConfig};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// What one watch follows.
+#[derive(Clone, Debug)]
+pub enum Feed {
+    Projects,
+    Components { project: String },
+    Nodes,
+    Containers(ContainerFilter),
+}
+
+/// What the client was last sent, by object id.
+type Shown = BTreeMap<String, Value>;
+
+/// The SSE answer for `feed`; the watch task ends when the client goes.
+pub fn respond(s: ApiState, access: Access, feed: Feed) -> Response {
+    let (tx, rx) = mpsc::channel::<SseEvent>(64);
+    tokio::spawn(run(s, access, feed, tx));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn run(s: ApiState, access: Access, feed: Feed, tx: mpsc::Sender<SseEvent>) {
+    let prefixes = feed.prefixes(&s);
+    let mut listed = vec![false; prefixes.len()];
+    let client = s.store.client();
+    let mut events = futures::stream::select_all(prefixes.into_iter().enumerate().map(|(i, p)| {
+        watcher(client.clone(), p, WatcherConfig::default())
+            .map(move |e| (i, e))
+            .boxed()
+    }));
+    let mut shown = Shown::new();
+    while let Some((i, item)) = events.next().await {
+        let changes = match item {
+            Ok(Event::Init) => {
+                listed[i] = false;
+                continue;
+            }
+            Ok(Event::InitApply(_)) => continue,
+            Ok(Event::InitDone) => {
+                listed[i] = true;
+                if !listed.iter().all(|l| *l) {
+                    continue;
+                }
+                feed.list(&s, &access).await.map(|now| resync(&shown, now))
+            }
+            // Before every list is complete the resync will see it.
+            Ok(Event::Apply(kv) | Event::Delete(kv)) if listed.iter().all(|l| *l) => {
+                feed.changed(&s, &access, &kv.key, &shown).await
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "API watch: etcd watch error; the watcher retries");
+                continue;
+            }
+        };
+        let changes = match changes {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "API watch: read failed; waiting for the next change");
+                continue;
+            }
+        };
+        for (id, new) in changes {
+            let Some(event) = event(shown.get(&id), new.as_ref()) else {
+                continue;
+            };
+            match new {
+                Some(v) => shown.insert(id, v),
+                None => shown.remove(&id),
+            };
+            if tx.send(event).await.is_err() {
+                return; // the client went away
+            }
+        }
+    }
+}
+
+/// Every id whose object differs between `shown` and `now`.
+fn resync(shown: &Shown, now: Shown) -> Vec<(String, Option<Value>)> {
+    let mut out: Vec<(String, Option<Value>)> = shown
+        .keys()
+        .filter(|id| !now.contains_key(*id))
+        .map(|id| (id.clone(), None))
+        .collect();
+    out.extend(now.into_iter().map(|(id, v)| (id, Some(v))));
+    out
+}
+
+/// The SSE event taking the client from `old` to `new`, if they differ.
+fn event(old: Option<&Value>, new: Option<&Value>) -> Option<SseEvent> {
+    let (kind, object) = match (old, new) {
+        (None, Some(n)) => ("ADDED", n),
+        (Some(o), Some(n)) if o != n => ("MODIFIED", n),
+        (Some(o), None) => ("DELETED", o),
+        _ => return None,
+    };
+    let data = serde_json::json!({"type": kind, "object": object});
+    Some(SseEvent::default().event(kind).data(data.to_string()))
+}
+
+impl Feed {
+    fn prefixes(&self, s: &ApiState) -> Vec<String> {
+        let keys = s.store.keys();
+        match self {
+            Feed::Projects => vec![
+                keys.spec_prefix(Kind::Project, None),
+                keys.status_prefix(Kind::Project, None),
+            ],
+            Feed::Components { project } => vec![
+                keys.spec_prefix(Kind::Component, Some(project)),
+                keys.status_prefix(Kind::Component, Some(project)),
+            ],
+            Feed::Nodes => vec![
+                keys.nodes_prefix(),
+                keys.spec_prefix(Kind::Node, None),
+                keys.status_prefix(Kind::Node, None),
+                keys.election(),
+            ],
+            Feed::Containers(_) => vec![keys.all_observed_prefix()],
+        }
+    }
+
+    /// Everything the feed shows now, by id.
+    async fn list(&self, s: &ApiState, access: &Access) -> Result<Shown> {
+        let (kind, project) = match self {
+            Feed::Projects => (Kind::Project, None),
+            Feed::Components { project } => (Kind::Component, Some(project.as_str())),
+            Feed::Nodes => (Kind::Node, None),
+            Feed::Containers(filter) => {
+                let (kvs, _) = s
+                    .store
+                    .range_all(&s.store.keys().all_observed_prefix())
+                    .await?;
+                let docs = kvs.iter().map(|kv| (kv.key(), kv.value()));
+                return Ok(container_rows(s, access, filter, docs)
+                    .into_iter()
+                    .collect());
+            }
+        };
+        let all = s.store.list(kind, project).await?;
+        Ok(all
+            .iter()
+            .filter(|o| kind != Kind::Project || access.may_read(o.object.name()))
+            .map(|o| (o.object.name().to_string(), o.object.to_json()))
+            .collect())
+    }
+
+    /// What changed with `key`: the objects it concerns, `None` for gone.
+    async fn changed(
+        &self,
+        s: &ApiState,
+        access: &Access,
+        key: &str,
+        shown: &Shown,
+    ) -> Result<Vec<(String, Option<Value>)>> {
+        let keys = s.store.keys();
+        let (kind, project) = match self {
+            Feed::Nodes => return Ok(resync(shown, self.list(s, access).await?)),
+            Feed::Containers(filter) => {
+                return Ok(container_changes(s, access, filter, key, shown).await?)
+            }
+            Feed::Projects => (Kind::Project, None),
+            Feed::Components { project } => (Kind::Component, Some(project.as_str())),
+        };
+        let name = [
+            keys.spec_prefix(kind, project),
+            keys.status_prefix(kind, project),
+        ]
+        .iter()
+        .find_map(|p| key.strip_prefix(p.as_str()))
+        .filter(|n| !n.is_empty() && !n.contains('/'));
+        let Some(name) = name else {
+            return Ok(Vec::new());
+        };
+        if kind == Kind::Project && !access.may_read(name) {
+            return Ok(Vec::new());
+        }
+        let now = s.store.get(kind, project, name).await?;
+        Ok(vec![(name.to_string(), now.map(|o| o.object.to_json()))])
+    }
+}
+
+/// The container rows of the observed document at `key`, against the rows
+/// of that document shown before.
+async fn container_changes(
+    s: &ApiState,
+    access: &Access,
+    filter: &ContainerFilter,
+    key: &str,
+    shown: &Shown,
+) -> Result<Vec<(String, Option<Value>)>> {
+    let prefix = s.store.keys().all_observed_prefix();
+    let Some(doc) = key.strip_prefix(&prefix) else {
+        return Ok(Vec::new());
+    };
+    let value = s.store.get_raw(key).await?;
+    let docs = value.iter().map(|v| (key.as_bytes(), v.as_slice()));
+    let now: Shown = container_rows(s, access, filter, docs)
+        .into_iter()
+        .collect();
+    let before = format!("{doc}/");
+    let mut out: Vec<(String, Option<Value>)> = shown
+        .keys()
+        .filter(|id| id.starts_with(&before) && !now.contains_key(*id))
+        .map(|id| (id.clone(), None))
+        .collect();
+    out.extend(now.into_iter().map(|(id, v)| (id, Some(v))));
+    Ok(out)
+}
