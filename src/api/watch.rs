@@ -185,7 +185,7 @@ impl Feed {
         let (kind, project) = match self {
             Feed::Nodes => return Ok(resync(shown, self.list(s, access).await?)),
             Feed::Containers(filter) => {
-                return Ok(container_changes(s, access, filter, key, shown).await?)
+                return container_changes(s, access, filter, key, shown).await
             }
             Feed::Projects => (Kind::Project, None),
             Feed::Components { project } => (Kind::Component, Some(project.as_str())),
