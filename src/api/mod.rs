@@ -17,8 +17,13 @@ use read::json;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::http::header;
+use axum::routing::get;
 use axum::Router;
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::store::Store;
 
@@ -40,37 +45,142 @@ pub(crate) struct ApiState {
     pub store: Store,
 }
 
+/// The OpenAPI document's fixed parts; the paths come from the routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "berth API",
+        description = "Every agent's REST API: the resources `berth get` and `describe` show, and the writes of `apply`, `delete`, `rollout` and node commands. Bearer tokens from `--api-tokens`."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` security scheme the document refers to.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Every route with its OpenAPI description: the router and the document
+/// are built from this one list, so they cannot disagree.
+fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(write::apply))
+        .routes(routes!(read::projects))
+        .routes(routes!(read::project, write::delete_project))
+        .routes(routes!(read::components))
+        .routes(routes!(read::component, write::delete_component))
+        .routes(routes!(read::revisions))
+        .routes(routes!(write::rollout))
+        .routes(routes!(read::nodes))
+        .routes(routes!(read::node))
+        .routes(routes!(write::node_action))
+        .routes(routes!(read::containers))
+}
+
+/// The OpenAPI 3 document of `/api/v1` (committed as `api/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<ApiState>::with_openapi(ApiDoc::openapi())
+        .nest(PREFIX, routes())
+        .into_openapi()
+}
+
+/// Where the API lives.
+pub const PREFIX: &str = "/api/v1";
+
 /// The `/api/v1` routes, to merge into the agent's HTTP router.
 pub fn router(store: Store, cfg: ApiConfig) -> Router {
-    let api = Router::new()
-        .route("/apply", post(write::apply))
-        .route("/projects", get(read::projects))
+    let doc = openapi().to_pretty_json().unwrap_or_default();
+    let (api, _) = routes().split_for_parts();
+    let api = api
         .route(
-            "/projects/{project}",
-            get(read::project).delete(write::delete_project),
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
         )
-        .route("/projects/{project}/components", get(read::components))
-        .route(
-            "/projects/{project}/components/{name}",
-            get(read::component).delete(write::delete_component),
-        )
-        .route(
-            "/projects/{project}/components/{name}/revisions",
-            get(read::revisions),
-        )
-        .route(
-            "/projects/{project}/components/{name}/rollout/{action}",
-            post(write::rollout),
-        )
-        .route("/nodes", get(read::nodes))
-        .route("/nodes/{name}", get(read::node))
-        .route("/nodes/{name}/{action}", post(write::node_action))
-        .route("/containers", get(read::containers))
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
         .with_state(ApiState { store })
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(cfg),
             auth::require,
         ));
-    Router::new().nest("/api/v1", api)
+    Router::new().nest(PREFIX, api)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed `api/openapi.json` is the document the routes make.
+    /// `BERTH_UPDATE_OPENAPI=1 cargo test --lib api::tests` rewrites it.
+    #[test]
+    fn committed_openapi_matches_the_routes() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("api/openapi.json");
+        let doc = match super::openapi().to_pretty_json() {
+            Ok(d) => d + "\n",
+            Err(e) => panic!("the OpenAPI document does not serialize: {e}"),
+        };
+        if std::env::var_os("BERTH_UPDATE_OPENAPI").is_some_and(|v| v != "0" && !v.is_empty()) {
+            let written = path
+                .parent()
+                .map(std::fs::create_dir_all)
+                .and_then(Result::ok)
+                .and_then(|()| std::fs::write(&path, &doc).ok());
+            assert!(written.is_some(), "cannot write {}", path.display());
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == doc,
+            "api/openapi.json differs from the routes: regenerate it with `BERTH_UPDATE_OPENAPI=1 cargo test --lib api::tests` and commit it"
+        );
+    }
+
+    /// Every route of the API is in the document, with its method.
+    #[test]
+    fn every_route_is_documented() {
+        let doc = super::openapi();
+        let mut got: Vec<String> = doc
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                let mut m = Vec::new();
+                if item.get.is_some() {
+                    m.push(format!("GET {path}"));
+                }
+                if item.post.is_some() {
+                    m.push(format!("POST {path}"));
+                }
+                if item.delete.is_some() {
+                    m.push(format!("DELETE {path}"));
+                }
+                m
+            })
+            .collect();
+        got.sort();
+        let want = [
+            "DELETE /api/v1/projects/{project}",
+            "DELETE /api/v1/projects/{project}/components/{name}",
+            "GET /api/v1/containers",
+            "GET /api/v1/nodes",
+            "GET /api/v1/nodes/{name}",
+            "GET /api/v1/projects",
+            "GET /api/v1/projects/{project}",
+            "GET /api/v1/projects/{project}/components",
+            "GET /api/v1/projects/{project}/components/{name}",
+            "GET /api/v1/projects/{project}/components/{name}/revisions",
+            "POST /api/v1/apply",
+            "POST /api/v1/nodes/{name}/{action}",
+            "POST /api/v1/projects/{project}/components/{name}/rollout/{action}",
+        ];
+        assert_eq!(got, want);
+    }
 }

@@ -26,6 +26,9 @@ fn list(items: Vec<Value>) -> Response {
     json(&serde_json::json!({"apiVersion": API_VERSION, "kind": "List", "items": items}))
 }
 
+#[utoipa::path(get, path = "/projects", tag = "projects",
+    params(("watch" = Option<bool>, Query, description = "Stream ADDED/MODIFIED/DELETED server-sent events")),
+    responses((status = 200, description = "`kind: List` of the projects the token may read", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn projects(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -43,6 +46,9 @@ pub async fn projects(
     ))
 }
 
+#[utoipa::path(get, path = "/projects/{project}", tag = "projects",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "The project", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn project(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -54,6 +60,9 @@ pub async fn project(
     ))
 }
 
+#[utoipa::path(get, path = "/projects/{project}/components", tag = "components",
+    params(("project" = String, Path), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
+    responses((status = 200, description = "`kind: List` of components with status", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn components(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -69,6 +78,9 @@ pub async fn components(
     Ok(list(all.iter().map(|c| c.object.to_json()).collect()))
 }
 
+#[utoipa::path(get, path = "/projects/{project}/components/{name}", tag = "components",
+    params(("project" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "The component with its status, as `berth get -o json` prints it", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn component(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -79,6 +91,9 @@ pub async fn component(
     Ok(json(&c.to_json()))
 }
 
+#[utoipa::path(get, path = "/projects/{project}/components/{name}/revisions", tag = "components",
+    params(("project" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "`kind: List` of the component's revisions", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn revisions(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -94,6 +109,9 @@ pub async fn revisions(
     ))
 }
 
+#[utoipa::path(get, path = "/nodes", tag = "nodes",
+    params(("watch" = Option<bool>, Query, description = "Stream server-sent events")),
+    responses((status = 200, description = "`kind: List` of nodes, NotReady ones included", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn nodes(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -106,6 +124,9 @@ pub async fn nodes(
     Ok(list(all.iter().map(|n| n.object.to_json()).collect()))
 }
 
+#[utoipa::path(get, path = "/nodes/{name}", tag = "nodes",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "The node", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn node(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Response> {
     Ok(json(&one(&s, Kind::Node, None, &name).await?.to_json()))
 }
@@ -139,6 +160,10 @@ pub struct ContainerRow {
     pub container: ObservedContainer,
 }
 
+#[utoipa::path(get, path = "/containers", tag = "containers",
+    params(("project" = Option<String>, Query), ("node" = Option<String>, Query),
+        ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
+    responses((status = 200, description = "`kind: List` of containers cluster-wide, from observed state", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn containers(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,

@@ -39,6 +39,10 @@ pub struct ApplyQuery {
 /// `POST /apply`: a manifest (YAML or JSON, several documents) as the body.
 /// Errors name `request:LINE:COLUMN` and the field path; nothing is written
 /// unless every object is valid.
+#[utoipa::path(post, path = "/apply", tag = "write",
+    params(("dryRun" = Option<bool>, Query, description = "Validate and report, write nothing")),
+    request_body(content = String, content_type = "application/yaml", description = "A manifest: YAML or JSON documents"),
+    responses((status = 200, description = "What each object became: created, configured or unchanged", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn apply(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -79,6 +83,9 @@ pub async fn apply(
 }
 
 /// `DELETE /projects/P/components/N`.
+#[utoipa::path(delete, path = "/projects/{project}/components/{name}", tag = "write",
+    params(("project" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "Deleted", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn delete_component(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -89,6 +96,9 @@ pub async fn delete_component(
 }
 
 /// `DELETE /projects/P`: refused while it holds components.
+#[utoipa::path(delete, path = "/projects/{project}", tag = "write",
+    params(("project" = String, Path)),
+    responses((status = 200, description = "Deleted (refused while it holds components)", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn delete_project(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -118,6 +128,11 @@ pub struct RolloutQuery {
 
 /// `POST /projects/P/components/N/rollout/{pause|resume|promote|restart|undo}`
 /// (`undo?toRevision=N`).
+#[utoipa::path(post, path = "/projects/{project}/components/{name}/rollout/{action}", tag = "write",
+    params(("project" = String, Path), ("name" = String, Path),
+        ("action" = String, Path, description = "pause, resume, promote, restart or undo"),
+        ("toRevision" = Option<u64>, Query, description = "undo: the revision to go back to")),
+    responses((status = 200, description = "What was done", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn rollout(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -145,6 +160,10 @@ pub async fn rollout(
 
 /// `POST /nodes/N/{cordon|uncordon|drain}`; a drain answers 202 at once
 /// (its progress shows in `/nodes/N` and `/containers?node=N`).
+#[utoipa::path(post, path = "/nodes/{name}/{action}", tag = "write",
+    params(("name" = String, Path), ("action" = String, Path, description = "cordon, uncordon or drain")),
+    responses((status = 200, description = "Cordoned or uncordoned", content_type = "application/json"),
+        (status = 202, description = "Draining", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
 pub async fn node_action(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,

@@ -192,6 +192,15 @@ async fn api_reads_what_get_shows_and_tokens_decide_who_sees_what() {
     let (code, _, _) = get("/api/v1/containers?project=other", Some(VIEWER));
     assert_eq!(code, 403);
 
+    // The OpenAPI document is served, and is the committed one.
+    let (code, _, body) = get("/api/v1/openapi.json", Some(VIEWER));
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/api/openapi.json"))
+            .expect("api/openapi.json"),
+    )
+    .expect("JSON");
+    assert_eq!((code, &body), (200, &committed));
+
     // A read token may not write, whatever the route.
     let (code, _, body) = request(addr, "DELETE", "/api/v1/projects/shop", Some(VIEWER));
     assert_eq!(code, 403, "{body}");
