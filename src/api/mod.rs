@@ -9,6 +9,7 @@
 
 mod auth;
 mod error;
+mod page;
 mod read;
 mod watch;
 mod write;
@@ -98,7 +99,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Where the API lives.
 pub const PREFIX: &str = "/api/v1";
 
-/// The `/api/v1` routes, to merge into the agent's HTTP router.
+/// The `/api/v1` routes and the status page, to merge into the agent's
+/// HTTP router.
 pub fn router(store: Store, cfg: ApiConfig) -> Router {
     let doc = openapi().to_pretty_json().unwrap_or_default();
     let (api, _) = routes().split_for_parts();
@@ -113,7 +115,7 @@ pub fn router(store: Store, cfg: ApiConfig) -> Router {
             Arc::new(cfg),
             auth::require,
         ));
-    Router::new().nest(PREFIX, api)
+    page::router().nest(PREFIX, api)
 }
 
 #[cfg(test)]

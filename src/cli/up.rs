@@ -97,12 +97,16 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
 
     let mut agent_cfg = args.agent.config(&etcd);
     agent_cfg.stop_containers_on_exit = !args.keep_running;
+    let page = serve_page_on_loopback(&mut agent_cfg);
     let node = agent_cfg.node.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut agent = tokio::spawn(crate::agent::run(agent_cfg, store.client(), async move {
         let _ = stop_rx.await;
     }));
     println!("Started agent for node {node}.");
+    if let Some(url) = &page {
+        println!("Status page and API at {url} (read without a token: loopback only).");
+    }
 
     let result = store
         .apply(&objects, &ApplyOptions::default())
@@ -228,4 +232,27 @@ fn urls(observed: &[(String, Observed)], project: &str, component: &str) -> Vec<
                 .map(|(cp, hp)| format!("http://127.0.0.1:{hp}/ (container port {cp})"))
         })
         .collect()
+}
+
+/// `berth up` serves the API and the status page on loopback: on `--http`
+/// when given, else on 127.0.0.1:9180 (or a free port when that is taken).
+/// Anonymous read is allowed only when the address is a loopback one.
+/// Returns the page's URL.
+fn serve_page_on_loopback(cfg: &mut crate::agent::AgentConfig) -> Option<String> {
+    let addr = match &cfg.http_addr {
+        Some(a) => a.clone(),
+        None => {
+            let port = std::net::TcpListener::bind(("127.0.0.1", 9180))
+                .map(|_| 9180)
+                .or_else(|_| localetcd::free_port())
+                .ok()?;
+            format!("127.0.0.1:{port}")
+        }
+    };
+    let loopback = addr
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    cfg.api_anonymous_read |= loopback;
+    cfg.http_addr = Some(addr.clone());
+    Some(format!("http://{addr}/"))
 }

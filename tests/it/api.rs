@@ -267,6 +267,21 @@ async fn the_agent_serves_the_api_and_refuses_a_bad_tokens_file() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(nodes["kind"], "List");
+    // The status page loads without a token; its script reads the API.
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+    ] {
+        let mut s = std::net::TcpStream::connect(&http).expect("connect");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        assert!(
+            out.starts_with("HTTP/1.0 200") && out.to_lowercase().contains(kind),
+            "{path}: {out:.200}"
+        );
+    }
     // Anonymous read is read only.
     let (code, _, _) = request(&http, "POST", "/api/v1/projects", None);
     assert_eq!(code, 403);

@@ -10,10 +10,14 @@ use crate::support::cli::BERTH;
 use crate::support::images::{self, NodeContainers, WEB1};
 
 fn http_get(addr: &str) -> Option<String> {
+    http_get_path(addr, "/")
+}
+
+fn http_get_path(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
@@ -60,10 +64,11 @@ async fn up_serves_the_app_and_ctrl_c_stops_everything() {
         root: root.clone(),
         node: node.clone(),
     };
+    let page_addr = format!("127.0.0.1:{}", berth::localetcd::free_port().expect("port"));
     let mut child = Command::new(BERTH)
         .args(["--etcd", &endpoint, "--root", &root, "up", "-f"])
         .arg(&file)
-        .args(["--node", &node, "--data-dir"])
+        .args(["--http", &page_addr, "--node", &node, "--data-dir"])
         .arg(dir.path().join("data"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -104,6 +109,22 @@ async fn up_serves_the_app_and_ctrl_c_stops_everything() {
         "{page}"
     );
     assert_eq!(guard.list().await.len(), 1);
+    // The status page and the API, readable without a token on loopback.
+    assert!(
+        text.contains(&format!("Status page and API at http://{page_addr}/")),
+        "{text}"
+    );
+    let page = http_get(&page_addr).unwrap_or_default();
+    assert!(
+        page.contains(" 200 ") && page.contains("<title>berth</title>"),
+        "{page}"
+    );
+    let api =
+        http_get_path(&page_addr, "/api/v1/projects/default/components/hello").unwrap_or_default();
+    assert!(
+        api.contains(" 200 ") && api.contains("\"readyReplicas\""),
+        "{api}"
+    );
 
     // Ctrl-C: containers, agent and etcd all stop; berth exits 0.
     // SAFETY: sending a signal to our own child.

@@ -1,0 +1,143 @@
+// berth's status page: reads /api/v1 and follows it through server-sent
+// events (fetch streams, so the bearer token can go in a header). No build
+// step, no dependencies.
+"use strict";
+const API = "/api/v1";
+const state = { nodes: new Map(), components: new Map(), containers: new Map(), events: [] };
+const $ = (id) => document.getElementById(id);
+let token = localStorage.getItem("berth-token") || "";
+let streams = [];
+
+function headers() { return token ? { Authorization: "Bearer " + token } : {}; }
+
+async function get(path) {
+  const r = await fetch(API + path, { headers: headers() });
+  if (r.status === 401) throw new Error("unauthorized");
+  if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.statusText);
+  return r.json();
+}
+
+// Follows `path?watch=true`, calling onEvent(type, object) for each event.
+async function watch(path, onEvent) {
+  const ctl = new AbortController();
+  streams.push(ctl);
+  const sep = path.includes("?") ? "&" : "?";
+  for (;;) {
+    try {
+      const r = await fetch(API + path + sep + "watch=true", { headers: headers(), signal: ctl.signal });
+      if (r.status === 401) return signIn();
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      live(true);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("");
+          if (data) { const e = JSON.parse(data); onEvent(e.type, e.object); }
+        }
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+    }
+    live(false);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+function live(on) { const l = $("live"); l.classList.toggle("on", on); l.textContent = on ? "live" : "reconnecting…"; }
+
+function keep(map, key, type, obj) { if (type === "DELETED") map.delete(key); else map.set(key, obj); render(); }
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  Object.assign(e, attrs || {});
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function nodeStatus(n) {
+  const ready = (n.status?.conditions || []).find((c) => c.type === "Ready");
+  let s = ready?.status === "True" ? "Ready" : "NotReady";
+  if (n.spec?.unschedulable) s += ",Cordoned";
+  return s;
+}
+
+function render() {
+  const tbody = $("nodes").querySelector("tbody");
+  tbody.replaceChildren(...[...state.nodes.values()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)).map((n) => {
+    const s = nodeStatus(n);
+    const role = n.metadata.annotations?.["berth/role"] || "";
+    return el("tr", {}, el("td", { textContent: n.metadata.name }), el("td", { textContent: s, className: s.startsWith("Ready") ? "ok" : "bad" }),
+      el("td", { textContent: role }), el("td", { textContent: n.status?.address || n.spec?.address || "", className: "muted" }));
+  }));
+  const comps = [...state.components.values()].sort((a, b) => (a.metadata.project + a.metadata.name).localeCompare(b.metadata.project + b.metadata.name));
+  $("components").replaceChildren(...comps.map((c) => {
+    const st = c.status || {};
+    const want = st.replicas ?? c.spec?.placement?.replicas ?? 0;
+    const ready = st.readyReplicas || 0, updated = st.updatedReplicas || 0;
+    const pct = want ? Math.min(100, Math.round((100 * updated) / want)) : 100;
+    const phase = st.rollout?.phase || (ready >= want ? "Complete" : "Progressing");
+    const cls = phase === "Complete" ? "ok" : phase === "Failed" || phase === "RolledBack" ? "bad" : "warn";
+    return el("div", { className: "comp" },
+      el("span", { textContent: c.metadata.project + "/" + c.metadata.name }),
+      el("span", { textContent: ready + "/" + want + " ready", className: ready >= want ? "ok" : "warn" }),
+      el("div", { className: "bar", title: updated + "/" + want + " updated" }, el("div", { style: "width:" + pct + "%" })),
+      el("span", { textContent: phase + (st.rollout?.revision ? " r" + st.rollout.revision : ""), className: cls }));
+  }));
+  const byNode = new Map();
+  for (const c of state.containers.values()) {
+    if (!byNode.has(c.node)) byNode.set(c.node, []);
+    byNode.get(c.node).push(c);
+  }
+  $("containers").replaceChildren(...[...byNode.keys()].sort().map((node) => el("div", { className: "node" },
+    el("strong", { textContent: node }),
+    el("div", { className: "chips" }, ...byNode.get(node).sort((a, b) => a.name.localeCompare(b.name)).map((c) =>
+      el("span", { className: "chip " + (c.phase === "ready" ? "ok" : c.phase === "starting" || c.phase === "draining" ? "warn" : "bad"),
+        textContent: c.project + "/" + c.component + " r" + c.revision + " " + c.phase, title: c.name }))))));
+  $("events").replaceChildren(...state.events.slice(-50).reverse().map((e) =>
+    el("li", {}, el("span", { className: "muted", textContent: (e.time || "") + " " }), (e.reason || "") + " " + (e.message || ""))));
+}
+
+async function start() {
+  $("login").hidden = true;
+  $("board").hidden = false;
+  $("logout").hidden = !token;
+  try {
+    watch("/nodes", (t, n) => keep(state.nodes, n.metadata.name, t, n));
+    watch("/containers", (t, c) => keep(state.containers, c.node + "/" + c.project + "/" + c.component + "/" + c.id, t, c));
+    const seen = new Set();
+    watch("/projects", (t, p) => {
+      const name = p.metadata.name;
+      if (t === "DELETED" || seen.has(name)) return;
+      seen.add(name);
+      watch("/projects/" + encodeURIComponent(name) + "/components", (t2, c) => keep(state.components, name + "/" + c.metadata.name, t2, c));
+    });
+    get("/events").then((list) => { state.events = list.items || []; render(); }).catch(() => { $("events").parentElement.hidden = true; });
+  } catch (e) {
+    if (e.message === "unauthorized") signIn();
+  }
+}
+
+function signIn() {
+  streams.forEach((s) => s.abort());
+  streams = [];
+  $("board").hidden = true;
+  $("login").hidden = false;
+  if (token) $("login-error").textContent = "That token was not accepted.";
+}
+
+$("login").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  token = $("token").value.trim();
+  localStorage.setItem("berth-token", token);
+  start();
+});
+$("logout").addEventListener("click", () => { localStorage.removeItem("berth-token"); token = ""; location.reload(); });
+// Without a token, try anonymous read first; a 401 brings the prompt.
+start();
