@@ -80,6 +80,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(read::projects))
         .routes(routes!(read::project, write::delete_project))
         .routes(routes!(read::components))
+        .routes(routes!(read::all_components))
         .routes(routes!(read::component, write::delete_component))
         .routes(routes!(read::revisions))
         .routes(routes!(write::rollout))
@@ -171,6 +172,7 @@ mod tests {
         let want = [
             "DELETE /api/v1/projects/{project}",
             "DELETE /api/v1/projects/{project}/components/{name}",
+            "GET /api/v1/components",
             "GET /api/v1/containers",
             "GET /api/v1/nodes",
             "GET /api/v1/nodes/{name}",

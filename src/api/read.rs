@@ -70,12 +70,38 @@ pub async fn components(
     Query(q): Query<ListQuery>,
 ) -> Result<Response> {
     access.check_read(&project)?;
-    one(&s, Kind::Project, None, &project).await?;
+    list_components(s, access, Some(project), q).await
+}
+
+/// A project that holds nothing (or is the implicit `default`) lists no
+/// components, as `berth get components -p P` does.
+async fn list_components(
+    s: ApiState,
+    access: Access,
+    project: Option<String>,
+    q: ListQuery,
+) -> Result<Response> {
     if q.watch {
         return Ok(watch::respond(s, access, Feed::Components { project }));
     }
-    let all = s.store.list(Kind::Component, Some(&project)).await?;
-    Ok(list(all.iter().map(|c| c.object.to_json()).collect()))
+    let all = s.store.list(Kind::Component, project.as_deref()).await?;
+    Ok(list(
+        all.iter()
+            .filter(|c| access.may_read(c.object.project().unwrap_or_default()))
+            .map(|c| c.object.to_json())
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/components", tag = "components",
+    params(("watch" = Option<bool>, Query, description = "Stream server-sent events")),
+    responses((status = 200, description = "`kind: List` of the components of every project the token may read", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+pub async fn all_components(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response> {
+    list_components(s, access, None, q).await
 }
 
 #[utoipa::path(get, path = "/projects/{project}/components/{name}", tag = "components",

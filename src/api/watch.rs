@@ -29,7 +29,10 @@ type Result<T> = std::result::Result<T, ApiError>;
 #[derive(Clone, Debug)]
 pub enum Feed {
     Projects,
-    Components { project: String },
+    /// One project's, or (`None`) every readable project's.
+    Components {
+        project: Option<String>,
+    },
     Nodes,
     Containers(ContainerFilter),
 }
@@ -135,8 +138,8 @@ impl Feed {
                 keys.status_prefix(Kind::Project, None),
             ],
             Feed::Components { project } => vec![
-                keys.spec_prefix(Kind::Component, Some(project)),
-                keys.status_prefix(Kind::Component, Some(project)),
+                keys.spec_prefix(Kind::Component, project.as_deref()),
+                keys.status_prefix(Kind::Component, project.as_deref()),
             ],
             Feed::Nodes => vec![
                 keys.nodes_prefix(),
@@ -152,7 +155,7 @@ impl Feed {
     async fn list(&self, s: &ApiState, access: &Access) -> Result<Shown> {
         let (kind, project) = match self {
             Feed::Projects => (Kind::Project, None),
-            Feed::Components { project } => (Kind::Component, Some(project.as_str())),
+            Feed::Components { project } => (Kind::Component, project.as_deref()),
             Feed::Nodes => (Kind::Node, None),
             Feed::Containers(filter) => {
                 let (kvs, _) = s
@@ -168,8 +171,10 @@ impl Feed {
         let all = s.store.list(kind, project).await?;
         Ok(all
             .iter()
-            .filter(|o| kind != Kind::Project || access.may_read(o.object.name()))
-            .map(|o| (o.object.name().to_string(), o.object.to_json()))
+            .filter(|o| {
+                kind == Kind::Node || access.may_read(o.object.project().unwrap_or(o.object.name()))
+            })
+            .map(|o| (id(o.object.project(), o.object.name()), o.object.to_json()))
             .collect())
     }
 
@@ -188,23 +193,35 @@ impl Feed {
                 return container_changes(s, access, filter, key, shown).await
             }
             Feed::Projects => (Kind::Project, None),
-            Feed::Components { project } => (Kind::Component, Some(project.as_str())),
+            Feed::Components { project } => (Kind::Component, project.as_deref()),
         };
-        let name = [
+        let rest = [
             keys.spec_prefix(kind, project),
             keys.status_prefix(kind, project),
         ]
-        .iter()
-        .find_map(|p| key.strip_prefix(p.as_str()))
-        .filter(|n| !n.is_empty() && !n.contains('/'));
-        let Some(name) = name else {
-            return Ok(Vec::new());
+        .into_iter()
+        .find_map(|p| key.strip_prefix(p.as_str()).map(str::to_string));
+        // Below a project's prefix the rest is a name; below every
+        // project's, `project/name`.
+        let parts: Vec<&str> = rest.as_deref().unwrap_or_default().split('/').collect();
+        let (project, name) = match (kind, project, &parts[..]) {
+            (Kind::Component, None, [p, n]) => (Some(*p), *n),
+            (_, p, [n]) => (p, *n),
+            _ => return Ok(Vec::new()),
         };
-        if kind == Kind::Project && !access.may_read(name) {
+        if name.is_empty() || !access.may_read(project.unwrap_or(name)) {
             return Ok(Vec::new());
         }
         let now = s.store.get(kind, project, name).await?;
-        Ok(vec![(name.to_string(), now.map(|o| o.object.to_json()))])
+        Ok(vec![(id(project, name), now.map(|o| o.object.to_json()))])
+    }
+}
+
+/// An object's id in a feed: `project/name`, or the name.
+fn id(project: Option<&str>, name: &str) -> String {
+    match project {
+        Some(p) => format!("{p}/{name}"),
+        None => name.to_string(),
     }
 }
 

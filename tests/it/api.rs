@@ -161,8 +161,13 @@ async fn api_reads_what_get_shows_and_tokens_decide_who_sees_what() {
         body["error"],
         "Component \"nope\" not found in project \"shop\""
     );
-    let (code, _, _) = get("/api/v1/projects/nope/components", Some(ADMIN));
-    assert_eq!(code, 404);
+    // As `get components -p nope`: an empty list, not an error.
+    let (code, _, body) = get("/api/v1/projects/nope/components", Some(ADMIN));
+    assert_eq!((code, names(&body).len()), (200, 0));
+    let (_, _, body) = get("/api/v1/components", Some(ADMIN));
+    assert_eq!(names(&body), vec!["db".to_string(), "web".to_string()]);
+    let (_, _, body) = get("/api/v1/components", Some(VIEWER));
+    assert_eq!(names(&body), vec!["web".to_string()]);
     let (code, _, _) = get("/api/v1/no/such/route", Some(ADMIN));
     assert_eq!(code, 404);
 

@@ -111,13 +111,7 @@ async function start() {
   try {
     watch("/nodes", (t, n) => keep(state.nodes, n.metadata.name, t, n));
     watch("/containers", (t, c) => keep(state.containers, c.node + "/" + c.project + "/" + c.component + "/" + c.id, t, c));
-    const seen = new Set();
-    watch("/projects", (t, p) => {
-      const name = p.metadata.name;
-      if (t === "DELETED" || seen.has(name)) return;
-      seen.add(name);
-      watch("/projects/" + encodeURIComponent(name) + "/components", (t2, c) => keep(state.components, name + "/" + c.metadata.name, t2, c));
-    });
+    watch("/components", (t, c) => keep(state.components, c.metadata.project + "/" + c.metadata.name, t, c));
     get("/events").then((list) => { state.events = list.items || []; render(); }).catch(() => { $("events").parentElement.hidden = true; });
   } catch (e) {
     if (e.message === "unauthorized") signIn();
