@@ -80,6 +80,8 @@ pub struct AgentConfig {
     pub api_tokens: Option<std::path::PathBuf>,
     /// `--api-anonymous-read`: requests without a token may read the API.
     pub api_anonymous_read: bool,
+    /// `--api-cert` and `--api-key`: serve `--http` over TLS.
+    pub api_tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub allow_privileged: bool,
     /// Host path prefixes bindings may use (`--allow-bind`, repeatable).
     pub allow_bind: Vec<String>,
@@ -106,6 +108,7 @@ impl Default for AgentConfig {
             http_addr: None,
             api_tokens: None,
             api_anonymous_read: false,
+            api_tls: None,
             allow_privileged: false,
             allow_bind: Vec::new(),
             stop_containers_on_exit: false,
@@ -181,6 +184,10 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     validate(&cfg)?;
     let api = api_config(&cfg)?;
+    let tls = match &cfg.api_tls {
+        Some((cert, key)) => Some(http::tls_acceptor(cert, key).map_err(AgentError::Config)?),
+        None => None,
+    };
     let docker = Docker::connect(cfg.docker_host.as_deref()).await?;
     let keys = Keys::new(&cfg.root);
     let listener = bind_http(&cfg).await?;
@@ -227,7 +234,7 @@ pub async fn run(
     let http_task = listener.map(|l| {
         let store = crate::store::Store::from_client(etcd.clone(), &cfg.root);
         let router = http::router(metrics.clone(), ready_rx).merge(crate::api::router(store, api));
-        tokio::spawn(http::serve(l, router, token.clone()))
+        tokio::spawn(http::serve(l, router, token.clone(), tls))
     });
     let coordinator_task = cfg.coordinate.then(|| {
         let ccfg = crate::coordinator::CoordinatorConfig {

@@ -39,6 +39,12 @@ pub struct AgentArgs {
     /// Let requests without a token read the API (for an agent listening on loopback only).
     #[arg(long)]
     pub api_anonymous_read: bool,
+    /// Serve --http over TLS with this PEM certificate chain (needs --api-key).
+    #[arg(long, value_name = "FILE", requires = "api_key")]
+    pub api_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --api-cert.
+    #[arg(long, value_name = "FILE", requires = "api_cert")]
+    pub api_key: Option<std::path::PathBuf>,
     /// Allow components with `privileged: true`.
     #[arg(long)]
     pub allow_privileged: bool,
@@ -87,6 +93,7 @@ impl AgentArgs {
             http_addr: self.http.clone(),
             api_tokens: self.api_tokens.clone(),
             api_anonymous_read: self.api_anonymous_read,
+            api_tls: self.api_cert.clone().zip(self.api_key.clone()),
             allow_privileged: self.allow_privileged,
             allow_bind: self.allow_bind.clone(),
             stop_containers_on_exit: self.stop_containers_on_exit,

@@ -550,3 +550,89 @@ async fn watch_streams_added_modified_deleted_as_server_sent_events() {
     let (kind, obj) = containers.next();
     assert_eq!((kind.as_str(), &obj["id"]), ("DELETED", &json!("b")));
 }
+
+#[tokio::test]
+async fn the_agent_serves_the_api_over_tls_when_given_a_certificate() {
+    images::ensure_test_images().await.expect("test images");
+    let etcd = TestEtcd::start().await;
+    let node = images::unique("apitls");
+    let _containers = NodeContainers {
+        root: etcd.root().to_string(),
+        node: node.clone(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::security::make_certs(dir.path());
+    let port = berth::localetcd::free_port().expect("port");
+    let http = format!("127.0.0.1:{port}");
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let mut agent = Command::new(BERTH)
+        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
+        .args([
+            "agent",
+            "--node",
+            &node,
+            "--http",
+            &http,
+            "--lease-ttl",
+            "3s",
+        ])
+        .args([
+            "--api-anonymous-read",
+            "--api-cert",
+            &p("server.pem"),
+            "--api-key",
+            &p("server-key.pem"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn berth agent");
+    let curl = |extra: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "3", "-o", "-", "-w", "\n%{http_code}"])
+            .args(extra)
+            .output()
+            .expect("curl is installed")
+    };
+    let url = format!("https://{http}/api/v1/nodes");
+    let start = Instant::now();
+    let listed = loop {
+        let out = curl(&["--cacert", &p("ca.pem"), &url]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.ends_with("\n200") && text.contains(&node) {
+            break text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no HTTPS answer: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(listed.contains("\"kind\": \"List\""), "{listed}");
+    // Plain HTTP on the TLS port gets no API answer.
+    let plain = curl(&[&format!("http://{http}/api/v1/nodes")]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).ends_with("\n200"));
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    // A key that does not load stops the agent at start, naming the file.
+    std::fs::write(dir.path().join("bad-key.pem"), "not a key\n").expect("write");
+    let out = Command::new(BERTH)
+        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
+        .args(["agent", "--node", &node, "--http", &http])
+        .args([
+            "--api-cert",
+            &p("server.pem"),
+            "--api-key",
+            &p("bad-key.pem"),
+        ])
+        .stdout(Stdio::null())
+        .output()
+        .expect("agent exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--api-key") && err.contains("bad-key.pem"),
+        "{err}"
+    );
+}
