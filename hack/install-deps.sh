@@ -23,13 +23,16 @@ set -euo pipefail
 
 # The one list of Debian packages that the build, the tests and the quick
 # start need, beyond what a fresh machine of this kind starts with (a Rust
-# toolchain, gcc, git, curl, openssl, iproute2, ca-certificates).
+# toolchain, gcc, git, iproute2, ca-certificates). curl and openssl usually
+# come with it too, but the tests use them, so they are named here.
 PACKAGES=(
   etcd-server        # etcd: tests, benchmarks and `berth up` start their own
   etcd-client        # etcdctl: hack/etcd.sh and debugging
   protobuf-compiler  # protoc: etcd-client's build
   libprotobuf-dev    # google/protobuf/*.proto: etcd-client's build (only a Recommends of protoc)
   busybox-static     # a static /bin/busybox: the test and example images
+  openssl            # the TLS tests make their certificates with it
+  curl               # the API's TLS test is an HTTPS client
 )
 # -sys crates in Cargo.lock and why none needs a package here:
 # linux-raw-sys is pure Rust; core-foundation-sys (chrono's iana-time-zone),
