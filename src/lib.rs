@@ -25,6 +25,7 @@ pub mod checks;
 pub mod cli;
 pub mod coordinator;
 pub mod docker;
+pub mod events;
 pub mod localetcd;
 pub mod manifest;
 pub mod placement;

@@ -7,6 +7,11 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// The time now, RFC 3339 with nanoseconds (sorts as it happened).
+pub fn now_rfc3339_nanos() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
 /// Parses an RFC 3339 time as written by [`now_rfc3339`].
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(s).ok()

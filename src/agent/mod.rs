@@ -439,7 +439,13 @@ fn context(
     background: &Background,
     trigger: &mpsc::UnboundedSender<String>,
 ) -> Arc<Ctx> {
-    let states = state::ComponentStates::default();
+    let recorder = crate::events::Recorder::spawn(
+        etcd.clone(),
+        keys.clone(),
+        cfg.node.clone(),
+        CancellationToken::new(),
+    );
+    let states = state::ComponentStates::recording(recorder, &cfg.node);
     let on_failure = on_check_failure(metrics, &states, trigger, keys, &cfg.node);
     let prober = Arc::new(DockerProber(docker.clone()));
     let tracker = Tracker::new(prober, trigger.clone(), Some(on_failure));

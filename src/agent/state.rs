@@ -402,9 +402,13 @@ impl Containers {
 }
 
 /// Conditions and recent events of each component, kept by the agent.
+/// Every event also goes to the cluster's event log (`berth events`)
+/// through the recorder, which never waits on etcd.
 #[derive(Clone, Default)]
 pub struct ComponentStates {
     inner: Arc<Mutex<HashMap<ComponentKey, ComponentState>>>,
+    recorder: crate::events::Recorder,
+    node: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -415,6 +419,15 @@ pub struct ComponentState {
 }
 
 impl ComponentStates {
+    /// States whose events also go to `recorder`, as events of `node`.
+    pub fn recording(recorder: crate::events::Recorder, node: &str) -> Self {
+        ComponentStates {
+            recorder,
+            node: node.to_string(),
+            ..Default::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<ComponentKey, ComponentState>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -464,6 +477,13 @@ impl ComponentStates {
     /// other events out.
     pub fn event(&self, key: &ComponentKey, reason: &str, message: &str) {
         tracing::info!(component = %key, reason, message, "event");
+        self.recorder.record(crate::events::ClusterEvent::component(
+            &key.project,
+            &key.name,
+            &self.node,
+            reason,
+            message,
+        ));
         let mut map = self.lock();
         let st = map.entry(key.clone()).or_default();
         st.events

@@ -88,6 +88,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(read::node))
         .routes(routes!(write::node_action))
         .routes(routes!(read::containers))
+        .routes(routes!(read::events))
 }
 
 /// The OpenAPI 3 document of `/api/v1` (committed as `api/openapi.json`).
@@ -174,6 +175,7 @@ mod tests {
             "DELETE /api/v1/projects/{project}/components/{name}",
             "GET /api/v1/components",
             "GET /api/v1/containers",
+            "GET /api/v1/events",
             "GET /api/v1/nodes",
             "GET /api/v1/nodes/{name}",
             "GET /api/v1/projects",

@@ -259,6 +259,39 @@ pub(crate) fn container_rows<'a>(
     rows
 }
 
+/// `?project=` narrows the events; `?watch=true`.
+#[derive(Deserialize, Default, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct EventFilter {
+    project: Option<String>,
+    #[serde(default)]
+    watch: bool,
+}
+
+#[utoipa::path(get, path = "/events", tag = "events",
+    params(("project" = Option<String>, Query), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
+    responses((status = 200, description = "`kind: List` of cluster events, oldest first (kept about an hour)", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+pub async fn events(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Query(filter): Query<EventFilter>,
+) -> Result<Response> {
+    if let Some(p) = &filter.project {
+        access.check_read(p)?;
+    }
+    if filter.watch {
+        let project = filter.project;
+        return Ok(watch::respond(s, access, Feed::Events { project }));
+    }
+    let all = crate::events::list(&s.store, filter.project.as_deref()).await?;
+    Ok(list(
+        all.iter()
+            .filter(|e| access.may_read(&e.project))
+            .filter_map(|e| serde_json::to_value(e).ok())
+            .collect(),
+    ))
+}
+
 /// One object, or a 404 naming it.
 async fn one(s: &ApiState, kind: Kind, project: Option<&str>, name: &str) -> Result<Object> {
     match s.store.get(kind, project, name).await? {

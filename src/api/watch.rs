@@ -35,6 +35,10 @@ pub enum Feed {
     },
     Nodes,
     Containers(ContainerFilter),
+    /// One project's events, or every readable one's.
+    Events {
+        project: Option<String>,
+    },
 }
 
 /// What the client was last sent, by object id.
@@ -148,6 +152,7 @@ impl Feed {
                 keys.election(),
             ],
             Feed::Containers(_) => vec![keys.all_observed_prefix()],
+            Feed::Events { project } => vec![keys.events_prefix(project.as_deref())],
         }
     }
 
@@ -157,6 +162,14 @@ impl Feed {
             Feed::Projects => (Kind::Project, None),
             Feed::Components { project } => (Kind::Component, project.as_deref()),
             Feed::Nodes => (Kind::Node, None),
+            Feed::Events { project } => {
+                let prefix = s.store.keys().events_prefix(project.as_deref());
+                let (kvs, _) = s.store.range_all(&prefix).await?;
+                return Ok(kvs
+                    .iter()
+                    .filter_map(|kv| event_entry(access, kv.key(), kv.value()))
+                    .collect());
+            }
             Feed::Containers(filter) => {
                 let (kvs, _) = s
                     .store
@@ -189,6 +202,17 @@ impl Feed {
         let keys = s.store.keys();
         let (kind, project) = match self {
             Feed::Nodes => return Ok(resync(shown, self.list(s, access).await?)),
+            Feed::Events { .. } => {
+                let value = s.store.get_raw(key).await?;
+                let id = String::from_utf8_lossy(key.as_bytes()).to_string();
+                return Ok(match value {
+                    Some(v) => event_entry(access, key.as_bytes(), &v)
+                        .into_iter()
+                        .map(|(i, v)| (i, Some(v)))
+                        .collect(),
+                    None => vec![(id, None)],
+                });
+            }
             Feed::Containers(filter) => {
                 return container_changes(s, access, filter, key, shown).await
             }
@@ -215,6 +239,16 @@ impl Feed {
         let now = s.store.get(kind, project, name).await?;
         Ok(vec![(id(project, name), now.map(|o| o.object.to_json()))])
     }
+}
+
+/// An event's id (its key) and JSON, if the caller may read its project.
+fn event_entry(access: &Access, key: &[u8], value: &[u8]) -> Option<(String, Value)> {
+    let event: crate::events::ClusterEvent = serde_json::from_slice(value).ok()?;
+    if !access.may_read(&event.project) {
+        return None;
+    }
+    let v = serde_json::to_value(&event).ok()?;
+    Some((String::from_utf8_lossy(key).to_string(), v))
 }
 
 /// An object's id in a feed: `project/name`, or the name.

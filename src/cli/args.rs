@@ -135,6 +135,12 @@ pub enum Command {
     /// that only grows); berth exits with the command's exit code.
     #[command(after_help = LOCK_HELP)]
     Lock(LockArgs),
+    /// Show the cluster's events: containers started, ready, unhealthy,
+    /// replaced, drained, killed; rollout steps; nodes lost. Kept about an hour.
+    #[command(
+        after_help = "Examples:\n  berth events -p shop\n  berth events -A -w\n  berth events -p shop -o json"
+    )]
+    Events(EventsArgs),
     /// Mark a node unschedulable: it gets no new replicas; running ones stay.
     #[command(after_help = "Example:\n  berth cordon n1")]
     Cordon(NodeArgs),
@@ -515,4 +521,19 @@ mod tests {
             assert!(parse_wait_for(bad).is_err(), "{bad}");
         }
     }
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
+    pub project: String,
+    /// Events of every project and of the cluster (nodes).
+    #[arg(short = 'A', long)]
+    pub all_projects: bool,
+    /// Keep printing events as they happen.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// table (default) or json (a List; with -w one event per line).
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
 }

@@ -12,6 +12,7 @@ mod delete;
 mod describe;
 mod diff;
 mod error;
+mod events;
 mod get;
 mod lock;
 pub(crate) mod node;
@@ -122,6 +123,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Rollout(a) => rollout::run(&etcd, a).await,
         Command::Wait(a) => wait::run(&etcd, a).await,
         Command::Lock(a) => lock::run(&etcd, a).await,
+        Command::Events(a) => events::run(&etcd, a).await,
         Command::Cordon(a) => node::cordon(&etcd, a).await,
         Command::Uncordon(a) => node::uncordon(&etcd, a).await,
         Command::Drain(a) => node::drain(&etcd, a).await,

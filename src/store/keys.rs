@@ -151,6 +151,19 @@ impl Keys {
         )
     }
 
+    /// `events/[<project>/]`: one project's events, or all of them.
+    pub fn events_prefix(&self, project: Option<&str>) -> String {
+        match project {
+            Some(p) => format!("{}/events/{p}/", self.root),
+            None => format!("{}/events/", self.root),
+        }
+    }
+
+    /// `events/<project>/<id>`.
+    pub fn event(&self, project: &str, id: &str) -> String {
+        format!("{}/events/{project}/{id}", self.root)
+    }
+
     pub fn election(&self) -> String {
         format!("{}/election/coordinator", self.root)
     }
