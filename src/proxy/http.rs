@@ -62,7 +62,7 @@ pub(crate) async fn serve(
     let p = port.clone();
     let service = hyper::service::service_fn(move |req| {
         let p = p.clone();
-        async move { Ok::<_, Infallible>(forward(&p, req, peer).await) }
+        async move { Ok::<_, Infallible>(forward(&p, req, peer, false).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -89,13 +89,24 @@ pub(crate) async fn serve(
 
 /// One request: to a backend (another after a connect failure), its
 /// response back. Never fails: errors become 502/503 from the proxy.
-async fn forward(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-    let resp = exchange(port, req, peer).await;
+/// `local_only`: a request a peer forwarded, served by local containers.
+pub(crate) async fn forward(
+    port: &Port,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local_only: bool,
+) -> Response<ProxyBody> {
+    let resp = exchange(port, req, peer, local_only).await;
     port.metrics.request(Some(resp.status().as_u16()));
     resp
 }
 
-async fn exchange(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+async fn exchange(
+    port: &Port,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local_only: bool,
+) -> Response<ProxyBody> {
     if req.method() == Method::CONNECT {
         return local(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
     }
@@ -108,13 +119,15 @@ async fn exchange(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Resp
         .to_string();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    // Only a peer proxy may name the port; a client's header goes nowhere.
+    headers.remove(super::forward::PORT_HEADER);
     forwarded_for(&mut headers, peer.ip());
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
 
     let slot = BodySlot::new(body);
     let mut tried: Vec<Target> = Vec::new();
     for attempt in 0..port.shared.config.max_attempts {
-        let Some(target) = port.choose(&tried) else {
+        let Some(target) = port.choose(&tried, local_only) else {
             break;
         };
         if attempt > 0 {
@@ -133,6 +146,10 @@ async fn exchange(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Resp
         *out.method_mut() = parts.method.clone();
         *out.uri_mut() = uri;
         *out.headers_mut() = headers.clone();
+        if target.is_remote() {
+            out.headers_mut()
+                .insert(super::forward::PORT_HEADER, HeaderValue::from(port.number));
+        }
         let started = tokio::time::Instant::now();
         match port.shared.client.client.request(out).await {
             Ok(resp) => {
@@ -189,7 +206,7 @@ fn chain(e: &hyper_util::client::legacy::Error) -> String {
     s
 }
 
-fn local(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+pub(crate) fn local(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::Local(Full::new(Bytes::from_static(
         text.as_bytes(),
     ))));

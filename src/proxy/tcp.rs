@@ -10,13 +10,15 @@ use super::Port;
 /// Serves one client connection: connect a backend (retrying others), then
 /// pump bytes both ways until either side closes or the proxy shuts down.
 /// A client for which no backend answers is closed without a byte.
+/// `local_only`: a connection a peer forwarded, served by local containers.
 pub(crate) async fn serve(
     port: &Port,
     mut client: TcpStream,
     peer: SocketAddr,
     shutdown: &CancellationToken,
+    local_only: bool,
 ) {
-    let (mut backend, target, _open) = match port.connect().await {
+    let (mut backend, target, _open) = match port.connect(local_only).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(port = port.number, client = %peer, error = %e, "no backend for connection");
