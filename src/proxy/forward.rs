@@ -41,6 +41,31 @@ pub(crate) async fn send_preamble(stream: &mut TcpStream, port: u16) -> std::io:
     stream.write_all(line.as_bytes()).await
 }
 
+/// The one byte a peer's forwarding listener sends once a local container
+/// took the forwarded tcp connection.
+const ACCEPTED: u8 = b'+';
+
+/// Tells the forwarding peer its connection reached a local container.
+pub(crate) async fn send_accept(stream: &mut TcpStream) -> std::io::Result<()> {
+    stream.write_all(&[ACCEPTED]).await
+}
+
+/// Waits for the peer's [`send_accept`]; anything else (it closed: no local
+/// container took it) is an error.
+pub(crate) async fn read_accept(stream: &mut TcpStream) -> std::io::Result<()> {
+    match stream.read_u8().await? {
+        ACCEPTED => Ok(()),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "peer has no ready container",
+        )),
+    }
+}
+
+/// Answer header of a forwarded HTTP request no local container took:
+/// nothing reached a backend, so the forwarding peer may try another.
+pub(crate) const UNSERVED_HEADER: HeaderName = HeaderName::from_static("x-berth-unserved");
+
 /// Binds `addr` (retrying every `rebind_interval` while another process
 /// holds it) and serves forwarded traffic until `shutdown`.
 pub(crate) async fn listen(shared: Arc<Shared>, addr: SocketAddr, shutdown: CancellationToken) {
@@ -191,10 +216,17 @@ async fn serve_http(
                 .and_then(|v| v.parse::<u16>().ok());
             let resp = match number.and_then(|n| s.port(n)) {
                 Some(port) => http::forward(&port, req, peer, true).await,
-                None => http::local(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "forwarded request for a port not served here\n",
-                ),
+                None => {
+                    let mut r = http::local(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "forwarded request for a port not served here\n",
+                    );
+                    r.headers_mut().insert(
+                        UNSERVED_HEADER,
+                        hyper::header::HeaderValue::from_static("1"),
+                    );
+                    r
+                }
             };
             Ok::<_, Infallible>(resp)
         }

@@ -152,6 +152,17 @@ async fn exchange(
         }
         let started = tokio::time::Instant::now();
         match port.shared.client.client.request(out).await {
+            Ok(resp)
+                if target.is_remote()
+                    && resp.headers().contains_key(super::forward::UNSERVED_HEADER)
+                    && (slot.unsent() || slot.end) =>
+            {
+                // The peer had no container left for it; nothing reached a
+                // backend, so another peer may take it.
+                tracing::debug!(port = port.number, backend = %target, "peer has no ready container; trying another");
+                tried.push(target);
+                continue;
+            }
             Ok(resp) => {
                 port.metrics
                     .latency
@@ -181,17 +192,52 @@ async fn exchange(
                     tried.push(target);
                     continue;
                 }
+                // A backend that closed without a byte of answer (killed
+                // under load: docker-proxy accepts, then drops) to a request
+                // that is safe to repeat and has no body: tried again.
+                if closed_unanswered(&e) && slot.end && idempotent(&parts.method) {
+                    tracing::warn!(port = port.number, backend = %target, error = %err, "backend connect failed; trying another");
+                    tried.push(target);
+                    continue;
+                }
                 tracing::warn!(port = port.number, backend = %target, error = %err, "request to backend failed");
                 return local(StatusCode::BAD_GATEWAY, "backend failed\n");
             }
         }
     }
-    if tried.is_empty() {
+    let mut resp = if tried.is_empty() {
         tracing::warn!(port = port.number, "no ready backend for request");
         local(StatusCode::SERVICE_UNAVAILABLE, "no ready backend\n")
     } else {
         local(StatusCode::BAD_GATEWAY, "no backend answered\n")
+    };
+    if local_only {
+        // Nothing reached a backend here: the forwarding peer may retry.
+        resp.headers_mut().insert(
+            super::forward::UNSERVED_HEADER,
+            HeaderValue::from_static("1"),
+        );
     }
+    resp
+}
+
+/// The backend closed the connection before a complete answer.
+fn closed_unanswered(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        if let Some(h) = c.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message() || h.is_canceled();
+        }
+        cur = c.source();
+    }
+    false
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
 }
 
 /// An error with its sources, on one line (hyper's own text is terse).

@@ -344,7 +344,11 @@ impl Port {
             let connect = async {
                 let mut stream = TcpStream::connect(target.addr).await?;
                 if target.is_remote() {
+                    // The peer answers once its own backend is connected, so
+                    // a peer with nothing left is retried like a refused
+                    // connect: the client has seen nothing yet.
                     forward::send_preamble(&mut stream, self.number).await?;
+                    forward::read_accept(&mut stream).await?;
                 }
                 Ok::<_, std::io::Error>(stream)
             };

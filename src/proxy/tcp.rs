@@ -25,6 +25,12 @@ pub(crate) async fn serve(
             return;
         }
     };
+    if local_only {
+        if let Err(e) = super::forward::send_accept(&mut client).await {
+            tracing::debug!(port = port.number, client = %peer, error = %e, "forwarding peer went away");
+            return;
+        }
+    }
     tokio::select! {
         r = tokio::io::copy_bidirectional(&mut client, &mut backend) => match r {
             Ok((to_backend, to_client)) => {
