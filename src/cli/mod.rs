@@ -13,6 +13,7 @@ mod describe;
 mod diff;
 mod error;
 mod get;
+mod get_endpoints;
 mod lock;
 mod node;
 mod output;
