@@ -16,4 +16,5 @@ mod docker;
 mod runtime;
 mod security;
 mod support;
+mod traffic;
 mod up;
