@@ -322,19 +322,21 @@ impl Port {
 
     /// Connects to a backend, trying others after a failure (nothing has
     /// reached the failed one, so the client sees only the success). A peer
-    /// is sent the forwarding preamble first.
+    /// is sent the forwarding preamble first. `tried` holds the backends
+    /// that already failed this connection (skipped; failures here are added);
+    /// at most `max_attempts` are tried in all.
     async fn connect(
         &self,
         local_only: bool,
+        tried: &mut Vec<Target>,
     ) -> Result<(TcpStream, Target, Option<OpenGuard>), ProxyError> {
         let timeout = self.shared.config.connect_timeout;
-        let mut tried: Vec<Target> = Vec::new();
         let mut last = None;
-        for attempt in 0..self.shared.config.max_attempts {
-            let Some(target) = self.choose(&tried, local_only) else {
+        while tried.len() < self.shared.config.max_attempts {
+            let Some(target) = self.choose(tried, local_only) else {
                 break;
             };
-            if attempt > 0 {
+            if !tried.is_empty() {
                 self.metrics.retries.inc();
             }
             // Counted from the decision on, so a burst of new connections

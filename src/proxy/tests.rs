@@ -727,3 +727,50 @@ async fn removed_port_is_closed_and_removed_backend_gets_nothing_new() {
     })
     .await;
 }
+
+/// Accepts and closes at once without a byte: Docker's userland proxy in
+/// front of a container that was just killed.
+async fn dropping_backend() -> SocketAddr {
+    let l = TcpListener::bind((LOCAL, 0)).await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            drop(s);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn tcp_backend_closing_without_an_answer_is_replayed_on_another() {
+    let dropper = dropping_backend().await;
+    let good = tcp_backend("good").await;
+    let port = free_port();
+    let h = Harness::start(table([(
+        port,
+        route(Protocol::Tcp, &[("dropper", dropper), ("good", good)]),
+    )]));
+    let addr = h.bound(port).await;
+    for _ in 0..6 {
+        // The client speaks first (its bytes are replayed) or waits.
+        let mut s = within("connect", TcpStream::connect(addr))
+            .await
+            .expect("connect");
+        s.write_all(b"hello\n").await.expect("write");
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        within("greeting", r.read_line(&mut line))
+            .await
+            .expect("read");
+        assert_eq!(line.trim(), "good");
+    }
+    let text = h.proxy.metrics().render();
+    assert!(
+        metric(
+            &text,
+            &format!(
+                "berth_proxy_retries_total{{project=\"shop\",component=\"web\",port=\"{port}\"}}"
+            )
+        ) >= 1.0
+    );
+}

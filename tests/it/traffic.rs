@@ -444,10 +444,15 @@ async fn tcp_no_request_fails_through_update_replacement_kill_drain_and_scale_do
 
     load.phase("container killed");
     let victim = c.agents[1]._containers.list().await.remove(0).id;
+    let started = docker.inspect(&victim).await.expect("inspect").started_at;
     docker.kill(&victim).await.expect("kill");
-    wait_until("the killed container replaced", || async {
-        let now = c.agents[1]._containers.list().await;
-        now.iter().any(|x| x.id != victim && x.running)
+    // The agent restarts it (crash backoff) or replaces it; meanwhile the
+    // proxy retries new connections on the other containers.
+    wait_until("the killed container seen dead", || async {
+        let d = images::docker().await;
+        d.inspect(&victim)
+            .await
+            .map_or(true, |i| !i.running || i.started_at != started)
     })
     .await;
     c.containers_are(&[1, 1, 1]).await;
@@ -569,6 +574,8 @@ async fn a_long_tcp_connection_lives_through_an_update_until_drain_timeout() {
         .expect("answer in time")
         .expect("read");
     assert!(answer.contains("web 1"), "{answer:?}");
+    // The client closes its side too: the proxy's pipe (and the drain) ends.
+    drop(long);
     c.containers_are(&[1]).await;
 
     // Left open: cut only once drainTimeout (3 s) has run out.
