@@ -716,3 +716,61 @@ async fn port_conflicts_are_refused_and_unbindable_ports_reported() {
         .await
         .is_none());
 }
+
+/// `state: stopped` and `berth delete component` drain like every other
+/// stop: a request in flight is answered (its container shows in `describe`
+/// as draining with it open), and only then the container goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_and_deleted_components_drain_before_their_stop() {
+    let c = Cluster::start("ts", 70, &["zone=a"]).await;
+    let node = c.agents[0].node.clone();
+    let spec = |state: &str| {
+        component(
+            "halt",
+            c.port,
+            WEB1,
+            "tcp",
+            json!({"placement": {"replicas": 1}, "state": state,
+                "termination": {"signals": ["SIGKILL"], "gracePeriod": "1s", "drainTimeout": "60s"}}),
+        )
+    };
+    let addr = c.addrs()[0];
+    for how in ["state: stopped", "delete"] {
+        c.apply(&spec("running"));
+        c.serves_everywhere("web 1").await;
+        let mut open = TcpStream::connect(addr).await.expect("connect");
+        open.write_all(b"GET / HTTP/1.0\r\n").await.expect("write");
+        wait_until("connection counted", || async {
+            open_connections(&c, 0).await >= 1.0
+        })
+        .await;
+        if how == "delete" {
+            let out = c.berth(&["delete", "component", "halt", "-p", "shop"], None);
+            assert_eq!(out.code, 0, "{out:?}");
+        } else {
+            c.apply(&spec("stopped"));
+        }
+        wait_until(&format!("{how}: draining with 1 open"), || async {
+            let o = observed(&c, &node, "halt").await;
+            o["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|x| x["phase"] == "draining" && x["drain"]["open"] == 1)
+        })
+        .await;
+        if how != "delete" {
+            let d = c.berth(&["describe", "component", "halt", "-p", "shop"], None);
+            assert!(d.stdout.contains("draining (1 open, "), "{d:?}");
+        }
+        open.write_all(b"\r\n").await.expect("finish the request");
+        let mut answer = String::new();
+        tokio::time::timeout(REQUEST, open.read_to_string(&mut answer))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(answer.contains("web 1"), "{how}: {answer:?}");
+        drop(open);
+        c.containers_are(&[0]).await;
+    }
+}
