@@ -233,6 +233,11 @@ impl Target {
     fn is_remote(&self) -> bool {
         self.container.is_none()
     }
+
+    /// A local container the agent is draining.
+    fn draining(&self) -> bool {
+        self.container.as_ref().is_some_and(|(_, s)| s.draining())
+    }
 }
 
 impl Target {

@@ -6,8 +6,11 @@
 //! bytes go to another backend. That is the case of a container killed a
 //! moment ago: Docker's userland proxy on its published port still accepts,
 //! then drops the connection, and the agent has not yet taken the container
-//! out of the routes. (Known limit: a backend that reads a request and
-//! closes without answering gets that request again on another backend.)
+//! out of the routes. Only a new connection is replayed: one dropped within
+//! the connect timeout of its connect, by a container not draining (one cut
+//! at the end of its drain is cut for good). (Known limit: a backend that
+//! reads a request and closes at once without answering gets that request
+//! again on another backend.)
 
 use std::net::SocketAddr;
 
@@ -63,6 +66,7 @@ pub(crate) async fn serve(
             }
             accepted = true;
         }
+        let connected = tokio::time::Instant::now();
         let first = first_exchange(
             port,
             &mut client,
@@ -80,9 +84,11 @@ pub(crate) async fn serve(
             First::Done => return,
             First::Unanswered { replayable, error } => {
                 port.metrics.backend_errors.inc();
-                if !replayable {
+                let fresh =
+                    connected.elapsed() < port.shared.config.connect_timeout && !target.draining();
+                if !replayable || !fresh {
                     tracing::warn!(port = port.number, backend = %target, client = %peer, %error,
-                        "backend closed without answering; too much sent to try another");
+                        "backend closed without answering; not tried elsewhere");
                     return;
                 }
                 tracing::warn!(port = port.number, backend = %target, client = %peer, %error,

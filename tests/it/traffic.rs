@@ -578,10 +578,16 @@ async fn a_long_tcp_connection_lives_through_an_update_until_drain_timeout() {
     drop(long);
     c.containers_are(&[1]).await;
 
-    // Left open: cut only once drainTimeout (3 s) has run out.
+    // Left open: cut only once drainTimeout (3 s) has run out. First the
+    // 3 s template replaces the running container (same image).
+    let before = c.agents[0]._containers.list().await;
     c.apply(&one(WEB2, "3s"));
+    wait_until("the 3 s template runs alone", || async {
+        let now = c.agents[0]._containers.list().await;
+        now.len() == 1 && before.iter().all(|b| b.id != now[0].id)
+    })
+    .await;
     c.serves_everywhere("web 2").await;
-    c.containers_are(&[1]).await;
     let mut idle = TcpStream::connect(addr).await.expect("connect");
     idle.write_all(b"GET / HTTP/1.0\r\n").await.expect("write");
     wait_until("connection counted", || async {
@@ -597,6 +603,9 @@ async fn a_long_tcp_connection_lives_through_an_update_until_drain_timeout() {
         lived >= Duration::from_millis(2900),
         "cut after {lived:?}, before drainTimeout (3 s)"
     );
+    // ...and then: drainTimeout, the grace period (1 s), and slack.
+    assert!(lived < Duration::from_secs(15), "cut only after {lived:?}");
+    assert!(rest.is_empty(), "the cut connection got {rest:?}");
     c.serves_everywhere("web 1").await;
 }
 
