@@ -406,23 +406,22 @@ fn assert_no_failures(c: &Cluster, tally: &Tally) {
     );
 }
 
-/// Three nodes, `tcp` mode, one client per node's port requesting without
-/// pause: a rolling update, a health replacement, a SIGKILLed container,
-/// `berth drain` of a node, and a scale-down to one replica (two nodes then
-/// answer by forwarding) fail no request.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_no_request_fails_through_update_replacement_kill_drain_and_scale_down() {
-    let c = Cluster::start("tt", 20, &["zone=a", "zone=a", "zone=a"]).await;
+/// Three nodes, one client per node's port requesting without pause: a
+/// rolling update, a health replacement, a SIGKILLed container, `berth
+/// drain` of a node, and a scale-down to one replica (two nodes then answer
+/// by forwarding) fail no request.
+async fn no_request_fails(prefix: &str, first_ip: u8, protocol: &str, keep_alive: bool) {
+    let c = Cluster::start(prefix, first_ip, &["zone=a", "zone=a", "zone=a"]).await;
     let health = json!({"healthChecks": [{"exec": {"command": ["test", "!", "-e", "/tmp/sick"]},
         "interval": "1s", "failureThreshold": 1}]});
-    c.apply(&component("web", c.port, WEB1, "tcp", health.clone()));
+    c.apply(&component("web", c.port, WEB1, protocol, health.clone()));
     c.containers_are(&[1, 1, 1]).await;
     c.serves_everywhere("web 1").await;
-    let load = Load::start(&c.addrs(), false);
+    let load = Load::start(&c.addrs(), keep_alive);
     load.flowing(30).await;
 
     load.phase("rolling update");
-    c.apply(&component("web", c.port, WEB2, "tcp", health.clone()));
+    c.apply(&component("web", c.port, WEB2, protocol, health.clone()));
     c.serves_everywhere("web 2").await;
     c.containers_are(&[1, 1, 1]).await;
     load.flowing(30).await;
@@ -447,7 +446,7 @@ async fn tcp_no_request_fails_through_update_replacement_kill_drain_and_scale_do
     let started = docker.inspect(&victim).await.expect("inspect").started_at;
     docker.kill(&victim).await.expect("kill");
     // The agent restarts it (crash backoff) or replaces it; meanwhile the
-    // proxy retries new connections on the other containers.
+    // proxy retries new connections (requests) on the other containers.
     wait_until("the killed container seen dead", || async {
         let d = images::docker().await;
         d.inspect(&victim)
@@ -468,7 +467,7 @@ async fn tcp_no_request_fails_through_update_replacement_kill_drain_and_scale_do
     load.phase("scale-down");
     let mut down = health.clone();
     down["placement"] = json!({"replicas": 1});
-    c.apply(&component("web", c.port, WEB2, "tcp", down));
+    c.apply(&component("web", c.port, WEB2, protocol, down));
     wait_until("one replica left", || async {
         c.running().await.iter().sum::<usize>() == 1
     })
@@ -480,40 +479,17 @@ async fn tcp_no_request_fails_through_update_replacement_kill_drain_and_scale_do
     assert!(tally.bodies.contains_key("web 1") && tally.bodies.contains_key("web 2"));
 }
 
-/// `protocol: http` with a keep-alive client per node: a rolling update and
-/// a scale-down fail no request, and the client's connections are never cut.
+/// `protocol: tcp`, a new connection per request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_keep_alive_no_request_fails_through_update_and_scale_down() {
-    let c = Cluster::start("th", 30, &["zone=a", "zone=a"]).await;
-    let two = json!({"placement": {"replicas": 2}});
-    c.apply(&component("api", c.port, WEB1, "http", two.clone()));
-    c.containers_are(&[1, 1]).await;
-    c.serves_everywhere("web 1").await;
-    let load = Load::start(&c.addrs(), true);
-    load.flowing(30).await;
+async fn tcp_no_request_fails_through_update_replacement_kill_drain_and_scale_down() {
+    no_request_fails("tt", 20, "tcp", false).await;
+}
 
-    load.phase("rolling update");
-    c.apply(&component("api", c.port, WEB2, "http", two));
-    c.serves_everywhere("web 2").await;
-    c.containers_are(&[1, 1]).await;
-    load.flowing(30).await;
-
-    load.phase("scale-down");
-    c.apply(&component(
-        "api",
-        c.port,
-        WEB2,
-        "http",
-        json!({"placement": {"replicas": 1}}),
-    ));
-    wait_until("one replica left", || async {
-        c.running().await.iter().sum::<usize>() == 1
-    })
-    .await;
-    load.flowing(60).await;
-
-    let tally = load.finish().await;
-    assert_no_failures(&c, &tally);
+/// `protocol: http` with a keep-alive client per node: the same, and the
+/// client's connections are never cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_keep_alive_no_request_fails_through_update_replacement_kill_drain_and_scale_down() {
+    no_request_fails("th", 30, "http", true).await;
 }
 
 /// The observed document of `component` on `node`.
