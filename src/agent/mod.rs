@@ -201,9 +201,7 @@ pub async fn run(
     let (assignments, assignment_triggers) = watch_assignments(&etcd, &keys, &cfg.node);
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<String>();
     let traffic = traffic::Traffic::start(
-        &cfg.node,
-        &cfg.address,
-        &cfg.traffic,
+        &cfg,
         &etcd,
         &keys,
         background.reporter.clone(),

@@ -653,8 +653,10 @@ fn spawn_stop(
                 tracing::info!(container = %short(&id), ?how, "stopped and removed container");
             }
             Err(e) => {
-                // Let the next reconcile decide again.
+                // Let the next reconcile decide again (a container still
+                // ready goes back into the balancer).
                 tracing::warn!(container = %short(&id), error = %e, "stopping a container failed");
+                ctx.traffic.stopped(&id);
                 if let Some(mut r) = ctx.containers.remove(&id) {
                     r.stopping = None;
                     ctx.containers.reinsert(r);

@@ -108,15 +108,14 @@ impl Traffic {
     /// Starts the proxy (listeners follow the routes) and the watcher of
     /// every endpoint in the cluster (for forwarding).
     pub fn start(
-        node: &str,
-        address: &str,
-        cfg: &TrafficConfig,
+        agent: &super::AgentConfig,
         etcd: &etcd_client::Client,
         keys: &Keys,
         reporter: Reporter,
         metrics: ProxyMetrics,
         shutdown: &CancellationToken,
     ) -> Arc<Traffic> {
+        let (node, address, cfg) = (&agent.node, &agent.address, &agent.traffic);
         let (routes_tx, routes_rx) = watch::channel(Routes::default());
         let mut pcfg = ProxyConfig::new(cfg.bind);
         if cfg.forward_port != 0 {
