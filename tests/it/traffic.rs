@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::cli::{berth, BERTH};
+use crate::support::cli::{berth, Running, BERTH};
 use crate::support::etcd::TestEtcd;
 use crate::support::images::{self, NodeContainers, WEB1, WEB2};
 
@@ -641,6 +641,28 @@ async fn forwarding_and_serving_with_etcd_down() {
     c.etcd.restart().await;
     let tally = load.finish().await;
     assert_no_failures(&c, &tally);
+
+    // `get endpoints -w`: the replica moving to node b shows as events.
+    let mut watch = Running::start(
+        &c.etcd,
+        &["get", "endpoints", "-p", "shop", "-w", "-o", "json"],
+    );
+    watch.line("\"items\"");
+    c.apply(&component(
+        "fwd",
+        c.port,
+        WEB1,
+        "tcp",
+        json!({"placement": {"replicas": 1, "nodeSelector": {"zone": "b"}}}),
+    ));
+    // In either order: b's container may be ready before or after a's
+    // starts draining.
+    let (mut added, mut deleted) = (false, false);
+    while !(added && deleted) {
+        let ev = watch.line("\"type\"");
+        added |= ev.contains("\"ADDED\"") && ev.contains(&c.agents[1].node);
+        deleted |= ev.contains("\"DELETED\"") && ev.contains(&c.agents[0].node);
+    }
 }
 
 /// Two components claiming one external port are refused at apply (across
