@@ -204,8 +204,9 @@ impl Traffic {
                     .put(&self.keys.endpoint_of(ck, &self.node, id), &doc);
             }
         }
-        let assigned = ports_given;
-        if containers.is_empty() && !assigned {
+        // Kept while assigned (the port is served, by forwarding if need
+        // be) or while containers are left (they may still drain).
+        if containers.is_empty() && !ports_given {
             inner.local.remove(ck);
         } else {
             inner.local.insert(ck.clone(), Local { ports, ready });

@@ -192,11 +192,12 @@ async fn exchange(
                     tried.push(target);
                     continue;
                 }
-                // A backend that closed without a byte of answer (killed
-                // under load: docker-proxy accepts, then drops) to a request
-                // that is safe to repeat and has no body: tried again.
-                if closed_unanswered(&e) && slot.end && idempotent(&parts.method) {
-                    tracing::warn!(port = port.number, backend = %target, error = %err, "backend connect failed; trying another");
+                // No answer at all (a container killed under load: its
+                // pooled connection reset, or docker-proxy accepting then
+                // dropping) to a request that is safe to repeat and has no
+                // body: tried again.
+                if slot.end && idempotent(&parts.method) {
+                    tracing::warn!(port = port.number, backend = %target, error = %err, "backend gave no answer to a repeatable request; trying another");
                     tried.push(target);
                     continue;
                 }
@@ -219,18 +220,6 @@ async fn exchange(
         );
     }
     resp
-}
-
-/// The backend closed the connection before a complete answer.
-fn closed_unanswered(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        if let Some(h) = c.downcast_ref::<hyper::Error>() {
-            return h.is_incomplete_message() || h.is_canceled();
-        }
-        cur = c.source();
-    }
-    false
 }
 
 fn idempotent(m: &Method) -> bool {
