@@ -53,6 +53,13 @@ impl Reporter {
         let _ = self.tx.send((key.to_string(), None));
     }
 
+    /// A reporter whose writes a test reads: (key, document or `None`).
+    #[cfg(test)]
+    pub fn for_tests() -> (Reporter, mpsc::UnboundedReceiver<(String, Option<Vec<u8>>)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Reporter { tx }, rx)
+    }
+
     /// Starts the reporter task; it ends when `shutdown` is cancelled.
     /// `prefix` is `observed/<node>/`, checked every `verify_every`.
     pub fn spawn(

@@ -123,9 +123,14 @@ impl Traffic {
         }
         let proxy = Proxy::start(pcfg, metrics, routes_rx, shutdown.child_token());
         // Endpoints decide no container's fate: one that does not decode
-        // is skipped (and logged by the watcher's decoder).
-        let (peers, writer) =
-            runtime::store(|kv: &runtime::Kv| serde_json::from_slice::<Endpoint>(&kv.value).ok());
+        // is skipped (a peer that cannot be read is not forwarded to).
+        let (peers, writer) = runtime::store(|kv: &runtime::Kv| {
+            serde_json::from_slice::<Endpoint>(&kv.value)
+                .map_err(
+                    |e| tracing::debug!(key = %kv.key, error = %e, "an endpoint does not decode"),
+                )
+                .ok()
+        });
         let traffic = Arc::new(Traffic {
             node: node.to_string(),
             keys: keys.clone(),
@@ -418,6 +423,83 @@ fn build_routes<'a>(
 mod tests {
     use super::*;
     use crate::resource::component::Protocol;
+
+    fn ready(id: &str, phase: ContainerPhase) -> ObservedContainer {
+        ObservedContainer {
+            id: id.into(),
+            phase,
+            ports: BTreeMap::from([(8080, 32100)]),
+            ..Default::default()
+        }
+    }
+
+    /// A ready container is announced and routed; a drain takes it out of
+    /// both at once (before any stop), and reports its progress.
+    #[tokio::test]
+    async fn ready_containers_are_announced_and_a_drain_withdraws_them_at_once() {
+        let (reporter, mut written) = Reporter::for_tests();
+        let (routes_tx, mut routes) = watch::channel(Routes::default());
+        let shutdown = CancellationToken::new();
+        let proxy = Proxy::start(
+            ProxyConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            ProxyMetrics::new(),
+            routes.clone(),
+            shutdown.clone(),
+        );
+        let (peers, _writer) = runtime::store(|_: &runtime::Kv| None::<Endpoint>);
+        let keys = Keys::new("/t");
+        let t = Traffic {
+            node: "n1".into(),
+            keys: keys.clone(),
+            forward: Some("127.0.0.9:7946".parse().expect("addr")),
+            proxy,
+            routes: routes_tx,
+            inner: Mutex::new(Inner::default()),
+            reporter,
+            peers,
+        };
+        let web = ComponentKey::new("shop", "web");
+        // An external port nobody else holds (bound by the proxy).
+        let external = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let ports = [PortSpec {
+            name: None,
+            container: 8080,
+            external: Some(external),
+            protocol: Protocol::Tcp,
+        }];
+        let key = keys.endpoint_of(&web, "n1", "c1");
+
+        t.update(&web, Some(&ports), &[ready("c1", ContainerPhase::Starting)]);
+        assert!(written.try_recv().is_err(), "not ready: not announced");
+        t.update(&web, Some(&ports), &[ready("c1", ContainerPhase::Ready)]);
+        let (k, doc) = written.try_recv().expect("announced");
+        assert_eq!(k, key);
+        let doc: Endpoint = serde_json::from_slice(&doc.expect("a put")).expect("endpoint");
+        assert_eq!(doc.forward.as_deref(), Some("127.0.0.9:7946"));
+        assert_eq!(doc.ports[0].external, Some(external));
+        assert_eq!(
+            routes.borrow_and_update().ports[&external].backends.len(),
+            1
+        );
+
+        let wait = t.drain(&web, "c1", Duration::from_secs(5));
+        assert_eq!(written.try_recv().expect("withdrawn"), (key.clone(), None));
+        assert!(routes.borrow_and_update().ports[&external]
+            .backends
+            .is_empty());
+        // Still Ready in the reconcile's eyes for a moment: not announced again.
+        t.update(&web, Some(&ports), &[ready("c1", ContainerPhase::Ready)]);
+        assert!(written.try_recv().is_err());
+        let d = t.drain_of("c1").expect("draining");
+        assert_eq!(d.open, 0);
+        assert_eq!(wait.await, DrainOutcome::Drained);
+        t.stopped("c1");
+        assert!(t.drain_of("c1").is_none());
+        shutdown.cancel();
+    }
 
     fn port(container: u16, external: u16, protocol: Protocol) -> PortSpec {
         PortSpec {
