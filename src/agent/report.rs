@@ -55,7 +55,7 @@ impl Reporter {
 
     /// A reporter whose writes a test reads: (key, document or `None`).
     #[cfg(test)]
-    pub fn for_tests() -> (Reporter, mpsc::UnboundedReceiver<(String, Option<Vec<u8>>)>) {
+    pub fn for_tests() -> (Reporter, mpsc::UnboundedReceiver<Write>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Reporter { tx }, rx)
     }
