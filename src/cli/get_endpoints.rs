@@ -170,3 +170,46 @@ fn print_change(event: &str, ep: &Endpoint, args: &GetArgs, widths: &[usize]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::component::Protocol;
+    use crate::resource::endpoint::EndpointPort;
+
+    #[test]
+    fn a_row_names_component_node_container_forward_and_ports() {
+        let ep = Endpoint {
+            project: "shop".into(),
+            component: "web".into(),
+            node: "n1".into(),
+            container: "0123456789abcdef".into(),
+            forward: Some("10.0.0.1:7946".into()),
+            ports: vec![
+                EndpointPort {
+                    container: 8080,
+                    host: 32001,
+                    external: Some(18080),
+                    protocol: Protocol::Http,
+                },
+                EndpointPort {
+                    container: 9090,
+                    host: 32002,
+                    external: None,
+                    protocol: Protocol::Tcp,
+                },
+            ],
+        };
+        assert_eq!(
+            cells(&ep, false),
+            [
+                "web",
+                "n1",
+                "0123456789ab",
+                "10.0.0.1:7946",
+                "18080->32001:8080/http,32002:9090"
+            ]
+        );
+        assert_eq!(cells(&ep, true)[0], "shop/web");
+    }
+}
