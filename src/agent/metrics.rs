@@ -1,5 +1,6 @@
-//! The agent's Prometheus metrics (`/metrics`, text format), all prefixed
-//! `berth_agent_`.
+//! The agent's Prometheus metrics (`/metrics`, text format): its own,
+//! prefixed `berth_agent_`, and its proxy's, prefixed `berth_proxy_`
+//! ([`crate::proxy::metrics`]).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::health::CheckKind;
+use crate::proxy::ProxyMetrics;
 
 /// Cheap to clone; every clone updates the same metrics.
 #[derive(Clone)]
@@ -29,6 +31,8 @@ pub struct Metrics {
     pub containers_running: Gauge,
     /// 1 while the agent holds a live etcd lease.
     pub etcd_lease_up: Gauge,
+    /// The traffic proxy's, per component and external port.
+    pub proxy: ProxyMetrics,
     registry: Arc<Registry>,
 }
 
@@ -40,7 +44,10 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut r = Registry::with_prefix("berth_agent");
+        let mut root = Registry::default();
+        let proxy = ProxyMetrics::new();
+        proxy.register(root.sub_registry_with_prefix("berth_proxy"));
+        let r = root.sub_registry_with_prefix("berth_agent");
         let m = MetricsParts::default();
         r.register(
             "reconciles",
@@ -121,7 +128,8 @@ impl Metrics {
             containers: m.containers,
             containers_running: m.containers_running,
             etcd_lease_up: m.etcd_lease_up,
-            registry: Arc::new(r),
+            proxy,
+            registry: Arc::new(root),
         }
     }
 
@@ -179,6 +187,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("berth_agent_containers 3"), "{text}");
+        m.proxy.set_bound(
+            &crate::resource::ComponentKey::new("shop", "web"),
+            18080,
+            true,
+        );
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"berth_proxy_port_bound{project="shop",component="web",port="18080"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -11,6 +11,8 @@
 //! - [`report`]: writing `observed/` documents in the background.
 //! - the coordinator ([`crate::coordinator`]) runs in every agent: it
 //!   campaigns, and while elected places replicas for the whole cluster.
+//! - [`traffic`]: the glue to the traffic proxy ([`crate::proxy`]): routes
+//!   from ready containers, endpoints, drains.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! Static stability: nothing on the container path waits for etcd. With etcd
@@ -38,6 +40,7 @@ pub mod register;
 pub mod report;
 pub mod state;
 pub mod sync;
+pub mod traffic;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -94,6 +97,8 @@ pub struct AgentConfig {
     pub coordinate: bool,
     /// Most component reconciles at once.
     pub concurrency: usize,
+    /// `--proxy-bind`, `--forward-port`.
+    pub traffic: traffic::TrafficConfig,
 }
 
 impl Default for AgentConfig {
@@ -115,6 +120,7 @@ impl Default for AgentConfig {
             resync_interval: Duration::from_secs(60),
             coordinate: true,
             concurrency: 16,
+            traffic: traffic::TrafficConfig::default(),
         }
     }
 }
@@ -208,6 +214,14 @@ pub async fn run(
     let background = Background::start(&cfg, &etcd, &keys, &docker, &metrics, &token);
     let (assignments, assignment_triggers) = watch_assignments(&etcd, &keys, &cfg.node);
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<String>();
+    let traffic = traffic::Traffic::start(
+        &cfg,
+        &etcd,
+        &keys,
+        background.reporter.clone(),
+        metrics.proxy.clone(),
+        &token,
+    );
     let ctx = context(
         &cfg,
         &etcd,
@@ -217,7 +231,16 @@ pub async fn run(
         assignments,
         &background,
         &trigger_tx,
+        traffic.clone(),
     );
+    {
+        let (keys, node) = (keys.clone(), cfg.node.clone());
+        traffic.follow_ports(
+            trigger_tx.clone(),
+            move |ck| keys.assignment_of(&node, ck),
+            token.clone(),
+        );
+    }
     remember_restarts(&ctx.containers, &etcd, &keys, &cfg.node).await;
 
     // Docker: adoption, events, resyncs. Nothing is reconciled before the
@@ -438,6 +461,7 @@ fn context(
     assignments: runtime::Reader<runtime::Doc<Assignment>>,
     background: &Background,
     trigger: &mpsc::UnboundedSender<String>,
+    traffic: Arc<traffic::Traffic>,
 ) -> Arc<Ctx> {
     let recorder = crate::events::Recorder::spawn(
         etcd.clone(),
@@ -474,6 +498,7 @@ fn context(
         templates: Mutex::new(HashMap::new()),
         stops: tokio_util::task::TaskTracker::new(),
         pins: pin::Pins::new(etcd.clone(), keys.clone(), cfg.node.clone()),
+        traffic,
     })
 }
 

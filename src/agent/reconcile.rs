@@ -25,6 +25,7 @@ use super::pin::{self, PinAction, Pins, Resolved};
 use super::plan::{self, CheckPhase, PlanInput, Step, StopHow};
 use super::report::Reporter;
 use super::state::{ComponentStates, ContainerRecord, Containers};
+use super::traffic::Traffic;
 use crate::resource::component::{State, Template, Termination};
 use crate::resource::observed::{ContainerPhase, ObservedContainer};
 use crate::resource::{
@@ -70,6 +71,8 @@ pub struct Ctx {
     pub stops: TaskTracker,
     /// The revisions' pinned images (see [`super::pin`]).
     pub pins: Pins,
+    /// The traffic proxy: routes, endpoints, drains (see [`super::traffic`]).
+    pub traffic: Arc<Traffic>,
 }
 
 impl Ctx {
@@ -412,7 +415,7 @@ async fn execute(
             }
             Step::Stop { id, how } => {
                 if let Some(r) = records.iter().find(|r| &r.id == id) {
-                    spawn_stop(ctx, key, id, *how, ctx.termination(r, a));
+                    spawn_stop(ctx, key, ck, id, *how, ctx.termination(r, a));
                 }
                 Ok(())
             }
@@ -589,16 +592,55 @@ fn start_failed(ctx: &Ctx, ck: &ComponentKey, a: &RevisionReplicas, e: &StartErr
     message
 }
 
+/// How often a draining container's open count is published.
+const DRAIN_REPORT: Duration = Duration::from_secs(1);
+
 /// Stops a container in its own task; the component is triggered when done.
 /// The task is tracked, so shutdown can wait for stops in flight.
-fn spawn_stop(ctx: &Arc<Ctx>, key: &str, id: &str, how: StopHow, termination: Termination) {
+///
+/// A graceful stop drains first: the container leaves the balancer and the
+/// endpoints here, before the task even starts, then the task waits for
+/// its open connections or `drainTimeout`, and only then signals it.
+/// `Kill` skips the drain.
+fn spawn_stop(
+    ctx: &Arc<Ctx>,
+    key: &str,
+    ck: &ComponentKey,
+    id: &str,
+    how: StopHow,
+    termination: Termination,
+) {
     ctx.containers.stopping(id, how);
     ctx.tracker.forget(id);
+    let drain = match how {
+        StopHow::Graceful => Some(ctx.traffic.drain(ck, id, termination.drain_timeout())),
+        StopHow::Kill => None,
+    };
     let ctx2 = ctx.clone();
     let key = key.to_string();
     let id = id.to_string();
     ctx.stops.spawn(async move {
         let ctx = ctx2;
+        if let Some(drain) = drain {
+            let mut drain = std::pin::pin!(drain);
+            let mut tick = tokio::time::interval(DRAIN_REPORT);
+            tick.tick().await;
+            let outcome = loop {
+                tokio::select! {
+                    o = &mut drain => break o,
+                    // The open count and time left, in the observed document.
+                    _ = tick.tick() => { let _ = ctx.trigger.send(key.clone()); }
+                }
+            };
+            match outcome {
+                crate::proxy::DrainOutcome::Drained => {
+                    tracing::info!(container = %short(&id), "drained")
+                }
+                crate::proxy::DrainOutcome::TimedOut { open } => {
+                    tracing::info!(container = %short(&id), open, "drainTimeout reached; stopping with connections open")
+                }
+            }
+        }
         let r = match how {
             StopHow::Graceful => ctx.exec.stop_and_remove(&id, &termination).await,
             StopHow::Kill => ctx.exec.kill_and_remove(&id).await,
@@ -607,11 +649,14 @@ fn spawn_stop(ctx: &Arc<Ctx>, key: &str, id: &str, how: StopHow, termination: Te
             Ok(()) => {
                 ctx.metrics.container_stops.inc();
                 ctx.containers.remove(&id);
+                ctx.traffic.stopped(&id);
                 tracing::info!(container = %short(&id), ?how, "stopped and removed container");
             }
             Err(e) => {
-                // Let the next reconcile decide again.
+                // Let the next reconcile decide again (a container still
+                // ready goes back into the balancer).
                 tracing::warn!(container = %short(&id), error = %e, "stopping a container failed");
+                ctx.traffic.stopped(&id);
                 if let Some(mut r) = ctx.containers.remove(&id) {
                     r.stopping = None;
                     ctx.containers.reinsert(r);
@@ -671,6 +716,33 @@ fn readiness(a: &Assignment, containers: &[ObservedContainer]) -> (bool, Reason,
     (ok, reason, message)
 }
 
+/// `PortUnavailable` while an external port of the component cannot be
+/// bound on this node (the others are served).
+fn port_conditions(ctx: &Ctx, ck: &ComponentKey) {
+    let unbound = ctx.traffic.unbound(ck);
+    if unbound.is_empty() {
+        ctx.states
+            .clear_condition(ck, ConditionType::PortUnavailable);
+        return;
+    }
+    let message = unbound
+        .iter()
+        .map(|(p, e)| format!("external port {p}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !ctx.states.has_condition(ck, ConditionType::PortUnavailable) {
+        ctx.states
+            .event(ck, Reason::PortUnavailable.as_str(), &message);
+    }
+    ctx.states.set_condition(
+        ck,
+        ConditionType::PortUnavailable,
+        true,
+        Reason::PortUnavailable,
+        &message,
+    );
+}
+
 /// Builds the component's observed document and hands it to the reporter.
 pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>) {
     debug_assert_eq!(ctx.parse_key(key).as_ref(), Some(ckey));
@@ -682,6 +754,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
     if a.is_none() && records.is_empty() && !degraded {
         ctx.states.forget(ckey);
         ctx.reporter.delete(&okey);
+        ctx.traffic.forget(ckey);
         return;
     }
     let policy = a
@@ -724,10 +797,19 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
                 } else {
                     BTreeMap::new()
                 },
-                drain: None,
+                drain: if phase == ContainerPhase::Draining {
+                    ctx.traffic.drain_of(&r.id)
+                } else {
+                    None
+                },
             }
         })
         .collect();
+    let ports = a
+        .and_then(Assignment::newest)
+        .map(|r| r.template.ports.as_slice());
+    ctx.traffic.update(ckey, ports, &containers);
+    port_conditions(ctx, ckey);
     let image_ids = records
         .iter()
         .filter_map(|r| Some((r.id.clone(), r.image_id.clone()?)))

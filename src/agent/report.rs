@@ -21,7 +21,6 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use crate::resource::Observed;
 use crate::runtime::BackoffConfig;
 use crate::store::call::etcd;
 
@@ -38,19 +37,27 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Sets the document at `key` (the full etcd key).
-    pub fn put(&self, key: &str, observed: &Observed) {
-        match serde_json::to_vec(observed) {
+    /// Sets the document at `key` (the full etcd key): an `observed/`
+    /// document or an endpoint, both bound to the lease.
+    pub fn put<T: serde::Serialize>(&self, key: &str, doc: &T) {
+        match serde_json::to_vec(doc) {
             Ok(v) => {
                 let _ = self.tx.send((key.to_string(), Some(v)));
             }
-            Err(e) => tracing::error!(error = %e, "encoding an observed document"),
+            Err(e) => tracing::error!(error = %e, key, "encoding a document"),
         }
     }
 
     /// Deletes the document at `key`.
     pub fn delete(&self, key: &str) {
         let _ = self.tx.send((key.to_string(), None));
+    }
+
+    /// A reporter whose writes a test reads: (key, document or `None`).
+    #[cfg(test)]
+    pub fn for_tests() -> (Reporter, mpsc::UnboundedReceiver<Write>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Reporter { tx }, rx)
     }
 
     /// Starts the reporter task; it ends when `shutdown` is cancelled.
@@ -164,7 +171,8 @@ async fn lost_keys(
         .collect();
     Ok(written
         .iter()
-        .filter(|(k, v)| v.is_some() && !ours.contains(k.as_bytes()))
+        // Only keys under the listed prefix (endpoints are not checked).
+        .filter(|(k, v)| v.is_some() && k.starts_with(prefix) && !ours.contains(k.as_bytes()))
         .map(|(k, _)| k.clone())
         .collect())
 }

@@ -57,6 +57,13 @@ pub struct AgentArgs {
     /// Full resync with Docker this often, besides the events stream.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub resync_interval: Duration,
+    /// The traffic proxy binds every external port (and the forwarding port) on this address.
+    #[arg(long, env = "BERTH_PROXY_BIND", default_value = "0.0.0.0")]
+    pub proxy_bind: std::net::IpAddr,
+    /// Peers forward connections for components this node runs to this port
+    /// (on --proxy-bind; advertised with --address). 0: no forwarding.
+    #[arg(long, env = "BERTH_FORWARD_PORT", default_value_t = crate::agent::traffic::DEFAULT_FORWARD_PORT)]
+    pub forward_port: u16,
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -98,6 +105,10 @@ impl AgentArgs {
             allow_bind: self.allow_bind.clone(),
             stop_containers_on_exit: self.stop_containers_on_exit,
             resync_interval: self.resync_interval,
+            traffic: crate::agent::traffic::TrafficConfig {
+                bind: self.proxy_bind,
+                forward_port: self.forward_port,
+            },
             ..defaults
         }
     }

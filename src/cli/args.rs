@@ -195,6 +195,34 @@ impl std::str::FromStr for KindArg {
     }
 }
 
+/// What `get` lists: objects of a kind, or endpoints (no kind: agents
+/// write them, nobody applies them).
+#[derive(Clone, Debug)]
+pub enum GetKind {
+    Object(KindArg),
+    /// `endpoints` / `ep`, optionally `ep/COMPONENT`.
+    Endpoints(Option<String>),
+}
+
+impl std::str::FromStr for GetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (k, n) = match s.split_once('/') {
+            Some((k, n)) => (k, Some(n)),
+            None => (s, None),
+        };
+        match k.to_ascii_lowercase().as_str() {
+            "endpoints" | "endpoint" | "ep" => match n {
+                Some(n) if n.is_empty() || n.contains('/') => Err(format!(
+                    "invalid {s:?}: expected endpoints or endpoints/COMPONENT"
+                )),
+                n => Ok(GetKind::Endpoints(n.map(str::to_string))),
+            },
+            _ => s.parse().map(GetKind::Object),
+        }
+    }
+}
+
 impl KindArg {
     /// The names given either as `KIND/NAME` or as separate arguments (not both).
     pub fn names(&self, extra: &[String]) -> Result<Vec<String>, String> {
@@ -248,8 +276,8 @@ pub enum OutputFormat {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// component (comp), project (proj) or node; or KIND/NAME.
-    pub kind: KindArg,
+    /// component (comp), project (proj), node or endpoints (ep); or KIND/NAME.
+    pub kind: GetKind,
     /// One object's name; all when omitted.
     pub name: Option<String>,
     /// Project of the components.

@@ -361,7 +361,7 @@ fn describe_component(
                 format!("  {}", o.node),
                 ct.id.chars().take(12).collect(),
                 image_id_cell(o.image_id_of(&ct.id)),
-                ct.phase.to_string(),
+                state_cell(ct, std::time::SystemTime::now()),
                 ct.revision.to_string(),
                 ct.restarts.to_string(),
                 crate::util::age(ct.started_at.as_deref()),
@@ -444,10 +444,47 @@ fn eligibility_line(c: &Component, nodes: &[crate::resource::Node]) -> String {
     line
 }
 
+/// The STATE of a container; a draining one says how many connections
+/// (tcp) or requests (http) are still open and how long until its stop
+/// signals: `draining (3 open, 42s left)`.
+fn state_cell(
+    c: &crate::resource::observed::ObservedContainer,
+    now: std::time::SystemTime,
+) -> String {
+    let Some(d) = &c.drain else {
+        return c.phase.to_string();
+    };
+    let left = humantime::parse_rfc3339(&d.until)
+        .ok()
+        .map(|until| until.duration_since(now).unwrap_or_default().as_secs());
+    match left {
+        Some(s) => format!("{} ({} open, {s}s left)", c.phase, d.open),
+        None => format!("{} ({} open)", c.phase, d.open),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::observed::{ContainerPhase, ObservedContainer};
+    use crate::resource::observed::{ContainerPhase, Drain, ObservedContainer};
+
+    #[test]
+    fn a_draining_container_shows_open_connections_and_time_left() {
+        let now = humantime::parse_rfc3339("2026-01-01T00:00:00Z").expect("time");
+        let mut c = ObservedContainer {
+            phase: ContainerPhase::Draining,
+            drain: Some(Drain {
+                since: "2025-12-31T23:59:30Z".into(),
+                until: "2026-01-01T00:00:42Z".into(),
+                open: 3,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(state_cell(&c, now), "draining (3 open, 42s left)");
+        c.drain = None;
+        c.phase = ContainerPhase::Ready;
+        assert_eq!(state_cell(&c, now), "ready");
+    }
 
     /// The IMAGE ID column: each container's image in its short form under
     /// its header (`-` when the agent did not say), and each revision's pin.

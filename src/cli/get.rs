@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::args::{EtcdArgs, GetArgs, OutputFormat};
+use super::args::{EtcdArgs, GetArgs, GetKind, OutputFormat};
 use super::output::{header, line, print_objects, row, yaml, RowContext, Table};
 use super::CliError;
 use crate::resource::selector::Selector;
@@ -35,9 +35,22 @@ use crate::store::{Keys, Store, StoreError};
 const REREAD: Duration = Duration::from_secs(1);
 
 pub async fn run(etcd: &EtcdArgs, mut args: GetArgs) -> Result<ExitCode, CliError> {
-    let kind = args.kind.0;
+    let kind_arg = match &args.kind {
+        GetKind::Object(k) => k.clone(),
+        GetKind::Endpoints(n) => {
+            let name = match (n, &args.name) {
+                (Some(_), Some(_)) => return Err(CliError::Usage(
+                    "give the name either as endpoints/NAME or as a separate argument, not both"
+                        .into(),
+                )),
+                (a, b) => a.clone().or_else(|| b.clone()),
+            };
+            return super::get_endpoints::run(etcd, &args, name).await;
+        }
+    };
+    let kind = kind_arg.0;
     let extra: Vec<String> = args.name.iter().cloned().collect();
-    args.name = args.kind.names(&extra).map_err(CliError::Usage)?.pop();
+    args.name = kind_arg.names(&extra).map_err(CliError::Usage)?.pop();
     if args.name.is_some() && args.all_projects {
         return Err(CliError::Usage(
             "a name and --all-projects (-A) exclude each other".into(),

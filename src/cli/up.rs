@@ -96,6 +96,11 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
     let store = Store::connect(&etcd.store_config()).await?;
 
     let mut agent_cfg = args.agent.config(&etcd);
+    // Where the proxy serves the external ports (what a user curls).
+    let proxy_host = match agent_cfg.traffic.bind {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        ip => ip.to_string(),
+    };
     agent_cfg.stop_containers_on_exit = !args.keep_running;
     let page = serve_page_on_loopback(&mut agent_cfg);
     let node = agent_cfg.node.clone();
@@ -141,6 +146,11 @@ pub async fn run(etcd: &EtcdArgs, args: UpArgs) -> Result<ExitCode, CliError> {
             for (p, c, _) in &components {
                 for url in urls(&observed, p, c) {
                     println!("{p}/{c} answers at {url}");
+                }
+                for port in externals(&objects, p, c) {
+                    println!(
+                        "{p}/{c} answers at http://{proxy_host}:{port}/ (external port, through the proxy)"
+                    );
                 }
             }
             break;
@@ -222,6 +232,16 @@ fn ready<'a>(
 
 fn ready_count(observed: &[(String, Observed)], project: &str, component: &str) -> u32 {
     ready(observed, project, component).count() as u32
+}
+
+/// The external ports of component `p/c` in the applied objects.
+fn externals(objects: &[Object], p: &str, c: &str) -> Vec<u16> {
+    objects
+        .iter()
+        .filter(|o| o.project().unwrap_or_default() == p && o.name() == c)
+        .filter_map(crate::store::ports::externals)
+        .flat_map(|(_, ports)| ports)
+        .collect()
 }
 
 fn urls(observed: &[(String, Observed)], project: &str, component: &str) -> Vec<String> {

@@ -62,7 +62,7 @@ pub(crate) async fn serve(
     let p = port.clone();
     let service = hyper::service::service_fn(move |req| {
         let p = p.clone();
-        async move { Ok::<_, Infallible>(forward(&p, req, peer).await) }
+        async move { Ok::<_, Infallible>(forward(&p, req, peer, false).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -89,13 +89,24 @@ pub(crate) async fn serve(
 
 /// One request: to a backend (another after a connect failure), its
 /// response back. Never fails: errors become 502/503 from the proxy.
-async fn forward(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-    let resp = exchange(port, req, peer).await;
+/// `local_only`: a request a peer forwarded, served by local containers.
+pub(crate) async fn forward(
+    port: &Port,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local_only: bool,
+) -> Response<ProxyBody> {
+    let resp = exchange(port, req, peer, local_only).await;
     port.metrics.request(Some(resp.status().as_u16()));
     resp
 }
 
-async fn exchange(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+async fn exchange(
+    port: &Port,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    local_only: bool,
+) -> Response<ProxyBody> {
     if req.method() == Method::CONNECT {
         return local(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
     }
@@ -108,13 +119,15 @@ async fn exchange(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Resp
         .to_string();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    // Only a peer proxy may name the port; a client's header goes nowhere.
+    headers.remove(super::forward::PORT_HEADER);
     forwarded_for(&mut headers, peer.ip());
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
 
     let slot = BodySlot::new(body);
     let mut tried: Vec<Target> = Vec::new();
     for attempt in 0..port.shared.config.max_attempts {
-        let Some(target) = port.choose(&tried) else {
+        let Some(target) = port.choose(&tried, local_only) else {
             break;
         };
         if attempt > 0 {
@@ -133,8 +146,23 @@ async fn exchange(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Resp
         *out.method_mut() = parts.method.clone();
         *out.uri_mut() = uri;
         *out.headers_mut() = headers.clone();
+        if target.is_remote() {
+            out.headers_mut()
+                .insert(super::forward::PORT_HEADER, HeaderValue::from(port.number));
+        }
         let started = tokio::time::Instant::now();
         match port.shared.client.client.request(out).await {
+            Ok(resp)
+                if target.is_remote()
+                    && resp.headers().contains_key(super::forward::UNSERVED_HEADER)
+                    && (slot.unsent() || slot.end) =>
+            {
+                // The peer had no container left for it; nothing reached a
+                // backend, so another peer may take it.
+                tracing::debug!(port = port.number, backend = %target, "peer has no ready container; trying another");
+                tried.push(target);
+                continue;
+            }
             Ok(resp) => {
                 port.metrics
                     .latency
@@ -164,17 +192,41 @@ async fn exchange(port: &Port, req: Request<Incoming>, peer: SocketAddr) -> Resp
                     tried.push(target);
                     continue;
                 }
+                // No answer at all (a container killed under load: its
+                // pooled connection reset, or docker-proxy accepting then
+                // dropping) to a request that is safe to repeat and has no
+                // body: tried again.
+                if slot.end && idempotent(&parts.method) {
+                    tracing::warn!(port = port.number, backend = %target, error = %err, "backend gave no answer to a repeatable request; trying another");
+                    tried.push(target);
+                    continue;
+                }
                 tracing::warn!(port = port.number, backend = %target, error = %err, "request to backend failed");
                 return local(StatusCode::BAD_GATEWAY, "backend failed\n");
             }
         }
     }
-    if tried.is_empty() {
+    let mut resp = if tried.is_empty() {
         tracing::warn!(port = port.number, "no ready backend for request");
         local(StatusCode::SERVICE_UNAVAILABLE, "no ready backend\n")
     } else {
         local(StatusCode::BAD_GATEWAY, "no backend answered\n")
+    };
+    if local_only {
+        // Nothing reached a backend here: the forwarding peer may retry.
+        resp.headers_mut().insert(
+            super::forward::UNSERVED_HEADER,
+            HeaderValue::from_static("1"),
+        );
     }
+    resp
+}
+
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
 }
 
 /// An error with its sources, on one line (hyper's own text is terse).
@@ -189,7 +241,7 @@ fn chain(e: &hyper_util::client::legacy::Error) -> String {
     s
 }
 
-fn local(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+pub(crate) fn local(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut r = Response::new(ProxyBody::Local(Full::new(Bytes::from_static(
         text.as_bytes(),
     ))));

@@ -20,14 +20,17 @@
 //!   proxy and never reaches a backend.
 //! - Draining ([`Proxy::drain`]): a draining container takes nothing new;
 //!   what is open on it finishes.
-//! - Forwarding: when no local backend is left, new connections/requests go
-//!   to the route's `remote` addresses, which are peers' *containers* (their
-//!   published ports), never peers' proxies: a connection crosses at most one
-//!   proxy, so forwarding cannot loop.
+//! - Forwarding ([`forward`]): when no local backend is left, new
+//!   connections/requests go to the route's `remote` addresses: peers'
+//!   *forwarding listeners* (`--address`:`--forward-port`). What arrives on a
+//!   forwarding listener is served by that node's local containers only,
+//!   never forwarded again: a connection crosses at most two proxies, so
+//!   forwarding cannot loop.
 
 pub mod balance;
 pub mod drain;
 pub mod error;
+pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod routes;
@@ -73,6 +76,9 @@ pub struct ProxyConfig {
     pub rebind_interval: Duration,
     /// An HTTP client must send a request head within this time.
     pub header_read_timeout: Duration,
+    /// `--forward-port` on `--proxy-bind`: where peers forward connections
+    /// for which they have no local container. `None`: not listening.
+    pub forward: Option<SocketAddr>,
 }
 
 impl ProxyConfig {
@@ -83,6 +89,7 @@ impl ProxyConfig {
             max_attempts: 3,
             rebind_interval: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(30),
+            forward: None,
         }
     }
 }
@@ -97,12 +104,24 @@ pub enum PortStatus {
 }
 
 /// State shared by the reconciler, every listener and every connection.
-struct Shared {
+pub(crate) struct Shared {
     config: ProxyConfig,
     tracker: Tracker,
     metrics: ProxyMetrics,
     status: watch::Sender<BTreeMap<u16, PortStatus>>,
     client: http::BackendClient,
+    /// The bound ports by number, for the forwarding listener.
+    ports: RwLock<BTreeMap<u16, Arc<Port>>>,
+}
+
+impl Shared {
+    fn port(&self, number: u16) -> Option<Arc<Port>> {
+        self.ports
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&number)
+            .cloned()
+    }
 }
 
 /// The proxy. Cheap to clone; every clone is the same proxy.
@@ -128,7 +147,11 @@ impl Proxy {
             metrics,
             status: watch::Sender::new(BTreeMap::new()),
             client,
+            ports: RwLock::new(BTreeMap::new()),
         });
+        if let Some(addr) = shared.config.forward {
+            tokio::spawn(forward::listen(shared.clone(), addr, shutdown.clone()));
+        }
         tokio::spawn(run(shared.clone(), routes, shutdown));
         Proxy { shared }
     }
@@ -199,9 +222,22 @@ pub(crate) struct Port {
 
 /// Where one connection or request is sent.
 pub(crate) struct Target {
-    /// The local container, `None` for a peer's container.
+    /// The local container, `None` for a peer's forwarding listener.
     container: Option<(String, Arc<BackendState>)>,
     addr: SocketAddr,
+}
+
+impl Target {
+    /// A peer's forwarding listener: the connection or request must say
+    /// which external port it is for.
+    fn is_remote(&self) -> bool {
+        self.container.is_none()
+    }
+
+    /// A local container the agent is draining.
+    fn draining(&self) -> bool {
+        self.container.as_ref().is_some_and(|(_, s)| s.draining())
+    }
 }
 
 impl Target {
@@ -216,8 +252,8 @@ impl Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.container {
-            Some((id, _)) => f.write_str(id),
-            None => f.write_str("remote"),
+            Some((id, _)) => f.write_str(id.get(..12).unwrap_or(id)),
+            None => write!(f, "peer {}", self.addr),
         }
     }
 }
@@ -235,9 +271,9 @@ impl Port {
     }
 
     /// The next target, skipping those already `tried` for this connection
-    /// or request: the least-loaded ready local container, else (none left) a
-    /// peer's container in turn; `None` when nothing is left.
-    fn choose(&self, tried: &[Target]) -> Option<Target> {
+    /// or request: the least-loaded ready local container, else (none left,
+    /// and not `local_only`) a peer in turn; `None` when nothing is left.
+    fn choose(&self, tried: &[Target], local_only: bool) -> Option<Target> {
         let route = self.route();
         let tracker = &self.shared.tracker;
         let states: Vec<Arc<BackendState>> = route
@@ -267,6 +303,10 @@ impl Port {
                 addr: b.addr,
             });
         }
+        if local_only {
+            // Forwarded traffic is never forwarded again (no loops).
+            return None;
+        }
         let loads: Vec<Load> = route
             .remote
             .iter()
@@ -286,23 +326,40 @@ impl Port {
     }
 
     /// Connects to a backend, trying others after a failure (nothing has
-    /// reached the failed one, so the client sees only the success).
-    async fn connect(&self) -> Result<(TcpStream, Target, Option<OpenGuard>), ProxyError> {
+    /// reached the failed one, so the client sees only the success). A peer
+    /// is sent the forwarding preamble first. `tried` holds the backends
+    /// that already failed this connection (skipped; failures here are added);
+    /// at most `max_attempts` are tried in all.
+    async fn connect(
+        &self,
+        local_only: bool,
+        tried: &mut Vec<Target>,
+    ) -> Result<(TcpStream, Target, Option<OpenGuard>), ProxyError> {
         let timeout = self.shared.config.connect_timeout;
-        let mut tried: Vec<Target> = Vec::new();
         let mut last = None;
-        for attempt in 0..self.shared.config.max_attempts {
-            let Some(target) = self.choose(&tried) else {
+        while tried.len() < self.shared.config.max_attempts {
+            let Some(target) = self.choose(tried, local_only) else {
                 break;
             };
-            if attempt > 0 {
+            if !tried.is_empty() {
                 self.metrics.retries.inc();
             }
             // Counted from the decision on, so a burst of new connections
             // spreads instead of all seeing the same counts.
             let guard = target.open();
             let started = tokio::time::Instant::now();
-            let err = match tokio::time::timeout(timeout, TcpStream::connect(target.addr)).await {
+            let connect = async {
+                let mut stream = TcpStream::connect(target.addr).await?;
+                if target.is_remote() {
+                    // The peer answers once its own backend is connected, so
+                    // a peer with nothing left is retried like a refused
+                    // connect: the client has seen nothing yet.
+                    forward::send_preamble(&mut stream, self.number).await?;
+                    forward::read_accept(&mut stream).await?;
+                }
+                Ok::<_, std::io::Error>(stream)
+            };
+            let err = match tokio::time::timeout(timeout, connect).await {
                 Ok(Ok(stream)) => {
                     self.metrics
                         .latency
@@ -356,6 +413,12 @@ async fn run(
             _ = tokio::time::sleep(shared.config.rebind_interval), if unbound => {}
         }
     }
+    // The registry holds ports that hold `shared`: emptied, no cycle is left.
+    shared
+        .ports
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clear();
     for (_, l) in std::mem::take(&mut listeners) {
         close(l).await;
     }
@@ -387,6 +450,11 @@ async fn reconcile(
         .map(|(p, _)| *p)
         .collect();
     for p in stale {
+        shared
+            .ports
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&p);
         if let Some(l) = listeners.remove(&p) {
             tracing::info!(port = p, "closing external port");
             close(l).await;
@@ -413,6 +481,11 @@ async fn reconcile(
                     shared: shared.clone(),
                 });
                 shared.metrics.set_bound(&route.component, number, true);
+                shared
+                    .ports
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(number, port.clone());
                 tracing::info!(port = number, %local, protocol = route.protocol.as_str(),
                     project = %route.component.project, component = %route.component.name,
                     "serving external port");
@@ -487,7 +560,7 @@ async fn accept_loop(
                     port.metrics.connections.inc();
                     port.metrics.connections_open.inc();
                     match protocol {
-                        Protocol::Tcp => tcp::serve(&port, stream, peer, &shutdown).await,
+                        Protocol::Tcp => tcp::serve(&port, stream, peer, &shutdown, false).await,
                         Protocol::Http => http::serve(&port, stream, peer, &shutdown).await,
                     }
                     port.metrics.connections_open.dec();

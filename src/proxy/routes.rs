@@ -21,11 +21,10 @@ pub struct Route {
     /// This node's ready containers of the component, on their published
     /// container port. Only these are counted, drained and shown per container.
     pub backends: Vec<Backend>,
-    /// Used only when no local backend is ready (or left after failures).
-    /// These must be addresses that serve without forwarding again: the
-    /// ready containers of peers, on their published container ports — never
-    /// a peer's proxy port. That is what makes forwarding loop-free: a
-    /// connection crosses at most one proxy.
+    /// Used only when no local backend is ready (or left after failures):
+    /// the forwarding listeners (`--address`:`--forward-port`) of peers that
+    /// have a ready container of the component. What a peer receives there
+    /// it serves locally and never forwards again, so forwarding cannot loop.
     pub remote: Vec<SocketAddr>,
 }
 

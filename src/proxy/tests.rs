@@ -343,13 +343,46 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} missing from\n{text}"))
 }
 
+/// A proxy on another loopback address (a peer node), listening for
+/// forwarded traffic too.
+fn peer_proxy(bind: IpAddr, routes: Routes) -> (Harness, SocketAddr) {
+    let (tx, rx) = watch::channel(routes);
+    let shutdown = CancellationToken::new();
+    let mut config = ProxyConfig::new(bind);
+    let forward = SocketAddr::new(bind, free_port());
+    config.forward = Some(forward);
+    let proxy = Proxy::start(config, ProxyMetrics::new(), rx, shutdown.clone());
+    let h = Harness {
+        proxy,
+        routes: tx,
+        shutdown,
+    };
+    (h, forward)
+}
+
+async fn wait_connectable(addr: SocketAddr) {
+    within("forwarding port", async {
+        while TcpStream::connect(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
-async fn tcp_forwards_to_remote_only_without_a_local_backend() {
+async fn tcp_forwards_to_a_peer_only_without_a_local_backend() {
     let local = tcp_backend("local").await;
-    let peer = tcp_backend("peer").await;
+    let theirs = tcp_backend("peer").await;
     let port = free_port();
+    let peer_ip: IpAddr = "127.0.0.2".parse().expect("ip");
+    let (peer, forward) = peer_proxy(
+        peer_ip,
+        table([(port, route(Protocol::Tcp, &[("p1", theirs)]))]),
+    );
+    peer.bound(port).await;
+    wait_connectable(forward).await;
     let mut r = route(Protocol::Tcp, &[]);
-    r.remote = vec![peer];
+    r.remote = vec![forward];
     let h = Harness::start(table([(port, r.clone())]));
     let addr = h.bound(port).await;
     assert_eq!(tcp_hello(addr).await.0, "peer");
@@ -369,6 +402,57 @@ async fn tcp_forwards_to_remote_only_without_a_local_backend() {
     .await;
     for _ in 0..3 {
         assert_eq!(tcp_hello(addr).await.0, "local");
+    }
+}
+
+#[tokio::test]
+async fn forwarded_traffic_is_never_forwarded_again() {
+    // The peer has no container either, only a route back to us: a loop
+    // if it forwarded. The client is closed without a byte instead.
+    let port = free_port();
+    let us = SocketAddr::new(LOCAL, free_port());
+    let peer_ip: IpAddr = "127.0.0.3".parse().expect("ip");
+    let mut theirs = route(Protocol::Tcp, &[]);
+    theirs.remote = vec![us];
+    let (peer, forward) = peer_proxy(peer_ip, table([(port, theirs)]));
+    peer.bound(port).await;
+    wait_connectable(forward).await;
+    let mut r = route(Protocol::Tcp, &[]);
+    r.remote = vec![forward];
+    let (h, _) = peer_proxy(LOCAL, table([(port, r)]));
+    let addr = h.bound(port).await;
+    let mut s = within("connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    let mut buf = Vec::new();
+    let n = within("close", s.read_to_end(&mut buf)).await.unwrap_or(0);
+    assert_eq!(n, 0);
+    let text = peer.proxy.metrics().render();
+    assert_eq!(metric(&text, &format!("berth_proxy_connections_total{{project=\"shop\",component=\"web\",port=\"{port}\"}}")), 1.0);
+}
+
+#[tokio::test]
+async fn http_forwards_to_a_peer_with_the_port_named() {
+    let (theirs, _, _, _release) = http_backend("peer").await;
+    let port = free_port();
+    let peer_ip: IpAddr = "127.0.0.4".parse().expect("ip");
+    let (peer, forward) = peer_proxy(
+        peer_ip,
+        table([(port, route(Protocol::Http, &[("p1", theirs)]))]),
+    );
+    peer.bound(port).await;
+    wait_connectable(forward).await;
+    let mut r = route(Protocol::Http, &[]);
+    r.remote = vec![forward];
+    let h = Harness::start(table([(port, r)]));
+    let addr = h.bound(port).await;
+    let mut c = Client::connect(addr).await;
+    for _ in 0..3 {
+        let (status, headers, body) = c.get("/").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "peer");
+        // The client's address first, then the forwarding proxy's.
+        assert_eq!(headers["x-seen-xff"], "127.0.0.1, 127.0.0.1");
     }
 }
 
@@ -642,4 +726,51 @@ async fn removed_port_is_closed_and_removed_backend_gets_nothing_new() {
         }
     })
     .await;
+}
+
+/// Accepts and closes at once without a byte: Docker's userland proxy in
+/// front of a container that was just killed.
+async fn dropping_backend() -> SocketAddr {
+    let l = TcpListener::bind((LOCAL, 0)).await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            drop(s);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn tcp_backend_closing_without_an_answer_is_replayed_on_another() {
+    let dropper = dropping_backend().await;
+    let good = tcp_backend("good").await;
+    let port = free_port();
+    let h = Harness::start(table([(
+        port,
+        route(Protocol::Tcp, &[("dropper", dropper), ("good", good)]),
+    )]));
+    let addr = h.bound(port).await;
+    for _ in 0..6 {
+        // The client speaks first (its bytes are replayed) or waits.
+        let mut s = within("connect", TcpStream::connect(addr))
+            .await
+            .expect("connect");
+        s.write_all(b"hello\n").await.expect("write");
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        within("greeting", r.read_line(&mut line))
+            .await
+            .expect("read");
+        assert_eq!(line.trim(), "good");
+    }
+    let text = h.proxy.metrics().render();
+    assert!(
+        metric(
+            &text,
+            &format!(
+                "berth_proxy_retries_total{{project=\"shop\",component=\"web\",port=\"{port}\"}}"
+            )
+        ) >= 1.0
+    );
 }

@@ -56,6 +56,9 @@ words! {
         /// The node's image for a revision's reference is not the image
         /// pinned in the revision: it starts nothing of that revision.
         ImageMismatch,
+        /// An external port of the component cannot be bound on the node
+        /// (another process holds it); the node's other ports are served.
+        PortUnavailable,
     }
 }
 
@@ -102,6 +105,8 @@ words! {
         ReadyTimeout,
         /// A node's image for the tag is not the revision's pinned image.
         ImageMismatch,
+        /// The proxy cannot bind an external port.
+        PortUnavailable,
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod component;
 pub mod condition;
+pub mod endpoint;
 pub mod key;
 pub mod meta;
 pub mod node;

@@ -308,6 +308,7 @@ impl Store {
         let mut round_trips = 0;
         let existing = self.read_existing(objects, &mut round_trips).await?;
         self.check_references(objects, &mut round_trips).await?;
+        self.check_ports(objects, &mut round_trips).await?;
         check_preconditions(objects, &existing)?;
         let now = crate::util::now_rfc3339();
         let mut prepared: Vec<Prepared> = objects
@@ -596,6 +597,28 @@ impl Store {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// No external port may go to two components (cluster-wide). Reads
+    /// every component spec only when the input claims an external port.
+    async fn check_ports(&self, objects: &[Object], round_trips: &mut usize) -> Result<()> {
+        let input: Vec<_> = objects.iter().filter_map(super::ports::externals).collect();
+        if input.iter().all(|(_, p)| p.is_empty()) {
+            return Ok(());
+        }
+        *round_trips += 1;
+        let (kvs, _) = self
+            .range_all(&self.keys.spec_prefix(Kind::Component, None))
+            .await?;
+        let stored: Vec<_> = kvs
+            .iter()
+            // A spec that does not decode claims nothing we could name.
+            .filter_map(|kv| {
+                super::ports::externals(&super::read::decode(Kind::Component, kv).ok()?.object)
+            })
+            .collect();
+        super::ports::check(&stored, &input)?;
         Ok(())
     }
 

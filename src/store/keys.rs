@@ -164,6 +164,26 @@ impl Keys {
         format!("{}/events/{project}/{id}", self.root)
     }
 
+    /// Every endpoint of the cluster (what each proxy follows to forward).
+    pub fn endpoints_prefix(&self) -> String {
+        format!("{}/endpoints/", self.root)
+    }
+
+    /// The endpoints of one project (`get endpoints -p P`).
+    pub fn project_endpoints_prefix(&self, project: &str) -> String {
+        format!("{}/endpoints/{project}/", self.root)
+    }
+
+    /// The endpoints of one component.
+    pub fn component_endpoints_prefix(&self, c: &ComponentKey) -> String {
+        format!("{}/endpoints/{}/{}/", self.root, c.project, c.name)
+    }
+
+    /// The endpoint key of one container of this node.
+    pub fn endpoint_of(&self, c: &ComponentKey, node: &str, container: &str) -> String {
+        self.endpoint(&c.project, &c.name, node, container)
+    }
+
     pub fn election(&self) -> String {
         format!("{}/election/coordinator", self.root)
     }

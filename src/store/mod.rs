@@ -10,6 +10,7 @@ pub mod call;
 mod endpoints;
 mod keys;
 mod node;
+pub mod ports;
 mod read;
 
 pub use apply::{
@@ -104,6 +105,9 @@ pub enum StoreError {
     Invalid(String),
     /// The `index`th object names a project that exists neither in etcd nor
     /// in the input.
+    /// Two components would own one external port.
+    #[error(transparent)]
+    PortConflict(#[from] ports::PortConflict),
     #[error("metadata.project: project {project:?} does not exist: apply a Project named {project:?} first (or in the same input)")]
     MissingProject { index: usize, project: String },
 }

@@ -17,4 +17,5 @@ mod docker;
 mod runtime;
 mod security;
 mod support;
+mod traffic;
 mod up;

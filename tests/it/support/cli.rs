@@ -138,3 +138,13 @@ impl Running {
         }
     }
 }
+
+impl Drop for Running {
+    /// A watch (`-w`) left running by a test ends with it.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `berth get endpoints [-p P | -A] [COMPONENT] [-w] [-o table|wide|json|yaml|name]`:
+//! the ready, not draining containers each agent announces
+//! (`endpoints/<project>/<component>/<node>/<container>`), one row each.
+//!
+//! Endpoints are no `Kind` (nobody applies them): this reads their prefix
+//! with `runtime::watcher`, which lists then (with `-w`) follows changes,
+//! so a compaction or reconnect loses nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use futures::StreamExt;
+
+use super::args::{EtcdArgs, GetArgs, OutputFormat};
+use super::output::{line, Table};
+use super::CliError;
+use crate::resource::endpoint::Endpoint;
+use crate::resource::ComponentKey;
+use crate::runtime::{watcher, Event, WatcherConfig};
+use crate::store::Store;
+
+const HEADER: &[&str] = &["COMPONENT", "NODE", "CONTAINER", "FORWARD", "PORTS"];
+
+pub async fn run(
+    etcd: &EtcdArgs,
+    args: &GetArgs,
+    name: Option<String>,
+) -> Result<ExitCode, CliError> {
+    let store = Store::connect(&etcd.store_config()).await?;
+    let keys = store.keys();
+    let prefix = match (&name, args.all_projects) {
+        (Some(n), _) => {
+            keys.component_endpoints_prefix(&ComponentKey::new(args.project.clone(), n.clone()))
+        }
+        (None, true) => keys.endpoints_prefix(),
+        (None, false) => keys.project_endpoints_prefix(&args.project),
+    };
+    let mut events = std::pin::pin!(watcher(store.client(), prefix, WatcherConfig::default()));
+    let mut listed: BTreeMap<String, Endpoint> = BTreeMap::new();
+    let mut widths: Vec<usize> = Vec::new();
+    let mut first = true;
+    while let Some(item) = events.next().await {
+        match item {
+            // Reading fails the command; watching retries (as `get -w`).
+            Err(e) if first => return Err(CliError::Io(std::io::Error::other(e.to_string()))),
+            Err(e) => eprintln!("warning: {e}"),
+            Ok(Event::Init) => listed.clear(),
+            Ok(Event::InitApply(kv)) => {
+                if let Ok(ep) = serde_json::from_slice::<Endpoint>(&kv.value) {
+                    listed.insert(kv.key, ep);
+                }
+            }
+            Ok(Event::InitDone) if first => {
+                first = false;
+                widths = print_list(&listed, args);
+                if !args.watch {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Ok(Event::InitDone) => {}
+            Ok(Event::Apply(kv)) => {
+                let Ok(ep) = serde_json::from_slice::<Endpoint>(&kv.value) else {
+                    continue;
+                };
+                let event = if listed.contains_key(&kv.key) {
+                    "MODIFIED"
+                } else {
+                    "ADDED"
+                };
+                if listed.get(&kv.key) != Some(&ep) {
+                    print_change(event, &ep, args, &widths);
+                }
+                listed.insert(kv.key, ep);
+            }
+            Ok(Event::Delete(kv)) => {
+                if let Some(ep) = listed.remove(&kv.key) {
+                    print_change("DELETED", &ep, args, &widths);
+                }
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cells(ep: &Endpoint, all_projects: bool) -> Vec<String> {
+    let component = if all_projects {
+        format!("{}/{}", ep.project, ep.component)
+    } else {
+        ep.component.clone()
+    };
+    let ports = ep
+        .ports
+        .iter()
+        .map(|p| match p.external {
+            Some(e) => format!("{e}->{}:{}/{}", p.host, p.container, p.protocol.as_str()),
+            None => format!("{}:{}", p.host, p.container),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![
+        component,
+        ep.node.clone(),
+        ep.container.get(..12).unwrap_or(&ep.container).to_string(),
+        ep.forward.clone().unwrap_or_else(|| "-".into()),
+        ports,
+    ]
+}
+
+fn print_list(listed: &BTreeMap<String, Endpoint>, args: &GetArgs) -> Vec<usize> {
+    match args.output {
+        OutputFormat::Table | OutputFormat::Wide => {
+            let mut t = Table::new(HEADER);
+            for ep in listed.values() {
+                t.row(cells(ep, args.all_projects));
+            }
+            let widths = t.widths();
+            let text = t.render();
+            let text = if args.no_headers {
+                text.split_once('\n')
+                    .map_or("", |(_, rest)| rest)
+                    .to_string()
+            } else {
+                text
+            };
+            print!("{text}");
+            if listed.is_empty() {
+                eprintln!("No endpoints found.");
+            }
+            widths
+        }
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let list = serde_json::json!({
+                "apiVersion": crate::resource::API_VERSION,
+                "kind": "List",
+                "items": listed.values().collect::<Vec<_>>(),
+            });
+            if args.output == OutputFormat::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else {
+                print!("{}", super::output::yaml(&list));
+            }
+            Vec::new()
+        }
+        OutputFormat::Name => {
+            for ep in listed.values() {
+                println!("endpoint/{}/{}/{}", ep.component, ep.node, ep.container);
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn print_change(event: &str, ep: &Endpoint, args: &GetArgs, widths: &[usize]) {
+    match args.output {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            println!("{}", serde_json::json!({"type": event, "object": ep}));
+        }
+        OutputFormat::Name => println!("endpoint/{}/{}/{}", ep.component, ep.node, ep.container),
+        OutputFormat::Table | OutputFormat::Wide => {
+            let mut c = cells(ep, args.all_projects);
+            if event == "DELETED" {
+                c[0] = format!("{} (deleted)", c[0]);
+            }
+            print!("{}", line(&c, widths));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::component::Protocol;
+    use crate::resource::endpoint::EndpointPort;
+
+    #[test]
+    fn a_row_names_component_node_container_forward_and_ports() {
+        let ep = Endpoint {
+            project: "shop".into(),
+            component: "web".into(),
+            node: "n1".into(),
+            container: "0123456789abcdef".into(),
+            forward: Some("10.0.0.1:7946".into()),
+            ports: vec![
+                EndpointPort {
+                    container: 8080,
+                    host: 32001,
+                    external: Some(18080),
+                    protocol: Protocol::Http,
+                },
+                EndpointPort {
+                    container: 9090,
+                    host: 32002,
+                    external: None,
+                    protocol: Protocol::Tcp,
+                },
+            ],
+        };
+        assert_eq!(
+            cells(&ep, false),
+            [
+                "web",
+                "n1",
+                "0123456789ab",
+                "10.0.0.1:7946",
+                "18080->32001:8080/http,32002:9090"
+            ]
+        );
+        assert_eq!(cells(&ep, true)[0], "shop/web");
+    }
+}
