@@ -22,6 +22,7 @@ pub mod component;
 pub mod election;
 pub mod fence;
 pub mod nodes;
+pub mod rollout;
 pub mod status;
 
 use std::collections::HashMap;
