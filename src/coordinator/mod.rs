@@ -130,6 +130,7 @@ async fn lead(
         revisions: Mutex::new(HashMap::new()),
         statuses: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
+        known: Mutex::new(HashMap::new()),
     });
     coordinate(cfg, ctx.clone(), changes, stop.clone()).await;
     stop.cancel();

@@ -167,6 +167,11 @@ impl Sim {
 
     /// Runs the engine once and applies its assignments.
     pub fn engine(&mut self) -> Output {
+        self.decide(|input| step(input))
+    }
+
+    /// The engine's input as it stands, to `f` (the engine or a timer).
+    fn decide(&mut self, f: impl FnOnce(&Input) -> Output) -> Output {
         let Some(rev) = self.spec_rev().cloned() else {
             panic!("the simulation needs a revision first");
         };
@@ -217,13 +222,30 @@ impl Sim {
             now: self.now(),
             prev: self.status.as_ref(),
         };
-        let out = step(&input);
+        let out = f(&input);
         for (name, n) in self.nodes.iter_mut() {
             n.assignment = out.assignments.get(name).cloned();
         }
         self.status = out.rollout.clone();
         self.last = Some(out.clone());
         out
+    }
+
+    /// Times `runs` steps on the same input (nothing is applied but the
+    /// last); returns the fastest and the median.
+    pub fn time_step(&mut self, runs: usize) -> (Duration, Duration) {
+        let mut times = Vec::with_capacity(runs);
+        self.decide(|input| {
+            let mut last = None;
+            for _ in 0..runs {
+                let start = std::time::Instant::now();
+                last = Some(step(input));
+                times.push(start.elapsed());
+            }
+            last.unwrap_or_else(|| step(input))
+        });
+        times.sort();
+        (times[0], times[times.len() / 2])
     }
 
     /// One agent pass on `node`.

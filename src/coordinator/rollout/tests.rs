@@ -530,3 +530,19 @@ fn deadline_and_minready_set_the_rerun() {
     let out = s.engine();
     assert_eq!(out.rerun, Some(Duration::from_millis(20_050)));
 }
+
+/// The cost of one step at 1,000 nodes (3,000 replicas, mid-rollout with
+/// `maxSurge: 25%`): `cargo test --lib step_cost -- --ignored --nocapture`
+/// (add `--release` for the optimized number).
+#[test]
+#[ignore]
+fn step_cost_at_1000_nodes() {
+    let mut s = Sim::new(1000, 3000, roll("25%", "10%", |_| {}));
+    s.apply("web:1", Image::Ready(1));
+    s.run(3);
+    assert_eq!(s.phase(), Some(RolloutPhase::Complete));
+    s.apply("web:2", Image::Ready(2));
+    s.run(3);
+    let (fastest, median) = s.time_step(20);
+    println!("one step at 1000 nodes / 3000 replicas: fastest {fastest:?}, median {median:?}");
+}
