@@ -35,7 +35,10 @@ enum Behaviour {
 
 fn web(b: Behaviour, rollout: Value) -> String {
     let (image, command) = match b {
-        Behaviour::Serves(image) => (image, json!(["/bin/httpd", "-f", "-p", "8080", "-h", "/www"])),
+        Behaviour::Serves(image) => (
+            image,
+            json!(["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]),
+        ),
         Behaviour::NeverReady => (WEB2, json!(["/bin/sleep", "3600"])),
         Behaviour::Crashes => (WEB2, json!(["/bin/sh", "-c", "exit 1"])),
     };
@@ -60,7 +63,18 @@ fn run(c: &Cluster, args: &[&str]) -> Output {
 }
 
 fn rollout_status(c: &Cluster, timeout: &str) -> Output {
-    run(c, &["rollout", "status", "web", "-p", "shop", "--timeout", timeout])
+    run(
+        c,
+        &[
+            "rollout",
+            "status",
+            "web",
+            "-p",
+            "shop",
+            "--timeout",
+            timeout,
+        ],
+    )
 }
 
 /// `rollout_status` off the runtime's thread, so a watcher beside it runs.
@@ -68,7 +82,15 @@ async fn rollout_status_async(c: &Cluster, timeout: &str) -> Output {
     let (endpoint, root) = (c.etcd.endpoint(), c.etcd.root().to_string());
     let timeout = timeout.to_string();
     tokio::task::spawn_blocking(move || {
-        let args = ["rollout", "status", "web", "-p", "shop", "--timeout", &timeout];
+        let args = [
+            "rollout",
+            "status",
+            "web",
+            "-p",
+            "shop",
+            "--timeout",
+            &timeout,
+        ];
         berth(&endpoint, &root, &args, None)
     })
     .await
@@ -96,14 +118,16 @@ async fn running(c: &Cluster) -> BTreeMap<String, (u32, u32)> {
         if !key.ends_with("/shop/web") {
             continue;
         }
-        let v: Value = serde_json::from_slice(&c.etcd.get(&key).await.unwrap_or_default())
-            .unwrap_or_default();
+        let v: Value =
+            serde_json::from_slice(&c.etcd.get(&key).await.unwrap_or_default()).unwrap_or_default();
         for ctr in v["containers"].as_array().into_iter().flatten() {
             let phase = ctr["phase"].as_str().unwrap_or_default();
             if matches!(phase, "draining" | "stopping" | "stopped") {
                 continue;
             }
-            let e = out.entry(ctr["hash"].as_str().unwrap_or_default().into()).or_default();
+            let e = out
+                .entry(ctr["hash"].as_str().unwrap_or_default().into())
+                .or_default();
             e.0 += 1;
             e.1 += u32::from(phase == "ready");
         }
@@ -118,8 +142,8 @@ async fn container_ids(c: &Cluster) -> Vec<String> {
         if !key.ends_with("/shop/web") {
             continue;
         }
-        let v: Value = serde_json::from_slice(&c.etcd.get(&key).await.unwrap_or_default())
-            .unwrap_or_default();
+        let v: Value =
+            serde_json::from_slice(&c.etcd.get(&key).await.unwrap_or_default()).unwrap_or_default();
         for ctr in v["containers"].as_array().into_iter().flatten() {
             ids.extend(ctr["id"].as_str().map(String::from));
         }
@@ -150,7 +174,11 @@ async fn watch_budgets(c: &Cluster, from: i64, mut until: watch::Receiver<i64>) 
     let resp = client
         .get(
             prefix.as_str(),
-            Some(etcd_client::GetOptions::new().with_prefix().with_revision(from)),
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_revision(from),
+            ),
         )
         .await
         .expect("list observed");
@@ -177,8 +205,13 @@ async fn watch_budgets(c: &Cluster, from: i64, mut until: watch::Receiver<i64>) 
         most_containers: a,
         events: 0,
     };
-    let opts = WatchOptions::new().with_prefix().with_start_revision(from + 1);
-    let mut stream = client.watch(prefix.as_str(), Some(opts)).await.expect("watch");
+    let opts = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(from + 1);
+    let mut stream = client
+        .watch(prefix.as_str(), Some(opts))
+        .await
+        .expect("watch");
     let mut seen = from;
     loop {
         let end = *until.borrow();
@@ -187,7 +220,11 @@ async fn watch_budgets(c: &Cluster, from: i64, mut until: watch::Receiver<i64>) 
         }
         // Once told where to stop, events up to there come at once; the
         // last observed write may be older than `end` (other keys moved it).
-        let patience = if end > 0 { Duration::from_secs(2) } else { Duration::from_secs(3600) };
+        let patience = if end > 0 {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(3600)
+        };
         tokio::select! {
             _ = until.changed() => {}
             msg = tokio::time::timeout(patience, stream.message()) => {
@@ -245,8 +282,16 @@ async fn rolling_update_holds_the_budgets_at_every_moment() {
     assert!(last_line(&out).contains("complete"), "{out:?}");
     eprintln!("watcher: {x:?}");
     assert!(x.events > 0, "the watcher saw nothing");
-    assert!(x.least_ready >= REPLICAS - 1, "ready fell to {}", x.least_ready);
-    assert!(x.most_containers <= REPLICAS + 1, "{} containers at once", x.most_containers);
+    assert!(
+        x.least_ready >= REPLICAS - 1,
+        "ready fell to {}",
+        x.least_ready
+    );
+    assert!(
+        x.most_containers <= REPLICAS + 1,
+        "{} containers at once",
+        x.most_containers
+    );
     let by_hash = running(&c).await;
     assert_eq!(by_hash.len(), 1, "{by_hash:?}");
     assert_eq!(by_hash.values().next().copied(), Some((REPLICAS, REPLICAS)));
@@ -258,7 +303,8 @@ async fn rolling_update_holds_the_budgets_at_every_moment() {
 /// line. The old revision never lost more than maxUnavailable.
 #[tokio::test]
 async fn a_never_ready_image_is_rolled_back() {
-    let policy = json!({"maxSurge": 1, "maxUnavailable": 1, "progressDeadline": format!("{DEADLINE_S}s")});
+    let policy =
+        json!({"maxSurge": 1, "maxUnavailable": 1, "progressDeadline": format!("{DEADLINE_S}s")});
     let c = started("nr", policy.clone()).await;
     let before = running(&c).await;
     let old_hash = before.keys().next().cloned().unwrap_or_default();
@@ -268,13 +314,25 @@ async fn a_never_ready_image_is_rolled_back() {
     let took = applied.elapsed();
     assert_eq!(out.code, 3, "{out:?}");
     let last = last_line(&out);
-    assert!(last.contains("ReadyCheckFailed") && last.contains("rolled back to revision 1"), "{last}");
+    assert!(
+        last.contains("ReadyCheckFailed") && last.contains("rolled back to revision 1"),
+        "{last}"
+    );
     assert!(took < Duration::from_secs(DEADLINE_S + 20), "took {took:?}");
     let st = c.status("web").await;
     let r = rollout_of(&st);
-    assert_eq!((r["phase"].as_str(), r["rolledBackFrom"].as_u64()), (Some("RolledBack"), Some(2)), "{st}");
+    assert_eq!(
+        (r["phase"].as_str(), r["rolledBackFrom"].as_u64()),
+        (Some("RolledBack"), Some(2)),
+        "{st}"
+    );
     assert_eq!(r["cause"]["reason"], "ReadyCheckFailed", "{st}");
-    assert!(r["cause"]["nodes"].as_array().is_some_and(|n| !n.is_empty()), "{st}");
+    assert!(
+        r["cause"]["nodes"]
+            .as_array()
+            .is_some_and(|n| !n.is_empty()),
+        "{st}"
+    );
     wait_until("only revision 1 runs, all ready", || async {
         let now = running(&c).await;
         now.len() == 1 && now.get(&old_hash) == Some(&(REPLICAS, REPLICAS))
@@ -306,10 +364,16 @@ async fn a_crash_loop_ends_rollout_status_at_the_deadline() {
 /// holds it (`Paused`), a resume returns to waiting, a promote finishes it.
 #[tokio::test]
 async fn canary_pause_resume_and_promote() {
-    let policy = json!({"maxSurge": 1, "maxUnavailable": 1, "canary": 2, "progressDeadline": "60s"});
+    let policy =
+        json!({"maxSurge": 1, "maxUnavailable": 1, "canary": 2, "progressDeadline": "60s"});
     let c = started("cn", policy.clone()).await;
     c.apply(&web(Behaviour::Serves(WEB2), policy));
-    let phase = |st: &Value| rollout_of(st)["phase"].as_str().unwrap_or_default().to_string();
+    let phase = |st: &Value| {
+        rollout_of(st)["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     wait_until("canary waiting", || async {
         let st = c.status("web").await;
         phase(&st) == "CanaryWaiting" && rollout_of(&st)["revision"] == 2
@@ -324,9 +388,15 @@ async fn canary_pause_resume_and_promote() {
     assert!(out.stdout.contains("CanaryWaiting"), "{out:?}");
 
     run(&c, &["rollout", "pause", "web", "-p", "shop"]).ok();
-    wait_until("paused", || async { phase(&c.status("web").await) == "Paused" }).await;
+    wait_until("paused", || async {
+        phase(&c.status("web").await) == "Paused"
+    })
+    .await;
     let refused = run(&c, &["rollout", "promote", "web", "-p", "shop"]);
-    assert!(refused.one_line_error().contains("no canary waiting"), "{refused:?}");
+    assert!(
+        refused.one_line_error().contains("no canary waiting"),
+        "{refused:?}"
+    );
     run(&c, &["rollout", "resume", "web", "-p", "shop"]).ok();
     wait_until("waiting again", || async {
         phase(&c.status("web").await) == "CanaryWaiting"
@@ -350,7 +420,11 @@ async fn undo_to_revision_and_restart() {
     let first = running(&c).await;
     c.apply(&web(Behaviour::Serves(WEB2), policy));
     assert_eq!(rollout_status(&c, "120s").code, 0);
-    run(&c, &["rollout", "undo", "web", "-p", "shop", "--to-revision", "1"]).ok();
+    run(
+        &c,
+        &["rollout", "undo", "web", "-p", "shop", "--to-revision", "1"],
+    )
+    .ok();
     let out = rollout_status(&c, "120s");
     assert_eq!(out.code, 0, "{out:?}");
     assert!(last_line(&out).contains("revision 3 complete"), "{out:?}");
@@ -385,7 +459,10 @@ async fn a_new_coordinator_finishes_the_same_rollout() {
     })
     .await;
     let st = c.status("web").await;
-    let (started_at, step) = (rollout_of(&st)["started"].clone(), rollout_of(&st)["step"].as_u64());
+    let (started_at, step) = (
+        rollout_of(&st)["started"].clone(),
+        rollout_of(&st)["step"].as_u64(),
+    );
     let old = c.coordinator().await.expect("a coordinator");
     let i = c.agents.iter().position(|a| a.node == old).expect("ours");
     c.agents[i].signal(libc::SIGKILL);

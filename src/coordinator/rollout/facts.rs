@@ -93,6 +93,10 @@ pub struct Facts {
     pub next_available: Option<SystemTime>,
 }
 
+/// A node's counts while they are gathered: name, target, (hash index,
+/// slot) pairs, leaving containers.
+type Gathered = (String, u32, Vec<(usize, Slot)>, u32);
+
 /// What facts are built from.
 pub struct Sources<'a> {
     pub target_hash: &'a str,
@@ -150,7 +154,7 @@ impl Facts {
         names.extend(s.current.keys());
         names.extend(s.observed.keys().filter(|n| s.registered.contains(*n)));
         let mut lost = Vec::new();
-        let mut raw: Vec<(String, u32, Vec<(usize, Slot)>, u32)> = Vec::new();
+        let mut raw: Vec<Gathered> = Vec::new();
         let mut next_available: Option<SystemTime> = None;
         for name in names {
             if !s.registered.contains(name) {

@@ -167,7 +167,7 @@ impl Sim {
 
     /// Runs the engine once and applies its assignments.
     pub fn engine(&mut self) -> Output {
-        self.decide(|input| step(input))
+        self.decide(step)
     }
 
     /// The engine's input as it stands, to `f` (the engine or a timer).
@@ -295,7 +295,7 @@ impl Sim {
                     .iter()
                     .filter(|c| c.leaving.is_none() && &c.hash == hash)
                     .count() as u32;
-                if have >= *count || live >= total + 1 {
+                if have >= *count || live > total {
                     break;
                 }
                 next_id += 1;

@@ -105,7 +105,7 @@ fn check(rollout: Rollout, nodes: &[N], want: &[&[(u64, u32)]]) {
             promoted: None,
         },
         revision: &r2,
-        known: &[r1.clone()],
+        known: std::slice::from_ref(&r1),
         target: &target,
         unschedulable: None,
         current: &current,
