@@ -297,7 +297,7 @@ async fn place(
     let moving = out
         .rollout
         .as_ref()
-        .is_some_and(|r| !r.phase.is_final() && r.phase == RolloutPhase::Progressing);
+        .is_some_and(|r| r.phase == RolloutPhase::Progressing);
     let pending = moving || st.available_replicas < st.ready_replicas;
     let after = match (out.rerun, pending) {
         (Some(r), true) => Some(r.min(PENDING)),

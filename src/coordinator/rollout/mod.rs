@@ -151,7 +151,8 @@ pub fn step(i: &Input) -> Output {
     let seen = state::Seen {
         moves: moves.len(),
         available,
-        converged: f.converged(budget.desired),
+        // Nothing placed at all (no eligible node) is not a finished rollout.
+        converged: f.converged(budget.desired) && (budget.desired > 0 || i.unschedulable.is_none()),
         paused,
         canary_up: canary_cap.is_some_and(|c| f.placed_target() >= c && available >= c),
     };

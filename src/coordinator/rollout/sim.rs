@@ -364,6 +364,29 @@ impl Sim {
         self.next_id = next_id;
     }
 
+    /// One line per node: assignment and containers (for debugging).
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for (name, n) in &self.nodes {
+            let a: Vec<String> = n
+                .assignment
+                .iter()
+                .flat_map(|a| a.revisions.iter())
+                .map(|r| format!("r{}x{}", r.revision, r.replicas))
+                .collect();
+            let c: Vec<String> = n
+                .ctrs
+                .iter()
+                .map(|c| {
+                    let l = if c.leaving.is_some() { "L" } else { "" };
+                    format!("r{}:{}{l}@{:?}", c.revision, c.phase, c.ready_since)
+                })
+                .collect();
+            out.push_str(&format!("{name}[{}] {:?} {:?}\n", n.registered, a, c));
+        }
+        out
+    }
+
     /// Every container, leaving ones included.
     pub fn containers(&self) -> u32 {
         self.nodes
@@ -383,6 +406,26 @@ impl Sim {
             .filter(|c| c.leaving.is_none() && c.phase == ContainerPhase::Ready)
             .filter(|c| c.ready_since.is_some_and(|s| s + min_ready <= self.t))
             .count() as u32
+    }
+
+    /// Available replicas the assignments in force keep: per node and
+    /// revision, the fewer of assigned and available.
+    pub fn kept_available(&self) -> u32 {
+        let min_ready = self.rollout.min_ready.map_or(0, |d| d.std().as_secs());
+        let mut kept = 0;
+        for n in self.nodes.values().filter(|n| n.registered) {
+            for r in n.assignment.iter().flat_map(|a| a.revisions.iter()) {
+                let available = n
+                    .ctrs
+                    .iter()
+                    .filter(|c| c.leaving.is_none() && c.hash == r.hash)
+                    .filter(|c| c.phase == ContainerPhase::Ready)
+                    .filter(|c| c.ready_since.is_some_and(|s| s + min_ready <= self.t))
+                    .count() as u32;
+                kept += available.min(r.replicas);
+            }
+        }
+        kept
     }
 
     /// Containers of `hash` (leaving ones excluded).

@@ -546,3 +546,21 @@ fn step_cost_at_1000_nodes() {
     let (fastest, median) = s.time_step(20);
     println!("one step at 1000 nodes / 3000 replicas: fastest {fastest:?}, median {median:?}");
 }
+
+/// No eligible node: nothing placed is not a complete rollout; the deadline
+/// fails it as `Unschedulable`.
+#[test]
+fn nothing_placed_is_not_complete() {
+    let mut s = Sim::new(1, 2, roll("1", "1", |r| r.auto_rollback = Some(false)));
+    s.lose("n0");
+    s.apply("web:1", Image::Ready(1));
+    s.run(5);
+    assert_eq!(s.phase(), Some(RolloutPhase::Progressing));
+    s.run(30);
+    let st = s.status.clone().unwrap_or_default();
+    assert_eq!(st.phase, RolloutPhase::Failed);
+    assert_eq!(
+        st.cause.map(|c| c.reason),
+        Some("Unschedulable".to_string())
+    );
+}
