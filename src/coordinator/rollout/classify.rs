@@ -110,3 +110,105 @@ fn cause<'a>(
         message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::observed::ObservedContainer;
+    use crate::resource::Condition;
+
+    /// One node's report: its true condition (if any) and its containers of
+    /// the rolled-out hash as (phase, restarts, last exit code, last reason).
+    type Node = (
+        &'static str,
+        Option<ConditionType>,
+        &'static [(ContainerPhase, u32, Option<i64>, Option<&'static str>)],
+    );
+
+    fn check(nodes: &[Node], unschedulable: Option<&str>, want: (Reason, &[&str])) {
+        let observed: BTreeMap<String, Arc<Observed>> = nodes
+            .iter()
+            .map(|(name, cond, ctrs)| {
+                let o = Observed {
+                    node: name.to_string(),
+                    conditions: cond
+                        .iter()
+                        .map(|t| Condition::new(*t, true, Reason::StartFailed, "why"))
+                        .collect(),
+                    containers: ctrs
+                        .iter()
+                        .map(|(phase, restarts, code, reason)| ObservedContainer {
+                            hash: "h2".into(),
+                            phase: *phase,
+                            restarts: *restarts,
+                            last_exit_code: *code,
+                            last_reason: reason.map(String::from),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                (name.to_string(), Arc::new(o))
+            })
+            .collect();
+        let c = classify("h2", 2, &observed, unschedulable);
+        let nodes: Vec<String> = want.1.iter().map(|s| s.to_string()).collect();
+        assert_eq!((c.reason.as_str(), c.nodes), (want.0.as_str(), nodes));
+    }
+
+    #[test]
+    fn causes_in_order_naming_the_nodes() {
+        use ContainerPhase::*;
+        let starting: &[_] = &[(Starting, 0, None, None)];
+        let crashing: &[_] = &[(CrashLoop, 3, Some(1), Some("Error"))];
+        let timed_out: &[_] = &[(Starting, 0, None, Some("ReadyTimeout"))];
+        check(
+            &[("a", None, starting), ("b", None, starting)],
+            None,
+            (Reason::ReadyCheckFailed, &["a", "b"]),
+        );
+        check(
+            &[("a", None, starting), ("b", None, crashing)],
+            None,
+            (Reason::CrashLoop, &["b"]),
+        );
+        check(
+            &[("a", None, timed_out), ("b", None, starting)],
+            None,
+            (Reason::ReadyTimeout, &["a"]),
+        );
+        check(
+            &[
+                ("a", Some(ConditionType::ImageMismatch), &[]),
+                ("b", None, crashing),
+            ],
+            None,
+            (Reason::ImageMismatch, &["a"]),
+        );
+        check(
+            &[
+                ("a", Some(ConditionType::ImagePullFailed), &[]),
+                ("b", Some(ConditionType::Forbidden), &[]),
+            ],
+            None,
+            (Reason::ImagePullFailed, &["a"]),
+        );
+        check(
+            &[("a", Some(ConditionType::Forbidden), &[])],
+            None,
+            (Reason::Forbidden, &["a"]),
+        );
+        // An exited container with a failed code is a crash even before the loop.
+        check(
+            &[("a", None, &[(Exited, 1, Some(2), None)])],
+            None,
+            (Reason::CrashLoop, &["a"]),
+        );
+        check(
+            &[("a", None, &[])],
+            Some("no eligible node"),
+            (Reason::Unschedulable, &[]),
+        );
+        check(&[("a", None, &[])], None, (Reason::ReadyCheckFailed, &[]));
+    }
+}
