@@ -139,3 +139,155 @@ pub fn settle(r: &mut RolloutStatus, s: Seen, now: SystemTime) -> bool {
     r.phase = phase;
     before != (r.phase, r.available) || s.moves > 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RolloutPhase::*;
+
+    fn t(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
+    }
+
+    fn seen(moves: usize, available: u32, converged: bool, paused: bool, canary_up: bool) -> Seen {
+        Seen {
+            moves,
+            available,
+            converged,
+            paused,
+            canary_up,
+        }
+    }
+
+    /// From a rollout in `phase` (rolling back when `back`), last progress
+    /// at 0 s and 2 available, one step at 10 s: the phase after, whether
+    /// the clock restarted, and the stable revision.
+    fn check(phase: RolloutPhase, back: bool, s: Seen, want: (RolloutPhase, bool, Option<u64>)) {
+        let mut r = RolloutStatus {
+            phase,
+            revision: 2,
+            stable_revision: Some(1),
+            rolled_back_from: back.then_some(2),
+            last_progress: Some(stamp(t(0))),
+            available: 2,
+            ..Default::default()
+        };
+        settle(&mut r, s, t(10));
+        let moved = r.last_progress != Some(stamp(t(0)));
+        assert_eq!((r.phase, moved, r.stable_revision), want, "{phase:?} {s:?}");
+    }
+
+    #[test]
+    fn phases() {
+        // Progress is a move or more available than ever; the same count is not.
+        check(
+            Progressing,
+            false,
+            seen(1, 2, false, false, false),
+            (Progressing, true, Some(1)),
+        );
+        check(
+            Progressing,
+            false,
+            seen(0, 3, false, false, false),
+            (Progressing, true, Some(1)),
+        );
+        check(
+            Progressing,
+            false,
+            seen(0, 2, false, false, false),
+            (Progressing, false, Some(1)),
+        );
+        // Converged: complete, and the revision is now the stable one.
+        check(
+            Progressing,
+            false,
+            seen(0, 6, true, false, false),
+            (Complete, true, Some(2)),
+        );
+        // Rolling back and converged: rolled back, the stable one stays.
+        check(
+            Progressing,
+            true,
+            seen(0, 6, true, false, false),
+            (RolledBack, true, Some(1)),
+        );
+        // A pause holds; a rollback ignores it.
+        check(
+            Progressing,
+            false,
+            seen(0, 2, false, true, false),
+            (Paused, false, Some(1)),
+        );
+        check(
+            Progressing,
+            true,
+            seen(0, 2, false, true, false),
+            (Progressing, false, Some(1)),
+        );
+        // Resumed or promoted: the deadline counts from now.
+        check(
+            Paused,
+            false,
+            seen(0, 2, false, false, false),
+            (Progressing, true, Some(1)),
+        );
+        check(
+            CanaryWaiting,
+            false,
+            seen(0, 2, false, false, false),
+            (Progressing, true, Some(1)),
+        );
+        check(
+            Progressing,
+            false,
+            seen(0, 2, false, false, true),
+            (CanaryWaiting, false, Some(1)),
+        );
+        // Final phases stay (a failed rollout that still converges completes).
+        check(
+            Failed,
+            false,
+            seen(1, 2, false, false, false),
+            (Failed, false, Some(1)),
+        );
+        check(
+            Failed,
+            false,
+            seen(0, 6, true, false, false),
+            (Complete, true, Some(2)),
+        );
+        check(
+            Complete,
+            false,
+            seen(0, 2, false, false, false),
+            (Complete, false, Some(1)),
+        );
+    }
+
+    #[test]
+    fn begin_continues_the_same_revision_and_fail_rolls_back_once() {
+        let first = begin(None, 1, None, t(0));
+        assert_eq!((first.phase, first.stable_revision), (Progressing, None));
+        let mut done = first.clone();
+        done.phase = Complete;
+        let again = begin(Some(&done), 1, None, t(5));
+        assert_eq!(again, done);
+        let next = begin(Some(&done), 2, Some(1), t(5));
+        assert_eq!(
+            (next.from_revision, next.stable_revision, next.step),
+            (Some(1), Some(1), 0)
+        );
+        assert_eq!(deadline(&next, Duration::from_secs(8)), Some(t(13)));
+        let cause = RolloutCause {
+            reason: "CrashLoop".into(),
+            nodes: vec!["a".into()],
+            message: String::new(),
+        };
+        let mut r = next.clone();
+        fail(&mut r, cause.clone(), true, t(20));
+        assert_eq!((r.phase, r.rolled_back_from), (Progressing, Some(2)));
+        fail(&mut r, cause, true, t(40));
+        assert_eq!(r.phase, Failed, "a rollback that fails too ends Failed");
+    }
+}
