@@ -338,6 +338,8 @@ async fn a_never_ready_image_is_rolled_back() {
         now.len() == 1 && now.get(&old_hash) == Some(&(REPLICAS, REPLICAS))
     })
     .await;
+    let get = run(&c, &["get", "comp", "web", "-p", "shop"]).ok();
+    assert!(get.stdout.contains("RolledBack"), "{}", get.stdout);
 }
 
 /// (c) A crash-looping image: `rollout status` ends within the deadline
