@@ -2,8 +2,9 @@
 //! Docker engine (issue 8): the budgets held at every moment (a watcher of
 //! `observed/`), a never-ready image failing within its deadline and
 //! rolled back, a crash loop ending `rollout status` early, canary with
-//! pause and promote, undo and restart, and a coordinator SIGKILLed
-//! mid-rollout whose successor finishes the same rollout.
+//! pause and promote, undo and restart, a coordinator SIGKILLed
+//! mid-rollout whose successor finishes the same rollout, and an image
+//! mismatch failing a rollout with the node named.
 //!
 //! Each test uses its own etcd root and node names; the agents' guards
 //! remove their containers even when a test fails.
@@ -480,4 +481,57 @@ async fn a_new_coordinator_finishes_the_same_rollout() {
     assert!(r["step"].as_u64() > step, "{st}");
     assert_ne!(st["coordinator"].as_str(), Some(old.as_str()));
     c.agents.remove(i);
+}
+
+/// (g) Every node's tag resolves to another image than the one pinned in
+/// the revision: the rollout fails at its deadline as `ImageMismatch`
+/// naming the node that was asked for it, and is rolled back. (The pin is
+/// written by the test while the new rollout is held by `paused`, as if
+/// another machine had pinned another build.)
+#[tokio::test]
+async fn an_image_mismatch_fails_the_rollout_naming_the_node() {
+    let policy =
+        json!({"maxSurge": 1, "maxUnavailable": 0, "progressDeadline": format!("{DEADLINE_S}s")});
+    let c = started("im", policy.clone()).await;
+    let mut held = policy.clone();
+    held["paused"] = json!(true);
+    c.apply(&web(Behaviour::Serves(WEB2), held));
+    wait_until("revision 2 held", || async {
+        let st = c.status("web").await;
+        rollout_of(&st)["revision"] == 2 && rollout_of(&st)["phase"] == "Paused"
+    })
+    .await;
+    let keys = c.etcd.keys(&c.etcd.key("revisions/shop/web/")).await;
+    let key = keys.last().cloned().expect("revision 2's document");
+    let mut doc: Value =
+        serde_json::from_slice(&c.etcd.get(&key).await.unwrap_or_default()).expect("revision");
+    assert_eq!(doc["seq"], 2, "{doc}");
+    doc["pin"] = json!({"imageId": format!("sha256:{}", "0".repeat(64)), "node": "elsewhere"});
+    c.etcd
+        .put(&key, serde_json::to_vec(&doc).expect("json"))
+        .await;
+    run(&c, &["rollout", "resume", "web", "-p", "shop"]).ok();
+    let out = rollout_status_async(&c, "120s").await;
+    assert_eq!(out.code, 3, "{out:?}");
+    let st = c.status("web").await;
+    let cause = &rollout_of(&st)["cause"];
+    assert_eq!(cause["reason"], "ImageMismatch", "{st}");
+    let nodes: Vec<&str> = cause["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(nodes.len(), 1, "{st}");
+    assert!(
+        last_line(&out).contains(&format!("ImageMismatch on {}", nodes[0])),
+        "{out:?}"
+    );
+    // Nothing of revision 2 ever ran: revision 1 serves on.
+    let now = running(&c).await;
+    assert_eq!(
+        now.values().copied().collect::<Vec<_>>(),
+        [(REPLICAS, REPLICAS)],
+        "{now:?}"
+    );
 }
