@@ -372,6 +372,15 @@ fn status_word(c: &Component, n: &Counts) -> String {
     if finished && c.spec.restart_policy != RestartPolicy::Always {
         return if n.failed > 0 { "Failed" } else { "Completed" }.into();
     }
+    // A rollout that waits or ended badly says so (the counts alone would
+    // read "Progressing" forever after a rollback).
+    let rollout = c.status.as_ref().and_then(|s| s.rollout.as_ref());
+    if let Some(r) = rollout {
+        use crate::resource::RolloutPhase::*;
+        if matches!(r.phase, Paused | CanaryWaiting | Failed | RolledBack) {
+            return r.phase.to_string();
+        }
+    }
     if n.desired == 0 {
         "Idle".into()
     } else if n.updated >= n.desired && n.available >= n.desired && n.ready >= n.desired {

@@ -10,19 +10,20 @@ use std::time::{Duration, SystemTime};
 use etcd_client::{Client, Compare, CompareOp, GetOptions, TxnOp};
 use tokio_util::sync::CancellationToken;
 
-use super::assign::{self, annotated_revision};
+use super::assign::annotated_revision;
 use super::cluster::Cluster;
 use super::fence::{FenceError, Fenced};
+use super::rollout;
 use super::status;
 use crate::placement;
-use crate::resource::component::{Component, ComponentStatus, State};
-use crate::resource::observed::ContainerPhase;
+use crate::resource::component::{Component, ComponentStatus, RolloutPhase, RolloutStatus, State};
+use crate::resource::meta::PROMOTE_ANNOTATION;
 use crate::resource::{Assignment, ComponentKey, Condition, ConditionType, Kind, Reason, Revision};
 use crate::runtime::Action;
 use crate::store::call::etcd;
 
-/// A component with work pending (replacements not ready yet, `minReady`
-/// running) is looked at again this soon.
+/// A component with work pending (a rollout progressing, `minReady`
+/// running) is looked at again at least this soon.
 const PENDING: Duration = Duration::from_secs(1);
 
 /// What every reconcile of a term shares.
@@ -44,6 +45,9 @@ pub struct Ctx {
     /// its caches started), so cache + these is exactly what etcd holds, and
     /// a reconcile never decides on a cache that lags its own last write.
     pub written: Mutex<HashMap<String, Written>>,
+    /// Revision documents an automatic rollback needed, by number (`None`:
+    /// not there).
+    pub known: Mutex<HashMap<(ComponentKey, u64), Option<rollout::Rev>>>,
 }
 
 /// One of this term's assignment writes: its revision and value (`None`: deleted).
@@ -208,35 +212,67 @@ async fn place(
         .map(|(n, a)| (n.clone(), a.replicas()))
         .collect();
     let decision = placement::place(&c.spec.placement, &views, &counts);
-    let hash = c.spec.template().hash();
+    let template = c.spec.template();
+    let hash = template.hash();
     let revision = revision(ctx, ck, c, &hash).await?;
     let observed = ctx.cluster.observed_of(ck);
-    let ready = ready_per_node(&observed, &hash);
     let registered: BTreeSet<String> = views
         .iter()
         .filter(|v| v.ready)
         .map(|v| v.name.clone())
         .collect();
-    let writes = assign::plan(&assign::Input {
-        spec: Some(c),
-        revision,
+    let status_key = ctx
+        .cluster
+        .keys
+        .status(Kind::Component, Some(&ck.project), &ck.name);
+    let old = old_status(ctx, ck, &status_key);
+    let prev = old.as_ref().and_then(|s| s.rollout.as_ref());
+    let known = known_revisions(ctx, ck, prev, current, revision).await?;
+    let policy = c.spec.rollout();
+    let rev = rollout::Rev {
+        number: revision,
+        hash: hash.clone(),
+        template,
+    };
+    let now = SystemTime::now();
+    let out = rollout::step(&rollout::Input {
+        spec: rollout::Spec {
+            generation: c.metadata.generation.unwrap_or(1),
+            state: c.spec.state,
+            rollout: &policy,
+            desired: decision.per_node.values().sum(),
+            promoted: c
+                .metadata
+                .annotations
+                .get(PROMOTE_ANNOTATION)
+                .and_then(|v| v.parse().ok()),
+        },
+        revision: &rev,
+        known: &known,
         target: &decision.per_node,
+        unschedulable: decision.unschedulable.as_deref(),
         current,
+        observed: &observed,
         registered: &registered,
-        ready: &ready,
+        now,
+        prev,
     });
-    write_assignments(ctx, ck, &writes).await?;
-    let mut assigned: BTreeMap<String, (u32, u64)> = current
+    let puts: BTreeMap<String, Assignment> = out
+        .assignments
         .iter()
-        .filter(|(n, _)| !writes.deletes.contains(*n))
+        .filter(|(n, a)| current.get(*n) != Some(*a))
+        .map(|(n, a)| (n.clone(), a.clone()))
+        .collect();
+    let deletes: BTreeSet<String> = current
+        .keys()
+        .filter(|n| !out.assignments.contains_key(*n))
+        .cloned()
+        .collect();
+    let assigned: BTreeMap<String, (u32, u64)> = out
+        .assignments
+        .iter()
         .map(|(n, a)| (n.clone(), (a.replicas(), newest_revision(a))))
         .collect();
-    assigned.extend(
-        writes
-            .puts
-            .iter()
-            .map(|(n, a)| (n.clone(), (a.replicas(), newest_revision(a)))),
-    );
     let desired = match (c.spec.state, c.spec.placement.per_node) {
         (State::Running, Some(_)) => decision.per_node.values().sum(),
         (State::Running, None) => c.spec.placement.count(),
@@ -251,15 +287,25 @@ async fn place(
         observed: &observed,
         unschedulable: decision.unschedulable.as_deref(),
         coordinator: &ctx.node,
-        now: SystemTime::now(),
+        now,
+        rollout: out.rollout.as_ref(),
+        progressing: out.progressing.as_ref(),
     };
-    let st = write_status(ctx, ck, &input).await?;
-    let pending = !writes.waiting.is_empty() || st.available_replicas < st.ready_replicas;
-    Ok(if pending {
-        Action::requeue(PENDING)
-    } else {
-        Action::await_change()
-    })
+    let st = status::roll_up(&input, old.as_ref());
+    let changed = !old.as_ref().is_some_and(|o| status::same(o, &st));
+    write(ctx, ck, &puts, &deletes, changed.then_some(&st)).await?;
+    let moving = out
+        .rollout
+        .as_ref()
+        .is_some_and(|r| r.phase == RolloutPhase::Progressing);
+    let pending = moving || st.available_replicas < st.ready_replicas;
+    let after = match (out.rerun, pending) {
+        (Some(r), true) => Some(r.min(PENDING)),
+        (Some(r), false) => Some(r),
+        (None, true) => Some(PENDING),
+        (None, false) => None,
+    };
+    Ok(after.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// The newest revision an assignment names (0 for none).
@@ -267,93 +313,123 @@ fn newest_revision(a: &Assignment) -> u64 {
     a.newest().map_or(0, |r| r.revision)
 }
 
-fn ready_per_node(
-    observed: &BTreeMap<String, Arc<crate::resource::Observed>>,
-    hash: &str,
-) -> BTreeMap<String, u32> {
-    observed
-        .iter()
-        .map(|(node, o)| {
-            let n = o
-                .containers
-                .iter()
-                .filter(|c| c.hash == hash && c.phase == ContainerPhase::Ready)
-                .count();
-            (node.clone(), n as u32)
-        })
-        .collect()
-}
-
-async fn write_assignments(
+/// The revision an automatic rollback may need when no assignment carries
+/// it any more: read from its revision document (once per term; revision
+/// documents do not change but for their pin).
+async fn known_revisions(
     ctx: &Ctx,
     ck: &ComponentKey,
-    w: &assign::Writes,
+    prev: Option<&RolloutStatus>,
+    current: &BTreeMap<String, Assignment>,
+    revision: u64,
+) -> Result<Vec<rollout::Rev>, ComponentError> {
+    let Some(stable) = prev.and_then(|p| p.stable_revision) else {
+        return Ok(Vec::new());
+    };
+    let carried = current
+        .values()
+        .any(|a| a.revisions.iter().any(|r| r.revision == stable));
+    if stable == revision || carried {
+        return Ok(Vec::new());
+    }
+    let key = (ck.clone(), stable);
+    if let Some(r) = ctx
+        .known
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
+        return Ok(r.iter().cloned().collect());
+    }
+    let prefix = ctx.cluster.keys.revision_prefix(&ck.project, &ck.name);
+    let resp = etcd(
+        "reading revisions",
+        ctx.client
+            .clone()
+            .get(prefix, Some(GetOptions::new().with_prefix())),
+    )
+    .await
+    .map_err(ComponentError::Etcd)?;
+    let found = resp.kvs().iter().find_map(|kv| {
+        let r: Revision = serde_json::from_slice(kv.value()).ok()?;
+        (r.seq == stable).then_some(rollout::Rev {
+            number: r.seq,
+            hash: r.hash,
+            template: r.template,
+        })
+    });
+    ctx.known
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, found.clone());
+    Ok(found.into_iter().collect())
+}
+
+/// Writes the assignments that changed and the status (if it changed) in
+/// one fenced transaction while the spec exists (chunked past
+/// [`super::fence::BATCH`] operations, the status in the last chunk), each
+/// assignment compared with the revision the decision was made on.
+async fn write(
+    ctx: &Ctx,
+    ck: &ComponentKey,
+    puts: &BTreeMap<String, Assignment>,
+    deletes: &BTreeSet<String>,
+    status: Option<&ComponentStatus>,
 ) -> Result<(), ComponentError> {
-    if w.puts.is_empty() && w.deletes.is_empty() {
+    if puts.is_empty() && deletes.is_empty() && status.is_none() {
         return Ok(());
     }
     let k = &ctx.cluster.keys;
-    let mut when = Vec::new();
     let mut ops = Vec::new();
-    for (node, a) in &w.puts {
+    for (node, a) in puts {
         let key = k.assignment_of(node, ck);
         let value = serde_json::to_vec(a).map_err(|e| ComponentError::Etcd(e.to_string()))?;
-        when.push(unchanged(ctx, &key));
-        ops.push(TxnOp::put(key, value, None));
+        ops.push((Some(unchanged(ctx, &key)), TxnOp::put(key, value, None)));
     }
-    for node in &w.deletes {
+    for node in deletes {
         let key = k.assignment_of(node, ck);
-        when.push(unchanged(ctx, &key));
-        ops.push(TxnOp::delete(key, None));
+        ops.push((Some(unchanged(ctx, &key)), TxnOp::delete(key, None)));
     }
-    let puts: Vec<String> = w
-        .puts
-        .iter()
-        .map(|(n, a)| format!("{n}={}", a.replicas()))
-        .collect();
-    tracing::info!(component = %ck, assign = ?puts, remove = ?w.deletes, "placing");
-    // One transaction when it fits, so a move is never half made.
-    let revision = ctx.fenced.commit(when, ops).await?;
-    let written = w
-        .puts
+    let assigns = ops.len();
+    if let Some(st) = status {
+        let key = k.status(Kind::Component, Some(&ck.project), &ck.name);
+        let value = serde_json::to_vec(st).map_err(|e| ComponentError::Etcd(e.to_string()))?;
+        ops.push((None, TxnOp::put(key, value, None)));
+    }
+    if assigns > 0 {
+        let puts: Vec<String> = puts
+            .iter()
+            .map(|(n, a)| {
+                let counts: Vec<String> = a
+                    .revisions
+                    .iter()
+                    .map(|r| format!("{}x{}", r.replicas, r.revision))
+                    .collect();
+                format!("{n}={}", counts.join("+"))
+            })
+            .collect();
+        tracing::info!(component = %ck, assign = ?puts, remove = ?deletes, "placing");
+    }
+    // Only while the spec exists: a status never outlives its component.
+    let exists = Compare::create_revision(k.component_spec(ck), CompareOp::Greater, 0);
+    let revision = match ctx.fenced.commit_guarded(vec![exists], ops).await {
+        Ok(r) => r,
+        // A status alone lost to a deleted spec: nothing to write.
+        Err(FenceError::Conflict) if assigns == 0 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let written = puts
         .iter()
         .map(|(n, a)| (k.assignment_of(n, ck), Some(a.clone())))
-        .chain(w.deletes.iter().map(|n| (k.assignment_of(n, ck), None)));
+        .chain(deletes.iter().map(|n| (k.assignment_of(n, ck), None)));
     remember_writes(ctx, revision, written);
+    if let Some(st) = status {
+        ctx.statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ck.clone(), st.clone());
+    }
     Ok(())
-}
-
-async fn write_status(
-    ctx: &Ctx,
-    ck: &ComponentKey,
-    input: &status::Input<'_>,
-) -> Result<ComponentStatus, ComponentError> {
-    let key = ctx
-        .cluster
-        .keys
-        .status(Kind::Component, Some(&ck.project), &ck.name);
-    let old = old_status(ctx, ck, &key);
-    let new = status::roll_up(input, old.as_ref());
-    if old.as_ref().is_some_and(|o| status::same(o, &new)) {
-        return Ok(new);
-    }
-    let value = serde_json::to_vec(&new).map_err(|e| ComponentError::Etcd(e.to_string()))?;
-    // Only while the spec exists: a status never outlives its component.
-    let spec_key = ctx.cluster.keys.component_spec(ck);
-    let exists = Compare::create_revision(spec_key, CompareOp::Greater, 0);
-    match ctx
-        .fenced
-        .commit(vec![exists], vec![TxnOp::put(key, value, None)])
-        .await
-    {
-        Ok(_) | Err(FenceError::Conflict) => {}
-        Err(e) => return Err(e.into()),
-    }
-    ctx.statuses
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(ck.clone(), new.clone());
-    Ok(new)
 }
 
 /// Sets the status's `Degraded` condition (the rest of the status stays as

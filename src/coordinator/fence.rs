@@ -59,6 +59,30 @@ impl Fenced {
         Ok(revision)
     }
 
+    /// Commits `ops`, each with the compares that guard it, in
+    /// transactions of up to [`BATCH`] operations: each transaction carries
+    /// the compares of its own operations plus `always` (a later chunk must
+    /// not compare keys an earlier chunk of the same write changed). The
+    /// operations keep their order, so what must land last (a status
+    /// naming the assignments) goes last. Stops at the first failure;
+    /// returns the revision of the last transaction.
+    pub async fn commit_guarded(
+        &self,
+        always: Vec<Compare>,
+        ops: Vec<(Option<Compare>, TxnOp)>,
+    ) -> Result<i64, FenceError> {
+        let mut ops = ops.into_iter().peekable();
+        let mut revision = 0;
+        while ops.peek().is_some() {
+            let (when, chunk): (Vec<Option<Compare>>, Vec<TxnOp>) =
+                ops.by_ref().take(BATCH).unzip();
+            let mut when: Vec<Compare> = when.into_iter().flatten().collect();
+            when.extend(always.iter().cloned());
+            revision = self.commit_one(when, chunk).await?;
+        }
+        Ok(revision)
+    }
+
     async fn commit_one(&self, mut when: Vec<Compare>, ops: Vec<TxnOp>) -> Result<i64, FenceError> {
         when.insert(0, self.fence());
         // On failure, read the election key to tell a lost fence from a

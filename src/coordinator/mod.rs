@@ -22,6 +22,7 @@ pub mod component;
 pub mod election;
 pub mod fence;
 pub mod nodes;
+pub mod rollout;
 pub mod status;
 
 use std::collections::HashMap;
@@ -129,6 +130,7 @@ async fn lead(
         revisions: Mutex::new(HashMap::new()),
         statuses: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
+        known: Mutex::new(HashMap::new()),
     });
     coordinate(cfg, ctx.clone(), changes, stop.clone()).await;
     stop.cancel();

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::resource::component::{Component, ComponentStatus, NodeSummary, State};
+use crate::resource::component::{
+    Component, ComponentStatus, NodeSummary, RolloutPhase, RolloutStatus, State,
+};
 use crate::resource::observed::{ContainerPhase, ObservedContainer};
 use crate::resource::{Condition, ConditionType, Observed, Reason};
 
@@ -33,6 +35,11 @@ pub struct Input<'a> {
     pub unschedulable: Option<&'a str>,
     pub coordinator: &'a str,
     pub now: SystemTime,
+    /// The rollout engine's record and its `Progressing` condition; without
+    /// them (a stopped component) the old record stays and `Progressing`
+    /// is derived from the counts.
+    pub rollout: Option<&'a RolloutStatus>,
+    pub progressing: Option<&'a Condition>,
 }
 
 #[derive(Default)]
@@ -119,7 +126,10 @@ pub fn roll_up(input: &Input, old: Option<&ComponentStatus>) -> ComponentStatus 
     let done = n.updated >= input.desired && n.ready >= input.desired && n.current == n.updated;
     let mut conditions = vec![
         available(input, &n),
-        progressing(input, &n, done),
+        match input.progressing {
+            Some(p) => p.clone(),
+            None => progressing(input, &n, done),
+        },
         degraded(input, &n),
     ];
     conditions.extend(copied(input));
@@ -131,7 +141,12 @@ pub fn roll_up(input: &Input, old: Option<&ComponentStatus>) -> ComponentStatus 
         ready_replicas: n.ready,
         updated_replicas: n.updated,
         available_replicas: n.available,
-        current_revision: if done {
+        current_revision: if let Some(r) = input
+            .rollout
+            .filter(|r| r.phase == RolloutPhase::RolledBack)
+        {
+            r.stable_revision
+        } else if done {
             Some(input.revision)
         } else {
             old.and_then(|o| o.current_revision)
@@ -145,7 +160,10 @@ pub fn roll_up(input: &Input, old: Option<&ComponentStatus>) -> ComponentStatus 
         nodes,
         last_update: Some(now),
         coordinator: Some(input.coordinator.to_string()),
-        rollout: old.and_then(|o| o.rollout.clone()),
+        rollout: input
+            .rollout
+            .cloned()
+            .or_else(|| old.and_then(|o| o.rollout.clone())),
     }
 }
 
@@ -312,6 +330,8 @@ mod tests {
             unschedulable: None,
             coordinator: "n1",
             now: SystemTime::now(),
+            rollout: None,
+            progressing: None,
         };
         let st = roll_up(&input, None);
         let got = (

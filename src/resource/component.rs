@@ -667,6 +667,10 @@ pub struct RolloutStatus {
     /// One line on the last step: which node, which revision, counts.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// The most replicas of the rolled-out revision seen available during
+    /// this rollout: more than this is progress (the engine's memory).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub available: u32,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -14,14 +14,14 @@ use crate::support::etcd::TestEtcd;
 use crate::support::etcd3::EtcdCluster;
 use crate::support::images::{self, NodeContainers, WEB1};
 
-const T: Duration = Duration::from_secs(60);
-const TTL: Duration = Duration::from_secs(3);
+pub(crate) const T: Duration = Duration::from_secs(60);
+pub(crate) const TTL: Duration = Duration::from_secs(3);
 
 /// One agent process; killed (SIGKILL) when dropped.
-struct Agent {
-    node: String,
-    child: Child,
-    log: std::path::PathBuf,
+pub(crate) struct Agent {
+    pub(crate) node: String,
+    pub(crate) child: Child,
+    pub(crate) log: std::path::PathBuf,
     _containers: NodeContainers,
 }
 
@@ -33,20 +33,20 @@ impl Drop for Agent {
 }
 
 impl Agent {
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 }
 
-struct Cluster {
-    etcd: TestEtcd,
-    dir: tempfile::TempDir,
-    agents: Vec<Agent>,
+pub(crate) struct Cluster {
+    pub(crate) etcd: TestEtcd,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) agents: Vec<Agent>,
 }
 
 impl Cluster {
-    async fn start(prefix: &str, labels: &[&str]) -> Cluster {
+    pub(crate) async fn start(prefix: &str, labels: &[&str]) -> Cluster {
         images::ensure_test_images().await.expect("test images");
         let etcd = TestEtcd::start().await;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -66,12 +66,12 @@ impl Cluster {
         c
     }
 
-    fn spawn(&self, node: &str, labels: &str, addr: usize) -> Agent {
+    pub(crate) fn spawn(&self, node: &str, labels: &str, addr: usize) -> Agent {
         let (endpoint, root) = (self.etcd.endpoint(), self.etcd.root().to_string());
         spawn_agent(&endpoint, &root, node, labels, addr, self.dir.path())
     }
 
-    fn apply(&self, yaml: &str) {
+    pub(crate) fn apply(&self, yaml: &str) {
         let out = berth(
             &self.etcd.endpoint(),
             self.etcd.root(),
@@ -81,14 +81,14 @@ impl Cluster {
         assert_eq!(out.code, 0, "{out:?}");
     }
 
-    async fn coordinator(&self) -> Option<String> {
+    pub(crate) async fn coordinator(&self) -> Option<String> {
         self.etcd
             .get_string(&self.etcd.key("election/coordinator"))
             .await
     }
 
     /// Replicas assigned per node for `name`.
-    async fn assigned(&self, name: &str) -> BTreeMap<String, u32> {
+    pub(crate) async fn assigned(&self, name: &str) -> BTreeMap<String, u32> {
         let mut out = BTreeMap::new();
         for key in self.etcd.keys(&self.etcd.key("assignments/")).await {
             if !key.ends_with(&format!("/shop/{name}")) {
@@ -102,7 +102,7 @@ impl Cluster {
         out
     }
 
-    async fn status(&self, name: &str) -> Value {
+    pub(crate) async fn status(&self, name: &str) -> Value {
         let v = self
             .etcd
             .get(&self.etcd.key(&format!("status/component/shop/{name}")))
@@ -144,7 +144,7 @@ fn spawn_agent(
     }
 }
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -1,0 +1,127 @@
+//! Property tests of the engine in the simulation: over random specs, node
+//! sets and event orders (which agents act, when the engine runs, a node
+//! lost, a late promote),
+//! - containers (every revision, leaving ones included) never exceed
+//!   `replicas + maxSurge`;
+//! - available replicas never fall below `replicas - maxUnavailable`,
+//!   except after a node was lost: from the loss until both the available
+//!   replicas and those the assignments in force keep (per node and
+//!   revision the fewer of assigned and available) are back at the bound
+//!   (a decision made before the loss may still be carried out by the
+//!   agents). The bound is checked after every agent pass and engine step
+//!   outside that window;
+//! - every rollout ends `Complete`, `Failed` or `RolledBack` (also when a
+//!   third revision is applied in the middle of the second's rollout).
+
+use proptest::prelude::*;
+
+use super::sim::{Image, Sim};
+use super::Budget;
+use crate::resource::component::Rollout;
+use crate::resource::quantity::{self, IntOrPercent};
+
+fn image() -> impl Strategy<Value = Image> {
+    prop_oneof![
+        (1u32..4).prop_map(Image::Ready),
+        Just(Image::NeverReady),
+        Just(Image::Crash),
+    ]
+}
+
+fn amount() -> impl Strategy<Value = IntOrPercent> {
+    prop_oneof![
+        (0u32..4).prop_map(IntOrPercent::Int),
+        (0u32..=100).prop_map(IntOrPercent::Percent),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn budgets_hold_and_every_rollout_ends(
+        nodes in 1usize..6,
+        replicas in 0u32..10,
+        surge in amount(),
+        unavailable in amount(),
+        min_ready in 0u64..3,
+        canary in 0u32..3,
+        auto_rollback in any::<bool>(),
+        new in image(),
+        seed in any::<u64>(),
+        lose in proptest::option::of(0u64..40),
+        third in proptest::option::of((0u64..60, image())),
+    ) {
+        let both_zero = |x: IntOrPercent| matches!(x, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
+        prop_assume!(!(both_zero(surge) && both_zero(unavailable)));
+        let rollout = Rollout {
+            max_surge: Some(surge),
+            max_unavailable: Some(unavailable),
+            min_ready: Some(quantity::Duration::from_secs(min_ready)),
+            progress_deadline: Some(quantity::Duration::from_secs(15)),
+            canary: Some(canary),
+            auto_rollback: Some(auto_rollback),
+            ..Default::default()
+        };
+        let mut s = Sim::new(nodes, replicas, rollout);
+        s.apply("web:1", Image::Ready(1));
+        s.run(10);
+        prop_assert_eq!(s.available(), replicas);
+        let r2 = s.apply("web:2", new);
+        let mut rng = seed | 1;
+        let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+        let mut recovering = false;
+        let names: Vec<String> = s.nodes.keys().cloned().collect();
+        let mut ended = false;
+        for tick in 0..600u64 {
+            if lose == Some(tick) && nodes > 1 {
+                s.lose(&names[0]);
+                recovering = true;
+            }
+            if tick == 60 {
+                s.promoted = Some(r2);
+            }
+            if let Some((_, image)) = third.filter(|t| t.0 == tick) {
+                s.apply("web:3", image);
+            }
+            if tick == 120 && third.is_some() {
+                s.promoted = s.spec_rev().map(|r| r.number);
+            }
+            // Agents in a random order, some skipped; the engine at random moments.
+            for _ in 0..(names.len() + 1) {
+                let r = next();
+                if r % 4 == 0 {
+                    s.engine();
+                } else {
+                    let name = names[(r as usize / 4) % names.len()].clone();
+                    s.agent(&name);
+                }
+                let b = Budget::of(&s.rollout, replicas);
+                prop_assert!(s.containers() <= b.max_total(),
+                    "t={} containers {} > {}\n{}", s.t, s.containers(), b.max_total(), s.dump());
+                if recovering
+                    && s.available() >= b.min_available()
+                    && s.kept_available() >= b.min_available()
+                {
+                    recovering = false;
+                }
+                if !recovering {
+                    prop_assert!(s.available() >= b.min_available(),
+                        "t={} available {} < {}\n{}{:?}", s.t, s.available(), b.min_available(), s.dump(), s.status);
+                }
+            }
+            s.engine();
+            s.t += 1;
+            let latest = s.spec_rev().map(|r| r.number);
+            let third_due = third.is_some_and(|t| tick < t.0);
+            if !third_due
+                && s.status.as_ref().map(|r| r.revision) == latest
+                && s.phase().is_some_and(|p| p.is_final())
+            {
+                ended = true;
+                break;
+            }
+        }
+        prop_assert!(ended, "not final after 600 ticks: {:?}", s.status);
+    }
+}
