@@ -562,6 +562,14 @@ fn started_one(
     name: &str,
 ) {
     ctx.metrics.container_starts.inc();
+    if let Some(ck) = ctx.keys.component_of_assignment(&ctx.node, key) {
+        let message = format!(
+            "started container {} ({name}) of revision {}",
+            short(&started.id),
+            a.revision
+        );
+        ctx.states.event(&ck, "Started", &message);
+    }
     let now = tokio::time::Instant::now().into_std();
     let ports = started.ports.clone();
     ctx.containers
@@ -619,6 +627,7 @@ fn spawn_stop(
     let ctx2 = ctx.clone();
     let key = key.to_string();
     let id = id.to_string();
+    let ck = ck.clone();
     ctx.stops.spawn(async move {
         let ctx = ctx2;
         if let Some(drain) = drain {
@@ -632,14 +641,20 @@ fn spawn_stop(
                     _ = tick.tick() => { let _ = ctx.trigger.send(key.clone()); }
                 }
             };
-            match outcome {
+            let message = match outcome {
                 crate::proxy::DrainOutcome::Drained => {
-                    tracing::info!(container = %short(&id), "drained")
+                    tracing::info!(container = %short(&id), "drained");
+                    format!("container {} drained", short(&id))
                 }
                 crate::proxy::DrainOutcome::TimedOut { open } => {
-                    tracing::info!(container = %short(&id), open, "drainTimeout reached; stopping with connections open")
+                    tracing::info!(container = %short(&id), open, "drainTimeout reached; stopping with connections open");
+                    format!(
+                        "container {}: drainTimeout reached with {open} open; stopping",
+                        short(&id)
+                    )
                 }
-            }
+            };
+            ctx.states.event(&ck, "Drained", &message);
         }
         let r = match how {
             StopHow::Graceful => ctx.exec.stop_and_remove(&id, &termination).await,
@@ -651,6 +666,12 @@ fn spawn_stop(
                 ctx.containers.remove(&id);
                 ctx.traffic.stopped(&id);
                 tracing::info!(container = %short(&id), ?how, "stopped and removed container");
+                let (reason, verb) = match how {
+                    StopHow::Graceful => ("Stopped", "stopped and removed"),
+                    StopHow::Kill => ("Killed", "killed and removed"),
+                };
+                ctx.states
+                    .event(&ck, reason, &format!("container {} {verb}", short(&id)));
             }
             Err(e) => {
                 // Let the next reconcile decide again (a container still
@@ -805,6 +826,15 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
             }
         })
         .collect();
+    let ready_now: Vec<&str> = containers
+        .iter()
+        .filter(|c| c.phase == ContainerPhase::Ready)
+        .map(|c| c.id.as_str())
+        .collect();
+    for id in ctx.states.newly_ready(ckey, &ready_now) {
+        ctx.states
+            .event(ckey, "Ready", &format!("container {} is ready", short(&id)));
+    }
     let ports = a
         .and_then(Assignment::newest)
         .map(|r| r.template.ports.as_slice());

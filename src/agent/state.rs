@@ -416,6 +416,8 @@ pub struct ComponentState {
     /// By condition type.
     pub conditions: BTreeMap<ConditionType, Condition>,
     pub events: VecDeque<Event>,
+    /// Containers last reported ready (for one `Ready` event per transition).
+    pub ready: std::collections::BTreeSet<String>,
 }
 
 impl ComponentStates {
@@ -496,6 +498,20 @@ impl ComponentStates {
         while st.events.len() > MAX_EVENTS {
             st.events.pop_front();
         }
+    }
+
+    /// Of the containers ready now, those that were not at the last call;
+    /// remembers `ready_now` for the next.
+    pub fn newly_ready(&self, key: &ComponentKey, ready_now: &[&str]) -> Vec<String> {
+        let mut map = self.lock();
+        let st = map.entry(key.clone()).or_default();
+        let fresh = ready_now
+            .iter()
+            .filter(|id| !st.ready.contains(**id))
+            .map(|id| id.to_string())
+            .collect();
+        st.ready = ready_now.iter().map(|id| id.to_string()).collect();
+        fresh
     }
 
     pub fn forget(&self, key: &ComponentKey) {

@@ -15,6 +15,7 @@ use super::cluster::Cluster;
 use super::fence::{FenceError, Fenced};
 use super::rollout;
 use super::status;
+use crate::events::ClusterEvent;
 use crate::placement;
 use crate::resource::component::{Component, ComponentStatus, RolloutPhase, RolloutStatus, State};
 use crate::resource::meta::PROMOTE_ANNOTATION;
@@ -48,6 +49,8 @@ pub struct Ctx {
     /// Revision documents an automatic rollback needed, by number (`None`:
     /// not there).
     pub known: Mutex<HashMap<(ComponentKey, u64), Option<rollout::Rev>>>,
+    /// Cluster events of this term's writes (rollout steps and ends).
+    pub events: crate::events::Recorder,
 }
 
 /// One of this term's assignment writes: its revision and value (`None`: deleted).
@@ -294,6 +297,11 @@ async fn place(
     let st = status::roll_up(&input, old.as_ref());
     let changed = !old.as_ref().is_some_and(|o| status::same(o, &st));
     write(ctx, ck, &puts, &deletes, changed.then_some(&st)).await?;
+    let was = old.as_ref().and_then(|o| o.rollout.as_ref());
+    for (reason, message) in super::events::rollout(was, st.rollout.as_ref()) {
+        let e = ClusterEvent::component(&ck.project, &ck.name, &ctx.node, reason, &message);
+        ctx.events.record(e);
+    }
     let moving = out
         .rollout
         .as_ref()

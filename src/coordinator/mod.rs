@@ -20,6 +20,7 @@ pub mod assign;
 pub mod cluster;
 pub mod component;
 pub mod election;
+pub mod events;
 pub mod fence;
 pub mod nodes;
 pub mod rollout;
@@ -131,6 +132,12 @@ async fn lead(
         statuses: Mutex::new(HashMap::new()),
         written: Mutex::new(HashMap::new()),
         known: Mutex::new(HashMap::new()),
+        events: crate::events::Recorder::spawn(
+            client.clone(),
+            cfg.keys.clone(),
+            cfg.node.clone(),
+            stop.clone(),
+        ),
     });
     coordinate(cfg, ctx.clone(), changes, stop.clone()).await;
     stop.cancel();
@@ -260,6 +267,7 @@ async fn record_node(ctx: &component::Ctx, name: &str) {
         return;
     };
     tracing::info!(node = %name, phase = ?new.phase, "node record");
+    let old_phase = old.as_ref().map(|e| e.value.phase);
     let rev = old.map_or(0, |e| e.mod_revision);
     let when = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, rev)];
     match ctx
@@ -267,7 +275,13 @@ async fn record_node(ctx: &component::Ctx, name: &str) {
         .commit(when, vec![TxnOp::put(key, value, None)])
         .await
     {
-        Ok(_) | Err(FenceError::Conflict) => {}
+        Ok(_) => {
+            if let Some((reason, message)) = events::node(old_phase, new.phase) {
+                let e = crate::events::ClusterEvent::cluster(name, reason, message);
+                ctx.events.record(e);
+            }
+        }
+        Err(FenceError::Conflict) => {}
         Err(FenceError::Deposed) => ctx.deposed.cancel(),
         Err(e) => tracing::warn!(node = %name, error = %e, "writing a node record"),
     }

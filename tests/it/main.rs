@@ -14,6 +14,7 @@ mod cli_rollout;
 mod cluster;
 mod coordinator;
 mod docker;
+mod events;
 mod rollout;
 mod runtime;
 mod security;

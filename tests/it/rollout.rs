@@ -296,6 +296,22 @@ async fn rolling_update_holds_the_budgets_at_every_moment() {
     let by_hash = running(&c).await;
     assert_eq!(by_hash.len(), 1, "{by_hash:?}");
     assert_eq!(by_hash.values().next().copied(), Some((REPLICAS, REPLICAS)));
+    // The coordinator's events: one per step, then the end (written in the
+    // background, so they may trail the status a moment).
+    let start = std::time::Instant::now();
+    loop {
+        let out = run(&c, &["events", "-p", "shop", "-o", "json"]);
+        let steps = out.stdout.matches("\"RolloutStep\"").count();
+        if steps >= REPLICAS as usize && out.stdout.contains("\"RolloutComplete\"") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{steps} RolloutStep events: {}",
+            out.stdout
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// (b) An image that never becomes ready: the rollout fails within its
