@@ -761,16 +761,24 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         .and_then(Assignment::newest)
         .map(|r| r.template.restart_policy)
         .unwrap_or_default();
+    let now = tokio::time::Instant::now().into_std();
     let containers: Vec<ObservedContainer> = records
         .iter()
         .map(|r| {
             let (check, ready_at) = ctx.tracker.status(&r.id).unwrap_or((
-                CheckPhase::Starting {
-                    since: tokio::time::Instant::now().into_std(),
-                },
+                CheckPhase::Starting { since: now },
                 None,
             ));
-            let phase = plan::phase(&r.view(check.clone()), policy);
+            let view = r.view(check.clone());
+            // Not ready within `readyTimeout`: unhealthy, for the
+            // coordinator to replace within its budget.
+            let timed_out = a
+                .and_then(|a| a.of_hash(&view.hash))
+                .is_some_and(|rev| plan::ready_timed_out(&view, rev, now));
+            let phase = match plan::phase(&view, policy) {
+                ContainerPhase::Starting if timed_out => ContainerPhase::Unhealthy,
+                p => p,
+            };
             ObservedContainer {
                 id: r.id.clone(),
                 name: r.name.clone(),
@@ -780,6 +788,9 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
                 restarts: r.restarts,
                 last_exit_code: r.last_exit.as_ref().map(|e| e.0),
                 last_reason: match &check {
+                    _ if timed_out && phase == ContainerPhase::Unhealthy => {
+                        Some(Reason::ReadyTimeout.as_str().into())
+                    }
                     CheckPhase::Unhealthy { .. } if phase == ContainerPhase::Unhealthy => {
                         Some("Unhealthy".into())
                     }
@@ -851,6 +862,8 @@ mod tests {
                 ..Default::default()
             },
             replicas,
+            replacing: 0,
+            removing: 0,
         }
     }
 

@@ -28,27 +28,67 @@ pub struct Slot {
     pub live: u32,
     pub ready: u32,
     pub available: u32,
+    /// Live containers the agent reports `Unhealthy` (health checks failing,
+    /// or not ready within `readyTimeout`): they fill a slot, serve nothing.
+    pub unhealthy: u32,
+    /// Health replacements granted (the assignment's `replacing`).
+    pub replacing: u32,
+    /// Unhealthy containers taken away (the assignment's `removing`).
+    pub removing: u32,
 }
 
 impl Slot {
+    /// Containers the agent keeps for this slot now (see
+    /// `RevisionReplicas::wanted`).
+    pub fn wanted(&self) -> u32 {
+        self.assigned
+            .saturating_add(self.replacing)
+            .saturating_sub(self.removing)
+    }
+
     /// Containers the agent will hold for this slot.
     pub fn projected(&self) -> u32 {
-        self.assigned.max(self.live)
+        self.wanted().max(self.live)
     }
 
-    /// Available replicas the slot keeps.
+    /// Available replicas the slot keeps: the agent takes unhealthy and
+    /// other unavailable surplus away before an available one.
     pub fn kept_available(&self) -> u32 {
-        self.assigned.min(self.available)
+        self.wanted().min(self.available)
     }
 
-    /// Projected containers added by assigning one more.
+    /// Projected containers added by keeping one more.
     pub fn add_cost(&self) -> u32 {
-        u32::from(self.assigned >= self.live)
+        u32::from(self.wanted() >= self.live)
     }
 
-    /// Available replicas lost by assigning one fewer.
+    /// Available replicas lost by keeping one fewer.
     pub fn remove_cost(&self) -> u32 {
-        u32::from(self.assigned > 0 && self.assigned <= self.available)
+        u32::from(self.wanted() > 0 && self.wanted() <= self.available)
+    }
+
+    /// Whether keeping one more would keep an unhealthy container the agent
+    /// is about to let go (the healthy ones are kept first): raising the
+    /// count there adds no replica, it only undoes a take-away.
+    pub fn add_keeps_unhealthy(&self) -> bool {
+        let healthy = self.live.saturating_sub(self.unhealthy);
+        self.wanted() < self.live && self.wanted() >= healthy
+    }
+
+    /// Replacements wanted: unhealthy containers while fewer than
+    /// `assigned` are available (a replacement is withdrawn, and the agent
+    /// lets the unhealthy one go, once it is available).
+    pub fn replacements_wanted(&self) -> u32 {
+        self.unhealthy
+            .min(self.assigned.saturating_sub(self.available))
+    }
+
+    /// Take-aways wanted (no surge): the unhealthy containers the agent
+    /// would keep at `assigned` (it keeps healthy ones first).
+    pub fn removals_wanted(&self) -> u32 {
+        let healthy = self.live.saturating_sub(self.unhealthy);
+        self.unhealthy
+            .min(self.assigned.saturating_sub(healthy))
     }
 }
 
@@ -176,7 +216,10 @@ impl Facts {
             if let Some(a) = s.current.get(name) {
                 for r in &a.revisions {
                     let p = slot(idx(&r.hash, &mut hashes), &mut slots);
-                    slots[p].1.assigned += r.replicas;
+                    let sl = &mut slots[p].1;
+                    sl.assigned += r.replicas;
+                    sl.replacing += r.replacing;
+                    sl.removing += r.removing;
                 }
             }
             let mut left = 0;
@@ -191,6 +234,7 @@ impl Facts {
                     let sl = &mut slots[p].1;
                     sl.live += 1;
                     sl.ready += u32::from(c.phase == ContainerPhase::Ready);
+                    sl.unhealthy += u32::from(c.phase == ContainerPhase::Unhealthy);
                     sl.available += u32::from(avail);
                     if let Some(at) = at {
                         next_available = Some(next_available.map_or(at, |n| n.min(at)));

@@ -19,6 +19,9 @@
 //! 4. **remove misplaced**: a replica on a node over its target (drain,
 //!    selector change, scale-down, rebalance) once the replicas that remain
 //!    keep `desired` available (unavailable ones go at once).
+//!
+//! No add goes to a slot where it would only keep an unhealthy container
+//! the agent is letting go (`Slot::add_keeps_unhealthy`).
 
 use super::budget::Budget;
 use super::facts::Facts;
@@ -63,6 +66,7 @@ pub fn run(f: &mut Facts, l: &Limits) -> Vec<Move> {
                 .iter()
                 .enumerate()
                 .filter(|(_, n)| n.slots[0].assigned < n.target)
+                .filter(|(_, n)| !n.slots[0].add_keeps_unhealthy())
                 .filter(|(_, n)| projected + n.slots[0].add_cost() <= l.budget.max_total())
                 .max_by(|(_, a), (_, b)| {
                     let da = a.target - a.slots[0].assigned;
@@ -93,6 +97,7 @@ pub fn run(f: &mut Facts, l: &Limits) -> Vec<Move> {
                 .iter()
                 .enumerate()
                 .filter(|(_, n)| n.assigned() < n.target)
+                .filter(|(_, n)| !n.slots[h].add_keeps_unhealthy())
                 .filter(|(_, n)| projected + n.slots[h].add_cost() <= l.budget.max_total())
                 .max_by(|(_, a), (_, b)| {
                     (a.target - a.assigned())

@@ -71,6 +71,8 @@ fn check(rollout: Rollout, nodes: &[N], want: &[&[(u64, u32)]]) {
                     r2.template.clone()
                 },
                 replicas: *c,
+                replacing: 0,
+                removing: 0,
             })
             .collect();
         current.insert(name(i), Assignment::new(1, State::Running, list));
