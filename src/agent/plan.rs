@@ -566,6 +566,14 @@ mod tests {
         Assignment::single(1, state, revision(hash, replicas))
     }
 
+    /// `replicas` of `hash`, `replacing` and `removing` as the coordinator set them.
+    fn with(hash: &str, replicas: u32, replacing: u32, removing: u32) -> Assignment {
+        let mut r = revision(hash, replicas);
+        r.replacing = replacing;
+        r.removing = removing;
+        Assignment::single(1, State::Running, r)
+    }
+
     /// `n1` of H1 and `n2` of H2 (a node in the middle of a rollout).
     fn both(n1: u32, n2: u32) -> Option<Assignment> {
         let revisions = vec![revision(H1, n1), revision(H2, n2)];
@@ -713,20 +721,160 @@ mod tests {
     }
 
     #[test]
-    fn ready_timeout_replaces_and_records() {
+    fn ready_timeout_keeps_the_slot_until_the_count_says() {
         let n = now();
-        let cs = vec![starting(ctr("a", H1, 1, n), n, 31)];
+        // Not ready within 30 s: no replacement of its own, no requeue.
+        let p = check(
+            Some(assignment(H1, 1, State::Running)),
+            vec![starting(ctr("a", H1, 1, n), n, 31)],
+            n,
+            &[],
+        );
+        assert_eq!(p.requeue_after, None);
+        // A replacement granted: one starts beside it.
+        check(
+            Some(with(H1, 1, 1, 0)),
+            vec![starting(ctr("a", H1, 1, n), n, 31)],
+            n,
+            &[start(H1)],
+        );
+        // The grant withdrawn, the replacement ready: the timed-out one
+        // leaves, recorded.
         check(
             Some(assignment(H1, 1, State::Running)),
-            cs,
+            vec![starting(ctr("a", H1, 1, n), n, 40), ctr("b", H1, 2, n)],
             n,
-            &[record("ReadyTimeout"), stop("a"), start(H1)],
+            &[record("ReadyTimeout"), stop("a")],
         );
         // A custom readyTimeout is honoured.
         let mut a = assignment(H1, 1, State::Running);
         a.revisions[0].template.ready_timeout = Some(quantity::Duration::from_secs(60));
         let p = check(Some(a), vec![starting(ctr("a", H1, 1, n), n, 31)], n, &[]);
         assert_eq!(p.requeue_after, Some(Duration::from_secs(29)));
+    }
+
+    #[test]
+    fn ready_timed_out_is_judged_by_the_revisions_timeout() {
+        let n = now();
+        let r = revision(H1, 1);
+        let c = |age| starting(ctr("a", H1, 1, n), n, age);
+        assert!(!ready_timed_out(&c(29), &r, n));
+        assert!(ready_timed_out(&c(30), &r, n));
+        assert!(!ready_timed_out(&ctr("a", H1, 1, n), &r, n));
+        assert!(!ready_timed_out(&exited(c(40), n, 1, 0, 1), &r, n));
+    }
+
+    #[test]
+    fn unhealthy_is_never_replaced_by_the_node_alone() {
+        let n = now();
+        let table: Vec<(Assignment, Vec<ContainerView>, Vec<Step>)> = vec![
+            // Unhealthy, nothing granted: it keeps its slot, nothing starts
+            // (also what happens with etcd down).
+            (
+                assignment(H1, 1, State::Running),
+                vec![unhealthy(ctr("a", H1, 1, n))],
+                vec![],
+            ),
+            (
+                assignment(H1, 3, State::Running),
+                vec![
+                    ctr("a", H1, 1, n),
+                    unhealthy(ctr("b", H1, 2, n)),
+                    unhealthy(ctr("c", H1, 3, n)),
+                ],
+                vec![],
+            ),
+            // One replacement granted: one starts, the unhealthy ones stay.
+            (
+                with(H1, 3, 1, 0),
+                vec![
+                    ctr("a", H1, 1, n),
+                    unhealthy(ctr("b", H1, 2, n)),
+                    unhealthy(ctr("c", H1, 3, n)),
+                ],
+                vec![start(H1)],
+            ),
+            // The replacement starting: nothing more.
+            (
+                with(H1, 1, 1, 0),
+                vec![
+                    unhealthy(ctr("a", H1, 1, n)),
+                    starting(ctr("b", H1, 2, n), n, 1),
+                ],
+                vec![],
+            ),
+            // Ready, the grant still there: both stay (the coordinator
+            // withdraws it once the replacement is available).
+            (
+                with(H1, 1, 1, 0),
+                vec![unhealthy(ctr("a", H1, 1, n)), ctr("b", H1, 2, n)],
+                vec![],
+            ),
+            // Withdrawn: the unhealthy one leaves first, recorded, even
+            // though it is older than nothing else and a newer one is ready.
+            (
+                assignment(H1, 1, State::Running),
+                vec![ctr("b", H1, 2, n), unhealthy(ctr("a", H1, 3, n))],
+                vec![record("Unhealthy"), stop("a")],
+            ),
+            // Two unhealthy, one count fewer: the oldest unhealthy goes.
+            (
+                assignment(H1, 2, State::Running),
+                vec![
+                    ctr("a", H1, 1, n),
+                    unhealthy(ctr("c", H1, 3, n)),
+                    unhealthy(ctr("b", H1, 2, n)),
+                ],
+                vec![record("Unhealthy"), stop("b")],
+            ),
+            // maxSurge 0: taken away first (removing), nothing starts; gone,
+            // the count back: a fresh one starts.
+            (
+                with(H1, 2, 0, 1),
+                vec![ctr("a", H1, 1, n), unhealthy(ctr("b", H1, 2, n))],
+                vec![record("Unhealthy"), stop("b")],
+            ),
+            (
+                with(H1, 2, 0, 1),
+                vec![
+                    ctr("a", H1, 1, n),
+                    stopping(unhealthy(ctr("b", H1, 2, n)), StopHow::Graceful),
+                ],
+                vec![],
+            ),
+            (
+                assignment(H1, 2, State::Running),
+                vec![ctr("a", H1, 1, n)],
+                vec![start(H1)],
+            ),
+            // An unhealthy container of a revision no longer assigned
+            // leaves like any old one, first, once the rest covers it.
+            (
+                assignment(H2, 1, State::Running),
+                vec![unhealthy(ctr("o", H1, 1, n)), ctr("n", H2, 2, n)],
+                vec![record("Unhealthy"), stop("o")],
+            ),
+        ];
+        for (a, cs, want) in table {
+            check(Some(a), cs, n, &want);
+        }
+    }
+
+    #[test]
+    fn a_crash_restart_stays_local_and_immediate() {
+        let n = now();
+        // Beside an unhealthy one, with no grant: the crashed container is
+        // restarted in place, nothing new starts.
+        let cs = vec![
+            unhealthy(ctr("a", H1, 1, n)),
+            exited(ctr("b", H1, 2, n), n, 1, 0, 1),
+        ];
+        check(
+            Some(assignment(H1, 2, State::Running)),
+            cs,
+            n,
+            &[restart("b"), record("Restarted")],
+        );
     }
 
     #[test]
@@ -791,62 +939,6 @@ mod tests {
             n,
             &[stop("o1"), remove("o2"), start(H2)],
         );
-    }
-
-    #[test]
-    fn unhealthy_is_replaced_new_one_ready_first() {
-        let n = now();
-        let a = || Some(assignment(H1, 1, State::Running));
-        check(a(), vec![unhealthy(ctr("a", H1, 1, n))], n, &[start(H1)]);
-        check(
-            a(),
-            vec![
-                unhealthy(ctr("a", H1, 1, n)),
-                starting(ctr("b", H1, 2, n), n, 1),
-            ],
-            n,
-            &[],
-        );
-        check(
-            a(),
-            vec![unhealthy(ctr("a", H1, 1, n)), ctr("b", H1, 2, n)],
-            n,
-            &[record("Unhealthy"), stop("a")],
-        );
-    }
-
-    #[test]
-    fn unhealthy_replacement_that_times_out_is_replaced_again() {
-        let n = now();
-        let cs = vec![
-            unhealthy(ctr("a", H1, 1, n)),
-            starting(ctr("b", H1, 2, n), n, 40),
-        ];
-        check(
-            Some(assignment(H1, 1, State::Running)),
-            cs,
-            n,
-            &[record("ReadyTimeout"), stop("b"), start(H1)],
-        );
-    }
-
-    #[test]
-    fn several_unhealthy_are_replaced_one_at_a_time() {
-        let n = now();
-        let a = || Some(assignment(H1, 3, State::Running));
-        let cs = vec![
-            ctr("a", H1, 1, n),
-            unhealthy(ctr("b", H1, 2, n)),
-            unhealthy(ctr("c", H1, 3, n)),
-        ];
-        check(a(), cs, n, &[start(H1)]);
-        let cs = vec![
-            ctr("a", H1, 1, n),
-            unhealthy(ctr("b", H1, 2, n)),
-            unhealthy(ctr("c", H1, 3, n)),
-            ctr("d", H1, 4, n),
-        ];
-        check(a(), cs, n, &[record("Unhealthy"), stop("b"), start(H1)]);
     }
 
     #[test]

@@ -765,10 +765,10 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
     let containers: Vec<ObservedContainer> = records
         .iter()
         .map(|r| {
-            let (check, ready_at) = ctx.tracker.status(&r.id).unwrap_or((
-                CheckPhase::Starting { since: now },
-                None,
-            ));
+            let (check, ready_at) = ctx
+                .tracker
+                .status(&r.id)
+                .unwrap_or((CheckPhase::Starting { since: now }, None));
             let view = r.view(check.clone());
             // Not ready within `readyTimeout`: unhealthy, for the
             // coordinator to replace within its budget.

@@ -39,10 +39,11 @@ pub struct Slot {
 
 impl Slot {
     /// Containers the agent keeps for this slot now (see
-    /// `RevisionReplicas::wanted`).
+    /// `RevisionReplicas::wanted`), counting only the replacements still
+    /// worth holding at this `assigned` (`replace` withdraws the others).
     pub fn wanted(&self) -> u32 {
         self.assigned
-            .saturating_add(self.replacing)
+            .saturating_add(self.replacing.min(self.replacements_wanted()))
             .saturating_sub(self.removing)
     }
 
@@ -57,14 +58,19 @@ impl Slot {
         self.wanted().min(self.available)
     }
 
-    /// Projected containers added by keeping one more.
+    /// Projected containers added by assigning one more.
     pub fn add_cost(&self) -> u32 {
-        u32::from(self.wanted() >= self.live)
+        let mut more = *self;
+        more.assigned += 1;
+        more.projected().saturating_sub(self.projected())
     }
 
-    /// Available replicas lost by keeping one fewer.
+    /// Available replicas lost by assigning one fewer (a replacement no
+    /// longer worth holding goes with it).
     pub fn remove_cost(&self) -> u32 {
-        u32::from(self.wanted() > 0 && self.wanted() <= self.available)
+        let mut less = *self;
+        less.assigned = less.assigned.saturating_sub(1);
+        self.kept_available().saturating_sub(less.kept_available())
     }
 
     /// Whether keeping one more would keep an unhealthy container the agent
@@ -75,20 +81,23 @@ impl Slot {
         self.wanted() < self.live && self.wanted() >= healthy
     }
 
-    /// Replacements wanted: unhealthy containers while fewer than
-    /// `assigned` are available (a replacement is withdrawn, and the agent
-    /// lets the unhealthy one go, once it is available).
+    /// Replacements worth holding: unhealthy containers standing in while
+    /// fewer than `assigned` are available (a replacement is withdrawn, and
+    /// the agent lets the unhealthy one go, once it is available).
     pub fn replacements_wanted(&self) -> u32 {
         self.unhealthy
             .min(self.assigned.saturating_sub(self.available))
     }
 
-    /// Take-aways wanted (no surge): the unhealthy containers the agent
-    /// would keep at `assigned` (it keeps healthy ones first).
-    pub fn removals_wanted(&self) -> u32 {
-        let healthy = self.live.saturating_sub(self.unhealthy);
-        self.unhealthy
-            .min(self.assigned.saturating_sub(healthy))
+    /// Live containers that are not unhealthy (ready, starting, exited).
+    pub fn healthy(&self) -> u32 {
+        self.live.saturating_sub(self.unhealthy)
+    }
+
+    /// Whether unhealthy containers fill slots the agent will start nothing
+    /// for: it keeps all it wants, and fewer healthy ones than `assigned`.
+    pub fn stuck(&self) -> bool {
+        self.unhealthy > 0 && self.wanted() <= self.live && self.healthy() < self.assigned
     }
 }
 

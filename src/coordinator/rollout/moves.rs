@@ -134,7 +134,7 @@ pub fn run(f: &mut Facts, l: &Limits) -> Vec<Move> {
                         .filter(|(_, s)| s.assigned > 0)
                         .map(move |(h, s)| (i, h, n, s))
                 })
-                .filter(|(_, _, _, s)| s.remove_cost() == 0 || kept > min)
+                .filter(|(_, _, _, s)| s.remove_cost() == 0 || kept >= min + s.remove_cost())
                 .min_by_key(|(_, h, n, s)| {
                     (
                         s.remove_cost(),
@@ -174,7 +174,9 @@ pub fn run(f: &mut Facts, l: &Limits) -> Vec<Move> {
                     .filter(|(h, s)| s.assigned > 0 && (*h != 0 || s.assigned > n.target))
                     .map(move |(h, s)| (i, h, n, s))
             })
-            .filter(|(_, _, _, s)| s.remove_cost() == 0 || (kept > d && total > d))
+            .filter(|(_, _, _, s)| {
+                s.remove_cost() == 0 || (kept >= d + s.remove_cost() && total > d)
+            })
             .min_by_key(|(_, h, n, s)| (s.remove_cost(), *h == 0, &n.name))
             .map(|(i, h, _, _)| (i, h));
         if let Some((i, h)) = pick {

@@ -5,64 +5,72 @@
 //! and keeps it in its slot. Here, after a step's moves, every slot holding
 //! unhealthy containers is handled through its assignment:
 //!
-//! - with a surge budget, `replacing` is raised by one per unhealthy
-//!   container while fewer than `replicas` of the slot are available, each
-//!   only while the projected containers (every revision, draining ones
-//!   included) stay within `desired + maxSurge`: the agent starts the
-//!   replacement beside the unhealthy one. Once it is available,
-//!   `replacing` drops and the agent lets the unhealthy one go (it leaves
-//!   first). A replacement that never becomes available keeps its grant
-//!   until the unhealthy one is gone or recovers;
-//! - with no surge budget (`maxSurge` 0), `removing` takes the unhealthy
-//!   container away first: it was unavailable already, so this costs no
-//!   availability; once it is gone (drained), `removing` drops, which
-//!   starts a fresh one, as soon as the budget allows.
+//! - **replace** (`replacing`): one more container per unhealthy one while
+//!   fewer than `replicas` of the slot are available, each granted only
+//!   while the projected containers (every revision, draining ones
+//!   included) stay within `desired + maxSurge`. The agent starts the
+//!   replacement beside the unhealthy one; once it is available the grant
+//!   is withdrawn and the agent lets the unhealthy one go (it leaves first).
+//! - **take away** (`removing`): when the budget allows no replacement now
+//!   (`maxSurge` 0, or used up — the unhealthy containers count against
+//!   it too, so waiting might never end), the slot would start nothing:
+//!   the unhealthy containers beyond the granted stand-ins are taken away
+//!   first. They were unavailable already, so this
+//!   costs no availability. Once they are gone (drained), `removing` drops
+//!   as the budget allows, and the agent starts fresh ones.
 //!
-//! These are no rollout moves: they do not count as progress, so a
+//! Neither raises a count into an unhealthy container the agent is letting
+//! go. These are no rollout moves: they do not count as progress, so a
 //! never-ready image replaced again and again still meets its
 //! `progressDeadline`.
 
 use super::budget::Budget;
-use super::facts::Facts;
+use super::facts::{Facts, Slot};
 
-/// Adjusts `replacing` and `removing` in `f`; returns how many slots changed.
-pub fn run(f: &mut Facts, b: &Budget) -> usize {
+/// Adjusts `replacing` and `removing` in `f`.
+pub fn run(f: &mut Facts, b: &Budget) {
     let surge = b.surge > 0;
-    let mut changed = 0;
-    // Lowering `replacing` and raising `removing` never adds a container.
-    for n in f.nodes.iter_mut() {
-        for s in n.slots.iter_mut() {
-            let replace = if surge { s.replacements_wanted() } else { 0 };
-            let before = (s.replacing, s.removing);
-            s.replacing = s.replacing.min(replace);
-            if !surge {
-                s.removing = s.removing.max(s.removals_wanted());
-            }
-            changed += usize::from(before != (s.replacing, s.removing));
+    let stand = |s: &Slot| {
+        if surge {
+            s.replacements_wanted()
+        } else {
+            0
         }
+    };
+    // Withdrawing a replacement never adds a container.
+    for s in f.nodes.iter_mut().flat_map(|n| n.slots.iter_mut()) {
+        s.replacing = s.replacing.min(stand(s));
     }
-    // Raising `replacing` and lowering `removing` may: one at a time, within
-    // the surge budget.
+    // Granting one, or giving a taken-away slot back, may: one at a time,
+    // within the surge budget.
     let mut projected = f.projected();
-    loop {
-        let pick = f
-            .nodes
-            .iter_mut()
-            .flat_map(|n| n.slots.iter_mut())
-            .find(|s| {
-                let keep = if surge { 0 } else { s.removals_wanted() };
-                let wants = (surge && s.replacing < s.replacements_wanted()) || s.removing > keep;
-                wants && projected + s.add_cost() <= b.max_total()
-            });
-        let Some(s) = pick else { break };
-        projected += s.add_cost();
-        let keep = if surge { 0 } else { s.removals_wanted() };
-        if s.removing > keep {
+    while let Some(s) = f
+        .nodes
+        .iter_mut()
+        .flat_map(|n| n.slots.iter_mut())
+        .filter(|s| !s.add_keeps_unhealthy())
+        .filter(|s| s.removing > 0 || s.replacing < stand(s))
+        .find(|s| projected + grant_cost(s) <= b.max_total())
+    {
+        let before = s.projected();
+        if s.removing > 0 {
             s.removing -= 1;
         } else {
             s.replacing += 1;
         }
-        changed += 1;
+        projected = projected + s.projected() - before;
     }
-    changed
+    // What the budget could not replace now is taken away: waiting could
+    // hold the budget forever (the unhealthy ones count against it).
+    for s in f.nodes.iter_mut().flat_map(|n| n.slots.iter_mut()) {
+        if s.stuck() {
+            s.removing = s.removing.max(s.assigned.saturating_sub(s.healthy()));
+        }
+    }
+}
+
+/// Projected containers added by one more replacement, or by giving one
+/// taken-away slot back.
+fn grant_cost(s: &Slot) -> u32 {
+    u32::from(s.wanted() >= s.live)
 }
