@@ -586,13 +586,16 @@ async fn health_replacement_within(prefix: &str, surge: u32) {
             .await
             .expect("exec");
         assert_eq!(code, 0);
-        wait_until("the sick container replaced, every replica ready", || async {
-            let ids = container_ids(&c).await;
-            let by_hash = running(&c).await;
-            !ids.contains(&sick)
-                && ids.len() == REPLICAS as usize
-                && by_hash.values().next().copied() == Some((REPLICAS, REPLICAS))
-        })
+        wait_until(
+            "the sick container replaced, every replica ready",
+            || async {
+                let ids = container_ids(&c).await;
+                let by_hash = running(&c).await;
+                !ids.contains(&sick)
+                    && ids.len() == REPLICAS as usize
+                    && by_hash.values().next().copied() == Some((REPLICAS, REPLICAS))
+            },
+        )
         .await;
         let _ = tx.send(c.etcd.revision().await);
     };
@@ -609,6 +612,10 @@ async fn health_replacement_within(prefix: &str, surge: u32) {
         "ready fell to {}",
         x.least_ready
     );
+    if surge > 0 {
+        // The replacement ran beside the sick one: ready first.
+        assert_eq!(x.most_containers, REPLICAS + 1, "{x:?}");
+    }
     // No rollout came of it: the same revision, still complete.
     let st = c.status("web").await;
     assert_eq!(rollout_of(&st)["phase"], "Complete", "{st}");
