@@ -339,6 +339,31 @@ mod tests {
         assert!(e.to_string().contains("revisions"), "{e}");
     }
 
+    #[test]
+    fn health_counts_are_written_only_when_set_and_default_to_zero() {
+        let r = |replacing, removing| RevisionReplicas {
+            revision: 1,
+            hash: "abc".into(),
+            template: Template {
+                image: "web:1".into(),
+                ..Default::default()
+            },
+            replicas: 2,
+            replacing,
+            removing,
+        };
+        let plain = serde_json::to_value(r(0, 0)).expect("encodes");
+        assert!(plain.get("replacing").is_none() && plain.get("removing").is_none());
+        // A document without them (an older coordinator's) reads as 0.
+        let back: RevisionReplicas = serde_json::from_value(plain).expect("decodes");
+        assert_eq!(back, r(0, 0));
+        let set = serde_json::to_value(r(1, 0)).expect("encodes");
+        assert_eq!(set["replacing"], 1);
+        assert_eq!(r(1, 0).wanted(), 3);
+        assert_eq!(r(0, 1).wanted(), 1);
+        assert_eq!(r(0, 5).wanted(), 0);
+    }
+
     /// A newer agent reads what an older one wrote: fields the older one
     /// did not write take their defaults.
     #[test]
