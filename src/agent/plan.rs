@@ -196,6 +196,23 @@ pub fn ready_timed_out(c: &ContainerView, r: &RevisionReplicas, now: Instant) ->
     }
 }
 
+/// The phase published for a container of revision `rev` (if assigned),
+/// and whether it is unhealthy for not being ready within `readyTimeout`:
+/// then it shows as `Unhealthy`, for the coordinator to replace within its
+/// budget, as it does a container whose health checks fail.
+pub fn published_phase(
+    c: &ContainerView,
+    rev: Option<&RevisionReplicas>,
+    policy: RestartPolicy,
+    now: Instant,
+) -> (ContainerPhase, bool) {
+    let timed_out = c.stopping.is_none() && rev.is_some_and(|r| ready_timed_out(c, r, now));
+    match phase(c, policy) {
+        ContainerPhase::Starting if timed_out => (ContainerPhase::Unhealthy, true),
+        p => (p, false),
+    }
+}
+
 /// The reason shown for an exit: `OOMKilled`, `Completed` or `Error`.
 pub fn exit_reason(code: i64, oom: bool) -> &'static str {
     if oom {
@@ -762,6 +779,29 @@ mod tests {
         assert!(ready_timed_out(&c(30), &r, n));
         assert!(!ready_timed_out(&ctr("a", H1, 1, n), &r, n));
         assert!(!ready_timed_out(&exited(c(40), n, 1, 0, 1), &r, n));
+    }
+
+    #[test]
+    fn a_ready_timed_out_container_is_published_unhealthy() {
+        let n = now();
+        let r = revision(H1, 1);
+        let p = RestartPolicy::Always;
+        let c = |age| starting(ctr("a", H1, 1, n), n, age);
+        let table = [
+            (c(10), Some(&r), (ContainerPhase::Starting, false)),
+            (c(31), Some(&r), (ContainerPhase::Unhealthy, true)),
+            // Not of an assigned revision: it leaves anyway, no verdict.
+            (c(31), None, (ContainerPhase::Starting, false)),
+            (
+                stopping(c(31), StopHow::Graceful),
+                Some(&r),
+                (ContainerPhase::Draining, false),
+            ),
+            (ctr("a", H1, 1, n), Some(&r), (ContainerPhase::Ready, false)),
+        ];
+        for (view, rev, want) in table {
+            assert_eq!(published_phase(&view, rev, p, n), want, "{view:?}");
+        }
     }
 
     #[test]

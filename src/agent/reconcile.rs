@@ -770,15 +770,8 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
                 .status(&r.id)
                 .unwrap_or((CheckPhase::Starting { since: now }, None));
             let view = r.view(check.clone());
-            // Not ready within `readyTimeout`: unhealthy, for the
-            // coordinator to replace within its budget.
-            let timed_out = a
-                .and_then(|a| a.of_hash(&view.hash))
-                .is_some_and(|rev| plan::ready_timed_out(&view, rev, now));
-            let phase = match plan::phase(&view, policy) {
-                ContainerPhase::Starting if timed_out => ContainerPhase::Unhealthy,
-                p => p,
-            };
+            let rev = a.and_then(|a| a.of_hash(&view.hash));
+            let (phase, timed_out) = plan::published_phase(&view, rev, policy, now);
             ObservedContainer {
                 id: r.id.clone(),
                 name: r.name.clone(),

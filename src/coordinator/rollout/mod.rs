@@ -10,7 +10,9 @@
 //! one fenced transaction. Its pieces: `budget` (maxSurge / maxUnavailable
 //! resolved), `facts` (counts per node and revision, projected the way the
 //! agents will act), `moves` (one replica at a time within the budgets),
-//! `state` (phases and the deadline), `classify` (why no progress).
+//! `replace` (health replacements of unhealthy containers, within the same
+//! surge budget, in steady state as in a rollout), `state` (phases and the
+//! deadline), `classify` (why no progress).
 //!
 //! Invariant: projected containers (every revision, draining ones
 //! included) never exceed `replicas + maxSurge` because of a move this
@@ -149,6 +151,7 @@ pub fn step(i: &Input) -> Output {
         .map(|(_, h)| h);
     let limits = moves::Limits { budget, cap, fill };
     let moves = moves::run(&mut f, &limits);
+    // After the moves, on the counts they leave; not progress (see `replace`).
     replace::run(&mut f, &budget);
     let available = f.sum(0, |s| s.available);
     let seen = state::Seen {
