@@ -403,6 +403,8 @@ mod tests {
             hash: hash.into(),
             template: Default::default(),
             replicas: 1,
+            replacing: 0,
+            removing: 0,
         };
         let (web, api) = (ComponentKey::new("p", "web"), ComponentKey::new("p", "api"));
         let mut c = PinCache::default();
@@ -437,6 +439,8 @@ mod tests {
                 ..Default::default()
             },
             replicas: 1,
+            replacing: 0,
+            removing: 0,
         };
         let x = format!("sha256:{}", "a".repeat(64));
         let y = format!("sha256:{}", "b".repeat(64));

@@ -9,22 +9,33 @@
 //! # Rules
 //!
 //! With `state: running` the node keeps, for every revision its assignment
-//! names, that revision's count of containers of its template hash (the
-//! total is `replicas`), and at most one more while something is replaced:
+//! names, that revision's count of containers of its template hash
+//! ([`RevisionReplicas::wanted`]: `replicas`, plus the health replacements
+//! the coordinator granted, minus the unhealthy ones it takes away):
 //!
-//! - A container of a hash the assignment does not name, an unhealthy
-//!   container, or one that was not ready within `readyTimeout` no longer
-//!   fills a slot, so a new container is started in its place (if the surge
-//!   of one allows it). Missing slots start newest revision first.
-//! - Containers leave in this order: those serving nothing (starting, exited,
-//!   ready-timed-out) at once; those still serving only while the ready
+//! - An unhealthy container, or one not ready within `readyTimeout`, still
+//!   fills its slot: the node never replaces it on its own. It shows as
+//!   `Unhealthy`; the coordinator, which holds the cluster's `maxSurge`
+//!   budget, raises the revision's count (`replacing`) when the budget
+//!   allows, and lowers it again once the replacement is available; or, with
+//!   `maxSurge` 0, lowers it first (`removing`). So health replacements draw
+//!   on the same surge budget as rollout steps, and with etcd down an
+//!   unhealthy container keeps running, unreplaced.
+//! - A container of a hash the assignment does not name no longer fills a
+//!   slot, so a new one is started in its place (the surge of one the
+//!   coordinator counts for a revision swap). Missing slots start newest
+//!   revision first.
+//! - Containers leave in this order: those serving nothing (starting, exited)
+//!   at once; those of other revisions still serving only while the ready
 //!   containers that stay number at least `replicas`: unhealthy first, then
-//!   the surplus oldest revision first. So a new image, or a replacement, is
-//!   ready before the container it replaces stops.
+//!   oldest revision first. So a new image is ready before the container it
+//!   replaces stops.
 //! - More slots of a revision than its count (count lowered): the extras
-//!   leave, non-ready first (at once), then the newest ready ones.
+//!   leave, unhealthy first, then the others not ready (at once), then the
+//!   newest ready ones.
 //! - An exited container of the assigned hash is restarted in place when its
-//!   restart policy allows it, after a crash backoff of [`crash_backoff`]:
+//!   restart policy allows it (no budget: a crash restart is local and
+//!   immediate, etcd or not), after a crash backoff of [`crash_backoff`]:
 //!   at once after the first crash, then 1 s doubling up to 5 min. The
 //!   count of consecutive crashes is reset when a container had been running
 //!   for [`CRASH_RESET_AFTER`] (10 min) before it exited (see [`consecutive_crashes`]). A container that exited for good
@@ -40,7 +51,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::resource::component::{RestartPolicy, State, Template};
 use crate::resource::observed::ContainerPhase;
 use crate::resource::quantity;
-use crate::resource::Assignment;
+use crate::resource::{Assignment, RevisionReplicas};
 
 /// Default `readyTimeout`.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,7 +63,8 @@ pub const CRASH_BACKOFF_CAP: Duration = Duration::from_secs(300);
 pub const CRASH_RESET_AFTER: Duration = Duration::from_secs(600);
 /// Consecutive crashes from which a waiting container shows as `CrashLoop`.
 pub const CRASH_LOOP_AFTER: u32 = 2;
-/// Extra containers of one component a node may run while replacing.
+/// Extra containers of one component a node may run while swapping a
+/// revision in place (the coordinator's budget counts them).
 pub const SURGE: u32 = 1;
 
 /// What the planner is given for one component on this node.
@@ -173,6 +185,34 @@ pub fn ready_timeout(t: &Template) -> Duration {
     t.ready_timeout.map_or(DEFAULT_READY_TIMEOUT, |d| d.std())
 }
 
+/// Whether a running container of revision `r` is still not ready
+/// `readyTimeout` after it started: it counts as unhealthy.
+pub fn ready_timed_out(c: &ContainerView, r: &RevisionReplicas, now: Instant) -> bool {
+    match (&c.run, &c.check) {
+        (RunState::Running, CheckPhase::Starting { since }) => {
+            *since + ready_timeout(&r.template) <= now
+        }
+        _ => false,
+    }
+}
+
+/// The phase published for a container of revision `rev` (if assigned),
+/// and whether it is unhealthy for not being ready within `readyTimeout`:
+/// then it shows as `Unhealthy`, for the coordinator to replace within its
+/// budget, as it does a container whose health checks fail.
+pub fn published_phase(
+    c: &ContainerView,
+    rev: Option<&RevisionReplicas>,
+    policy: RestartPolicy,
+    now: Instant,
+) -> (ContainerPhase, bool) {
+    let timed_out = c.stopping.is_none() && rev.is_some_and(|r| ready_timed_out(c, r, now));
+    match phase(c, policy) {
+        ContainerPhase::Starting if timed_out => (ContainerPhase::Unhealthy, true),
+        p => (p, false),
+    }
+}
+
 /// The reason shown for an exit: `OOMKilled`, `Completed` or `Error`.
 pub fn exit_reason(code: i64, oom: bool) -> &'static str {
     if oom {
@@ -272,6 +312,9 @@ struct Sorted<'a> {
     ready: Vec<&'a ContainerView>,
     /// Of an assigned revision: starting within `readyTimeout`, or exited.
     pending: Vec<&'a ContainerView>,
+    /// Of an assigned revision: unhealthy, or not ready within
+    /// `readyTimeout`. They fill their slots until the count drops.
+    unhealthy: Vec<Retire<'a>>,
     /// Serving nothing: they leave at once.
     leave_now: Vec<Retire<'a>>,
     /// Still serving but not wanted: they leave once the rest covers them.
@@ -340,18 +383,22 @@ fn plan_running(a: &Assignment, live: &[&ContainerView], now: Instant, out: &mut
         .extend(sorted.restarts.into_iter().flat_map(|(_, steps)| steps));
 
     // New containers for the missing slots, within the surge, newest
-    // revision first (it is the one a rollout is bringing in).
-    let slots = sorted.ready.len() + sorted.pending.len();
+    // revision first (it is the one a rollout is bringing in). Unhealthy
+    // containers still fill their slots: replacing them is the
+    // coordinator's call (`replacing`), made within the cluster's budget.
+    let slots = sorted.ready.len() + sorted.pending.len() + sorted.unhealthy.len();
     let total = slots + staying_serving;
-    let mut room = (replicas + SURGE as usize).saturating_sub(total);
+    let wanted: usize = a.revisions.iter().map(|r| r.wanted() as usize).sum();
+    let mut room = (wanted + SURGE as usize).saturating_sub(total);
     for r in a.revisions.iter().rev() {
         let have = sorted
             .ready
             .iter()
             .chain(sorted.pending.iter())
+            .chain(sorted.unhealthy.iter().map(|u| &u.c))
             .filter(|c| c.hash == r.hash)
             .count();
-        let n = (r.replicas as usize).saturating_sub(have).min(room);
+        let n = (r.wanted() as usize).saturating_sub(have).min(room);
         room -= n;
         for _ in 0..n {
             out.steps.push(Step::Start {
@@ -395,10 +442,16 @@ fn classify<'a>(a: &Assignment, live: &[&'a ContainerView], now: Instant) -> Sor
                     "container {} is unhealthy ({reason}){replaced}",
                     short(&c.id)
                 );
-                s.serving_out.push(Retire {
+                let retire = Retire {
                     c,
                     event: Some(("Unhealthy", message)),
-                })
+                };
+                // Of an assigned revision it keeps its slot until the
+                // count drops; of another, it leaves like any old one.
+                match r {
+                    Some(_) => s.unhealthy.push(retire),
+                    None => s.serving_out.push(retire),
+                }
             }
             (RunState::Running, CheckPhase::Starting { .. }, None) => {
                 s.leave_now.push(Retire { c, event: None })
@@ -412,7 +465,7 @@ fn classify<'a>(a: &Assignment, live: &[&'a ContainerView], now: Instant) -> Sor
                         short(&c.id),
                         quantity::Duration(timeout)
                     );
-                    s.leave_now.push(Retire {
+                    s.unhealthy.push(Retire {
                         c,
                         event: Some(("ReadyTimeout", message)),
                     });
@@ -442,12 +495,15 @@ fn restart_steps(c: &ContainerView, code: i64, oom: bool, backoff: Duration) -> 
 }
 
 /// More slots of a revision than it asks for: the extras that serve
-/// nothing (exited, then starting; newest first) leave at once, ready
-/// extras join the serving containers that leave once covered.
+/// nothing leave at once (unhealthy first, oldest first, then exited, then
+/// starting, newest first), ready extras join the serving containers that
+/// leave once covered.
 fn trim_extras<'a>(a: &Assignment, s: &mut Sorted<'a>) {
     let newest_first =
         |v: &mut Vec<&ContainerView>| v.sort_by_key(|c| (Reverse(c.created), c.id.clone()));
     let mut gone: Vec<String> = Vec::new();
+    let mut unhealthy = std::mem::take(&mut s.unhealthy);
+    unhealthy.sort_by_key(|r| (r.c.created, r.c.id.clone()));
     for r in &a.revisions {
         let mine = |c: &&&ContainerView| c.hash == r.hash;
         let (mut exited, mut starting): (Vec<&ContainerView>, Vec<&ContainerView>) = s
@@ -456,10 +512,22 @@ fn trim_extras<'a>(a: &Assignment, s: &mut Sorted<'a>) {
             .filter(mine)
             .partition(|c| matches!(c.run, RunState::Exited { .. }));
         let mut ready: Vec<&ContainerView> = s.ready.iter().filter(mine).copied().collect();
-        let slots = exited.len() + starting.len() + ready.len();
-        let Some(mut extra) = slots.checked_sub(r.replicas as usize).filter(|&e| e > 0) else {
+        let sick = unhealthy.iter().filter(|u| u.c.hash == r.hash).count();
+        let slots = sick + exited.len() + starting.len() + ready.len();
+        let Some(mut extra) = slots.checked_sub(r.wanted() as usize).filter(|&e| e > 0) else {
             continue;
         };
+        for u in unhealthy.iter_mut().filter(|u| u.c.hash == r.hash) {
+            if extra == 0 {
+                break;
+            }
+            extra -= 1;
+            gone.push(u.c.id.clone());
+            s.leave_now.push(Retire {
+                c: u.c,
+                event: u.event.take(),
+            });
+        }
         newest_first(&mut exited);
         newest_first(&mut starting);
         newest_first(&mut ready);
@@ -476,6 +544,8 @@ fn trim_extras<'a>(a: &Assignment, s: &mut Sorted<'a>) {
             s.serving_out.push(Retire { c, event: None });
         }
     }
+    unhealthy.retain(|u| !gone.contains(&u.c.id));
+    s.unhealthy = unhealthy;
     s.ready.retain(|c| !gone.contains(&c.id));
     s.pending.retain(|c| !gone.contains(&c.id));
     s.restarts.retain(|(id, _)| !gone.contains(id));
@@ -504,11 +574,21 @@ mod tests {
                 ..Default::default()
             },
             replicas,
+            replacing: 0,
+            removing: 0,
         }
     }
 
     fn assignment(hash: &str, replicas: u32, state: State) -> Assignment {
         Assignment::single(1, state, revision(hash, replicas))
+    }
+
+    /// `replicas` of `hash`, `replacing` and `removing` as the coordinator set them.
+    fn with(hash: &str, replicas: u32, replacing: u32, removing: u32) -> Assignment {
+        let mut r = revision(hash, replicas);
+        r.replacing = replacing;
+        r.removing = removing;
+        Assignment::single(1, State::Running, r)
     }
 
     /// `n1` of H1 and `n2` of H2 (a node in the middle of a rollout).
@@ -658,20 +738,183 @@ mod tests {
     }
 
     #[test]
-    fn ready_timeout_replaces_and_records() {
+    fn ready_timeout_keeps_the_slot_until_the_count_says() {
         let n = now();
-        let cs = vec![starting(ctr("a", H1, 1, n), n, 31)];
+        // Not ready within 30 s: no replacement of its own, no requeue.
+        let p = check(
+            Some(assignment(H1, 1, State::Running)),
+            vec![starting(ctr("a", H1, 1, n), n, 31)],
+            n,
+            &[],
+        );
+        assert_eq!(p.requeue_after, None);
+        // A replacement granted: one starts beside it.
+        check(
+            Some(with(H1, 1, 1, 0)),
+            vec![starting(ctr("a", H1, 1, n), n, 31)],
+            n,
+            &[start(H1)],
+        );
+        // The grant withdrawn, the replacement ready: the timed-out one
+        // leaves, recorded.
         check(
             Some(assignment(H1, 1, State::Running)),
-            cs,
+            vec![starting(ctr("a", H1, 1, n), n, 40), ctr("b", H1, 2, n)],
             n,
-            &[record("ReadyTimeout"), stop("a"), start(H1)],
+            &[record("ReadyTimeout"), stop("a")],
         );
         // A custom readyTimeout is honoured.
         let mut a = assignment(H1, 1, State::Running);
         a.revisions[0].template.ready_timeout = Some(quantity::Duration::from_secs(60));
         let p = check(Some(a), vec![starting(ctr("a", H1, 1, n), n, 31)], n, &[]);
         assert_eq!(p.requeue_after, Some(Duration::from_secs(29)));
+    }
+
+    #[test]
+    fn ready_timed_out_is_judged_by_the_revisions_timeout() {
+        let n = now();
+        let r = revision(H1, 1);
+        let c = |age| starting(ctr("a", H1, 1, n), n, age);
+        assert!(!ready_timed_out(&c(29), &r, n));
+        assert!(ready_timed_out(&c(30), &r, n));
+        assert!(!ready_timed_out(&ctr("a", H1, 1, n), &r, n));
+        assert!(!ready_timed_out(&exited(c(40), n, 1, 0, 1), &r, n));
+    }
+
+    #[test]
+    fn a_ready_timed_out_container_is_published_unhealthy() {
+        let n = now();
+        let r = revision(H1, 1);
+        let p = RestartPolicy::Always;
+        let c = |age| starting(ctr("a", H1, 1, n), n, age);
+        let table = [
+            (c(10), Some(&r), (ContainerPhase::Starting, false)),
+            (c(31), Some(&r), (ContainerPhase::Unhealthy, true)),
+            // Not of an assigned revision: it leaves anyway, no verdict.
+            (c(31), None, (ContainerPhase::Starting, false)),
+            (
+                stopping(c(31), StopHow::Graceful),
+                Some(&r),
+                (ContainerPhase::Draining, false),
+            ),
+            (ctr("a", H1, 1, n), Some(&r), (ContainerPhase::Ready, false)),
+        ];
+        for (view, rev, want) in table {
+            assert_eq!(published_phase(&view, rev, p, n), want, "{view:?}");
+        }
+    }
+
+    #[test]
+    fn unhealthy_is_never_replaced_by_the_node_alone() {
+        let n = now();
+        let table: Vec<(Assignment, Vec<ContainerView>, Vec<Step>)> = vec![
+            // Unhealthy, nothing granted: it keeps its slot, nothing starts
+            // (also what happens with etcd down).
+            (
+                assignment(H1, 1, State::Running),
+                vec![unhealthy(ctr("a", H1, 1, n))],
+                vec![],
+            ),
+            (
+                assignment(H1, 3, State::Running),
+                vec![
+                    ctr("a", H1, 1, n),
+                    unhealthy(ctr("b", H1, 2, n)),
+                    unhealthy(ctr("c", H1, 3, n)),
+                ],
+                vec![],
+            ),
+            // One replacement granted: one starts, the unhealthy ones stay.
+            (
+                with(H1, 3, 1, 0),
+                vec![
+                    ctr("a", H1, 1, n),
+                    unhealthy(ctr("b", H1, 2, n)),
+                    unhealthy(ctr("c", H1, 3, n)),
+                ],
+                vec![start(H1)],
+            ),
+            // The replacement starting: nothing more.
+            (
+                with(H1, 1, 1, 0),
+                vec![
+                    unhealthy(ctr("a", H1, 1, n)),
+                    starting(ctr("b", H1, 2, n), n, 1),
+                ],
+                vec![],
+            ),
+            // Ready, the grant still there: both stay (the coordinator
+            // withdraws it once the replacement is available).
+            (
+                with(H1, 1, 1, 0),
+                vec![unhealthy(ctr("a", H1, 1, n)), ctr("b", H1, 2, n)],
+                vec![],
+            ),
+            // Withdrawn: the unhealthy one leaves first, recorded, even
+            // though it is older than nothing else and a newer one is ready.
+            (
+                assignment(H1, 1, State::Running),
+                vec![ctr("b", H1, 2, n), unhealthy(ctr("a", H1, 3, n))],
+                vec![record("Unhealthy"), stop("a")],
+            ),
+            // Two unhealthy, one count fewer: the oldest unhealthy goes.
+            (
+                assignment(H1, 2, State::Running),
+                vec![
+                    ctr("a", H1, 1, n),
+                    unhealthy(ctr("c", H1, 3, n)),
+                    unhealthy(ctr("b", H1, 2, n)),
+                ],
+                vec![record("Unhealthy"), stop("b")],
+            ),
+            // maxSurge 0: taken away first (removing), nothing starts; gone,
+            // the count back: a fresh one starts.
+            (
+                with(H1, 2, 0, 1),
+                vec![ctr("a", H1, 1, n), unhealthy(ctr("b", H1, 2, n))],
+                vec![record("Unhealthy"), stop("b")],
+            ),
+            (
+                with(H1, 2, 0, 1),
+                vec![
+                    ctr("a", H1, 1, n),
+                    stopping(unhealthy(ctr("b", H1, 2, n)), StopHow::Graceful),
+                ],
+                vec![],
+            ),
+            (
+                assignment(H1, 2, State::Running),
+                vec![ctr("a", H1, 1, n)],
+                vec![start(H1)],
+            ),
+            // An unhealthy container of a revision no longer assigned
+            // leaves like any old one, first, once the rest covers it.
+            (
+                assignment(H2, 1, State::Running),
+                vec![unhealthy(ctr("o", H1, 1, n)), ctr("n", H2, 2, n)],
+                vec![record("Unhealthy"), stop("o")],
+            ),
+        ];
+        for (a, cs, want) in table {
+            check(Some(a), cs, n, &want);
+        }
+    }
+
+    #[test]
+    fn a_crash_restart_stays_local_and_immediate() {
+        let n = now();
+        // Beside an unhealthy one, with no grant: the crashed container is
+        // restarted in place, nothing new starts.
+        let cs = vec![
+            unhealthy(ctr("a", H1, 1, n)),
+            exited(ctr("b", H1, 2, n), n, 1, 0, 1),
+        ];
+        check(
+            Some(assignment(H1, 2, State::Running)),
+            cs,
+            n,
+            &[restart("b"), record("Restarted")],
+        );
     }
 
     #[test]
@@ -736,62 +979,6 @@ mod tests {
             n,
             &[stop("o1"), remove("o2"), start(H2)],
         );
-    }
-
-    #[test]
-    fn unhealthy_is_replaced_new_one_ready_first() {
-        let n = now();
-        let a = || Some(assignment(H1, 1, State::Running));
-        check(a(), vec![unhealthy(ctr("a", H1, 1, n))], n, &[start(H1)]);
-        check(
-            a(),
-            vec![
-                unhealthy(ctr("a", H1, 1, n)),
-                starting(ctr("b", H1, 2, n), n, 1),
-            ],
-            n,
-            &[],
-        );
-        check(
-            a(),
-            vec![unhealthy(ctr("a", H1, 1, n)), ctr("b", H1, 2, n)],
-            n,
-            &[record("Unhealthy"), stop("a")],
-        );
-    }
-
-    #[test]
-    fn unhealthy_replacement_that_times_out_is_replaced_again() {
-        let n = now();
-        let cs = vec![
-            unhealthy(ctr("a", H1, 1, n)),
-            starting(ctr("b", H1, 2, n), n, 40),
-        ];
-        check(
-            Some(assignment(H1, 1, State::Running)),
-            cs,
-            n,
-            &[record("ReadyTimeout"), stop("b"), start(H1)],
-        );
-    }
-
-    #[test]
-    fn several_unhealthy_are_replaced_one_at_a_time() {
-        let n = now();
-        let a = || Some(assignment(H1, 3, State::Running));
-        let cs = vec![
-            ctr("a", H1, 1, n),
-            unhealthy(ctr("b", H1, 2, n)),
-            unhealthy(ctr("c", H1, 3, n)),
-        ];
-        check(a(), cs, n, &[start(H1)]);
-        let cs = vec![
-            ctr("a", H1, 1, n),
-            unhealthy(ctr("b", H1, 2, n)),
-            unhealthy(ctr("c", H1, 3, n)),
-            ctr("d", H1, 4, n),
-        ];
-        check(a(), cs, n, &[record("Unhealthy"), stop("b"), start(H1)]);
     }
 
     #[test]

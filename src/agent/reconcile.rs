@@ -782,16 +782,17 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         .and_then(Assignment::newest)
         .map(|r| r.template.restart_policy)
         .unwrap_or_default();
+    let now = tokio::time::Instant::now().into_std();
     let containers: Vec<ObservedContainer> = records
         .iter()
         .map(|r| {
-            let (check, ready_at) = ctx.tracker.status(&r.id).unwrap_or((
-                CheckPhase::Starting {
-                    since: tokio::time::Instant::now().into_std(),
-                },
-                None,
-            ));
-            let phase = plan::phase(&r.view(check.clone()), policy);
+            let (check, ready_at) = ctx
+                .tracker
+                .status(&r.id)
+                .unwrap_or((CheckPhase::Starting { since: now }, None));
+            let view = r.view(check.clone());
+            let rev = a.and_then(|a| a.of_hash(&view.hash));
+            let (phase, timed_out) = plan::published_phase(&view, rev, policy, now);
             ObservedContainer {
                 id: r.id.clone(),
                 name: r.name.clone(),
@@ -801,6 +802,9 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
                 restarts: r.restarts,
                 last_exit_code: r.last_exit.as_ref().map(|e| e.0),
                 last_reason: match &check {
+                    _ if timed_out && phase == ContainerPhase::Unhealthy => {
+                        Some(Reason::ReadyTimeout.as_str().into())
+                    }
                     CheckPhase::Unhealthy { .. } if phase == ContainerPhase::Unhealthy => {
                         Some("Unhealthy".into())
                     }
@@ -881,6 +885,8 @@ mod tests {
                 ..Default::default()
             },
             replicas,
+            replacing: 0,
+            removing: 0,
         }
     }
 

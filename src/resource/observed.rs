@@ -40,6 +40,30 @@ pub struct RevisionReplicas {
     pub template: Template,
     /// Containers of `template` this node runs.
     pub replicas: u32,
+    /// Health replacements within the cluster's surge budget: containers
+    /// started beside as many unhealthy ones of this revision, which leave
+    /// once the coordinator lowers this again (their replacements ready).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replacing: u32,
+    /// Unhealthy containers taken away before their replacement starts
+    /// (`maxSurge` 0): the node runs this many fewer until the coordinator
+    /// lowers it again, once they are gone and the budget allows.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub removing: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl RevisionReplicas {
+    /// Containers of this revision the node keeps now: `replicas`, plus
+    /// the replacements granted, minus the unhealthy ones taken away.
+    pub fn wanted(&self) -> u32 {
+        self.replicas
+            .saturating_add(self.replacing)
+            .saturating_sub(self.removing)
+    }
 }
 
 impl Assignment {
@@ -52,7 +76,9 @@ impl Assignment {
         for r in revisions {
             match merged.last_mut() {
                 Some(last) if last.revision == r.revision => {
-                    last.replicas = last.replicas.saturating_add(r.replicas)
+                    last.replicas = last.replicas.saturating_add(r.replicas);
+                    last.replacing = last.replacing.saturating_add(r.replacing);
+                    last.removing = last.removing.saturating_add(r.removing);
                 }
                 _ => merged.push(r),
             }
@@ -69,7 +95,8 @@ impl Assignment {
         Assignment::new(generation, state, vec![revision])
     }
 
-    /// Containers to run over all revisions.
+    /// Replicas over all revisions (health replacements aside: see
+    /// [`RevisionReplicas::wanted`]).
     pub fn replicas(&self) -> u32 {
         self.revisions
             .iter()
@@ -120,6 +147,8 @@ impl TryFrom<AssignmentWire> for Assignment {
                         hash,
                         template,
                         replicas,
+                        replacing: 0,
+                        removing: 0,
                     }]
                 }
                 _ => return Err(
@@ -308,6 +337,31 @@ mod tests {
         let neither = serde_json::json!({"generation": 1, "revision": 1});
         let e = serde_json::from_value::<Assignment>(neither).expect_err("refused");
         assert!(e.to_string().contains("revisions"), "{e}");
+    }
+
+    #[test]
+    fn health_counts_are_written_only_when_set_and_default_to_zero() {
+        let r = |replacing, removing| RevisionReplicas {
+            revision: 1,
+            hash: "abc".into(),
+            template: Template {
+                image: "web:1".into(),
+                ..Default::default()
+            },
+            replicas: 2,
+            replacing,
+            removing,
+        };
+        let plain = serde_json::to_value(r(0, 0)).expect("encodes");
+        assert!(plain.get("replacing").is_none() && plain.get("removing").is_none());
+        // A document without them (an older coordinator's) reads as 0.
+        let back: RevisionReplicas = serde_json::from_value(plain).expect("decodes");
+        assert_eq!(back, r(0, 0));
+        let set = serde_json::to_value(r(1, 0)).expect("encodes");
+        assert_eq!(set["replacing"], 1);
+        assert_eq!(r(1, 0).wanted(), 3);
+        assert_eq!(r(0, 1).wanted(), 1);
+        assert_eq!(r(0, 5).wanted(), 0);
     }
 
     /// A newer agent reads what an older one wrote: fields the older one

@@ -778,6 +778,53 @@ async fn containers_keep_running_while_etcd_is_down() {
     h.stop_agent();
 }
 
+/// With etcd down there is no budget to draw on: an unhealthy container
+/// keeps running, unreplaced (no second container appears); once etcd is
+/// back the coordinator has it replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_container_waits_for_etcd_to_be_replaced() {
+    let mut h = Harness::new("agent-sick-etcd").await;
+    h.start_agent();
+    let mut spec = web_spec(WEB1, 1);
+    spec["healthChecks"] = json!([{"exec": {"command": ["test", "!", "-e", "/tmp/sick"]},
+        "interval": "300ms", "failureThreshold": 2}]);
+    h.apply("web", spec).await;
+    let o = h.wait_ready("web", 1).await;
+    let sick = o.containers[0].id.clone();
+    h.etcd.stop().await;
+    let touch = ["/bin/touch".to_string(), "/tmp/sick".to_string()];
+    let code = h
+        .docker
+        .exec(&sick, &touch, Duration::from_secs(10))
+        .await
+        .expect("exec");
+    assert_eq!(code, 0);
+    // Well past the failure threshold: still the one container, running.
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_secs(5) {
+        assert_eq!(
+            h.container_ids().await,
+            vec![sick.clone()],
+            "replaced with etcd down"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(h.docker.inspect(&sick).await.expect("inspect").running);
+    h.etcd.restart().await;
+    h.wait(
+        "web",
+        "the unhealthy container replaced once etcd returned",
+        Duration::from_secs(60),
+        |o| {
+            o.containers.len() == 1
+                && o.containers[0].id != sick
+                && o.containers[0].phase == ContainerPhase::Ready
+        },
+    )
+    .await;
+    h.stop_agent();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_specs_get_a_clear_condition_and_disturb_nothing_else() {
     let mut h = Harness::new("agent-bad").await;

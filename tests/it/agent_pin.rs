@@ -343,6 +343,8 @@ async fn agent_pin_concurrent_writers_agree_on_one_pin() {
         hash: t.hash(),
         template: t.clone(),
         replicas: 1,
+        replacing: 0,
+        removing: 0,
     };
     let ck = ComponentKey::new(PROJECT, "web");
     let ident = |i: usize| ImageIdentity {

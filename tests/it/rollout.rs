@@ -3,8 +3,9 @@
 //! `observed/`), a never-ready image failing within its deadline and
 //! rolled back, a crash loop ending `rollout status` early, canary with
 //! pause and promote, undo and restart, a coordinator SIGKILLed
-//! mid-rollout whose successor finishes the same rollout, and an image
-//! mismatch failing a rollout with the node named.
+//! mid-rollout whose successor finishes the same rollout, an image
+//! mismatch failing a rollout with the node named, and health replacements
+//! held to the same surge budget.
 //!
 //! Each test uses its own etcd root and node names; the agents' guards
 //! remove their containers even when a test fails.
@@ -550,4 +551,101 @@ async fn an_image_mismatch_fails_the_rollout_naming_the_node() {
         [(REPLICAS, REPLICAS)],
         "{now:?}"
     );
+}
+
+/// `web` serving revision 1 with an exec health check on `/tmp/sick`, so a
+/// test breaks one container by creating that file in it.
+fn web_with_health(rollout: Value) -> String {
+    let doc = json!({
+        "apiVersion": "berth/v1", "kind": "Component",
+        "metadata": {"name": "web", "project": "shop"},
+        "spec": {
+            "image": WEB1,
+            "command": ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"],
+            "ports": [{"container": 8080}],
+            "placement": {"replicas": REPLICAS},
+            "readyChecks": [{"http": {"port": 8080, "path": "/"}, "interval": "1s"}],
+            "healthChecks": [{"exec": {"command": ["test", "!", "-e", "/tmp/sick"]},
+                "interval": "500ms", "failureThreshold": 2}],
+            "termination": {"signals": ["SIGKILL"], "gracePeriod": "1s", "drainTimeout": "2s"},
+            "rollout": rollout,
+        }
+    });
+    format!("apiVersion: berth/v1\nkind: Project\nmetadata: {{name: shop}}\n---\n{doc}\n")
+}
+
+/// One container's health check starts failing (no rollout in progress):
+/// the coordinator has it replaced through the surge budget, so a watcher
+/// of `observed/` never sees more than `replicas + surge` containers
+/// (draining ones included) nor fewer than `replicas - 1` ready; the sick
+/// container is gone and every replica ready at the end.
+async fn health_replacement_within(prefix: &str, surge: u32) {
+    let policy = json!({"maxSurge": surge, "maxUnavailable": 1, "progressDeadline": "60s"});
+    let c = Cluster::start(prefix, &["zone=a", "zone=a", "zone=a"]).await;
+    c.apply(&web_with_health(policy));
+    let out = rollout_status(&c, "120s");
+    assert_eq!(out.code, 0, "first rollout: {out:?}");
+    let ids = container_ids(&c).await;
+    assert_eq!(ids.len(), REPLICAS as usize, "{ids:?}");
+    let sick = ids[0].clone();
+    let from = c.etcd.revision().await;
+    let (tx, rx) = watch::channel(0i64);
+    let watcher = {
+        let c = &c;
+        async move { watch_budgets(c, from, rx).await }
+    };
+    let replace = async {
+        let docker = crate::support::images::docker().await;
+        let touch = ["/bin/touch".to_string(), "/tmp/sick".to_string()];
+        let code = docker
+            .exec(&sick, &touch, Duration::from_secs(10))
+            .await
+            .expect("exec");
+        assert_eq!(code, 0);
+        wait_until(
+            "the sick container replaced, every replica ready",
+            || async {
+                let ids = container_ids(&c).await;
+                let by_hash = running(&c).await;
+                !ids.contains(&sick)
+                    && ids.len() == REPLICAS as usize
+                    && by_hash.values().next().copied() == Some((REPLICAS, REPLICAS))
+            },
+        )
+        .await;
+        let _ = tx.send(c.etcd.revision().await);
+    };
+    let (x, ()) = tokio::join!(watcher, replace);
+    eprintln!("watcher: {x:?}");
+    assert!(x.events > 0, "the watcher saw nothing");
+    assert!(
+        x.most_containers <= REPLICAS + surge,
+        "{} containers at once (maxSurge {surge})",
+        x.most_containers
+    );
+    assert!(
+        x.least_ready >= REPLICAS - 1,
+        "ready fell to {}",
+        x.least_ready
+    );
+    if surge > 0 {
+        // The replacement ran beside the sick one: ready first.
+        assert_eq!(x.most_containers, REPLICAS + 1, "{x:?}");
+    }
+    // No rollout came of it: the same revision, still complete.
+    let st = c.status("web").await;
+    assert_eq!(rollout_of(&st)["phase"], "Complete", "{st}");
+    assert_eq!(rollout_of(&st)["revision"], 1, "{st}");
+}
+
+#[tokio::test]
+async fn a_health_replacement_holds_the_surge_budget() {
+    health_replacement_within("hr", 1).await;
+}
+
+/// With `maxSurge: 0` the unhealthy container is taken away first: never
+/// more than `replicas` containers.
+#[tokio::test]
+async fn a_health_replacement_with_no_surge_takes_the_sick_one_away_first() {
+    health_replacement_within("hr0", 0).await;
 }

@@ -28,27 +28,76 @@ pub struct Slot {
     pub live: u32,
     pub ready: u32,
     pub available: u32,
+    /// Live containers the agent reports `Unhealthy` (health checks failing,
+    /// or not ready within `readyTimeout`): they fill a slot, serve nothing.
+    pub unhealthy: u32,
+    /// Health replacements granted (the assignment's `replacing`).
+    pub replacing: u32,
+    /// Unhealthy containers taken away (the assignment's `removing`).
+    pub removing: u32,
 }
 
 impl Slot {
-    /// Containers the agent will hold for this slot.
-    pub fn projected(&self) -> u32 {
-        self.assigned.max(self.live)
+    /// Containers the agent keeps for this slot now (see
+    /// `RevisionReplicas::wanted`), counting only the replacements still
+    /// worth holding at this `assigned` (`replace` withdraws the others).
+    pub fn wanted(&self) -> u32 {
+        self.assigned
+            .saturating_add(self.replacing.min(self.replacements_wanted()))
+            .saturating_sub(self.removing)
     }
 
-    /// Available replicas the slot keeps.
+    /// Containers the agent will hold for this slot.
+    pub fn projected(&self) -> u32 {
+        self.wanted().max(self.live)
+    }
+
+    /// Available replicas the slot keeps: the agent takes unhealthy and
+    /// other unavailable surplus away before an available one.
     pub fn kept_available(&self) -> u32 {
-        self.assigned.min(self.available)
+        self.wanted().min(self.available)
     }
 
     /// Projected containers added by assigning one more.
     pub fn add_cost(&self) -> u32 {
-        u32::from(self.assigned >= self.live)
+        let mut more = *self;
+        more.assigned += 1;
+        more.projected().saturating_sub(self.projected())
     }
 
-    /// Available replicas lost by assigning one fewer.
+    /// Available replicas lost by assigning one fewer (a replacement no
+    /// longer worth holding goes with it).
     pub fn remove_cost(&self) -> u32 {
-        u32::from(self.assigned > 0 && self.assigned <= self.available)
+        let mut less = *self;
+        less.assigned = less.assigned.saturating_sub(1);
+        self.kept_available().saturating_sub(less.kept_available())
+    }
+
+    /// Whether keeping one more would keep an unhealthy container the agent
+    /// is about to let go (the healthy ones are kept first): raising the
+    /// count there adds no replica, it only undoes a take-away.
+    pub fn add_keeps_unhealthy(&self) -> bool {
+        let healthy = self.live.saturating_sub(self.unhealthy);
+        self.wanted() < self.live && self.wanted() >= healthy
+    }
+
+    /// Replacements worth holding: unhealthy containers standing in while
+    /// fewer than `assigned` are available (a replacement is withdrawn, and
+    /// the agent lets the unhealthy one go, once it is available).
+    pub fn replacements_wanted(&self) -> u32 {
+        self.unhealthy
+            .min(self.assigned.saturating_sub(self.available))
+    }
+
+    /// Live containers that are not unhealthy (ready, starting, exited).
+    pub fn healthy(&self) -> u32 {
+        self.live.saturating_sub(self.unhealthy)
+    }
+
+    /// Whether unhealthy containers fill slots the agent will start nothing
+    /// for: it keeps all it wants, and fewer healthy ones than `assigned`.
+    pub fn stuck(&self) -> bool {
+        self.unhealthy > 0 && self.wanted() <= self.live && self.healthy() < self.assigned
     }
 }
 
@@ -176,7 +225,10 @@ impl Facts {
             if let Some(a) = s.current.get(name) {
                 for r in &a.revisions {
                     let p = slot(idx(&r.hash, &mut hashes), &mut slots);
-                    slots[p].1.assigned += r.replicas;
+                    let sl = &mut slots[p].1;
+                    sl.assigned += r.replicas;
+                    sl.replacing += r.replacing;
+                    sl.removing += r.removing;
                 }
             }
             let mut left = 0;
@@ -191,6 +243,7 @@ impl Facts {
                     let sl = &mut slots[p].1;
                     sl.live += 1;
                     sl.ready += u32::from(c.phase == ContainerPhase::Ready);
+                    sl.unhealthy += u32::from(c.phase == ContainerPhase::Unhealthy);
                     sl.available += u32::from(avail);
                     if let Some(at) = at {
                         next_available = Some(next_available.map_or(at, |n| n.min(at)));

@@ -10,20 +10,24 @@
 //! one fenced transaction. Its pieces: `budget` (maxSurge / maxUnavailable
 //! resolved), `facts` (counts per node and revision, projected the way the
 //! agents will act), `moves` (one replica at a time within the budgets),
-//! `state` (phases and the deadline), `classify` (why no progress).
+//! `replace` (health replacements of unhealthy containers, within the same
+//! surge budget, in steady state as in a rollout), `state` (phases and the
+//! deadline), `classify` (why no progress).
 //!
 //! Invariant: projected containers (every revision, draining ones
 //! included) never exceed `replicas + maxSurge` because of a move this
 //! engine makes; a move that takes an available replica away is made only
 //! while the projected available replicas stay at least `replicas -
 //! maxUnavailable` (a replica on a node leaving placement: `replicas`).
-//! Only what the engine does not control lowers them: crashes, lost nodes,
-//! and the agents' own health replacements.
+//! Only what the engine does not control lowers them: crashes, health
+//! failures and lost nodes. Health replacements (`replace`) are the
+//! engine's too, within the same surge budget.
 
 mod budget;
 mod classify;
 mod facts;
 mod moves;
+mod replace;
 mod state;
 
 #[cfg(test)]
@@ -147,6 +151,8 @@ pub fn step(i: &Input) -> Output {
         .map(|(_, h)| h);
     let limits = moves::Limits { budget, cap, fill };
     let moves = moves::run(&mut f, &limits);
+    // After the moves, on the counts they leave; not progress (see `replace`).
+    replace::run(&mut f, &budget);
     let available = f.sum(0, |s| s.available);
     let seen = state::Seen {
         moves: moves.len(),
@@ -239,6 +245,8 @@ fn assignments(i: &Input, f: &Facts, revs: &Revs) -> BTreeMap<String, Assignment
                     hash: r.hash.clone(),
                     template: r.template.clone(),
                     replicas: s.assigned,
+                    replacing: s.replacing,
+                    removing: s.removing,
                 })
             })
             .collect();
@@ -264,6 +272,8 @@ fn not_running(i: &Input, revs: &Revs) -> Output {
                 hash: rev.hash.clone(),
                 template: rev.template.clone(),
                 replicas: c,
+                replacing: 0,
+                removing: 0,
             };
             (
                 n.clone(),

@@ -19,6 +19,9 @@
 //! 4. **remove misplaced**: a replica on a node over its target (drain,
 //!    selector change, scale-down, rebalance) once the replicas that remain
 //!    keep `desired` available (unavailable ones go at once).
+//!
+//! No add goes to a slot where it would only keep an unhealthy container
+//! the agent is letting go (`Slot::add_keeps_unhealthy`).
 
 use super::budget::Budget;
 use super::facts::Facts;
@@ -63,6 +66,7 @@ pub fn run(f: &mut Facts, l: &Limits) -> Vec<Move> {
                 .iter()
                 .enumerate()
                 .filter(|(_, n)| n.slots[0].assigned < n.target)
+                .filter(|(_, n)| !n.slots[0].add_keeps_unhealthy())
                 .filter(|(_, n)| projected + n.slots[0].add_cost() <= l.budget.max_total())
                 .max_by(|(_, a), (_, b)| {
                     let da = a.target - a.slots[0].assigned;
@@ -93,6 +97,7 @@ pub fn run(f: &mut Facts, l: &Limits) -> Vec<Move> {
                 .iter()
                 .enumerate()
                 .filter(|(_, n)| n.assigned() < n.target)
+                .filter(|(_, n)| !n.slots[h].add_keeps_unhealthy())
                 .filter(|(_, n)| projected + n.slots[h].add_cost() <= l.budget.max_total())
                 .max_by(|(_, a), (_, b)| {
                     (a.target - a.assigned())
@@ -129,7 +134,7 @@ pub fn run(f: &mut Facts, l: &Limits) -> Vec<Move> {
                         .filter(|(_, s)| s.assigned > 0)
                         .map(move |(h, s)| (i, h, n, s))
                 })
-                .filter(|(_, _, _, s)| s.remove_cost() == 0 || kept > min)
+                .filter(|(_, _, _, s)| s.remove_cost() == 0 || kept >= min + s.remove_cost())
                 .min_by_key(|(_, h, n, s)| {
                     (
                         s.remove_cost(),
@@ -169,7 +174,9 @@ pub fn run(f: &mut Facts, l: &Limits) -> Vec<Move> {
                     .filter(|(h, s)| s.assigned > 0 && (*h != 0 || s.assigned > n.target))
                     .map(move |(h, s)| (i, h, n, s))
             })
-            .filter(|(_, _, _, s)| s.remove_cost() == 0 || (kept > d && total > d))
+            .filter(|(_, _, _, s)| {
+                s.remove_cost() == 0 || (kept >= d + s.remove_cost() && total > d)
+            })
             .min_by_key(|(_, h, n, s)| (s.remove_cost(), *h == 0, &n.name))
             .map(|(i, h, _, _)| (i, h));
         if let Some((i, h)) = pick {

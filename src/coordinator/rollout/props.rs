@@ -12,6 +12,13 @@
 //!   outside that window;
 //! - every rollout ends `Complete`, `Failed` or `RolledBack` (also when a
 //!   third revision is applied in the middle of the second's rollout).
+//!
+//! Health checks fail at random moments (and containers not ready within the
+//! simulated `readyTimeout` count as unhealthy): the containers bound holds
+//! throughout, as health replacements draw on the same surge budget; a
+//! failure, like a node loss, suspends the availability bound until it is
+//! back. In steady state (no rollout), every unhealthy container is replaced
+//! and all replicas are available again.
 
 use proptest::prelude::*;
 
@@ -51,6 +58,7 @@ proptest! {
         seed in any::<u64>(),
         lose in proptest::option::of(0u64..40),
         third in proptest::option::of((0u64..60, image())),
+        sick in proptest::collection::vec((0u64..80, 0usize..5, 0usize..4), 0..4),
     ) {
         let both_zero = |x: IntOrPercent| matches!(x, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
         prop_assume!(!(both_zero(surge) && both_zero(unavailable)));
@@ -80,6 +88,11 @@ proptest! {
             }
             if tick == 60 {
                 s.promoted = Some(r2);
+            }
+            for (_, node, nth) in sick.iter().filter(|x| x.0 == tick) {
+                if s.sicken(&names[node % names.len()], *nth) {
+                    recovering = true;
+                }
             }
             if let Some((_, image)) = third.filter(|t| t.0 == tick) {
                 s.apply("web:3", image);
@@ -123,5 +136,60 @@ proptest! {
             }
         }
         prop_assert!(ended, "not final after 600 ticks: {:?}", s.status);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn health_replacements_stay_within_the_surge_budget_in_steady_state(
+        nodes in 1usize..5,
+        replicas in 1u32..8,
+        surge in amount(),
+        unavailable in amount(),
+        min_ready in 0u64..3,
+        drain in 1u32..4,
+        seed in any::<u64>(),
+        sick in proptest::collection::vec((0u64..30, 0usize..5, 0usize..4), 1..6),
+    ) {
+        let both_zero = |x: IntOrPercent| matches!(x, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
+        prop_assume!(!(both_zero(surge) && both_zero(unavailable)));
+        let rollout = Rollout {
+            max_surge: Some(surge),
+            max_unavailable: Some(unavailable),
+            min_ready: Some(quantity::Duration::from_secs(min_ready)),
+            ..Default::default()
+        };
+        let mut s = Sim::new(nodes, replicas, rollout);
+        s.drain_ticks = drain;
+        s.apply("web:1", Image::Ready(1));
+        s.run(10);
+        prop_assert_eq!(s.available(), replicas);
+        let b = Budget::of(&s.rollout, replicas);
+        let names: Vec<String> = s.nodes.keys().cloned().collect();
+        let mut rng = seed | 1;
+        let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+        for tick in 0..120u64 {
+            for (_, node, nth) in sick.iter().filter(|x| x.0 == tick) {
+                s.sicken(&names[node % names.len()], *nth);
+            }
+            for _ in 0..(names.len() + 1) {
+                let r = next();
+                if r % 4 == 0 {
+                    s.engine();
+                } else {
+                    let name = names[(r as usize / 4) % names.len()].clone();
+                    s.agent(&name);
+                }
+                prop_assert!(s.containers() <= b.max_total(),
+                    "t={} containers {} > {}\n{}", s.t, s.containers(), b.max_total(), s.dump());
+            }
+            s.engine();
+            s.t += 1;
+        }
+        prop_assert_eq!(s.unhealthy(), 0, "{}", s.dump());
+        prop_assert_eq!(s.available(), replicas, "{}", s.dump());
+        prop_assert!(s.status.as_ref().is_some_and(|r| r.phase.is_final()), "{:?}", s.status);
     }
 }

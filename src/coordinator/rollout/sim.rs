@@ -4,12 +4,17 @@
 //! ticks, never, or crash. Time is a tick counter (one tick = one second);
 //! nothing here touches Docker, etcd or the clock.
 //!
-//! The simulated agent, per tick: surplus containers that serve nothing
-//! (starting, exited) leave at once; missing slots start (newest revision
-//! first) while the node's live containers stay within its assignment's
-//! total + 1 (the agent's own surge by one); a ready surplus container
-//! leaves only while the ready containers that stay number at least the
-//! assignment's total. Leaving containers drain for `drain_ticks`.
+//! The simulated agent, per tick: each revision keeps its wanted count
+//! (`replicas + replacing - removing`), ready containers first, unhealthy
+//! ones last; surplus containers that serve nothing (starting, exited,
+//! unhealthy) leave at once; missing slots start (newest revision first)
+//! while the node's live containers stay within its wanted total + 1 (the
+//! swap in place the engine counts); a ready surplus container leaves only
+//! while the ready containers that stay number at least the assignment's
+//! replicas. An unhealthy container is never replaced by the agent alone.
+//! Leaving containers drain for `drain_ticks`. A container starting for
+//! `ready_timeout` ticks turns `Unhealthy`, and [`Sim::sicken`] makes a
+//! ready one so (health checks failing; sticky, as in the agent).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -62,6 +67,8 @@ pub struct Sim {
     pub promoted: Option<u64>,
     pub status: Option<RolloutStatus>,
     pub drain_ticks: u32,
+    /// Ticks a container may stay starting before it counts as unhealthy.
+    pub ready_timeout: u32,
     next_id: u64,
     pub last: Option<Output>,
 }
@@ -99,6 +106,7 @@ impl Sim {
             promoted: None,
             status: None,
             drain_ticks: 1,
+            ready_timeout: 8,
             next_id: 0,
             last: None,
         }
@@ -252,6 +260,7 @@ impl Sim {
     pub fn agent(&mut self, node: &str) {
         let t = self.t;
         let drain = self.drain_ticks;
+        let ready_timeout = self.ready_timeout;
         let images = self.images.clone();
         let mut next_id = self.next_id;
         let Some(n) = self.nodes.get_mut(node).filter(|n| n.registered) else {
@@ -263,12 +272,14 @@ impl Sim {
             .map(|a| {
                 a.revisions
                     .iter()
-                    .map(|r| (r.revision, r.hash.clone(), r.replicas))
+                    .map(|r| (r.revision, r.hash.clone(), r.wanted()))
                     .collect()
             })
             .unwrap_or_default();
         let total: u32 = wanted.iter().map(|w| w.2).sum();
-        // Which live containers fill a slot: per hash, ready ones first.
+        let replicas = n.assignment.as_ref().map_or(0, Assignment::replicas);
+        // Which live containers fill a slot: per hash, ready ones first,
+        // unhealthy ones last.
         let mut keep: BTreeSet<u64> = BTreeSet::new();
         for (_, hash, count) in &wanted {
             let mut mine: Vec<&Ctr> = n
@@ -276,14 +287,24 @@ impl Sim {
                 .iter()
                 .filter(|c| c.leaving.is_none() && &c.hash == hash)
                 .collect();
-            mine.sort_by_key(|c| (c.phase != ContainerPhase::Ready, c.id));
+            mine.sort_by_key(|c| {
+                (
+                    c.phase != ContainerPhase::Ready,
+                    c.phase == ContainerPhase::Unhealthy,
+                    c.id,
+                )
+            });
             keep.extend(mine.iter().take(*count as usize).map(|c| c.id));
         }
         // Surplus serving nothing: leaves at once.
         for c in n.ctrs.iter_mut() {
             if c.leaving.is_none() && !keep.contains(&c.id) && c.phase != ContainerPhase::Ready {
                 c.leaving = Some(drain);
-                c.phase = ContainerPhase::Stopping;
+                c.phase = if c.phase == ContainerPhase::Unhealthy {
+                    ContainerPhase::Draining
+                } else {
+                    ContainerPhase::Stopping
+                };
             }
         }
         // Missing slots, newest revision first, within total + 1.
@@ -327,7 +348,7 @@ impl Sim {
             else {
                 break;
             };
-            if ready.saturating_sub(1) < total {
+            if ready.saturating_sub(1) < replicas {
                 break;
             }
             c.leaving = Some(drain);
@@ -342,6 +363,9 @@ impl Sim {
             c.age += 1;
             let image = images.get(&c.hash).copied().unwrap_or(Image::Ready(1));
             match (image, c.phase) {
+                (_, ContainerPhase::Starting) if c.age > ready_timeout => {
+                    c.phase = ContainerPhase::Unhealthy;
+                }
                 (Image::Ready(k), ContainerPhase::Starting) if c.age >= k => {
                     c.phase = ContainerPhase::Ready;
                     c.ready_since = Some(t);
@@ -355,7 +379,9 @@ impl Sim {
                     c.restarts += 1;
                 }
                 (Image::Crash, ContainerPhase::Exited | ContainerPhase::CrashLoop) => {
+                    // Restarted: its readyTimeout counts from here.
                     c.phase = ContainerPhase::Starting;
+                    c.age = 0;
                 }
                 _ => {}
             }
@@ -372,7 +398,12 @@ impl Sim {
                 .assignment
                 .iter()
                 .flat_map(|a| a.revisions.iter())
-                .map(|r| format!("r{}x{}", r.revision, r.replicas))
+                .map(|r| {
+                    format!(
+                        "r{}x{}+{}-{}",
+                        r.revision, r.replicas, r.replacing, r.removing
+                    )
+                })
                 .collect();
             let c: Vec<String> = n
                 .ctrs
@@ -435,6 +466,33 @@ impl Sim {
             .filter(|n| n.registered)
             .flat_map(|n| n.ctrs.iter())
             .filter(|c| c.leaving.is_none() && c.hash == hash)
+            .count() as u32
+    }
+
+    /// The health checks of the `nth` ready container on `node` (in id
+    /// order, wrapping) start failing; false if it has none.
+    pub fn sicken(&mut self, node: &str, nth: usize) -> bool {
+        let Some(n) = self.nodes.get_mut(node).filter(|n| n.registered) else {
+            return false;
+        };
+        let ready: Vec<usize> = (0..n.ctrs.len())
+            .filter(|&i| n.ctrs[i].leaving.is_none() && n.ctrs[i].phase == ContainerPhase::Ready)
+            .collect();
+        let Some(&i) = ready.get(nth % ready.len().max(1)) else {
+            return false;
+        };
+        n.ctrs[i].phase = ContainerPhase::Unhealthy;
+        n.ctrs[i].ready_since = None;
+        true
+    }
+
+    /// Live unhealthy containers.
+    pub fn unhealthy(&self) -> u32 {
+        self.nodes
+            .values()
+            .filter(|n| n.registered)
+            .flat_map(|n| n.ctrs.iter())
+            .filter(|c| c.leaving.is_none() && c.phase == ContainerPhase::Unhealthy)
             .count() as u32
     }
 

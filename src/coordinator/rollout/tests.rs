@@ -71,6 +71,8 @@ fn check(rollout: Rollout, nodes: &[N], want: &[&[(u64, u32)]]) {
                     r2.template.clone()
                 },
                 replicas: *c,
+                replacing: 0,
+                removing: 0,
             })
             .collect();
         current.insert(name(i), Assignment::new(1, State::Running, list));
@@ -562,5 +564,227 @@ fn nothing_placed_is_not_complete() {
     assert_eq!(
         st.cause.map(|c| c.reason),
         Some("Unschedulable".to_string())
+    );
+}
+
+/// One node for the health tests: target, assigned (rev, replicas,
+/// replacing, removing), containers (rev, phase).
+#[derive(Clone, Copy)]
+struct H {
+    target: u32,
+    assigned: &'static [(u64, u32, u32, u32)],
+    ctrs: &'static [(u64, ContainerPhase)],
+}
+
+const U: ContainerPhase = ContainerPhase::Unhealthy;
+
+/// One step with revision 2 as the spec's (`rolling`: a rollout from 1 in
+/// progress, else complete: steady state); `want` is every node's
+/// assignment afterwards as (rev, replicas, replacing, removing) lists.
+fn check_health(rollout: Rollout, rolling: bool, nodes: &[H], want: &[&[(u64, u32, u32, u32)]]) {
+    let (r1, r2) = (rev(1), rev(2));
+    let of = |n: u64| if n == 1 { r1.clone() } else { r2.clone() };
+    let name = |i: usize| format!("n{i}");
+    let mut target = BTreeMap::new();
+    let mut current = BTreeMap::new();
+    let mut observed = BTreeMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        target.insert(name(i), n.target);
+        let list = n
+            .assigned
+            .iter()
+            .map(|&(r, replicas, replacing, removing)| RevisionReplicas {
+                revision: r,
+                hash: of(r).hash,
+                template: of(r).template,
+                replicas,
+                replacing,
+                removing,
+            })
+            .collect();
+        current.insert(name(i), Assignment::new(1, State::Running, list));
+        let containers = n
+            .ctrs
+            .iter()
+            .map(|(r, phase)| ObservedContainer {
+                revision: *r,
+                hash: of(*r).hash,
+                phase: *phase,
+                ..Default::default()
+            })
+            .collect();
+        let o = Observed {
+            containers,
+            ..Default::default()
+        };
+        observed.insert(name(i), Arc::new(o));
+    }
+    let registered: BTreeSet<String> = target.keys().cloned().collect();
+    let prev = RolloutStatus {
+        revision: 2,
+        phase: if rolling {
+            RolloutPhase::Progressing
+        } else {
+            RolloutPhase::Complete
+        },
+        last_progress: Some(state::stamp(sim::t0())),
+        ..Default::default()
+    };
+    let out = step(&Input {
+        spec: Spec {
+            generation: 1,
+            state: State::Running,
+            rollout: &rollout,
+            desired: target.values().sum(),
+            promoted: None,
+        },
+        revision: &r2,
+        known: std::slice::from_ref(&r1),
+        target: &target,
+        unschedulable: None,
+        current: &current,
+        observed: &observed,
+        registered: &registered,
+        now: sim::t0(),
+        prev: Some(&prev),
+    });
+    let got: Vec<Vec<(u64, u32, u32, u32)>> = (0..nodes.len())
+        .map(|i| {
+            out.assignments.get(&name(i)).map_or(Vec::new(), |a| {
+                a.revisions
+                    .iter()
+                    .map(|r| (r.revision, r.replicas, r.replacing, r.removing))
+                    .collect()
+            })
+        })
+        .collect();
+    let want: Vec<Vec<(u64, u32, u32, u32)>> = want.iter().map(|w| w.to_vec()).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn health_replacements_draw_on_the_surge_budget() {
+    let healthy = H {
+        target: 2,
+        assigned: &[(2, 2, 0, 0)],
+        ctrs: &[(2, R), (2, R)],
+    };
+    let sick = || H {
+        target: 2,
+        assigned: &[(2, 2, 0, 0)],
+        ctrs: &[(2, R), (2, U)],
+    };
+    // Steady state, no rollout: the unhealthy one gets a replacement.
+    check_health(
+        policy(1, 1),
+        false,
+        &[sick(), healthy],
+        &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
+    );
+    // The replacement starting: the grant holds, nothing else moves.
+    check_health(
+        policy(1, 1),
+        false,
+        &[
+            H {
+                target: 2,
+                assigned: &[(2, 2, 1, 0)],
+                ctrs: &[(2, R), (2, U), (2, S)],
+            },
+            healthy,
+        ],
+        &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
+    );
+    // Available: withdrawn, so the agent lets the unhealthy one go.
+    check_health(
+        policy(1, 1),
+        false,
+        &[
+            H {
+                target: 2,
+                assigned: &[(2, 2, 1, 0)],
+                ctrs: &[(2, R), (2, U), (2, R)],
+            },
+            healthy,
+        ],
+        &[&[(2, 2, 0, 0)], &[(2, 2, 0, 0)]],
+    );
+    // Two sick, surge 1: one replacement at a time; the other one is taken
+    // away (it serves nothing, and it holds the budget while it stays).
+    check_health(
+        policy(1, 1),
+        false,
+        &[sick(), sick()],
+        &[&[(2, 2, 1, 0)], &[(2, 2, 0, 1)]],
+    );
+    // Still draining: its slot comes back only once it is gone.
+    check_health(
+        policy(1, 1),
+        false,
+        &[
+            H {
+                target: 2,
+                assigned: &[(2, 2, 1, 0)],
+                ctrs: &[(2, R), (2, U), (2, S)],
+            },
+            H {
+                target: 2,
+                assigned: &[(2, 2, 0, 1)],
+                ctrs: &[(2, R), (2, D)],
+            },
+        ],
+        &[&[(2, 2, 1, 0)], &[(2, 2, 0, 1)]],
+    );
+    // maxSurge 0: taken away first, and back once gone.
+    check_health(
+        policy(0, 1),
+        false,
+        &[sick(), healthy],
+        &[&[(2, 2, 0, 1)], &[(2, 2, 0, 0)]],
+    );
+    check_health(
+        policy(0, 1),
+        false,
+        &[
+            H {
+                target: 2,
+                assigned: &[(2, 2, 0, 1)],
+                ctrs: &[(2, R), (2, D)],
+            },
+            healthy,
+        ],
+        &[&[(2, 2, 0, 1)], &[(2, 2, 0, 0)]],
+    );
+    check_health(
+        policy(0, 1),
+        false,
+        &[
+            H {
+                target: 2,
+                assigned: &[(2, 2, 0, 1)],
+                ctrs: &[(2, R)],
+            },
+            healthy,
+        ],
+        &[&[(2, 2, 0, 0)], &[(2, 2, 0, 0)]],
+    );
+    // Mid-rollout: the unhealthy old one is the first old one to go (it
+    // costs no availability), beside the step's new one; no replacement.
+    check_health(
+        policy(1, 1),
+        true,
+        &[
+            H {
+                target: 2,
+                assigned: &[(1, 2, 0, 0)],
+                ctrs: &[(1, R), (1, U)],
+            },
+            H {
+                target: 2,
+                assigned: &[(1, 2, 0, 0)],
+                ctrs: &[(1, R), (1, R)],
+            },
+        ],
+        &[&[(1, 1, 0, 0), (2, 1, 0, 0)], &[(1, 2, 0, 0)]],
     );
 }
