@@ -89,6 +89,7 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(write::node_action))
         .routes(routes!(read::containers))
         .routes(routes!(read::events))
+        .routes(routes!(read::endpoints))
 }
 
 /// The OpenAPI 3 document of `/api/v1` (committed as `api/openapi.json`).
@@ -183,6 +184,7 @@ mod tests {
             "GET /api/v1/projects/{project}/components",
             "GET /api/v1/projects/{project}/components/{name}",
             "GET /api/v1/projects/{project}/components/{name}/revisions",
+            "GET /api/v1/projects/{project}/endpoints",
             "POST /api/v1/apply",
             "POST /api/v1/nodes/{name}/{action}",
             "POST /api/v1/projects/{project}/components/{name}/rollout/{action}",

@@ -259,6 +259,37 @@ pub(crate) fn container_rows<'a>(
     rows
 }
 
+#[utoipa::path(get, path = "/projects/{project}/endpoints", tag = "endpoints",
+    params(("project" = String, Path), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
+    responses((status = 200, description = "`kind: List` of the project's endpoints: every ready container with ports, as its agent announces it", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+pub async fn endpoints(
+    State(s): State<ApiState>,
+    Extension(access): Extension<Access>,
+    Path(project): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response> {
+    access.check_read(&project)?;
+    if q.watch {
+        return Ok(watch::respond(s, access, Feed::Endpoints { project }));
+    }
+    let prefix = s.store.keys().project_endpoints_prefix(&project);
+    let (kvs, _) = s.store.range_all(&prefix).await?;
+    Ok(list(
+        kvs.iter()
+            .filter_map(|kv| endpoint_entry(kv.key(), kv.value()).map(|(_, v)| v))
+            .collect(),
+    ))
+}
+
+/// An endpoint document's id (its key) and JSON; `None` when it does not decode.
+pub(crate) fn endpoint_entry(key: &[u8], value: &[u8]) -> Option<(String, Value)> {
+    let e: crate::resource::endpoint::Endpoint = serde_json::from_slice(value).ok()?;
+    Some((
+        String::from_utf8_lossy(key).to_string(),
+        serde_json::to_value(e).ok()?,
+    ))
+}
+
 /// `?project=` narrows the events; `?watch=true`.
 #[derive(Deserialize, Default, Clone, Debug)]
 #[serde(deny_unknown_fields)]

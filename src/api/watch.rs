@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::read::{container_rows, ContainerFilter};
+use super::read::{container_rows, endpoint_entry, ContainerFilter};
 use super::{Access, ApiError, ApiState};
 use crate::resource::Kind;
 use crate::runtime::{watcher, Event, WatcherConfig};
@@ -35,6 +35,10 @@ pub enum Feed {
     },
     Nodes,
     Containers(ContainerFilter),
+    /// One project's endpoints.
+    Endpoints {
+        project: String,
+    },
     /// One project's events, or every readable one's.
     Events {
         project: Option<String>,
@@ -153,6 +157,7 @@ impl Feed {
             ],
             Feed::Containers(_) => vec![keys.all_observed_prefix()],
             Feed::Events { project } => vec![keys.events_prefix(project.as_deref())],
+            Feed::Endpoints { project } => vec![keys.project_endpoints_prefix(project)],
         }
     }
 
@@ -162,6 +167,14 @@ impl Feed {
             Feed::Projects => (Kind::Project, None),
             Feed::Components { project } => (Kind::Component, project.as_deref()),
             Feed::Nodes => (Kind::Node, None),
+            Feed::Endpoints { project } => {
+                let prefix = s.store.keys().project_endpoints_prefix(project);
+                let (kvs, _) = s.store.range_all(&prefix).await?;
+                return Ok(kvs
+                    .iter()
+                    .filter_map(|kv| endpoint_entry(kv.key(), kv.value()))
+                    .collect());
+            }
             Feed::Events { project } => {
                 let prefix = s.store.keys().events_prefix(project.as_deref());
                 let (kvs, _) = s.store.range_all(&prefix).await?;
@@ -202,6 +215,14 @@ impl Feed {
         let keys = s.store.keys();
         let (kind, project) = match self {
             Feed::Nodes => return Ok(resync(shown, self.list(s, access).await?)),
+            Feed::Endpoints { .. } => {
+                let value = s.store.get_raw(key).await?;
+                let entry = value.and_then(|v| endpoint_entry(key.as_bytes(), &v));
+                return Ok(vec![match entry {
+                    Some((id, v)) => (id, Some(v)),
+                    None => (key.to_string(), None),
+                }]);
+            }
             Feed::Events { .. } => {
                 let value = s.store.get_raw(key).await?;
                 let id = String::from_utf8_lossy(key.as_bytes()).to_string();

@@ -152,6 +152,23 @@ async fn an_agent_records_events_that_cli_and_api_show() {
         "{api}"
     );
 
+    // The API's endpoints route: the ready container, as its agent announces it.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "3",
+            &format!("http://{http}/api/v1/projects/shop/endpoints"),
+        ])
+        .output()
+        .expect("curl");
+    let endpoints: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(endpoints["items"][0]["node"], node.as_str(), "{endpoints}");
+    assert_eq!(
+        endpoints["items"][0]["ports"][0]["container"], 8080,
+        "{endpoints}"
+    );
+
     // Followed as they happen: deleting the component drains and stops it.
     let mut watch = Running::start(&etcd, &["events", "-p", "shop", "-w", "-o", "json"]);
     watch.line("\"reason\":\"Ready\"");
