@@ -202,6 +202,9 @@ pub enum GetKind {
     Object(KindArg),
     /// `endpoints` / `ep`, optionally `ep/COMPONENT`.
     Endpoints(Option<String>),
+    /// `containers` / `ctr`, optionally `ctr/COMPONENT`: every container
+    /// of the cluster, from the agents' observed documents.
+    Containers(Option<String>),
 }
 
 impl std::str::FromStr for GetKind {
@@ -217,6 +220,12 @@ impl std::str::FromStr for GetKind {
                     "invalid {s:?}: expected endpoints or endpoints/COMPONENT"
                 )),
                 n => Ok(GetKind::Endpoints(n.map(str::to_string))),
+            },
+            "containers" | "container" | "ctr" => match n {
+                Some(n) if n.is_empty() || n.contains('/') => Err(format!(
+                    "invalid {s:?}: expected containers or containers/COMPONENT"
+                )),
+                n => Ok(GetKind::Containers(n.map(str::to_string))),
             },
             _ => s.parse().map(GetKind::Object),
         }
@@ -276,7 +285,7 @@ pub enum OutputFormat {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// component (comp), project (proj), node or endpoints (ep); or KIND/NAME.
+    /// component (comp), project (proj), node, endpoints (ep) or containers (ctr); or KIND/NAME.
     pub kind: GetKind,
     /// One object's name; all when omitted.
     pub name: Option<String>,

@@ -47,6 +47,16 @@ pub async fn run(etcd: &EtcdArgs, mut args: GetArgs) -> Result<ExitCode, CliErro
             };
             return super::get_endpoints::run(etcd, &args, name).await;
         }
+        GetKind::Containers(n) => {
+            let name = match (n, &args.name) {
+                (Some(_), Some(_)) => return Err(CliError::Usage(
+                    "give the name either as containers/COMPONENT or as a separate argument, not both"
+                        .into(),
+                )),
+                (a, b) => a.clone().or_else(|| b.clone()),
+            };
+            return super::get_containers::run(etcd, &args, name).await;
+        }
     };
     let kind = kind_arg.0;
     let extra: Vec<String> = args.name.iter().cloned().collect();

@@ -14,6 +14,7 @@ mod diff;
 mod error;
 mod events;
 mod get;
+mod get_containers;
 mod get_endpoints;
 mod lock;
 pub(crate) mod node;

@@ -169,6 +169,62 @@ async fn an_agent_records_events_that_cli_and_api_show() {
         "{endpoints}"
     );
 
+    // `get containers`: the container, cluster-wide, with its node.
+    let ctr = berth(
+        &etcd.endpoint(),
+        etcd.root(),
+        &["get", "containers", "-p", "shop"],
+        None,
+    );
+    let header: Vec<&str> = ctr
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "COMPONENT",
+            "NODE",
+            "CONTAINER",
+            "REVISION",
+            "STATE",
+            "PORTS",
+            "AGE"
+        ],
+        "{ctr:?}"
+    );
+    let row = ctr.stdout.lines().nth(1).unwrap_or_default().to_string();
+    assert!(
+        row.starts_with("web") && row.contains(&node) && row.contains("ready"),
+        "{}",
+        ctr.stdout
+    );
+    let json = berth(
+        &etcd.endpoint(),
+        etcd.root(),
+        &["get", "ctr", "-A", "-o", "json"],
+        None,
+    );
+    let v: Value = serde_json::from_str(&json.stdout).unwrap_or_default();
+    assert_eq!(
+        (
+            v["items"][0]["project"].as_str(),
+            v["items"][0]["node"].as_str()
+        ),
+        (Some("shop"), Some(node.as_str()))
+    );
+    let none = berth(
+        &etcd.endpoint(),
+        etcd.root(),
+        &["get", "containers", "-p", "other"],
+        None,
+    );
+    assert_eq!(none.code, 0);
+    assert!(none.stdout.is_empty(), "{none:?}");
+
     // Followed as they happen: deleting the component drains and stops it.
     let mut watch = Running::start(&etcd, &["events", "-p", "shop", "-w", "-o", "json"]);
     watch.line("\"reason\":\"Ready\"");
