@@ -21,6 +21,25 @@ pub enum ApiError {
     Store(#[from] StoreError),
 }
 
+/// The error answers every route may give, for the OpenAPI document (each
+/// with the JSON body `{"error", "status"}`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only: answers are built from `ApiError`
+pub enum ApiErrors {
+    #[response(status = 400, description = "Bad input: one line naming the cause")]
+    BadRequest,
+    #[response(status = 401, description = "No valid bearer token")]
+    Unauthenticated,
+    #[response(status = 403, description = "The token may not do this")]
+    Forbidden,
+    #[response(status = 404, description = "No such object")]
+    NotFound,
+    #[response(status = 409, description = "Changed concurrently; retry")]
+    Conflict,
+    #[response(status = 503, description = "etcd unreachable")]
+    Unavailable,
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {

@@ -8,10 +8,10 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::error::ApiErrors;
 use super::watch::{self, Feed};
 use super::{Access, ApiError, ApiState};
-use crate::resource::observed::ObservedContainer;
-use crate::resource::{Kind, Object, Observed, API_VERSION};
+use crate::resource::{Kind, Object};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -23,12 +23,12 @@ pub(crate) fn json(v: &impl Serialize) -> Response {
 
 /// The `kind: List` that `berth get -o json` prints.
 fn list(items: Vec<Value>) -> Response {
-    json(&serde_json::json!({"apiVersion": API_VERSION, "kind": "List", "items": items}))
+    json(&crate::resource::meta::list_json(items))
 }
 
 #[utoipa::path(get, path = "/projects", tag = "projects",
     params(("watch" = Option<bool>, Query, description = "Stream ADDED/MODIFIED/DELETED server-sent events")),
-    responses((status = 200, description = "`kind: List` of the projects the token may read", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "`kind: List` of the projects the token may read", content_type = "application/json"), ApiErrors))]
 pub async fn projects(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -48,7 +48,7 @@ pub async fn projects(
 
 #[utoipa::path(get, path = "/projects/{project}", tag = "projects",
     params(("project" = String, Path)),
-    responses((status = 200, description = "The project", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "The project", content_type = "application/json"), ApiErrors))]
 pub async fn project(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -62,7 +62,7 @@ pub async fn project(
 
 #[utoipa::path(get, path = "/projects/{project}/components", tag = "components",
     params(("project" = String, Path), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of components with status", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "`kind: List` of components with status", content_type = "application/json"), ApiErrors))]
 pub async fn components(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -95,7 +95,7 @@ async fn list_components(
 
 #[utoipa::path(get, path = "/components", tag = "components",
     params(("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of the components of every project the token may read", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "`kind: List` of the components of every project the token may read", content_type = "application/json"), ApiErrors))]
 pub async fn all_components(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -106,7 +106,7 @@ pub async fn all_components(
 
 #[utoipa::path(get, path = "/projects/{project}/components/{name}", tag = "components",
     params(("project" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "The component with its status, as `berth get -o json` prints it", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "The component with its status, as `berth get -o json` prints it", content_type = "application/json"), ApiErrors))]
 pub async fn component(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -119,7 +119,7 @@ pub async fn component(
 
 #[utoipa::path(get, path = "/projects/{project}/components/{name}/revisions", tag = "components",
     params(("project" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "`kind: List` of the component's revisions", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "`kind: List` of the component's revisions", content_type = "application/json"), ApiErrors))]
 pub async fn revisions(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -137,7 +137,7 @@ pub async fn revisions(
 
 #[utoipa::path(get, path = "/nodes", tag = "nodes",
     params(("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of nodes, NotReady ones included", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "`kind: List` of nodes, NotReady ones included", content_type = "application/json"), ApiErrors))]
 pub async fn nodes(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -152,7 +152,7 @@ pub async fn nodes(
 
 #[utoipa::path(get, path = "/nodes/{name}", tag = "nodes",
     params(("name" = String, Path)),
-    responses((status = 200, description = "The node", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "The node", content_type = "application/json"), ApiErrors))]
 pub async fn node(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Response> {
     Ok(json(&one(&s, Kind::Node, None, &name).await?.to_json()))
 }
@@ -175,21 +175,10 @@ pub struct ContainerFilter {
     watch: bool,
 }
 
-/// One row of the cluster-wide container list.
-#[derive(Serialize, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerRow {
-    pub node: String,
-    pub project: String,
-    pub component: String,
-    #[serde(flatten)]
-    pub container: ObservedContainer,
-}
-
 #[utoipa::path(get, path = "/containers", tag = "containers",
     params(("project" = Option<String>, Query), ("node" = Option<String>, Query),
         ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of containers cluster-wide, from observed state", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "`kind: List` of containers cluster-wide, from observed state", content_type = "application/json"), ApiErrors))]
 pub async fn containers(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -222,46 +211,22 @@ pub(crate) fn container_rows<'a>(
     filter: &ContainerFilter,
     docs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
 ) -> Vec<(String, Value)> {
-    let prefix = s.store.keys().all_observed_prefix();
-    let mut rows = Vec::new();
-    for (key, value) in docs {
-        let key = String::from_utf8_lossy(key);
-        let Some(doc) = key.strip_prefix(&prefix) else {
-            continue;
-        };
-        let [node, project, component] = doc.split('/').collect::<Vec<_>>()[..] else {
-            continue;
-        };
-        let wanted = filter.project.as_deref().is_none_or(|p| p == project)
+    let (rows, bad) = crate::store::container_rows(s.store.keys(), docs, |node, c| {
+        filter.project.as_deref().is_none_or(|p| p == c.project)
             && filter.node.as_deref().is_none_or(|n| n == node)
-            && access.may_read(project);
-        if !wanted {
-            continue;
-        }
-        // A document this berth cannot read is skipped, not guessed at.
-        let Ok(observed) = serde_json::from_slice::<Observed>(value) else {
-            tracing::warn!(key = %key, "observed document does not decode; left out of /containers");
-            continue;
-        };
-        for c in observed.containers {
-            let id = format!("{doc}/{}", c.id);
-            let row = ContainerRow {
-                node: node.to_string(),
-                project: project.to_string(),
-                component: component.to_string(),
-                container: c,
-            };
-            if let Ok(v) = serde_json::to_value(&row) {
-                rows.push((id, v));
-            }
-        }
+            && access.may_read(&c.project)
+    });
+    for key in bad {
+        tracing::warn!(key = %key, "observed document does not decode; left out of /containers");
     }
-    rows
+    rows.iter()
+        .filter_map(|r| Some((r.id(), serde_json::to_value(r).ok()?)))
+        .collect()
 }
 
 #[utoipa::path(get, path = "/projects/{project}/endpoints", tag = "endpoints",
     params(("project" = String, Path), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of the project's endpoints: every ready container with ports, as its agent announces it", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "`kind: List` of the project's endpoints: every ready container with ports, as its agent announces it", content_type = "application/json"), ApiErrors))]
 pub async fn endpoints(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -301,7 +266,7 @@ pub struct EventFilter {
 
 #[utoipa::path(get, path = "/events", tag = "events",
     params(("project" = Option<String>, Query), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of cluster events, oldest first (kept about an hour)", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "`kind: List` of cluster events, oldest first (kept about an hour)", content_type = "application/json"), ApiErrors))]
 pub async fn events(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
 
+use super::error::ApiErrors;
 use super::{json, Access, ApiError, ApiState};
 use crate::cli::args::RolloutTarget;
 use crate::cli::node::{set_cordon, start_drain};
@@ -42,7 +43,7 @@ pub struct ApplyQuery {
 #[utoipa::path(post, path = "/apply", tag = "write",
     params(("dryRun" = Option<bool>, Query, description = "Validate and report, write nothing")),
     request_body(content = String, content_type = "application/yaml", description = "A manifest: YAML or JSON documents"),
-    responses((status = 200, description = "What each object became: created, configured or unchanged", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "What each object became: created, configured or unchanged", content_type = "application/json"), ApiErrors))]
 pub async fn apply(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -85,7 +86,7 @@ pub async fn apply(
 /// `DELETE /projects/P/components/N`.
 #[utoipa::path(delete, path = "/projects/{project}/components/{name}", tag = "write",
     params(("project" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "Deleted", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "Deleted", content_type = "application/json"), ApiErrors))]
 pub async fn delete_component(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -98,7 +99,7 @@ pub async fn delete_component(
 /// `DELETE /projects/P`: refused while it holds components.
 #[utoipa::path(delete, path = "/projects/{project}", tag = "write",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Deleted (refused while it holds components)", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "Deleted (refused while it holds components)", content_type = "application/json"), ApiErrors))]
 pub async fn delete_project(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -132,7 +133,7 @@ pub struct RolloutQuery {
     params(("project" = String, Path), ("name" = String, Path),
         ("action" = String, Path, description = "pause, resume, promote, restart or undo"),
         ("toRevision" = Option<u64>, Query, description = "undo: the revision to go back to")),
-    responses((status = 200, description = "What was done", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+    responses((status = 200, description = "What was done", content_type = "application/json"), ApiErrors))]
 pub async fn rollout(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -163,7 +164,7 @@ pub async fn rollout(
 #[utoipa::path(post, path = "/nodes/{name}/{action}", tag = "write",
     params(("name" = String, Path), ("action" = String, Path, description = "cordon, uncordon or drain")),
     responses((status = 200, description = "Cordoned or uncordoned", content_type = "application/json"),
-        (status = 202, description = "Draining", content_type = "application/json"), (status = 400, description = "Bad input: one line naming the cause"), (status = 401, description = "No valid bearer token"), (status = 403, description = "The token may not do this"), (status = 404, description = "No such object"), (status = 409, description = "Changed concurrently; retry"), (status = 503, description = "etcd unreachable")))]
+        (status = 202, description = "Draining", content_type = "application/json"), ApiErrors))]
 pub async fn node_action(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,

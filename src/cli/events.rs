@@ -32,7 +32,7 @@ pub async fn run(etcd: &EtcdArgs, args: EventsArgs) -> Result<ExitCode, CliError
             .iter()
             .filter_map(|e| serde_json::to_value(e).ok())
             .collect();
-        let v = serde_json::json!({"apiVersion": crate::resource::API_VERSION, "kind": "List", "items": items});
+        let v = crate::resource::meta::list_json(items);
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else if list.is_empty() {
         match project {

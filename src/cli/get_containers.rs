@@ -5,25 +5,11 @@
 
 use std::process::ExitCode;
 
-use serde::Serialize;
-
 use super::args::{EtcdArgs, GetArgs, OutputFormat};
 use super::output::Table;
 use super::CliError;
-use crate::resource::observed::ObservedContainer;
-use crate::resource::Observed;
+use crate::resource::observed::ContainerRow;
 use crate::store::Store;
-
-/// One container and where it runs.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row {
-    node: String,
-    project: String,
-    component: String,
-    #[serde(flatten)]
-    container: ObservedContainer,
-}
 
 pub async fn run(
     etcd: &EtcdArgs,
@@ -36,38 +22,20 @@ pub async fn run(
         ));
     }
     let store = Store::connect(&etcd.store_config()).await?;
-    let prefix = store.keys().all_observed_prefix();
-    let (kvs, _) = store.range_all(&prefix).await?;
-    let mut rows = Vec::new();
-    for kv in &kvs {
-        let key = String::from_utf8_lossy(kv.key());
-        let Some(parts) = store.keys().parts(&prefix, &key) else {
-            continue;
-        };
-        let [node, project, component] = parts[..] else {
-            continue;
-        };
-        let wanted = (args.all_projects || project == args.project)
-            && name.as_deref().is_none_or(|n| n == component);
-        if !wanted {
-            continue;
-        }
-        let Ok(doc) = serde_json::from_slice::<Observed>(kv.value()) else {
-            eprintln!("warning: {key} does not decode; its containers are left out");
-            continue;
-        };
-        rows.extend(doc.containers.into_iter().map(|c| Row {
-            node: node.to_string(),
-            project: project.to_string(),
-            component: component.to_string(),
-            container: c,
-        }));
+    let (kvs, _) = store.range_all(&store.keys().all_observed_prefix()).await?;
+    let docs = kvs.iter().map(|kv| (kv.key(), kv.value()));
+    let (rows, bad) = crate::store::container_rows(store.keys(), docs, |_, c| {
+        (args.all_projects || c.project == args.project)
+            && name.as_deref().is_none_or(|n| n == c.name)
+    });
+    for key in bad {
+        eprintln!("warning: {key} does not decode; its containers are left out");
     }
     print(&rows, args);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print(rows: &[Row], args: &GetArgs) {
+fn print(rows: &[ContainerRow], args: &GetArgs) {
     let wide = args.output == OutputFormat::Wide;
     match args.output {
         OutputFormat::Json | OutputFormat::Yaml => {
@@ -75,7 +43,7 @@ fn print(rows: &[Row], args: &GetArgs) {
                 .iter()
                 .filter_map(|r| serde_json::to_value(r).ok())
                 .collect();
-            let v = serde_json::json!({"apiVersion": crate::resource::API_VERSION, "kind": "List", "items": items});
+            let v = crate::resource::meta::list_json(items);
             if args.output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {

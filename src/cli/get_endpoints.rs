@@ -131,11 +131,12 @@ fn print_list(listed: &BTreeMap<String, Endpoint>, args: &GetArgs) -> Vec<usize>
             widths
         }
         OutputFormat::Json | OutputFormat::Yaml => {
-            let list = serde_json::json!({
-                "apiVersion": crate::resource::API_VERSION,
-                "kind": "List",
-                "items": listed.values().collect::<Vec<_>>(),
-            });
+            let list = crate::resource::meta::list_json(
+                listed
+                    .values()
+                    .filter_map(|e| serde_json::to_value(e).ok())
+                    .collect(),
+            );
             if args.output == OutputFormat::Json {
                 println!(
                     "{}",

@@ -402,11 +402,7 @@ pub fn print_objects(objs: &[Object], format: super::args::OutputFormat, single:
             let v = if single && objs.len() == 1 {
                 objs[0].to_json()
             } else {
-                serde_json::json!({
-                    "apiVersion": crate::resource::API_VERSION,
-                    "kind": "List",
-                    "items": objs.iter().map(Object::to_json).collect::<Vec<_>>(),
-                })
+                crate::resource::meta::list_json(objs.iter().map(Object::to_json).collect())
             };
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }

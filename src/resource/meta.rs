@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 /// The only API version berth speaks.
 pub const API_VERSION: &str = "berth/v1";
 
+/// The `kind: List` document `get -o json`, `events -o json` and the API's
+/// list routes answer with.
+pub fn list_json(items: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({"apiVersion": API_VERSION, "kind": "List", "items": items})
+}
+
 /// The project a component belongs to when its manifest names none.
 pub const DEFAULT_PROJECT: &str = "default";
 

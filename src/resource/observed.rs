@@ -386,3 +386,25 @@ mod tests {
         assert!(o.containers.is_empty() && o.conditions.is_empty());
     }
 }
+
+/// One container and where it runs: a row of `berth get containers` and of
+/// `/api/v1/containers`.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRow {
+    pub node: String,
+    pub project: String,
+    pub component: String,
+    #[serde(flatten)]
+    pub container: ObservedContainer,
+}
+
+impl ContainerRow {
+    /// The row's id in a watch: `node/project/component/container`.
+    pub fn id(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.node, self.project, self.component, self.container.id
+        )
+    }
+}

@@ -115,6 +115,16 @@ impl Keys {
         }
     }
 
+    /// The node and component of an observed document's key.
+    pub fn split_observed(&self, key: &str) -> Option<(String, ComponentKey)> {
+        match self.parts(&self.all_observed_prefix(), key)?.as_slice() {
+            [node, rest @ ..] if !node.is_empty() => {
+                Some((node.to_string(), ComponentKey::from_parts(rest)?))
+            }
+            _ => None,
+        }
+    }
+
     /// `specs/component/<project>/<component>` of a component.
     pub fn component_spec(&self, c: &ComponentKey) -> String {
         self.spec(Kind::Component, Some(&c.project), &c.name)

@@ -19,7 +19,7 @@ pub use apply::{
 };
 pub use keys::{prefix_end, Keys};
 pub use node::NodeState;
-pub use read::{Stored, ROLE_ANNOTATION};
+pub use read::{container_rows, Stored, ROLE_ANNOTATION};
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -2,12 +2,13 @@
 
 use etcd_client::{GetOptions, KeyValue, SortOrder, SortTarget, Txn, TxnOp};
 
-use super::{keys::prefix_end, Result, Store, StoreError};
+use super::{keys::prefix_end, Keys, Result, Store, StoreError};
 use std::collections::BTreeMap;
 
+use crate::resource::observed::ContainerRow;
 use crate::resource::{
-    Component, ComponentStatus, Condition, ConditionType, Kind, Node, NodeRecord, NodeStatus,
-    Object, Reason, Revision,
+    Component, ComponentKey, ComponentStatus, Condition, ConditionType, Kind, Node, NodeRecord,
+    NodeStatus, Object, Observed, Reason, Revision,
 };
 
 /// Annotation readers put on the node whose agent holds the coordinator
@@ -383,6 +384,37 @@ fn merge_status(object: &mut Object, bytes: &[u8]) {
         }
         Object::Project(_) => {}
     }
+}
+
+/// The container rows of observed documents `(key, value)` whose node and
+/// component `wanted` accepts. A document that does not decode is left out
+/// (never guessed at); its key is returned in the second list.
+pub fn container_rows<'a>(
+    keys: &Keys,
+    docs: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    wanted: impl Fn(&str, &ComponentKey) -> bool,
+) -> (Vec<ContainerRow>, Vec<String>) {
+    let (mut rows, mut bad) = (Vec::new(), Vec::new());
+    for (key, value) in docs {
+        let key = String::from_utf8_lossy(key);
+        let Some((node, c)) = keys.split_observed(&key) else {
+            continue;
+        };
+        if !wanted(&node, &c) {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_slice::<Observed>(value) else {
+            bad.push(key.into_owned());
+            continue;
+        };
+        rows.extend(doc.containers.into_iter().map(|container| ContainerRow {
+            node: node.clone(),
+            project: c.project.clone(),
+            component: c.name.clone(),
+            container,
+        }));
+    }
+    (rows, bad)
 }
 
 #[cfg(test)]
