@@ -562,7 +562,7 @@ fn started_one(
     name: &str,
 ) {
     ctx.metrics.container_starts.inc();
-    if let Some(ck) = ctx.keys.component_of_assignment(&ctx.node, key) {
+    if let Some(ck) = ctx.parse_key(key) {
         let message = format!(
             "started container {} ({name}) of revision {}",
             short(&started.id),

@@ -164,10 +164,6 @@ impl Traffic {
         traffic
     }
 
-    pub fn proxy(&self) -> &Proxy {
-        &self.proxy
-    }
-
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -308,9 +308,11 @@ async fn place(
     };
     let st = status::roll_up(&input, old.as_ref());
     let changed = !old.as_ref().is_some_and(|o| status::same(o, &st));
-    write(ctx, ck, &puts, &deletes, changed.then_some(&st)).await?;
+    let landed = write(ctx, ck, &puts, &deletes, changed.then_some(&st)).await?;
+    // Announced only by the write that recorded the change.
     let was = old.as_ref().and_then(|o| o.rollout.as_ref());
-    for (reason, message) in super::events::rollout(was, st.rollout.as_ref()) {
+    let events = landed.then(|| super::events::rollout(was, st.rollout.as_ref()));
+    for (reason, message) in events.unwrap_or_default() {
         let e = ClusterEvent::component(&ck.project, &ck.name, &ctx.node, reason, &message);
         ctx.events.record(e);
     }
@@ -395,9 +397,9 @@ async fn write(
     puts: &BTreeMap<String, Assignment>,
     deletes: &BTreeSet<String>,
     status: Option<&ComponentStatus>,
-) -> Result<(), ComponentError> {
+) -> Result<bool, ComponentError> {
     if puts.is_empty() && deletes.is_empty() && status.is_none() {
-        return Ok(());
+        return Ok(false);
     }
     let k = &ctx.cluster.keys;
     let mut ops = Vec::new();
@@ -435,7 +437,7 @@ async fn write(
     let revision = match ctx.fenced.commit_guarded(vec![exists], ops).await {
         Ok(r) => r,
         // A status alone lost to a deleted spec: nothing to write.
-        Err(FenceError::Conflict) if assigns == 0 => return Ok(()),
+        Err(FenceError::Conflict) if assigns == 0 => return Ok(false),
         Err(e) => return Err(e.into()),
     };
     let written = puts
@@ -449,7 +451,7 @@ async fn write(
             .unwrap_or_else(|e| e.into_inner())
             .insert(ck.clone(), st.clone());
     }
-    Ok(())
+    Ok(status.is_some())
 }
 
 /// Sets the status's `Degraded` condition (the rest of the status stays as

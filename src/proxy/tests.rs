@@ -407,19 +407,22 @@ async fn tcp_forwards_to_a_peer_only_without_a_local_backend() {
 
 #[tokio::test]
 async fn forwarded_traffic_is_never_forwarded_again() {
-    // The peer has no container either, only a route back to us: a loop
-    // if it forwarded. The client is closed without a byte instead.
+    // Two proxies with no container, each routing the port to the other's
+    // forwarding listener: a loop if forwarded traffic were forwarded
+    // again. The client is closed without a byte instead, and each side
+    // counts exactly one connection (a second hop would count on ours).
     let port = free_port();
-    let us = SocketAddr::new(LOCAL, free_port());
+    let (h, ours) = peer_proxy(LOCAL, table([(port, route(Protocol::Tcp, &[]))]));
+    wait_connectable(ours).await;
     let peer_ip: IpAddr = "127.0.0.3".parse().expect("ip");
     let mut theirs = route(Protocol::Tcp, &[]);
-    theirs.remote = vec![us];
+    theirs.remote = vec![ours];
     let (peer, forward) = peer_proxy(peer_ip, table([(port, theirs)]));
     peer.bound(port).await;
     wait_connectable(forward).await;
     let mut r = route(Protocol::Tcp, &[]);
     r.remote = vec![forward];
-    let (h, _) = peer_proxy(LOCAL, table([(port, r)]));
+    h.routes.send_replace(table([(port, r)]));
     let addr = h.bound(port).await;
     let mut s = within("connect", TcpStream::connect(addr))
         .await
@@ -427,8 +430,11 @@ async fn forwarded_traffic_is_never_forwarded_again() {
     let mut buf = Vec::new();
     let n = within("close", s.read_to_end(&mut buf)).await.unwrap_or(0);
     assert_eq!(n, 0);
-    let text = peer.proxy.metrics().render();
-    assert_eq!(metric(&text, &format!("berth_proxy_connections_total{{project=\"shop\",component=\"web\",port=\"{port}\"}}")), 1.0);
+    let name = format!(
+        "berth_proxy_connections_total{{project=\"shop\",component=\"web\",port=\"{port}\"}}"
+    );
+    assert_eq!(metric(&peer.proxy.metrics().render(), &name), 1.0);
+    assert_eq!(metric(&h.proxy.metrics().render(), &name), 1.0);
 }
 
 #[tokio::test]

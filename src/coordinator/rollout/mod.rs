@@ -302,12 +302,11 @@ fn step_line(f: &Facts, moves: &[moves::Move], revs: &Revs, target: &Rev, desire
     let mut parts: Vec<String> = grouped
         .into_iter()
         .map(|((remove, rev), mut nodes)| {
+            // Moves alternate between nodes: sort before dropping repeats.
+            let count = nodes.len();
+            nodes.sort_unstable();
             nodes.dedup();
             let sign = if remove { '-' } else { '+' };
-            let count = moves
-                .iter()
-                .filter(|m| m.add != remove && number(m.hash) == rev)
-                .count();
             format!("{sign}{count} of revision {rev} on {}", nodes.join(", "))
         })
         .collect();
