@@ -26,7 +26,6 @@ use crate::resource::{Assignment, Observed};
 pub struct Slot {
     pub assigned: u32,
     pub live: u32,
-    pub ready: u32,
     pub available: u32,
     /// Live containers the agent reports `Unhealthy` (health checks failing,
     /// or not ready within `readyTimeout`): they fill a slot, serve nothing.
@@ -242,7 +241,6 @@ impl Facts {
                     let (avail, at) = availability(c, s.min_ready, s.now);
                     let sl = &mut slots[p].1;
                     sl.live += 1;
-                    sl.ready += u32::from(c.phase == ContainerPhase::Ready);
                     sl.unhealthy += u32::from(c.phase == ContainerPhase::Unhealthy);
                     sl.available += u32::from(avail);
                     if let Some(at) = at {
