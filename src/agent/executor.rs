@@ -316,6 +316,25 @@ impl Executor {
         self.docker.remove(id).await
     }
 
+    /// Stops gracefully (as [`Executor::stop_and_remove`]) and keeps the
+    /// container, for a restart in place.
+    pub async fn stop(&self, id: &str, termination: &Termination) -> crate::docker::Result<()> {
+        self.docker
+            .stop(id, &termination.signals(), termination.grace_period())
+            .await
+    }
+
+    /// The container's output: the last `tail` lines (all when `None`),
+    /// then, with `follow`, what it writes until it stops.
+    pub fn logs(
+        &self,
+        id: &str,
+        tail: Option<u32>,
+        follow: bool,
+    ) -> futures::stream::BoxStream<'static, crate::docker::Result<bytes::Bytes>> {
+        self.docker.logs(id, tail, follow)
+    }
+
     /// SIGKILL, then remove.
     pub async fn kill_and_remove(&self, id: &str) -> crate::docker::Result<()> {
         self.docker.kill(id).await?;

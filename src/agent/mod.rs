@@ -29,6 +29,8 @@
 //! One agent per node name: an agent refuses to start while `nodes/<node>`
 //! is bound to a lease another running agent keeps alive (see [`register`]).
 
+pub mod actions;
+pub mod evictions;
 pub mod executor;
 pub mod health;
 pub mod http;
@@ -213,6 +215,7 @@ pub async fn run(
     let metrics = Metrics::new();
     let background = Background::start(&cfg, &etcd, &keys, &docker, &metrics, &token);
     let (assignments, assignment_triggers) = watch_assignments(&etcd, &keys, &cfg.node);
+    let (evictions, eviction_triggers) = evictions::Evictions::watch(&etcd, &keys, &cfg.node);
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel::<String>();
     let traffic = traffic::Traffic::start(
         &cfg,
@@ -232,6 +235,7 @@ pub async fn run(
         &background,
         &trigger_tx,
         traffic.clone(),
+        evictions.clone(),
     );
     {
         let (keys, node) = (keys.clone(), cfg.node.clone());
@@ -256,7 +260,12 @@ pub async fn run(
     let (gate, ready_rx) = adoption_gate(adopted_rx, ctx.assignments.clone(), token.clone());
     let http_task = listener.map(|l| {
         let store = crate::store::Store::from_client(etcd.clone(), &cfg.root);
-        let router = http::router(metrics.clone(), ready_rx).merge(crate::api::router(store, api));
+        let local = Arc::new(actions::LocalActions::new(ctx.clone()));
+        let router = http::router(metrics.clone(), ready_rx).merge(crate::api::router(
+            store,
+            api,
+            Some(local),
+        ));
         tokio::spawn(http::serve(l, router, token.clone(), tls))
     });
     let coordinator_task = cfg.coordinate.then(|| {
@@ -277,7 +286,9 @@ pub async fn run(
     let triggers = tokio_stream::wrappers::UnboundedReceiverStream::new(trigger_rx);
     Controller::new(ctx.assignments.clone(), assignment_triggers)
         .with_trigger(triggers)
+        .with_trigger(eviction_triggers)
         .wait_for(gate)
+        .wait_for(evictions.reader())
         .with_resync(cfg.resync_interval)
         .with_config(ControllerConfig {
             concurrency: cfg.concurrency,
@@ -337,6 +348,34 @@ fn api_config(cfg: &AgentConfig) -> Result<crate::api::ApiConfig, AgentError> {
     })
 }
 
+/// The API address this agent advertises in its registration (see
+/// [`api_url`]).
+fn api_address(cfg: &AgentConfig) -> String {
+    cfg.http_addr
+        .as_deref()
+        .and_then(|http| api_url(http, &cfg.address, cfg.api_tls.is_some()))
+        .unwrap_or_default()
+}
+
+/// Where peers reach the API of an agent serving `--http http` (pure):
+/// `http://IP:PORT` (`https` with TLS); an unspecified bind IP (`0.0.0.0`,
+/// `::`) takes `--address`'s IP with the bind port. `None` when no reachable
+/// address can be named (unspecified bind and no `--address`, or an `--http`
+/// that is no IP:port).
+pub fn api_url(http: &str, address: &str, tls: bool) -> Option<String> {
+    let bind: std::net::SocketAddr = http.parse().ok()?;
+    let ip = if bind.ip().is_unspecified() {
+        address.parse::<std::net::IpAddr>().ok()?
+    } else {
+        bind.ip()
+    };
+    let scheme = if tls { "https" } else { "http" };
+    Some(format!(
+        "{scheme}://{}",
+        std::net::SocketAddr::new(ip, bind.port())
+    ))
+}
+
 async fn bind_http(cfg: &AgentConfig) -> Result<Option<tokio::net::TcpListener>, AgentError> {
     let Some(addr) = &cfg.http_addr else {
         return Ok(None);
@@ -373,6 +412,7 @@ impl Background {
             keys: keys.clone(),
             node: cfg.node.clone(),
             address: cfg.address.clone(),
+            api_address: api_address(cfg),
             labels: cfg.labels.clone(),
             ttl: cfg.lease_ttl,
             docker: docker.clone(),
@@ -462,6 +502,7 @@ fn context(
     background: &Background,
     trigger: &mpsc::UnboundedSender<String>,
     traffic: Arc<traffic::Traffic>,
+    evictions: evictions::Evictions,
 ) -> Arc<Ctx> {
     let recorder = crate::events::Recorder::spawn(
         etcd.clone(),
@@ -499,6 +540,7 @@ fn context(
         stops: tokio_util::task::TaskTracker::new(),
         pins: pin::Pins::new(etcd.clone(), keys.clone(), cfg.node.clone()),
         traffic,
+        evictions,
     })
 }
 
@@ -616,4 +658,35 @@ async fn stop_all(ctx: &Arc<Ctx>) {
         }
     });
     futures::future::join_all(stops).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn advertised_api_address() {
+        fn check(http: &str, address: &str, tls: bool, expected: Option<&str>) {
+            assert_eq!(
+                super::api_url(http, address, tls).as_deref(),
+                expected,
+                "{http} {address} {tls}"
+            );
+        }
+        check("127.0.0.2:9100", "", false, Some("http://127.0.0.2:9100"));
+        check(
+            "127.0.0.2:9100",
+            "10.0.0.1",
+            true,
+            Some("https://127.0.0.2:9100"),
+        );
+        check(
+            "0.0.0.0:9100",
+            "10.0.0.1",
+            false,
+            Some("http://10.0.0.1:9100"),
+        );
+        check("[::]:9100", "fd00::1", false, Some("http://[fd00::1]:9100"));
+        check("0.0.0.0:9100", "", false, None);
+        check("0.0.0.0:9100", "node-a.example", false, None);
+        check("localhost:9100", "10.0.0.1", false, None);
+    }
 }

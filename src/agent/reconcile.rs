@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use super::evictions::Evictions;
 use super::executor::{admit, Executor, Owner, Permissions, StartError};
 use super::health::{ProbeTarget, Tracker};
 use super::metrics::Metrics;
@@ -73,6 +74,8 @@ pub struct Ctx {
     pub pins: Pins,
     /// The traffic proxy: routes, endpoints, drains (see [`super::traffic`]).
     pub traffic: Arc<Traffic>,
+    /// Administrators' eviction requests (see [`super::evictions`]).
+    pub evictions: Evictions,
 }
 
 impl Ctx {
@@ -84,6 +87,17 @@ impl Ctx {
     /// The component of a reconcile key.
     pub fn parse_key(&self, key: &str) -> Option<ComponentKey> {
         self.keys.component_of_assignment(&self.node, key)
+    }
+
+    /// The check phase (and ready time) the planner and the report see:
+    /// the tracker's, except `Unhealthy` (reason `Evicted`) for a container
+    /// an administrator evicted, so it is replaced like a sick one.
+    fn check_of(&self, r: &ContainerRecord) -> Option<(CheckPhase, Option<String>)> {
+        if self.evictions.is_evicted(&r.key(), &r.id) {
+            let reason = Reason::Evicted.as_str().to_string();
+            return Some((CheckPhase::Unhealthy { reason }, None));
+        }
+        self.tracker.status(&r.id)
     }
 
     fn template_of(&self, hash: &str) -> Option<Template> {
@@ -349,7 +363,14 @@ fn plan_for(
     let containers = records
         .iter()
         .map(|r| {
-            let phase = ctx.tracker.phase(&r.id);
+            if ctx.evictions.is_evicted(ck, &r.id) && ctx.evictions.first_notice(&r.id) {
+                let message = format!(
+                    "container {} evicted: it is replaced within the rollout budget, then drained and removed",
+                    short(&r.id)
+                );
+                ctx.states.event(ck, Reason::Evicted.as_str(), &message);
+            }
+            let phase = ctx.check_of(r).map(|(p, _)| p);
             r.view(phase.unwrap_or(CheckPhase::Starting { since: now }))
         })
         .collect();
@@ -419,7 +440,7 @@ async fn execute(
                 }
                 Ok(())
             }
-            Step::Remove { id } => remove(ctx, id).await,
+            Step::Remove { id } => remove(ctx, ck, id).await,
         };
         if let Err(e) = r {
             failure = Some(e);
@@ -428,7 +449,7 @@ async fn execute(
     failure
 }
 
-async fn restart(
+pub(super) async fn restart(
     ctx: &Ctx,
     key: &str,
     ck: &ComponentKey,
@@ -463,10 +484,11 @@ async fn restart(
     }
 }
 
-async fn remove(ctx: &Ctx, id: &str) -> Result<(), String> {
+async fn remove(ctx: &Ctx, ck: &ComponentKey, id: &str) -> Result<(), String> {
     ctx.tracker.forget(id);
     ctx.exec.remove(id).await.map_err(|e| e.to_string())?;
     ctx.containers.remove(id);
+    ctx.evictions.done(ck, id);
     Ok(())
 }
 
@@ -664,6 +686,7 @@ fn spawn_stop(
             Ok(()) => {
                 ctx.metrics.container_stops.inc();
                 ctx.containers.remove(&id);
+                ctx.evictions.done(&ck, &id);
                 ctx.traffic.stopped(&id);
                 tracing::info!(container = %short(&id), ?how, "stopped and removed container");
                 let (reason, verb) = match how {
@@ -787,8 +810,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         .iter()
         .map(|r| {
             let (check, ready_at) = ctx
-                .tracker
-                .status(&r.id)
+                .check_of(r)
                 .unwrap_or((CheckPhase::Starting { since: now }, None));
             let view = r.view(check.clone());
             let rev = a.and_then(|a| a.of_hash(&view.hash));
@@ -804,6 +826,12 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
                 last_reason: match &check {
                     _ if timed_out && phase == ContainerPhase::Unhealthy => {
                         Some(Reason::ReadyTimeout.as_str().into())
+                    }
+                    CheckPhase::Unhealthy { reason }
+                        if phase == ContainerPhase::Unhealthy
+                            && reason == Reason::Evicted.as_str() =>
+                    {
+                        Some(Reason::Evicted.as_str().into())
                     }
                     CheckPhase::Unhealthy { .. } if phase == ContainerPhase::Unhealthy => {
                         Some("Unhealthy".into())

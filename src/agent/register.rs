@@ -49,6 +49,9 @@ pub struct Registration {
     pub keys: Keys,
     pub node: String,
     pub address: String,
+    /// Where peers reach this agent's API (`--http`, see `agent::api_url`);
+    /// empty without one.
+    pub api_address: String,
     pub labels: BTreeMap<String, String>,
     pub ttl: Duration,
     pub docker: Docker,
@@ -349,6 +352,7 @@ impl Registration {
         };
         NodeStatus {
             address: self.address.clone(),
+            api_address: self.api_address.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             docker_version,
             docker_api_version: if api_version.is_empty() {

@@ -267,6 +267,14 @@ impl Containers {
         }
     }
 
+    /// The stop was part of a restart in place: the container is the
+    /// planner's again.
+    pub fn not_stopping(&self, id: &str) {
+        if let Some(r) = self.lock().get_mut(id) {
+            r.stopping = None;
+        }
+    }
+
     /// Forgets containers known before `listed_at` that are not in `present`
     /// (removed while the events stream was down); returns them.
     pub fn retain_listed(

@@ -17,6 +17,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The object's state forbids the action (not the caller's input).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The agent owning a container did not answer as it should.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -49,6 +55,8 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Store(StoreError::Unreachable { .. } | StoreError::Etcd { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

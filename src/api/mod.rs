@@ -8,6 +8,7 @@
 //! allows it. The probes and metrics outside `/api/v1` need no token.
 
 mod auth;
+mod container;
 mod error;
 mod page;
 mod read;
@@ -29,6 +30,7 @@ use utoipa_axum::routes;
 use crate::store::Store;
 
 pub use auth::{Access, Role, Tokens, TokensError};
+pub use container::local::{LocalContainers, LocalError, LogOptions, LogStream};
 pub use error::ApiError;
 
 /// Who may call the API.
@@ -44,6 +46,11 @@ pub struct ApiConfig {
 #[derive(Clone)]
 pub(crate) struct ApiState {
     pub store: Store,
+    /// The agent this API runs in (its own containers); `None` in a
+    /// router built without one, which forwards every container action.
+    pub local: Option<Arc<dyn LocalContainers>>,
+    /// Per-container requests for other nodes' containers.
+    pub forwarder: container::forward::Forwarder,
 }
 
 /// The OpenAPI document's fixed parts; the paths come from the routes.
@@ -51,7 +58,7 @@ pub(crate) struct ApiState {
 #[openapi(
     info(
         title = "berth API",
-        description = "Every agent's REST API: the resources `berth get` and `describe` show, and the writes of `apply`, `delete`, `rollout` and node commands. Bearer tokens from `--api-tokens`."
+        description = "Every agent's REST API: the resources `berth get` and `describe` show, the writes of `apply`, `delete`, `rollout` and node commands, and per-container logs, restart and evict (forwarded to the agent that runs the container). Bearer tokens from `--api-tokens`."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -88,6 +95,10 @@ fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(read::node))
         .routes(routes!(write::node_action))
         .routes(routes!(read::containers))
+        .routes(routes!(container::container))
+        .routes(routes!(container::logs))
+        .routes(routes!(container::restart))
+        .routes(routes!(container::evict))
         .routes(routes!(read::events))
         .routes(routes!(read::endpoints))
 }
@@ -103,8 +114,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub const PREFIX: &str = "/api/v1";
 
 /// The `/api/v1` routes and the status page, to merge into the agent's
-/// HTTP router.
-pub fn router(store: Store, cfg: ApiConfig) -> Router {
+/// HTTP router; `local` is the agent serving them (its containers).
+pub fn router(store: Store, cfg: ApiConfig, local: Option<Arc<dyn LocalContainers>>) -> Router {
+    let from = local.as_ref().map_or("api", |l| l.node()).to_string();
+    let forwarder = container::forward::Forwarder::new(&from);
     let doc = openapi().to_pretty_json().unwrap_or_default();
     let (api, _) = routes().split_for_parts();
     let api = api
@@ -113,7 +126,11 @@ pub fn router(store: Store, cfg: ApiConfig) -> Router {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
         )
         .fallback(|| async { ApiError::NotFound("no such API route".into()) })
-        .with_state(ApiState { store })
+        .with_state(ApiState {
+            store,
+            local,
+            forwarder,
+        })
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(cfg),
             auth::require,
@@ -184,10 +201,14 @@ mod tests {
             "GET /api/v1/projects/{project}/components",
             "GET /api/v1/projects/{project}/components/{name}",
             "GET /api/v1/projects/{project}/components/{name}/revisions",
+            "GET /api/v1/projects/{project}/containers/{container}",
+            "GET /api/v1/projects/{project}/containers/{container}/logs",
             "GET /api/v1/projects/{project}/endpoints",
             "POST /api/v1/apply",
             "POST /api/v1/nodes/{name}/{action}",
             "POST /api/v1/projects/{project}/components/{name}/rollout/{action}",
+            "POST /api/v1/projects/{project}/containers/{container}/evict",
+            "POST /api/v1/projects/{project}/containers/{container}/restart",
         ];
         assert_eq!(got, want);
     }

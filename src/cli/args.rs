@@ -141,6 +141,17 @@ pub enum Command {
         after_help = "Examples:\n  berth events -p shop\n  berth events -A -w\n  berth events -p shop -o json"
     )]
     Events(EventsArgs),
+    /// Evict one container (an administrator's hand-removal): its node
+    /// publishes it unhealthy (reason `Evicted`), the coordinator starts its
+    /// replacement within the component's maxSurge/maxUnavailable, then the
+    /// old one is drained and removed. The request is kept in etcd until
+    /// then, so it survives an agent restart; evicting again is harmless.
+    /// CONTAINER is a name or id (a prefix of 12+ characters) that
+    /// `berth get containers` shows.
+    #[command(
+        after_help = "Examples:\n  berth evict shop-web-3f2a9c -p shop\n  berth get containers -p shop && berth evict 4be1f0c2a9d3 -p shop"
+    )]
+    Evict(EvictArgs),
     /// Mark a node unschedulable: it gets no new replicas; running ones stay.
     #[command(after_help = "Example:\n  berth cordon n1")]
     Cordon(NodeArgs),
@@ -428,6 +439,14 @@ pub struct SchemaArgs {
 pub struct NodeArgs {
     /// The node's name (or node/NAME).
     pub node: String,
+}
+
+#[derive(Args, Debug)]
+pub struct EvictArgs {
+    /// The container's name or id (or an id prefix of at least 12 characters).
+    pub container: String,
+    #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
+    pub project: String,
 }
 
 #[derive(Args, Debug)]

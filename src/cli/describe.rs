@@ -156,12 +156,17 @@ fn node_lines(n: &crate::resource::Node) -> String {
         .get(crate::store::ROLE_ANNOTATION)
         .map_or("<none>", String::as_str);
     format!(
-        "Status:       {}\nRole:         {role}\nAddress:      {}\nLast seen:    {} ({} ago)\n",
+        "Status:       {}\nRole:         {role}\nAddress:      {}\nAPI:          {}\nLast seen:    {} ({} ago)\n",
         super::output::node_status_word(n),
         if st.address.is_empty() {
             "<none>"
         } else {
             &st.address
+        },
+        if st.api_address.is_empty() {
+            "<none>"
+        } else {
+            &st.api_address
         },
         st.last_heartbeat.as_deref().unwrap_or("?"),
         crate::util::age(st.last_heartbeat.as_deref()),

@@ -13,6 +13,7 @@ mod describe;
 mod diff;
 mod error;
 mod events;
+mod evict;
 mod get;
 mod get_containers;
 mod get_endpoints;
@@ -126,6 +127,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Wait(a) => wait::run(&etcd, a).await,
         Command::Lock(a) => lock::run(&etcd, a).await,
         Command::Events(a) => events::run(&etcd, a).await,
+        Command::Evict(a) => evict::run(&etcd, a).await,
         Command::Cordon(a) => node::cordon(&etcd, a).await,
         Command::Uncordon(a) => node::uncordon(&etcd, a).await,
         Command::Drain(a) => node::drain(&etcd, a).await,

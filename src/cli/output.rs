@@ -196,7 +196,7 @@ pub fn header(kind: Kind, wide: bool, all_projects: bool) -> Vec<&'static str> {
         Kind::Node => {
             h.extend(["STATUS", "ROLE", "ADDRESS", "LAST SEEN", "AGE", "VERSION"]);
             if wide {
-                h.extend(["DOCKER", "LABELS"]);
+                h.extend(["DOCKER", "API", "LABELS"]);
             }
         }
     }
@@ -289,7 +289,7 @@ pub fn row(obj: &Object, wide: bool, all_projects: bool, ctx: &RowContext) -> Ve
     r
 }
 
-/// STATUS, ROLE, ADDRESS, LAST SEEN, AGE, VERSION (and DOCKER, LABELS).
+/// STATUS, ROLE, ADDRESS, LAST SEEN, AGE, VERSION (and DOCKER, API, LABELS).
 fn node_cells(node: &Node, wide: bool) -> Vec<String> {
     let st = node.status.clone().unwrap_or_default();
     let or_none = |s: String| if s.is_empty() { "<none>".into() } else { s };
@@ -314,7 +314,11 @@ fn node_cells(node: &Node, wide: bool) -> Vec<String> {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        cells.extend([or_none(st.docker_version), or_none(labels.join(","))]);
+        cells.extend([
+            or_none(st.docker_version),
+            or_none(st.api_address),
+            or_none(labels.join(",")),
+        ]);
     }
     cells
 }

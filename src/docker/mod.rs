@@ -25,6 +25,7 @@ mod error;
 pub mod events;
 pub mod exec;
 pub mod image;
+mod logs;
 
 use std::future::Future;
 use std::sync::Arc;

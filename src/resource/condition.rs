@@ -107,6 +107,12 @@ words! {
         ImageMismatch,
         /// The proxy cannot bind an external port.
         PortUnavailable,
+        /// An administrator evicted the container (`berth evict`): it is
+        /// replaced within the rollout budget, then drained and removed.
+        Evicted,
+        /// An administrator restarted the container (API): drained, stopped
+        /// and started again in place.
+        Restarted,
     }
 }
 

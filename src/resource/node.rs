@@ -74,6 +74,10 @@ pub struct NodeStatus {
     /// How other nodes reach this one.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub address: String,
+    /// Where this agent serves the API (`http[s]://IP:PORT`, from `--http`):
+    /// the address other agents forward per-container actions to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_address: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub agent_version: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -2,4 +2,5 @@
 //! components: scheduled jobs, rotating backups (issue 10). Pure parts here
 //! have no etcd and no Docker.
 
+pub mod actions;
 pub mod backup;

@@ -194,6 +194,32 @@ impl Keys {
         self.endpoint(&c.project, &c.name, node, container)
     }
 
+    /// `evictions/<node>/<project>/<component>/<container id>`: an
+    /// administrator's request that the node replace that container (see
+    /// `services::evict`). Not on a lease: it outlives an agent restart.
+    pub fn eviction(&self, node: &str, c: &ComponentKey, id: &str) -> String {
+        format!(
+            "{}{}/{}/{id}",
+            self.evictions_prefix(node),
+            c.project,
+            c.name
+        )
+    }
+
+    pub fn evictions_prefix(&self, node: &str) -> String {
+        format!("{}/evictions/{node}/", self.root)
+    }
+
+    /// The component and container id of an eviction key of `node`.
+    pub fn split_eviction(&self, node: &str, key: &str) -> Option<(ComponentKey, String)> {
+        match self.parts(&self.evictions_prefix(node), key)?.as_slice() {
+            [project, name, id] if !id.is_empty() => {
+                Some((ComponentKey::from_parts(&[project, name])?, id.to_string()))
+            }
+            _ => None,
+        }
+    }
+
     pub fn election(&self) -> String {
         format!("{}/election/coordinator", self.root)
     }
@@ -256,6 +282,12 @@ mod tests {
             k.assignment("n1", "shop", "web"),
             "/berth/assignments/n1/shop/web"
         );
+        let ck = ComponentKey::new("shop", "web");
+        let ev = k.eviction("n1", &ck, "abc123");
+        assert_eq!(ev, "/berth/evictions/n1/shop/web/abc123");
+        assert_eq!(k.split_eviction("n1", &ev), Some((ck, "abc123".into())));
+        assert_eq!(k.split_eviction("n2", &ev), None);
+        assert_eq!(k.split_eviction("n1", "/berth/evictions/n1/shop/web"), None);
         assert_eq!(
             k.observed("n1", "shop", "web"),
             "/berth/observed/n1/shop/web"

@@ -84,7 +84,7 @@ async fn serve(etcd: &TestEtcd, tokens: &str) -> String {
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, berth::api::router(store, cfg)).await;
+        let _ = axum::serve(listener, berth::api::router(store, cfg, None)).await;
     });
     addr
 }
