@@ -36,7 +36,8 @@ impl LocalContainers for LocalActions {
     /// the template's signals and grace period, and starts the same
     /// container again through the crash-restart path (restart count,
     /// checks tracked anew). While it runs the container is marked
-    /// `stopping`, so the planner leaves it alone and its exit is no crash;
+    /// `stopping` ([`StopHow::Restart`]): the planner takes no step on it
+    /// and starts nothing in its slot, and its exit is no crash;
     /// the task is tracked like every stop, so shutdown waits for it.
     fn restart(&self, id: &str) -> Result<String, LocalError> {
         let ctx = &self.ctx;
@@ -69,7 +70,7 @@ impl LocalContainers for LocalActions {
             ))
         })?;
         let termination = rev.template.termination.clone().unwrap_or_default();
-        ctx.containers.stopping(id, StopHow::Graceful);
+        ctx.containers.stopping(id, StopHow::Restart);
         ctx.tracker.forget(id);
         let drain = ctx.traffic.drain(&ck, id, termination.drain_timeout());
         let _ = ctx.trigger.send(key.clone());

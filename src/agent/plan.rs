@@ -125,6 +125,10 @@ pub enum StopHow {
     Graceful,
     /// SIGKILL at once.
     Kill,
+    /// Drained and stopped to start again in place (an administrator's
+    /// restart, `agent::actions`): it keeps its slot, so nothing starts
+    /// in its stead, and the planner takes no step on it meanwhile.
+    Restart,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,7 +233,7 @@ pub fn exit_reason(code: i64, oom: bool) -> &'static str {
 pub fn phase(c: &ContainerView, policy: RestartPolicy) -> ContainerPhase {
     if let Some(how) = c.stopping {
         return match how {
-            StopHow::Graceful => ContainerPhase::Draining,
+            StopHow::Graceful | StopHow::Restart => ContainerPhase::Draining,
             StopHow::Kill => ContainerPhase::Stopping,
         };
     }
@@ -265,7 +269,7 @@ pub fn plan(input: &PlanInput, now: Instant) -> Plan {
         .iter()
         .filter(|c| match c.stopping {
             None => true,
-            Some(StopHow::Graceful) if kill_all => {
+            Some(StopHow::Graceful | StopHow::Restart) if kill_all => {
                 out.steps.push(Step::Stop {
                     id: c.id.clone(),
                     how: StopHow::Kill,
@@ -295,7 +299,13 @@ pub fn plan(input: &PlanInput, now: Instant) -> Plan {
             return out;
         }
     };
-    plan_running(a, &live, now, &mut out);
+    // Restarting in place: they hold their slots (of an assigned revision).
+    let restarting: Vec<&ContainerView> = input
+        .containers
+        .iter()
+        .filter(|c| c.stopping == Some(StopHow::Restart) && a.of_hash(&c.hash).is_some())
+        .collect();
+    plan_running(a, &live, &restarting, now, &mut out);
     out
 }
 
@@ -349,10 +359,18 @@ fn leave_order(r: &Retire, a: &Assignment) -> (bool, u64, bool, i128, String) {
     (!unhealthy, r.c.revision, assigned, age, r.c.id.clone())
 }
 
-fn plan_running(a: &Assignment, live: &[&ContainerView], now: Instant, out: &mut Plan) {
+fn plan_running<'a>(
+    a: &Assignment,
+    live: &[&'a ContainerView],
+    restarting: &[&'a ContainerView],
+    now: Instant,
+    out: &mut Plan,
+) {
     let replicas = a.replicas() as usize;
     let mut sorted = classify(a, live, now);
     trim_extras(a, &mut sorted);
+    // After the trim: a restarting container is never picked to leave.
+    sorted.pending.extend(restarting.iter().copied());
 
     // Serving containers leave while the ready ones that stay still number
     // at least `replicas`.
@@ -802,6 +820,81 @@ mod tests {
         for (view, rev, want) in table {
             assert_eq!(published_phase(&view, rev, p, n), want, "{view:?}");
         }
+    }
+
+    /// A container restarting in place (an administrator's restart) holds
+    /// its slot: nothing starts in its stead, no step touches it, and a
+    /// kill of the component still reaches it.
+    #[test]
+    fn a_container_restarting_in_place_keeps_its_slot() {
+        let n = now();
+        let restarting = |c| stopping(c, StopHow::Restart);
+        let table: Vec<(Option<Assignment>, Vec<ContainerView>, Vec<Step>)> = vec![
+            (
+                Some(assignment(H1, 1, State::Running)),
+                vec![restarting(ctr("a", H1, 1, n))],
+                vec![],
+            ),
+            (
+                Some(assignment(H1, 2, State::Running)),
+                vec![ctr("a", H1, 1, n), restarting(ctr("b", H1, 2, n))],
+                vec![],
+            ),
+            // One slot short besides it: one start, not two.
+            (
+                Some(assignment(H1, 3, State::Running)),
+                vec![ctr("a", H1, 1, n), restarting(ctr("b", H1, 2, n))],
+                vec![start(H1)],
+            ),
+            // Scaled down meanwhile: the ready one is not stopped while
+            // the other is down; the surplus leaves once the restart is done.
+            (
+                Some(assignment(H1, 1, State::Running)),
+                vec![ctr("a", H1, 1, n), restarting(ctr("b", H1, 2, n))],
+                vec![],
+            ),
+            (
+                Some(assignment(H1, 1, State::Killed)),
+                vec![restarting(ctr("a", H1, 1, n))],
+                vec![kill("a")],
+            ),
+        ];
+        for (a, containers, expected) in table {
+            check(a, containers, n, &expected);
+        }
+    }
+
+    /// An evicted container is published unhealthy (reason `Evicted`) and
+    /// the planner treats it as one: it keeps its slot until the
+    /// coordinator grants a replacement, then leaves once that one is
+    /// ready and the grant is withdrawn.
+    #[test]
+    fn an_evicted_container_waits_for_its_replacement() {
+        let n = now();
+        let evicted = |mut c: ContainerView| {
+            c.check = CheckPhase::Unhealthy {
+                reason: "Evicted".into(),
+            };
+            c
+        };
+        check(
+            Some(with(H1, 1, 0, 0)),
+            vec![evicted(ctr("a", H1, 1, n))],
+            n,
+            &[],
+        );
+        check(
+            Some(with(H1, 1, 1, 0)),
+            vec![evicted(ctr("a", H1, 1, n))],
+            n,
+            &[start(H1)],
+        );
+        check(
+            Some(with(H1, 1, 0, 0)),
+            vec![evicted(ctr("a", H1, 1, n)), ctr("b", H1, 2, n)],
+            n,
+            &[record("Unhealthy"), stop("a")],
+        );
     }
 
     #[test]

@@ -643,7 +643,9 @@ fn spawn_stop(
     ctx.containers.stopping(id, how);
     ctx.tracker.forget(id);
     let drain = match how {
-        StopHow::Graceful => Some(ctx.traffic.drain(ck, id, termination.drain_timeout())),
+        StopHow::Graceful | StopHow::Restart => {
+            Some(ctx.traffic.drain(ck, id, termination.drain_timeout()))
+        }
         StopHow::Kill => None,
     };
     let ctx2 = ctx.clone();
@@ -679,7 +681,9 @@ fn spawn_stop(
             ctx.states.event(&ck, "Drained", &message);
         }
         let r = match how {
-            StopHow::Graceful => ctx.exec.stop_and_remove(&id, &termination).await,
+            StopHow::Graceful | StopHow::Restart => {
+                ctx.exec.stop_and_remove(&id, &termination).await
+            }
             StopHow::Kill => ctx.exec.kill_and_remove(&id).await,
         };
         match r {
@@ -690,7 +694,7 @@ fn spawn_stop(
                 ctx.traffic.stopped(&id);
                 tracing::info!(container = %short(&id), ?how, "stopped and removed container");
                 let (reason, verb) = match how {
-                    StopHow::Graceful => ("Stopped", "stopped and removed"),
+                    StopHow::Graceful | StopHow::Restart => ("Stopped", "stopped and removed"),
                     StopHow::Kill => ("Killed", "killed and removed"),
                 };
                 ctx.states

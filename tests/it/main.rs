@@ -7,6 +7,7 @@ mod agent_engine;
 mod agent_pin;
 mod agent_safety;
 mod api;
+mod api_actions;
 mod cli;
 mod cli_lock;
 mod cli_nodes;

@@ -160,17 +160,21 @@ fn rollout_of(st: &Value) -> &Value {
 /// What a watcher of `observed/` saw: the fewest ready and the most
 /// containers (leaving ones included) at any revision of etcd.
 #[derive(Debug, Default, Clone, Copy)]
-struct Extremes {
-    least_ready: u32,
-    most_containers: u32,
-    events: u32,
+pub(crate) struct Extremes {
+    pub(crate) least_ready: u32,
+    pub(crate) most_containers: u32,
+    pub(crate) events: u32,
 }
 
-/// Follows `observed/` from `from` on, one etcd revision at a time, until
-/// it has seen the revision `until` names (0: not yet).
-async fn watch_budgets(c: &Cluster, from: i64, mut until: watch::Receiver<i64>) -> Extremes {
-    let mut client = c.etcd.client().await;
-    let prefix = c.etcd.key("observed/");
+/// Follows `observed/` (of `shop/web`) from `from` on, one etcd revision
+/// at a time, until it has seen the revision `until` names (0: not yet).
+pub(crate) async fn watch_budgets(
+    etcd: &crate::support::etcd::TestEtcd,
+    from: i64,
+    mut until: watch::Receiver<i64>,
+) -> Extremes {
+    let mut client = etcd.client().await;
+    let prefix = etcd.key("observed/");
     // Start from the state at `from`.
     let mut docs: BTreeMap<String, Value> = BTreeMap::new();
     let resp = client
@@ -270,7 +274,7 @@ async fn rolling_update_holds_the_budgets_at_every_moment() {
     let (tx, rx) = watch::channel(0i64);
     let watcher = {
         let c = &c;
-        async move { watch_budgets(c, from, rx).await }
+        async move { watch_budgets(&c.etcd, from, rx).await }
     };
     let roll = async {
         c.apply(&web(Behaviour::Serves(WEB2), policy.clone()));
@@ -592,7 +596,7 @@ async fn health_replacement_within(prefix: &str, surge: u32) {
     let (tx, rx) = watch::channel(0i64);
     let watcher = {
         let c = &c;
-        async move { watch_budgets(c, from, rx).await }
+        async move { watch_budgets(&c.etcd, from, rx).await }
     };
     let replace = async {
         let docker = crate::support::images::docker().await;
