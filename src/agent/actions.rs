@@ -79,7 +79,7 @@ impl LocalContainers for LocalActions {
             let (ctx, id) = (ctx2, id2);
             drain.await;
             let stopped = ctx.exec.stop(&id, &termination).await;
-            ctx.traffic.stopped(&id);
+            ctx.traffic.restarted(&id);
             let result = match stopped {
                 Ok(()) => reconcile::restart(&ctx, &key, &ck, &id, &rev).await,
                 Err(e) => Err(e.to_string()),

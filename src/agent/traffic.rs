@@ -295,6 +295,13 @@ impl Traffic {
         self.inner().draining.remove(id);
     }
 
+    /// The container was stopped and started again in place: its drain is
+    /// over and, once ready, it is routed like a new one.
+    pub fn restarted(&self, id: &str) {
+        self.inner().draining.remove(id);
+        self.proxy.undrain(id);
+    }
+
     /// A draining container's progress, for its observed document.
     pub fn drain_of(&self, id: &str) -> Option<Drain> {
         let d = self.inner().draining.get(id).cloned()?;

@@ -87,6 +87,16 @@ impl Tracker {
         s
     }
 
+    /// Clears the drain mark: the container was restarted in place and
+    /// may take new connections once routed again. Without this, a mark
+    /// kept alive by connections still open when the routes changed would
+    /// outlast the restart.
+    pub(crate) fn undrain(&self, container_id: &str) {
+        if let Some(s) = self.map().get(container_id) {
+            s.draining.store(false, Ordering::Release);
+        }
+    }
+
     /// Knows exactly the routed containers (each listed, at 0 if idle) plus
     /// those with something still open; a drain mark lives as long as the
     /// container is routed.
@@ -147,6 +157,22 @@ mod tests {
         assert!(!waiter.is_finished());
         drop(g2);
         assert_eq!(waiter.await.ok(), Some(DrainOutcome::Drained));
+    }
+
+    /// A restart in place whose drain timed out with a connection open:
+    /// the mark survives the routes dropping the container (something is
+    /// open), so only `undrain` lets it take new connections again.
+    #[tokio::test(start_paused = true)]
+    async fn undrain_ends_a_mark_kept_by_an_open_connection() {
+        let t = Tracker::default();
+        let g = OpenGuard::new(t.state("a"));
+        let _ = t.drain("a", Duration::from_secs(1)).await;
+        t.sync(&HashSet::new());
+        drop(g);
+        t.sync(&HashSet::from(["a"]));
+        assert!(t.state("a").draining());
+        t.undrain("a");
+        assert!(!t.state("a").draining());
     }
 
     #[tokio::test(start_paused = true)]

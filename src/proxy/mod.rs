@@ -170,6 +170,12 @@ impl Proxy {
         self.shared.tracker.drain(container_id, timeout)
     }
 
+    /// Ends a drain without a stop (a restart in place): the container
+    /// takes new connections again once the routes name it.
+    pub fn undrain(&self, container_id: &str) {
+        self.shared.tracker.undrain(container_id)
+    }
+
     /// Per container id: open connections (tcp) plus requests in flight
     /// (http), over all its ports. For `describe`.
     pub fn open_connections(&self) -> BTreeMap<String, u64> {
