@@ -77,7 +77,7 @@ impl From<LocalError> for ApiError {
 /// Where a request for a container is served.
 enum Serve {
     /// This agent runs it.
-    Here(ContainerRow),
+    Here(Box<ContainerRow>),
     /// Another agent does, at this API address.
     Peer { node: String, base: String },
 }
@@ -87,7 +87,7 @@ async fn locate(s: &ApiState, project: &str, wanted: &str, headers: &HeaderMap) 
     let row = find_container(&s.store, project, wanted).await?;
     let here = s.local.as_ref().map(|l| l.node());
     if here == Some(row.node.as_str()) {
-        return Ok(Serve::Here(row));
+        return Ok(Serve::Here(Box::new(row)));
     }
     if was_forwarded(headers) {
         return Err(ApiError::Conflict(format!(
