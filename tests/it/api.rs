@@ -636,3 +636,135 @@ async fn the_agent_serves_the_api_over_tls_when_given_a_certificate() {
         "{err}"
     );
 }
+
+/// Per-container routes served without an agent (every container is
+/// another node's): the row from observed state, scoped like the other
+/// routes; an owner that advertises no API address, or does not answer,
+/// is a 502 naming it, never a hang; an unknown container is a 404. All
+/// errors are JSON; nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_routes_find_the_owner_and_say_why_it_cannot_be_reached() {
+    let etcd = TestEtcd::start().await;
+    let (ep, root) = (etcd.endpoint(), etcd.root().to_string());
+    assert_eq!(
+        berth(&ep, &root, &["apply", "-f", "-"], Some(MANIFEST)).code,
+        0
+    );
+    let ctr = |id: &str, name: &str| json!({"id": id, "name": name, "revision": 1, "hash": "h", "phase": "ready"});
+    let doc = |c: Value| json!({"node": "x", "generation": 1, "revision": 1, "containers": [c]});
+    etcd.put(
+        &etcd.key("observed/n1/shop/web"),
+        doc(ctr("aaaaaaaaaaaa0001", "shop-web-1")).to_string(),
+    )
+    .await;
+    etcd.put(
+        &etcd.key("observed/n2/shop/web"),
+        doc(ctr("bbbbbbbbbbbb0002", "shop-web-2")).to_string(),
+    )
+    .await;
+    // n1 registered without an API address; n2's address answers nothing.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let node = |api: &str| {
+        json!({"apiVersion": "berth/v1", "kind": "Node", "metadata": {"name": "n"},
+            "status": {"address": "127.0.0.1", "apiAddress": api}})
+        .to_string()
+    };
+    etcd.put(&etcd.key("nodes/n1"), node("")).await;
+    etcd.put(
+        &etcd.key("nodes/n2"),
+        node(&format!("http://127.0.0.1:{closed}")),
+    )
+    .await;
+    let tokens = format!(
+        "tokens:\n  - {{name: ci, token: {ADMIN}, role: admin}}\n  - {{name: viewer, token: {VIEWER}, role: read, projects: [other]}}\n"
+    );
+    let api = serve(&etcd, &tokens).await;
+    let before = etcd.revision().await;
+
+    let (code, _, body) = request(
+        &api,
+        "GET",
+        "/api/v1/projects/shop/containers/shop-web-2",
+        Some(ADMIN),
+    );
+    assert_eq!((code, body["node"].as_str()), (200, Some("n2")), "{body}");
+    let (code, _, body) = request(
+        &api,
+        "GET",
+        "/api/v1/projects/shop/containers/bbbbbbbbbbbb",
+        Some(ADMIN),
+    );
+    assert_eq!(
+        (code, body["name"].as_str()),
+        (200, Some("shop-web-2")),
+        "{body}"
+    );
+    let (code, _, body) = request(
+        &api,
+        "GET",
+        "/api/v1/projects/shop/containers/shop-web-2",
+        Some(VIEWER),
+    );
+    assert_eq!(code, 403, "{body}");
+
+    let (code, _, body) = request(
+        &api,
+        "POST",
+        "/api/v1/projects/shop/containers/shop-web-1/restart",
+        Some(ADMIN),
+    );
+    assert_eq!(code, 502, "{body}");
+    let e = body["error"].as_str().unwrap_or_default();
+    assert!(
+        e.contains("n1") && e.contains("advertises no API address"),
+        "{body}"
+    );
+
+    let started = Instant::now();
+    let (code, _, body) = request(
+        &api,
+        "GET",
+        "/api/v1/projects/shop/containers/shop-web-2/logs",
+        Some(ADMIN),
+    );
+    assert_eq!(code, 502, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("node n2"),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let (code, _, body) = request(
+        &api,
+        "POST",
+        "/api/v1/projects/shop/containers/nope/evict",
+        Some(ADMIN),
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"nope\" not found"),
+        "{body}"
+    );
+    // The other project's containers are not found from this one.
+    let (code, _, _) = request(
+        &api,
+        "GET",
+        "/api/v1/projects/other/containers/shop-web-1",
+        Some(ADMIN),
+    );
+    assert_eq!(code, 404);
+    assert_eq!(etcd.revision().await, before, "nothing written");
+}
