@@ -445,6 +445,7 @@ pub struct NodeArgs {
 pub struct EvictArgs {
     /// The container's name or id (or an id prefix of at least 12 characters).
     pub container: String,
+    /// The container's project.
     #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
     pub project: String,
 }

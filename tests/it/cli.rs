@@ -896,6 +896,7 @@ fn help_version_completion_schema() {
         "describe",
         "delete",
         "diff",
+        "evict",
         "schema",
         "completion",
     ] {
