@@ -462,3 +462,68 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
     })
     .await;
 }
+
+/// An eviction asked for while the node's agent is down is carried out by
+/// the next agent of that node: the request is in etcd, not in the old
+/// agent's memory. The replacement comes from the coordinator (beside the
+/// evicted one: never more than replicas + 1), the evicted container is
+/// removed, the request deleted, and the `Evicted` event recorded by the
+/// new agent (the old one never saw the request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_survives_an_agent_restart() {
+    let mut h = crate::agent::Harness::new("evict-restart").await;
+    h.start_agent();
+    h.apply("web", crate::agent::web_spec(WEB1, 1)).await;
+    let o = h.wait_ready("web", 1).await;
+    let victim = o.containers[0].id.clone();
+    // Stopped gracefully: its containers keep running, nobody acts.
+    h.stop_agent();
+    let key = h
+        .etcd
+        .key(&format!("evictions/{}/shop/web/{victim}", h.node()));
+    h.etcd
+        .put(
+            &key,
+            json!({"requestedAt": "2026-01-01T00:00:00Z", "by": "test"}).to_string(),
+        )
+        .await;
+    assert_eq!(h.container_ids().await, vec![victim.clone()]);
+
+    h.start_agent();
+    let start = Instant::now();
+    let mut most = 0;
+    loop {
+        let ids = h.container_ids().await;
+        most = most.max(ids.len());
+        let o = h.observed_on(h.node(), "web").await;
+        let done = !ids.contains(&victim)
+            && o.as_ref().is_some_and(|o| {
+                o.containers.len() == 1
+                    && o.containers[0].phase == berth::resource::observed::ContainerPhase::Ready
+            });
+        if done && h.etcd.get(&key).await.is_none() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "not replaced: containers {ids:?}, observed {o:?}, request {:?}",
+            h.etcd
+                .get(&key)
+                .await
+                .map(|v| String::from_utf8_lossy(&v).to_string())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        most <= 2,
+        "{most} containers at once (replicas 1, maxSurge 1)"
+    );
+    let events = berth(
+        &h.etcd.endpoint(),
+        h.etcd.root(),
+        &["events", "-p", "shop", "-o", "json"],
+        None,
+    );
+    assert!(events.stdout.contains("\"Evicted\""), "{events:?}");
+    h.stop_agent();
+}
