@@ -662,20 +662,26 @@ async fn container_routes_find_the_owner_and_say_why_it_cannot_be_reached() {
         doc(ctr("bbbbbbbbbbbb0002", "shop-web-2")).to_string(),
     )
     .await;
+    etcd.put(
+        &etcd.key("observed/n3/shop/web"),
+        doc(ctr("cccccccccccc0003", "shop-web-3")).to_string(),
+    )
+    .await;
     // n1 registered without an API address; n2's address answers nothing.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let node = |api: &str| {
-        json!({"apiVersion": "berth/v1", "kind": "Node", "metadata": {"name": "n"},
-            "status": {"address": "127.0.0.1", "apiAddress": api}})
+    let node = |name: &str, api: &str| {
+        json!({"apiVersion": "berth/v1", "kind": "Node", "metadata": {"name": name},
+            "status": {"address": "127.0.0.1", "apiAddress": api,
+                "conditions": [{"type": "Ready", "status": "True"}]}})
         .to_string()
     };
-    etcd.put(&etcd.key("nodes/n1"), node("")).await;
+    etcd.put(&etcd.key("nodes/n1"), node("n1", "")).await;
     etcd.put(
         &etcd.key("nodes/n2"),
-        node(&format!("http://127.0.0.1:{closed}")),
+        node("n2", &format!("http://127.0.0.1:{closed}")),
     )
     .await;
     let tokens = format!(
@@ -731,11 +737,9 @@ async fn container_routes_find_the_owner_and_say_why_it_cannot_be_reached() {
         Some(ADMIN),
     );
     assert_eq!(code, 502, "{body}");
+    let e = body["error"].as_str().unwrap_or_default();
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("node n2"),
+        e.contains(&format!("node n2 (http://127.0.0.1:{closed})")),
         "{body}"
     );
     assert!(
@@ -743,6 +747,17 @@ async fn container_routes_find_the_owner_and_say_why_it_cannot_be_reached() {
         "{:?}",
         started.elapsed()
     );
+
+    // A node whose agent is gone (no registration): said so.
+    let (code, _, body) = request(
+        &api,
+        "POST",
+        "/api/v1/projects/shop/containers/shop-web-3/evict",
+        Some(ADMIN),
+    );
+    assert_eq!(code, 502, "{body}");
+    let e = body["error"].as_str().unwrap_or_default();
+    assert!(e.contains("node n3, which is not ready"), "{body}");
 
     let (code, _, body) = request(
         &api,

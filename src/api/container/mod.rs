@@ -97,16 +97,27 @@ async fn locate(s: &ApiState, project: &str, wanted: &str, headers: &HeaderMap) 
             here.unwrap_or("?")
         )));
     }
-    let base = match s.store.get(Kind::Node, None, &row.node).await? {
+    let (base, ready) = match s.store.get(Kind::Node, None, &row.node).await? {
         Some(stored) => match stored.object {
-            Object::Node(n) => n.status.map(|st| st.api_address).unwrap_or_default(),
-            _ => String::new(),
+            Object::Node(n) => (
+                n.status
+                    .as_ref()
+                    .map(|st| st.api_address.clone())
+                    .unwrap_or_default(),
+                n.is_ready(),
+            ),
+            _ => (String::new(), false),
         },
-        None => String::new(),
+        None => (String::new(), false),
     };
     if base.is_empty() {
+        let why = if ready {
+            "whose agent advertises no API address (it runs without --http, or binds 0.0.0.0 with no --address)"
+        } else {
+            "which is not ready (its agent is gone): nothing can act on the container now"
+        };
         return Err(ApiError::BadGateway(format!(
-            "container {} runs on node {}, whose agent advertises no API address (it runs without --http, or binds 0.0.0.0 with no --address)",
+            "container {} runs on node {}, {why}",
             row.container.name, row.node
         )));
     }
