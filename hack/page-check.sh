@@ -7,7 +7,8 @@
 # console error or exception (hack/page/check.py, a Chrome DevTools Protocol
 # client on --remote-debugging-pipe, Python's standard library only).
 #
-#   hack/page-check.sh [SHOTS_DIR]     screenshots (default: docs/)
+#   hack/page-check.sh [SHOTS_DIR]     screenshots (default: target/page-check/;
+#                                      `hack/page-check.sh docs` renews the README's)
 #
 # Writes SHOTS_DIR/status-page.png (1920x1080) and status-page-phone.png
 # (390x844 at 2x). Every container it starts carries the cluster's unique
@@ -16,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib/cluster.sh
 
-shots="${1:-docs}"
+shots="${1:-target/page-check}"
 CHROMIUM="${CHROMIUM:-chromium}"
 command -v "$CHROMIUM" >/dev/null || { echo "page-check: $CHROMIUM is not installed: run hack/install-deps.sh" >&2; exit 1; }
 

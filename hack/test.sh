@@ -6,8 +6,8 @@
 #   4. the tests: unit, integration (real etcd, real Docker) and doc tests,
 #      with cargo-nextest when it is installed, else cargo test
 #   5. hack/fuzz-api.sh: schemathesis against api/openapi.json and real agents
-#   6. hack/page-check.sh: the status page in headless Chromium (rewrites
-#      docs/status-page*.png)
+#   6. hack/page-check.sh: the status page in headless Chromium (screenshots
+#      in target/page-check/)
 # Every step runs even if an earlier one failed; the last line sums them up and
 # the exit status is non-zero if any failed.
 #
