@@ -158,12 +158,12 @@ fn ms(d: Duration) -> String {
 /// One SSE client: reports `(watcher, write)` each time the marker of the
 /// next write (`"restarts":N`) arrives.
 async fn watcher(addr: String, id: usize, first: u32, tx: mpsc::UnboundedSender<(usize, u32)>) {
-    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
-    s.write_all(
-        b"GET /api/v1/containers?watch=true&node=sim-0000 HTTP/1.0\r\nHost: bench\r\n\r\n",
-    )
-    .await
-    .expect("write");
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /api/v1/containers?watch=true&node=sim-0000 HTTP/1.0\r\nHost: bench\r\n\r\n")
+        .await
+        .expect("write");
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut next = first;
@@ -223,7 +223,7 @@ async fn fan_out(
                 .expect("put")
         };
         let mut seen = vec![false; watchers];
-        let (mut first, mut count) = (None, 0);
+        let (mut first, mut last, mut count) = (None, Duration::ZERO, 0);
         let t0 = Instant::now();
         put().await;
         let mut last_put = Instant::now();
@@ -239,7 +239,8 @@ async fn fan_out(
                 Ok(Some((id, m))) if m == marker && !seen[id] => {
                     seen[id] = true;
                     count += 1;
-                    first.get_or_insert(t0.elapsed());
+                    last = t0.elapsed();
+                    first.get_or_insert(last);
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => panic!("every watcher ended"),
@@ -251,7 +252,7 @@ async fn fan_out(
         }
         if w > 0 {
             firsts.push(first.unwrap_or_default());
-            lasts.push(t0.elapsed());
+            lasts.push(last);
         }
         // Let the etcd watch and the agent settle between writes.
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -14,7 +14,7 @@
 #     without the token are refused (401).
 #  2. anonymous: an agent with --api-anonymous-read, no token: reads answer,
 #     writes must answer 403 as documented.
-# Bounded: FUZZ_EXAMPLES test cases per operation (default 50), and
+# Bounded: FUZZ_EXAMPLES test cases per operation (default 150), and
 # `timeout` FUZZ_SECS per run (default 240). The seed is fixed (FUZZ_SEED).
 #
 # Checks: `--checks all`, minus those that cannot apply (why, per check):
@@ -34,7 +34,7 @@ cd "$(dirname "$0")/.."
 . hack/lib/cluster.sh
 
 SCHEMATHESIS="${SCHEMATHESIS:-.venv/bin/schemathesis}"
-examples="${FUZZ_EXAMPLES:-50}"
+examples="${FUZZ_EXAMPLES:-150}"
 secs="${FUZZ_SECS:-240}"
 seed="${FUZZ_SEED:-11}"
 admin="fuzz-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"

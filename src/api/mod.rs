@@ -11,6 +11,7 @@ mod auth;
 mod error;
 mod page;
 mod read;
+mod reject;
 mod watch;
 mod write;
 
@@ -54,7 +55,8 @@ pub(crate) struct ApiState {
         description = "Every agent's REST API: the resources `berth get` and `describe` show, and the writes of `apply`, `delete`, `rollout` and node commands. Bearer tokens from `--api-tokens`."
     ),
     modifiers(&BearerAuth),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    components(schemas(error::ErrorBody))
 )]
 struct ApiDoc;
 
@@ -117,7 +119,9 @@ pub fn router(store: Store, cfg: ApiConfig) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(cfg),
             auth::require,
-        ));
+        ))
+        // Outermost: extractor rejections answer JSON like every API error.
+        .layer(axum::middleware::map_response(reject::json_errors));
     page::router().nest(PREFIX, api)
 }
 
