@@ -60,18 +60,44 @@ agent_start() {
   }
 }
 
+# A signal ends the script through its EXIT trap (cluster_stop).
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
 cluster_stop() {
-  local i
-  # Agents first (newest first), etcd last.
+  # `timeout` and Ctrl-C signal the whole process group, once more may come:
+  # the cleanup must not be cut short by it.
+  trap '' TERM INT
+  local i pid end
+  # Agents first (newest first), etcd last; SIGKILL after 10 s.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill "${pids[$i]}" 2>/dev/null && wait "${pids[$i]}" 2>/dev/null
+    pid="${pids[$i]}"
+    kill "$pid" 2>/dev/null
+    end=$(($(date +%s) + 10))
+    while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
   done
   pids=()
   if [ -n "$ROOT" ] && command -v docker >/dev/null; then
-    local ids
-    ids=$(docker ps -aq --filter "label=berth.root=$ROOT" 2>/dev/null || true)
-    # shellcheck disable=SC2086
-    [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
+    # A create an agent sent just before it died still lands in the engine,
+    # so removal repeats until the label has listed nothing for 2 s (at
+    # most 20 s).
+    local ids quiet_since end
+    quiet_since="" end=$(($(date +%s) + 20))
+    while [ "$(date +%s)" -lt "$end" ]; do
+      ids=$(docker ps -aq --filter "label=berth.root=$ROOT" 2>/dev/null || true)
+      if [ -n "$ids" ]; then
+        # shellcheck disable=SC2086
+        docker rm -f $ids >/dev/null 2>&1 || true
+        quiet_since=""
+      elif [ -z "$quiet_since" ]; then
+        quiet_since=$(date +%s)
+      elif [ $(($(date +%s) - quiet_since)) -ge 2 ]; then
+        break
+      fi
+      sleep 0.5
+    done
   fi
   if [ -n "$DIR" ] && [ -z "${KEEP_LOGS:-}" ]; then rm -rf "$DIR"; fi
   return 0

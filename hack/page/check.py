@@ -60,7 +60,7 @@ STATE_JS = """JSON.stringify((() => {
     bar: row ? row.children[2].firstChild.style.width : null,
     phase: row ? row.children[3].textContent : null,
     chips: chips.sort(),
-    live: document.getElementById('live').textContent,
+    live: (document.getElementById('live') || {}).textContent || null,
     nodes: document.querySelectorAll('#nodes tbody tr').length,
     marker: window.__pageCheck === 1,
   };
@@ -99,6 +99,12 @@ def main():
         page = Page(browser)
         page.viewport(1920, 1080)
         page.call("Page.navigate", {"url": url})
+        # Navigation is asynchronous: wait for the page's own document.
+        deadline = time.monotonic() + 30
+        while page.eval("location.href + ' ' + document.readyState") != url + " complete":
+            if time.monotonic() > deadline:
+                sys.exit(f"page-check: {url} did not load")
+            time.sleep(0.1)
         seen = []
         s = wait_until(
             page,
@@ -113,6 +119,8 @@ def main():
         page.eval("window.__pageCheck = 1")
 
         # Scale to 3 and change the template (a new revision) while open.
+        before = seen[-1]
+        during = [before]
         apply(manifest(image, 3, "three"))
         s = wait_until(
             page,
@@ -123,13 +131,14 @@ def main():
             and len(s["chips"]) == 3
             and all(" r2 ready" in c for c in s["chips"]),
             180,
-            seen,
+            during,
         )
+        seen += during[1:]
         if not s["marker"]:
             sys.exit("page-check: the page was reloaded (the marker is gone)")
         # The rollout's progress showed on the way: some state between the
-        # first and the last (fewer ready, a partial bar, or Progressing).
-        middle = seen[1:-1]
+        # one before and the last (fewer ready, a partial bar, Progressing).
+        middle = [d for d in during[1:-1] if d != before]
         if not middle:
             sys.exit(f"page-check: no intermediate rollout state was shown: {seen}")
         fail_on(page.problems(), "during the rollout")
