@@ -128,6 +128,12 @@ async fn simulate(client: &Client, root: &str, nodes: usize, per_node: usize) {
 
 /// One HTTP/1.0 GET on a new connection: (status, body length).
 fn get(addr: &str, path: &str) -> (u16, usize) {
+    let (status, body) = get_body(addr, path);
+    (status, body.len())
+}
+
+/// One HTTP/1.0 GET on a new connection: (status, body).
+fn get_body(addr: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -143,7 +149,7 @@ fn get(addr: &str, path: &str) -> (u16, usize) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (status, out.len() - head_end)
+    (status, out.split_off(head_end.min(out.len())))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -308,8 +314,16 @@ async fn main() {
     }
 
     // 1. The cluster-wide list.
-    let (status, size) = get(&http, "/api/v1/containers");
+    let (status, body) = get_body(&http, "/api/v1/containers");
     assert_eq!(status, 200, "GET /api/v1/containers");
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("a JSON list");
+    let rows = list["items"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        rows,
+        nodes * per_node,
+        "every simulated container is listed"
+    );
+    let size = body.len();
     let mut lat = Vec::new();
     for _ in 0..requests {
         let addr = http.clone();
