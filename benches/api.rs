@@ -12,6 +12,9 @@
 //!    `BENCH_WRITES`) of one observed document, the time from just before
 //!    the etcd put to the event's arrival at the first and the last watcher.
 //!
+//! Baselines in the same run: a raw etcd-client read of every observed
+//! document (what the list reads), and put → event at one raw etcd watch.
+//!
 //! Run: `cargo bench --bench api` (prints a Markdown table for
 //! BENCHMARKS.md). `BENCH_NODES` and `BENCH_PER_NODE` change the sizes.
 
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use berth::localetcd::{LocalEtcd, LocalEtcdConfig};
 use berth::resource::observed::{ContainerPhase, ObservedContainer};
 use berth::resource::Observed;
-use etcd_client::{Client, Txn, TxnOp};
+use etcd_client::{Client, GetOptions, Txn, TxnOp, WatchOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -200,6 +203,55 @@ async fn watcher(addr: String, id: usize, first: u32, tx: mpsc::UnboundedSender<
     }
 }
 
+/// Baseline: one raw etcd-client range read of every observed document
+/// (what the list route reads), `n` times.
+async fn raw_list(client: &Client, root: &str, n: usize) -> Vec<Duration> {
+    let prefix = format!("{root}/observed/");
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let r = client
+            .clone()
+            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+            .await
+            .expect("raw list");
+        out.push(t0.elapsed());
+        assert!(!r.kvs().is_empty());
+    }
+    out.sort();
+    out
+}
+
+/// Baseline: put → event at one raw etcd-client watch of the same key.
+async fn raw_watch(client: &Client, root: &str, writes: u32) -> Vec<Duration> {
+    let key = format!("{root}/observed/{}/sim/c0", sim_node(0));
+    let mut stream = client
+        .clone()
+        .watch(key.clone(), Some(WatchOptions::new()))
+        .await
+        .expect("watch");
+    let per = env_or("BENCH_PER_NODE", 20).div_ceil(COMPONENTS_PER_NODE);
+    let mut out = Vec::new();
+    for w in 0..writes {
+        let value = observed(&sim_node(0), 0, per, 500 + w);
+        let t0 = Instant::now();
+        client
+            .clone()
+            .put(key.clone(), value, None)
+            .await
+            .expect("put");
+        loop {
+            let resp = stream.message().await.expect("watch").expect("watch open");
+            if !resp.events().is_empty() {
+                break;
+            }
+        }
+        out.push(t0.elapsed());
+    }
+    out.sort();
+    out
+}
+
 async fn fan_out(
     client: &Client,
     root: &str,
@@ -336,7 +388,10 @@ async fn main() {
     }
     lat.sort();
 
+    let raw = raw_list(&client, &root, 50).await;
+
     // 2. Fan-out.
+    let raw_events = raw_watch(&client, &root, writes).await;
     let (mut firsts, mut lasts) = fan_out(&client, &root, &http, watchers, writes).await;
     firsts.sort();
     lasts.sort();
@@ -345,17 +400,22 @@ async fn main() {
     println!("| benchmark | p50 | p99 | notes |");
     println!("|---|---|---|---|");
     println!(
-        "| `GET /api/v1/containers`, {nodes} simulated nodes × {per_node} containers ({} rows), {requests} requests | {} | {} | response {:.2} MB |",
+        "| `GET /api/v1/containers`, {nodes} simulated nodes × {per_node} containers ({} rows), {requests} requests | {} | {} | response {:.2} MB; baseline: raw etcd-client read of the {} observed documents p50 {}, p99 {} |",
         nodes * per_node,
         ms(percentile(&lat, 0.5)),
         ms(percentile(&lat, 0.99)),
-        size as f64 / 1e6
+        size as f64 / 1e6,
+        nodes * COMPONENTS_PER_NODE,
+        ms(percentile(&raw, 0.5)),
+        ms(percentile(&raw, 0.99)),
     );
     println!(
-        "| SSE fan-out: etcd put → event at the last of {watchers} watchers, {writes} writes | {} | {} | first watcher: p50 {}, p99 {} |",
+        "| SSE fan-out: etcd put → event at the last of {watchers} watchers, {writes} writes | {} | {} | first watcher: p50 {}, p99 {}; baseline: put → event at one raw etcd-client watch p50 {}, p99 {} |",
         ms(percentile(&lasts, 0.5)),
         ms(percentile(&lasts, 0.99)),
         ms(percentile(&firsts, 0.5)),
         ms(percentile(&firsts, 0.99)),
+        ms(percentile(&raw_events, 0.5)),
+        ms(percentile(&raw_events, 0.99)),
     );
 }
