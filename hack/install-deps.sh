@@ -37,6 +37,7 @@ PACKAGES=(
   openssl            # the TLS tests make their certificates with it
   curl               # the API's TLS test is an HTTPS client
   chromium           # hack/page-check.sh: the status page in a headless browser
+  python3-venv       # `python3 -m venv` for .venv/ (Debian's python3 lacks ensurepip without it)
 )
 # PyPI packages, by explicit name and version, installed into .venv/ (ignored
 # by git): hack/fuzz-api.sh runs schemathesis from there.
