@@ -56,7 +56,8 @@ else
 fi
 
 # The API as its users meet it: fuzzed against its document, and the status
-# page in a browser. Both run the debug binary the tests built.
+# page in a browser, each against real agents of the debug binary built here
+# and an etcd of its own (about a minute together).
 step build cargo build --bin berth
 step fuzz-api hack/fuzz-api.sh
 step page hack/page-check.sh
