@@ -13,6 +13,9 @@
 # with --storage-driver=vfs --bridge=none --iptables=false as a fallback for
 # tight sandboxes.
 #
+# Python packages (PYPI_PACKAGES, pinned) go into .venv/ at the repository's
+# top, made with the machine's python3 (3.11 or newer).
+#
 #   hack/install-deps.sh [--no-docker] [--bench]
 #
 # --bench also installs what `cargo bench --bench proxy` compares against
@@ -33,7 +36,15 @@ PACKAGES=(
   busybox-static     # a static /bin/busybox: the test and example images
   openssl            # the TLS tests make their certificates with it
   curl               # the API's TLS test is an HTTPS client
+  chromium           # hack/page-check.sh: the status page in a headless browser
+  python3-venv       # `python3 -m venv` for .venv/ (Debian's python3 lacks ensurepip without it)
 )
+# PyPI packages, by explicit name and version, installed into .venv/ (ignored
+# by git): hack/fuzz-api.sh runs schemathesis from there.
+PYPI_PACKAGES=(
+  schemathesis==4.32.5
+)
+VENV=.venv
 # -sys crates in Cargo.lock and why none needs a package here:
 # linux-raw-sys is pure Rust; core-foundation-sys (chrono's iana-time-zone),
 # js-sys and windows-sys are built on macOS, wasm and Windows only.
@@ -50,7 +61,7 @@ for arg in "$@"; do
   case "$arg" in
     --no-docker) with_docker=0 ;;
     --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "install-deps: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -101,6 +112,21 @@ for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || die "package $p is still not installed (apt-get install $p)"
 done
 
+# PyPI packages into the venv, each at its pinned version.
+cd "$(dirname "$0")/.."
+if [ ! -x "$VENV/bin/python" ]; then
+  say "python3 -m venv $VENV"
+  python3 -m venv "$VENV" || die "cannot make a venv with python3 (Debian: apt-get install python3-venv)"
+fi
+for spec in "${PYPI_PACKAGES[@]}"; do
+  name="${spec%%==*}" want="${spec##*==}"
+  have=$("$VENV/bin/python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+  if [ "$have" != "$want" ]; then
+    say "pip install $spec"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$spec" || die "pip install $spec failed"
+  fi
+done
+
 # --- 2. prove each prerequisite works ---------------------------------------------
 scratch="$(mktemp -d)"
 etcd_pid=""
@@ -125,6 +151,18 @@ if command -v ldd >/dev/null 2>&1 && ldd /bin/busybox >/dev/null 2>&1; then
   die "/bin/busybox is dynamically linked: apt-get install busybox-static"
 fi
 /bin/busybox true || die "/bin/busybox does not run: apt-get install --reinstall busybox-static"
+
+# schemathesis must run at its pinned version.
+st_version=$("$VENV/bin/schemathesis" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1)
+[ "schemathesis==$st_version" = "${PYPI_PACKAGES[0]}" ] \
+  || die "schemathesis in $VENV does not run at ${PYPI_PACKAGES[0]#*==} (got '${st_version}'): rm -rf $VENV and run again"
+
+# Chromium must render a page headless (as root it needs --no-sandbox).
+chromium_args=(--headless=new --disable-gpu --dump-dom)
+[ "$(id -u)" -ne 0 ] || chromium_args+=(--no-sandbox)
+printf '<p id=ok>ok</p>' >"$scratch/page.html"
+timeout 60 chromium "${chromium_args[@]}" "file://$scratch/page.html" 2>/dev/null | grep -q 'id="ok"' \
+  || die "chromium does not render a page headless: apt-get install chromium"
 
 # etcd must start and serve a read, on free loopback ports.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
@@ -153,7 +191,7 @@ etcd_pid=""
 command -v cargo >/dev/null 2>&1 || say "note: cargo is not on PATH; berth builds with a Rust toolchain (rustup.rs)"
 
 if [ "$with_docker" -eq 0 ]; then
-  say "ok (etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), protoc $(protoc --version | cut -d' ' -f2), docker skipped)"
+  say "ok (etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), protoc $(protoc --version | cut -d' ' -f2), schemathesis $st_version, docker skipped)"
   exit 0
 fi
 
@@ -199,4 +237,4 @@ if ! docker_answers; then
 fi
 docker_answers || die "the Docker engine does not answer \`docker info\`: apt-get install docker.io"
 
-say "ok (etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), protoc $(protoc --version | cut -d' ' -f2), docker $(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+say "ok (etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'), protoc $(protoc --version | cut -d' ' -f2), schemathesis $st_version, docker $(docker version --format '{{.Server.Version}}' 2>/dev/null))"

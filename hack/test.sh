@@ -5,6 +5,9 @@
 #   3. cargo clippy --all-targets -D warnings
 #   4. the tests: unit, integration (real etcd, real Docker) and doc tests,
 #      with cargo-nextest when it is installed, else cargo test
+#   5. hack/fuzz-api.sh: schemathesis against api/openapi.json and real agents
+#   6. hack/page-check.sh: the status page in headless Chromium (screenshots
+#      in target/page-check/)
 # Every step runs even if an earlier one failed; the last line sums them up and
 # the exit status is non-zero if any failed.
 #
@@ -51,6 +54,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   step tests bash -c 'set -o pipefail; cargo test --lib --bins --tests --no-fail-fast "$@" 2>&1 | tee "$0"' "$log" "$@"
 fi
+
+# The API as its users meet it: fuzzed against its document, and the status
+# page in a browser, each against real agents of the debug binary built here
+# and an etcd of its own (about a minute together).
+step build cargo build --bin berth
+step fuzz-api hack/fuzz-api.sh
+step page hack/page-check.sh
 
 # One plain "N passed, N failed" line for the whole run.
 passed=$(grep -oE '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')

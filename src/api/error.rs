@@ -27,23 +27,49 @@ pub enum ApiError {
     Store(#[from] StoreError),
 }
 
-/// The error answers every route may give, for the OpenAPI document (each
-/// with the JSON body `{"error", "status"}`).
+/// The body of every error answer: one line, and the status again.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    pub status: u16,
+}
+
+impl ErrorBody {
+    /// The JSON answer with this body (`WWW-Authenticate` on a 401).
+    pub fn respond(status: StatusCode, error: String) -> Response {
+        let body = ErrorBody {
+            error,
+            status: status.as_u16(),
+        };
+        let json = serde_json::to_string(&body).unwrap_or_default();
+        let mut r = (status, [(header::CONTENT_TYPE, "application/json")], json).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"berth\""),
+            );
+        }
+        r
+    }
+}
+
+/// The error answers every route may give, for the OpenAPI document, each
+/// with the JSON body [`ErrorBody`] (so schemathesis checks that they are).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // documentation only: answers are built from `ApiError`
 pub enum ApiErrors {
     #[response(status = 400, description = "Bad input: one line naming the cause")]
-    BadRequest,
+    BadRequest(ErrorBody),
     #[response(status = 401, description = "No valid bearer token")]
-    Unauthenticated,
+    Unauthenticated(ErrorBody),
     #[response(status = 403, description = "The token may not do this")]
-    Forbidden,
+    Forbidden(ErrorBody),
     #[response(status = 404, description = "No such object")]
-    NotFound,
+    NotFound(ErrorBody),
     #[response(status = 409, description = "Changed concurrently; retry")]
-    Conflict,
+    Conflict(ErrorBody),
     #[response(status = 503, description = "etcd unreachable")]
-    Unavailable,
+    Unavailable(ErrorBody),
 }
 
 impl ApiError {
@@ -71,20 +97,6 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let body = serde_json::json!({"error": self.to_string(), "status": status.as_u16()});
-        let mut r = (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"berth\""),
-            );
-        }
-        r
+        ErrorBody::respond(self.status(), self.to_string())
     }
 }

@@ -12,6 +12,7 @@ mod container;
 mod error;
 mod page;
 mod read;
+mod reject;
 mod watch;
 mod write;
 
@@ -61,7 +62,8 @@ pub(crate) struct ApiState {
         description = "Every agent's REST API: the resources `berth get` and `describe` show, the writes of `apply`, `delete`, `rollout` and node commands, and per-container logs, restart and evict (forwarded to the agent that runs the container). Bearer tokens from `--api-tokens`."
     ),
     modifiers(&BearerAuth),
-    security(("bearer" = []))
+    security(("bearer" = [])),
+    components(schemas(error::ErrorBody))
 )]
 struct ApiDoc;
 
@@ -134,7 +136,9 @@ pub fn router(store: Store, cfg: ApiConfig, local: Option<Arc<dyn LocalContainer
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(cfg),
             auth::require,
-        ));
+        ))
+        // Outermost: extractor rejections answer JSON like every API error.
+        .layer(axum::middleware::map_response(reject::json_errors));
     page::router().nest(PREFIX, api)
 }
 

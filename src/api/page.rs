@@ -38,3 +38,14 @@ pub fn router() -> Router {
             get(|| async { asset("text/javascript; charset=utf-8", APP) }),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    /// A page with no icon of its own makes the browser fetch
+    /// `/favicon.ico`, a 404 that shows as a console error (found by
+    /// `hack/page-check.sh`).
+    #[test]
+    fn the_page_declares_its_icon_inline() {
+        assert!(super::INDEX.contains(r#"<link rel="icon" href="data:,">"#));
+    }
+}
