@@ -22,6 +22,7 @@ use axum::Extension;
 use futures::StreamExt;
 use serde::Deserialize;
 
+use super::error::ErrorBody;
 use super::{json, Access, ApiError, ApiState};
 use crate::resource::observed::ContainerRow;
 use crate::resource::{Kind, Object};
@@ -37,22 +38,22 @@ type Result<T> = std::result::Result<T, ApiError>;
 #[allow(dead_code)] // documentation only: answers are built from `ApiError`
 pub enum ActionErrors {
     #[response(status = 400, description = "Bad input: one line naming the cause")]
-    BadRequest,
+    BadRequest(ErrorBody),
     #[response(status = 401, description = "No valid bearer token")]
-    Unauthenticated,
+    Unauthenticated(ErrorBody),
     #[response(status = 403, description = "The token may not do this")]
-    Forbidden,
+    Forbidden(ErrorBody),
     #[response(status = 404, description = "No such container in the project")]
-    NotFound,
+    NotFound(ErrorBody),
     #[response(
         status = 409,
         description = "Its state forbids it, or a forwarded request reached a node that does not run it"
     )]
-    Conflict,
+    Conflict(ErrorBody),
     #[response(status = 502, description = "The owning agent did not answer")]
-    BadGateway,
+    BadGateway(ErrorBody),
     #[response(status = 503, description = "etcd unreachable")]
-    Unavailable,
+    Unavailable(ErrorBody),
 }
 
 impl From<ActionError> for ApiError {
