@@ -120,7 +120,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 for spec in "${PYPI_PACKAGES[@]}"; do
   name="${spec%%==*}" want="${spec##*==}"
-  have=$("$VENV/bin/python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+  # `pip show` fails for a package not yet installed: that is "have nothing",
+  # not an error (set -e with pipefail would end the script here silently).
+  have=$("$VENV/bin/python" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p' || true)
   if [ "$have" != "$want" ]; then
     say "pip install $spec"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$spec" || die "pip install $spec failed"
