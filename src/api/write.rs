@@ -124,7 +124,10 @@ async fn delete(s: &ApiState, kind: Kind, project: Option<&str>, name: &str) -> 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RolloutQuery {
-    to_revision: Option<u64>,
+    // u32, not u64: the OpenAPI document says int64 for u64 and promises to
+    // refuse what exceeds i64, which serde's u64 would take (schemathesis
+    // found it). Revision numbers count templates; u32 is plenty.
+    to_revision: Option<u32>,
 }
 
 /// `POST /projects/P/components/N/rollout/{pause|resume|promote|restart|undo}`
@@ -132,7 +135,7 @@ pub struct RolloutQuery {
 #[utoipa::path(post, path = "/projects/{project}/components/{name}/rollout/{action}", tag = "write",
     params(("project" = String, Path), ("name" = String, Path),
         ("action" = String, Path, description = "pause, resume, promote, restart or undo"),
-        ("toRevision" = Option<u64>, Query, description = "undo: the revision to go back to")),
+        ("toRevision" = Option<u32>, Query, description = "undo: the revision to go back to")),
     responses((status = 200, description = "What was done", content_type = "application/json"), ApiErrors))]
 pub async fn rollout(
     State(s): State<ApiState>,
@@ -146,7 +149,7 @@ pub async fn rollout(
         "resume" => Action::Resume,
         "promote" => Action::Promote,
         "restart" => Action::Restart,
-        "undo" => Action::Undo(q.to_revision),
+        "undo" => Action::Undo(q.to_revision.map(u64::from)),
         other => {
             return Err(ApiError::NotFound(format!(
                 "no rollout action {other:?}: pause, resume, promote, restart or undo"
