@@ -4,7 +4,9 @@
 # component, opens the page, scales it and applies a new template with the
 # page open, and asserts on the DOM that replica counts, the progress bar and
 # the revision change through server-sent events, with no reload and no
-# console error or exception (hack/page/check.py, a Chrome DevTools Protocol
+# console error or exception, that the events list grows live, and that a
+# second agent with --api-tokens shows the token prompt and, once a read token
+# is entered, the live board (hack/page/check.py, a Chrome DevTools Protocol
 # client on --remote-debugging-pipe, Python's standard library only).
 #
 #   hack/page-check.sh [SHOTS_DIR]     screenshots (default: target/page-check/;
@@ -27,9 +29,14 @@ BODY="berth status page check" hack/build-example-image.sh "$image" >/dev/null \
 
 trap cluster_stop EXIT
 cluster_start page-check || exit 1
+# A second agent with tokens only: the page there must ask for a token.
+read_token="page-check-read-$RANDOM$RANDOM"
+printf 'tokens:\n  - {name: viewer, token: %s, role: read}\n' "$read_token" >"$DIR/tokens.yaml"
+agent_start --api-tokens "$DIR/tokens.yaml" || exit 1
+auth_http="$HTTP"
 agent_start --api-anonymous-read || exit 1
 
-BERTH="$(realpath "$BERTH")" BERTH_ETCD="$ETCD" BERTH_ROOT="$ROOT" CHROMIUM="$CHROMIUM" \
+AUTH_URL="http://$auth_http/" READ_TOKEN="$read_token" BERTH="$(realpath "$BERTH")" BERTH_ETCD="$ETCD" BERTH_ROOT="$ROOT" CHROMIUM="$CHROMIUM" \
   python3 hack/page/check.py "http://$HTTP/" "$image" "$shots"
 rc=$?
 [ "$rc" -eq 0 ] || echo "page-check: FAILED (logs under $DIR, kept with KEEP_LOGS=1)" >&2

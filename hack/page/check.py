@@ -62,6 +62,7 @@ STATE_JS = """JSON.stringify((() => {
     chips: chips.sort(),
     live: (document.getElementById('live') || {}).textContent || null,
     nodes: document.querySelectorAll('#nodes tbody tr').length,
+    events: document.querySelectorAll('#events li').length,
     marker: window.__pageCheck === 1,
   };
 })())""" % (PROJECT, PROJECT)
@@ -89,6 +90,47 @@ def wait_until(page, what, pred, secs, seen):
 def fail_on(problems, when):
     if problems:
         sys.exit(f"page-check: {when}: " + "; ".join(problems))
+
+
+def check_sign_in(page):
+    """On an agent with --api-tokens only, the page asks for a token; a read
+    token entered at the prompt brings the board, live."""
+    url, token = os.environ.get("AUTH_URL"), os.environ.get("READ_TOKEN")
+    if not url or not token:
+        sys.exit("page-check: AUTH_URL and READ_TOKEN are not set")
+    page.eval("localStorage.clear()")
+    page.call("Page.navigate", {"url": url})
+    deadline = time.monotonic() + 30
+    while page.eval("location.href + ' ' + document.readyState") != url + " complete":
+        if time.monotonic() > deadline:
+            sys.exit(f"page-check: {url} did not load")
+        time.sleep(0.1)
+    shown = """(() => ({
+      login: !document.getElementById('login').hidden,
+      board: !document.getElementById('board').hidden,
+      live: (document.getElementById('live') || {}).textContent || null,
+      nodes: document.querySelectorAll('#nodes tbody tr').length,
+    }))()"""
+    deadline = time.monotonic() + 30
+    while True:
+        s = json.loads(page.eval("JSON.stringify(%s)" % shown))
+        if s["login"] and not s["board"]:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"page-check: no token prompt on an agent with auth: {s}")
+        time.sleep(0.1)
+    page.eval(
+        "document.getElementById('token').value = %s; document.getElementById('login').requestSubmit()"
+        % json.dumps(token)
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        s = json.loads(page.eval("JSON.stringify(%s)" % shown))
+        if s["board"] and not s["login"] and s["live"] == "live" and s["nodes"] >= 1:
+            return
+        if time.monotonic() > deadline:
+            sys.exit(f"page-check: the board did not come after signing in: {s}")
+        time.sleep(0.1)
 
 
 def main():
@@ -120,6 +162,7 @@ def main():
 
         # Scale to 3 and change the template (a new revision) while open.
         before = seen[-1]
+        events_before = s["events"]
         during = [before]
         apply(manifest(image, 3, "three"))
         s = wait_until(
@@ -142,6 +185,10 @@ def main():
         if not middle:
             sys.exit(f"page-check: no intermediate rollout state was shown: {seen}")
         fail_on(page.problems(), "during the rollout")
+        # The rollout's events (started, ready, rollout steps) arrived through
+        # the events watch: the list grew without a reload.
+        if s["events"] <= events_before:
+            sys.exit(f"page-check: the events list did not grow ({events_before} -> {s['events']})")
 
         os.makedirs(shots, exist_ok=True)
         page.screenshot(os.path.join(shots, "status-page.png"))
@@ -150,6 +197,7 @@ def main():
         page.eval("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
         page.screenshot(os.path.join(shots, "status-page-phone.png"))
         fail_on(page.problems(), "after the screenshots")
+        check_sign_in(page)
     print(f"page-check: ok; {len(seen)} distinct states shown without a reload:")
     for ready, bar, phase, chips in seen:
         print(f"  {ready} | bar {bar} | {phase} | {', '.join(chips)}")

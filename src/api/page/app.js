@@ -68,6 +68,9 @@ function nodeStatus(n) {
   return s;
 }
 
+// "2026-12-04T16:49:08.699879006Z" -> "16:49:08" (the full time is the title).
+function shortTime(t) { const m = /T(\d\d:\d\d:\d\d)/.exec(t || ""); return m ? m[1] : (t || ""); }
+
 function render() {
   const tbody = $("nodes").querySelector("tbody");
   tbody.replaceChildren(...[...state.nodes.values()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name)).map((n) => {
@@ -101,7 +104,7 @@ function render() {
       el("span", { className: "chip " + (c.phase === "ready" ? "ok" : c.phase === "starting" || c.phase === "draining" ? "warn" : "bad"),
         textContent: c.project + "/" + c.component + " r" + c.revision + " " + c.phase, title: c.name }))))));
   $("events").replaceChildren(...state.events.slice(-50).reverse().map((e) =>
-    el("li", {}, el("span", { className: "muted", textContent: (e.time || "") + " " }), (e.reason || "") + " " + (e.message || ""))));
+    el("li", {}, el("span", { className: "muted", textContent: shortTime(e.time) + " ", title: e.time || "" }), (e.reason || "") + " " + (e.message || ""))));
 }
 
 async function start() {
@@ -112,7 +115,15 @@ async function start() {
     watch("/nodes", (t, n) => keep(state.nodes, n.metadata.name, t, n));
     watch("/containers", (t, c) => keep(state.containers, c.node + "/" + c.project + "/" + c.component + "/" + c.id, t, c));
     watch("/components", (t, c) => keep(state.components, c.metadata.project + "/" + c.metadata.name, t, c));
-    get("/events").then((list) => { state.events = list.items || []; render(); }).catch(() => { $("events").parentElement.hidden = true; });
+    // Events follow their watch too (an ADDED for each kept event, then each
+    // new one), so the list grows without a reload; only the newest are kept.
+    watch("/events", (t, e) => {
+      if (t !== "ADDED") return;
+      state.events.push(e);
+      state.events.sort((a, b) => (a.time || "").localeCompare(b.time || ""));
+      if (state.events.length > 200) state.events.splice(0, state.events.length - 200);
+      render();
+    });
   } catch (e) {
     if (e.message === "unauthorized") signIn();
   }
