@@ -86,7 +86,7 @@ impl Ctx {
         self.keys.component_of_assignment(&self.node, key)
     }
 
-    fn template_of(&self, hash: &str) -> Option<Template> {
+    pub(crate) fn template_of(&self, hash: &str) -> Option<Template> {
         self.templates
             .lock()
             .unwrap_or_else(|e| e.into_inner())

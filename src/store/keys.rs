@@ -198,6 +198,29 @@ impl Keys {
         format!("{}/election/coordinator", self.root)
     }
 
+    /// `jobs/<project>/<component>/`: every run record of a component's jobs.
+    pub fn jobs_prefix(&self, c: &ComponentKey) -> String {
+        format!("{}/jobs/{}/{}/", self.root, c.project, c.name)
+    }
+
+    /// `jobs/<project>/<component>/<job>/<run>`: one run of a job; `run` is
+    /// the tick's scheduled time (once-per-tick jobs: the fence), with the
+    /// container for `on: all`, or `manual-...` for `berth job run`.
+    pub fn job_run(&self, c: &ComponentKey, job: &str, run: &str) -> String {
+        format!("{}{job}/{run}", self.jobs_prefix(c))
+    }
+
+    /// `jobs-requests/<project>/<component>/<id>`: `berth job run`'s request.
+    pub fn job_requests_prefix(&self) -> String {
+        format!("{}/jobs-requests/", self.root)
+    }
+
+    /// `roles/<project>/<component>/leader`: the elected replica, on its
+    /// agent's lease; its create revision is the term.
+    pub fn role_leader(&self, c: &ComponentKey) -> String {
+        format!("{}/roles/{}/{}/leader", self.root, c.project, c.name)
+    }
+
     pub fn lock(&self, name: &str) -> String {
         format!("{}/locks/{name}", self.root)
     }
