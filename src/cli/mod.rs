@@ -10,6 +10,7 @@ pub(crate) mod apply;
 pub(crate) mod args;
 mod delete;
 mod describe;
+mod describe_services;
 mod diff;
 mod error;
 mod events;
