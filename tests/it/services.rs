@@ -331,7 +331,7 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
     let env = docker
         .exec_output(
             &old,
-            &["printenv".into(), "BERTH_ROLE".into()],
+            &["sh".into(), "-c".into(), "echo $BERTH_ROLE".into()],
             Duration::from_secs(5),
         )
         .await
