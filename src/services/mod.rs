@@ -86,7 +86,12 @@ async fn elect(
             match elector.step(ck, roles, replicas, &running, lease_id).await {
                 Ok(()) if replicas.is_empty() => done.push(ck.clone()),
                 Ok(()) => {}
-                Err(e) => tracing::debug!(component = %ck, error = %e, "election pass failed"),
+                Err(e) => {
+                    tracing::debug!(component = %ck, error = %e, "election pass failed");
+                    if lease_id.is_none() {
+                        elector.demote(ck, roles, replicas).await;
+                    }
+                }
             }
         }
         for ck in done {

@@ -432,8 +432,7 @@ async fn a_backup_job_writes_artifacts_and_prunes_them() {
     let runs = c.runs("dump").await;
     let newest = runs
         .values()
-        .filter(|r| r["artifact"].is_string())
-        .last()
+        .rfind(|r| r["artifact"].is_string())
         .expect("a run")
         .clone();
     let files = || {

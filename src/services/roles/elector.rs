@@ -115,6 +115,25 @@ impl Elector {
         Ok(())
     }
 
+    /// The agent lost its lease and etcd cannot be read: its leader keys
+    /// are gone (or going), so a replica here that leads steps down (its
+    /// follower hook runs) without waiting to hear who leads now.
+    pub async fn demote(&mut self, ck: &ComponentKey, roles: &Roles, ready: &[Replica]) {
+        let leading: Vec<String> = ready
+            .iter()
+            .filter(|r| self.applied.get(&r.container) == Some(&Role::Leader))
+            .map(|r| r.container.clone())
+            .collect();
+        for c in leading {
+            tracing::warn!(component = %ck, container = %short(&c), "lease lost: stepping down");
+            self.apply(ck, roles, &c, Role::Follower, 0).await;
+        }
+        self.leaders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ck);
+    }
+
     /// Forgets containers that are no longer ready replicas here.
     pub fn retain(&mut self, ready: &[Replica]) {
         self.applied
