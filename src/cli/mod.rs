@@ -17,6 +17,7 @@ mod events;
 mod get;
 mod get_containers;
 mod get_endpoints;
+mod job;
 mod lock;
 pub(crate) mod node;
 mod output;
@@ -125,6 +126,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Diff(a) => diff::run(&etcd, a).await,
         Command::Rollout(a) => rollout::run(&etcd, a).await,
         Command::Wait(a) => wait::run(&etcd, a).await,
+        Command::Job(a) => job::run(&etcd, a).await,
         Command::Lock(a) => lock::run(&etcd, a).await,
         Command::Events(a) => events::run(&etcd, a).await,
         Command::Cordon(a) => node::cordon(&etcd, a).await,

@@ -44,9 +44,20 @@ pub async fn run(cfg: ServicesConfig, token: CancellationToken) {
         leaders: leaders.clone(),
     };
     let jobs_task = tokio::spawn(runner.run(token.clone()));
+    let manual = jobs::manual::Manual {
+        client: cfg.client.clone(),
+        keys: cfg.keys.clone(),
+        node: cfg.node.clone(),
+        docker: cfg.docker.clone(),
+        records: jobs::claim::Records::new(cfg.client.clone(), cfg.keys.clone()),
+        local: cfg.local.clone(),
+        leaders: leaders.clone(),
+    };
+    let manual_task = tokio::spawn(manual.run(token.clone()));
     let elector = roles::Elector::new(cfg.client, cfg.keys, cfg.node, cfg.docker, leaders);
     elect(elector, cfg.local, cfg.lease, token).await;
     let _ = jobs_task.await;
+    let _ = manual_task.await;
 }
 
 async fn elect(

@@ -210,9 +210,25 @@ impl Keys {
         format!("{}{job}/{run}", self.jobs_prefix(c))
     }
 
-    /// `jobs-requests/<project>/<component>/<id>`: `berth job run`'s request.
+    /// `jobs-requests/`: every `berth job run` request, as
+    /// `jobs-requests/<project>/<component>/<id>` (on the CLI's lease).
     pub fn job_requests_prefix(&self) -> String {
         format!("{}/jobs-requests/", self.root)
+    }
+
+    pub fn job_request(&self, c: &ComponentKey, id: &str) -> String {
+        format!(
+            "{}{}/{}/{id}",
+            self.job_requests_prefix(),
+            c.project,
+            c.name
+        )
+    }
+
+    /// `jobs-output/<project>/<component>/<id>/`: a manual run's output,
+    /// streamed as numbered chunks, then `end` (on the request's lease).
+    pub fn job_output_prefix(&self, c: &ComponentKey, id: &str) -> String {
+        format!("{}/jobs-output/{}/{}/{id}/", self.root, c.project, c.name)
     }
 
     /// `roles/<project>/<component>/leader`: the elected replica, on its

@@ -417,6 +417,9 @@ async fn a_backup_job_writes_artifacts_and_prunes_them() {
             "name": "dump", "schedule": "*/2 * * * * *",
             "exec": ["sh", "-c", "echo \"backup $BERTH_JOB_TICK\"; echo to-stderr >&2"],
             "backup": {"destination": dest.display().to_string(), "keep": {"hourly": 1}},
+        }, {
+            "name": "fail", "schedule": "0 0 1 1 *",
+            "exec": ["sh", "-c", "echo first; sleep 1; echo oops; exit 3"],
         }]),
     );
     c.apply(Value::Object(spec));
@@ -464,5 +467,55 @@ async fn a_backup_job_writes_artifacts_and_prunes_them() {
             .as_str()
             .is_some_and(|a| a.ends_with(".out")),
         "{newest}"
+    );
+
+    // `describe` shows the history.
+    let (ep, root) = (c.etcd.endpoint(), c.etcd.root().to_string());
+    let d = berth(
+        &ep,
+        &root,
+        &["describe", "component", "db", "-p", "shop"],
+        None,
+    )
+    .ok();
+    assert!(
+        d.stdout.contains("Jobs:") && d.stdout.contains("dump: \"*/2 * * * * *\" on any"),
+        "{}",
+        d.stdout
+    );
+    assert!(d.stdout.contains("Succeeded"), "{}", d.stdout);
+    // `berth job run` streams the output and passes the exit code on.
+    let out = berth(
+        &ep,
+        &root,
+        &["job", "run", "db", "fail", "-p", "shop"],
+        None,
+    );
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stdout, "first\noops\n", "{out:?}");
+    let runs = c.runs("fail").await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let (id, rec) = runs.iter().next().expect("a run");
+    assert!(id.starts_with("manual-"), "{id}");
+    assert_eq!(rec["exitCode"], 3, "{rec}");
+    let out = berth(
+        &ep,
+        &root,
+        &["job", "run", "db", "dump", "-p", "shop"],
+        None,
+    )
+    .ok();
+    assert!(out.stdout.starts_with("backup "), "{out:?}");
+    let out = berth(
+        &ep,
+        &root,
+        &["job", "run", "db", "nope", "-p", "shop"],
+        None,
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("has no job \"nope\" (its jobs: dump, fail)"),
+        "{out:?}"
     );
 }

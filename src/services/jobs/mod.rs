@@ -6,10 +6,12 @@
 //! create-if-absent transaction ([`claim`]): the tick is named by its
 //! scheduled time, so agents firing together, or with clocks a second
 //! apart, name the same key and exactly one runs it. [`run`] does the exec
-//! (and the backup file), [`record`] is the document `describe` shows.
+//! (and the backup file), [`record`] is the document `describe` shows,
+//! [`manual`] serves `berth job run`.
 
 pub mod claim;
 pub mod fire;
+pub mod manual;
 pub mod record;
 pub mod run;
 pub mod runner;

@@ -25,6 +25,8 @@ pub struct RunSpec {
     pub trigger: Trigger,
     /// The record's id (see [`super::record::run_id`]).
     pub run_id: String,
+    /// Where a manual run's output goes as it comes (`berth job run`).
+    pub output: Option<tokio::sync::mpsc::UnboundedSender<super::manual::OutputChunk>>,
 }
 
 /// Claims and runs `spec`; returns the record written, `None` when another
@@ -103,6 +105,9 @@ async fn execute(docker: &Docker, spec: &RunSpec, run: &mut JobRun) {
         }
         if let (OutputStream::Stdout, Some(w)) = (stream, backup.as_mut()) {
             w.write(bytes);
+        }
+        if let Some(tx) = &spec.output {
+            let _ = tx.send(super::manual::OutputChunk::Bytes(bytes.to_vec()));
         }
     };
     let result = docker

@@ -82,6 +82,7 @@ impl Runner {
                             tick: c.tick,
                             trigger: Trigger::Schedule,
                             run_id: c.run_id,
+                            output: None,
                         };
                         let (records, docker) = (self.records.clone(), self.docker.clone());
                         let token = token.clone();
