@@ -27,6 +27,19 @@ pub async fn sections(store: &Store, c: &Component) -> Result<String, StoreError
             Some((rec, kv.create_revision()))
         });
         s.push_str(&roles_line(leader.as_ref()));
+        // Every ready replica (its endpoint) with its role.
+        let (eps, _) = store
+            .range_all(&store.keys().component_endpoints_prefix(&ck))
+            .await?;
+        let replicas: Vec<(String, String)> = eps
+            .iter()
+            .filter_map(|kv| {
+                let ep: crate::resource::endpoint::Endpoint =
+                    serde_json::from_slice(kv.value()).ok()?;
+                Some((ep.node, ep.container))
+            })
+            .collect();
+        s.push_str(&replica_roles(&replicas, leader.as_ref().map(|l| &l.0)));
     }
     if spec.jobs.is_empty() {
         return Ok(s);
@@ -65,6 +78,24 @@ fn roles_line(leader: Option<&(LeaderRecord, i64)>) -> String {
         ),
         None => "Roles:        no leader elected\n".to_string(),
     }
+}
+
+/// One line per ready replica: `  <container> on <node>: leader|follower`.
+fn replica_roles(replicas: &[(String, String)], leader: Option<&LeaderRecord>) -> String {
+    let mut s = String::new();
+    for (node, container) in replicas {
+        let role = if leader.is_some_and(|l| &l.container == container) {
+            "leader"
+        } else {
+            "follower"
+        };
+        let _ = writeln!(
+            s,
+            "  {} on {node}: {role}",
+            container.get(..12).unwrap_or(container)
+        );
+    }
+    s
 }
 
 /// The runs newest first: tick, node, container, phase, exit code,
@@ -150,8 +181,16 @@ mod tests {
             container: "abcdefabcdef99".into(),
         };
         assert_eq!(
-            roles_line(Some(&(rec, 42))),
+            roles_line(Some(&(rec.clone(), 42))),
             "Roles:        leader abcdefabcdef on n2 (term 42)\n"
+        );
+        let replicas = vec![
+            ("n2".to_string(), "abcdefabcdef99".to_string()),
+            ("n1".to_string(), "0123456789abcdef".to_string()),
+        ];
+        assert_eq!(
+            replica_roles(&replicas, Some(&rec)),
+            "  abcdefabcdef on n2: leader\n  0123456789ab on n1: follower\n"
         );
     }
 }

@@ -54,16 +54,49 @@ pub async fn run(cfg: ServicesConfig, token: CancellationToken) {
         leaders: leaders.clone(),
     };
     let manual_task = tokio::spawn(manual.run(token.clone()));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let watch_task = tokio::spawn(wake_on_role_changes(
+        cfg.client.clone(),
+        format!("{}/roles/", cfg.keys.root()),
+        wake.clone(),
+        token.clone(),
+    ));
     let elector = roles::Elector::new(cfg.client, cfg.keys, cfg.node, cfg.docker, leaders);
-    elect(elector, cfg.local, cfg.lease, token).await;
+    elect(elector, cfg.local, cfg.lease, wake, token).await;
+    let _ = watch_task.await;
     let _ = jobs_task.await;
     let _ = manual_task.await;
+}
+
+/// Wakes the election loop when a leader key changes (a leader's lease
+/// expired, a leader resigned): followers campaign at once, not at the next
+/// poll. The poll stays as the safety net behind the watch.
+async fn wake_on_role_changes(
+    client: etcd_client::Client,
+    prefix: String,
+    wake: Arc<tokio::sync::Notify>,
+    token: CancellationToken,
+) {
+    use futures::StreamExt;
+    let events = crate::runtime::watcher(client, prefix, crate::runtime::WatcherConfig::default());
+    let mut events = std::pin::pin!(events);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            ev = events.next() => match ev {
+                Some(Ok(crate::runtime::Event::Delete(_))) => wake.notify_one(),
+                Some(_) => {}
+                None => return,
+            },
+        }
+    }
 }
 
 async fn elect(
     mut elector: roles::Elector,
     local: Arc<dyn LocalReplicas>,
     lease: watch::Receiver<Option<i64>>,
+    wake: Arc<tokio::sync::Notify>,
     token: CancellationToken,
 ) {
     let mut interval = tokio::time::interval(ROLES_POLL);
@@ -76,6 +109,7 @@ async fn elect(
         tokio::select! {
             _ = token.cancelled() => return,
             _ = interval.tick() => {}
+            _ = wake.notified() => {}
         }
         let ready = local.ready();
         let by_component = jobs::runner::group(ready.clone());

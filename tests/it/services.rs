@@ -398,6 +398,77 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
         .to_string();
     assert!(lead_row.contains("leader"), "{}", out.stdout);
     assert_eq!(out.stdout.matches("leader").count(), 1, "{}", out.stdout);
+    // So does `describe`.
+    let d = berth(
+        &c.etcd.endpoint(),
+        c.etcd.root(),
+        &["describe", "component", "db", "-p", "shop"],
+        None,
+    )
+    .ok();
+    assert!(
+        d.stdout
+            .contains(&format!("Roles:        leader {}", short(&new))),
+        "{}",
+        d.stdout
+    );
+    assert!(
+        d.stdout.contains(&format!("{} on ", short(&old))) && d.stdout.contains(": follower"),
+        "{}",
+        d.stdout
+    );
+}
+
+/// The leader's agent is SIGKILLed: its leader key goes with its lease and
+/// another node's replica leads within the lease TTL (plus etcd's expiry
+/// check, which runs every 500 ms), its leader hook run.
+#[tokio::test]
+async fn a_killed_leaders_agent_is_replaced_within_the_lease_ttl() {
+    let mut c = Nodes::start("rolek", 3).await;
+    let hook = |role: &str| json!({"exec": ["sh", "-c", format!("echo \"{role} $HOSTNAME $BERTH_ROLE_TERM\" >> /shared/hooks")]});
+    let mut spec = base(&c.shared());
+    spec.insert(
+        "roles".into(),
+        json!({"elect": true, "onLeader": hook("leader"), "onFollower": hook("follower")}),
+    );
+    c.apply(Value::Object(spec));
+    let hooks = c.shared().join("hooks");
+    wait_until("one leader and two followers", || async {
+        lines(&hooks).len() == 3
+    })
+    .await;
+    let (node, old, _) = c.leader().await.expect("a leader key");
+    let victim = c
+        .agents
+        .iter()
+        .position(|a| a.node == node)
+        .expect("our node");
+    let killed = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(c.agents[victim].child.id() as i32, libc::SIGKILL) };
+    let _ = c.agents[victim].child.wait();
+    let bound = TTL + Duration::from_millis(1000);
+    let new = loop {
+        if let Some((n, id, _)) = c.leader().await {
+            if id != old {
+                assert_ne!(n, node);
+                break id;
+            }
+        }
+        assert!(killed.elapsed() < bound, "no new leader within {bound:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "new leader {} after {:?} (lease TTL {TTL:?})",
+        &new[..12],
+        killed.elapsed()
+    );
+    wait_until("the new leader's hook", || async {
+        lines(&hooks)
+            .iter()
+            .any(|l| l.starts_with(&format!("leader {}", &new[..12])))
+    })
+    .await;
 }
 
 /// A backup job: each run's stdout becomes `<job>-<stamp>.out` in the
