@@ -27,7 +27,7 @@ const HEADER: &[&str] = &["COMPONENT", "NODE", "CONTAINER", "ROLE", "FORWARD", "
 type Leaders = BTreeMap<ComponentKey, String>;
 
 async fn leaders(store: &Store) -> Leaders {
-    let prefix = format!("{}/roles/", store.keys().root());
+    let prefix = store.keys().roles_prefix();
     let opts = etcd_client::GetOptions::new().with_prefix();
     let Ok(r) = store.client().get(prefix.as_str(), Some(opts)).await else {
         return Leaders::new();

@@ -57,7 +57,7 @@ pub async fn run(cfg: ServicesConfig, token: CancellationToken) {
     let wake = Arc::new(tokio::sync::Notify::new());
     let watch_task = tokio::spawn(wake_on_role_changes(
         cfg.client.clone(),
-        format!("{}/roles/", cfg.keys.root()),
+        cfg.keys.roles_prefix(),
         wake.clone(),
         token.clone(),
     ));

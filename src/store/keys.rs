@@ -231,6 +231,11 @@ impl Keys {
         format!("{}/jobs-output/{}/{}/{id}/", self.root, c.project, c.name)
     }
 
+    /// `roles/`: every component's leader key.
+    pub fn roles_prefix(&self) -> String {
+        format!("{}/roles/", self.root)
+    }
+
     /// `roles/<project>/<component>/leader`: the elected replica, on its
     /// agent's lease; its create revision is the term.
     pub fn role_leader(&self, c: &ComponentKey) -> String {
