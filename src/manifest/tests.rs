@@ -391,7 +391,7 @@ fn jobs_and_roles_errors_are_positioned() {
         ),
         (
             "  roles:\n    elect: false\n    onLeader: {exec: [date]}\n",
-            [":9:15:", "spec.roles.onLeader: a role hook needs `elect: true`"],
+            [":9:5:", "spec.roles.onLeader: a role hook needs `elect: true`"],
         ),
     ] {
         text_fails(&format!("{WEB}{extra}"), &want);

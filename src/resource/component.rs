@@ -742,7 +742,9 @@ mod tests {
             "privileged": true,
             "resources": {"memory": "64Mi"},
             "restartPolicy": "never",
-            "restartedAt": "2026-12-04T10:00:00Z"
+            "restartedAt": "2026-12-04T10:00:00Z",
+            "jobs": [{"name": "dump", "schedule": "0 * * * *", "exec": ["date"]}],
+            "roles": {"elect": true}
         }))
         .expect("spec");
         let mut back = ComponentSpec::default();
