@@ -143,8 +143,16 @@ async fn follow(
                 .map_err(|e| CliError::Agent(format!("the run's end does not decode: {e}")))?;
             return Ok(exit_code(&end));
         }
-        let _ = stdout.write_all(&kv.value);
-        let _ = stdout.flush();
+        // `<seq>.out` to stdout, `<seq>.err` to stderr, in order.
+        if part.ends_with(".err") {
+            let _ = stdout.flush();
+            let mut stderr = std::io::stderr();
+            let _ = stderr.write_all(&kv.value);
+            let _ = stderr.flush();
+        } else {
+            let _ = stdout.write_all(&kv.value);
+            let _ = stdout.flush();
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! replica (for `on: leader`, the leader's) claims the run
 //! `jobs/.../<job>/manual-<id>` (create-if-absent, so exactly one runs it)
 //! and streams the output through etcd: numbered chunks
-//! `jobs-output/<project>/<component>/<id>/<seq>`, then `end` with the
+//! `jobs-output/<project>/<component>/<id>/<seq>.out|err`, then `end` with the
 //! result, all on the request's lease, so they go when the CLI's lease ends.
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::claim::Records;
 use super::record::{JobRun, Trigger};
 use super::run::{claim_and_run, RunSpec};
-use crate::docker::Docker;
+use crate::docker::{Docker, OutputStream};
 use crate::resource::services::JobTarget;
 use crate::resource::ComponentKey;
 use crate::runtime::{watcher, Event, WatcherConfig};
@@ -162,11 +162,30 @@ impl Manual {
 
 /// What [`super::run`] sends while a manual run goes.
 pub enum OutputChunk {
-    Bytes(Vec<u8>),
+    Bytes(OutputStream, Vec<u8>),
     End(Box<JobRun>),
 }
 
-/// Writes the chunks as numbered keys (joined per [`FLUSH_EVERY`]), then `end`.
+/// The key suffix of a chunk of `stream`: the CLI writes `.out` chunks to
+/// its stdout and `.err` chunks to its stderr.
+pub fn suffix(stream: OutputStream) -> &'static str {
+    match stream {
+        OutputStream::Stdout => "out",
+        OutputStream::Stderr => "err",
+    }
+}
+
+/// Appends `bytes` to the pending segments, joining it to the last one when
+/// it is of the same stream (the order across streams is kept).
+fn push(pending: &mut Vec<(OutputStream, Vec<u8>)>, stream: OutputStream, bytes: &[u8]) {
+    match pending.last_mut() {
+        Some((s, b)) if *s == stream => b.extend_from_slice(bytes),
+        _ => pending.push((stream, bytes.to_vec())),
+    }
+}
+
+/// Writes the chunks as numbered keys `<seq>.out|err` (joined per
+/// [`FLUSH_EVERY`]), then `end`.
 async fn write_output(
     client: Client,
     prefix: String,
@@ -174,7 +193,6 @@ async fn write_output(
     mut rx: mpsc::UnboundedReceiver<OutputChunk>,
 ) {
     let mut seq: u64 = 0;
-    let mut pending: Vec<u8> = Vec::new();
     let put = |key: String, value: Vec<u8>| {
         let mut c = client.clone();
         async move {
@@ -188,14 +206,11 @@ async fn write_output(
             }
         }
     };
-    loop {
-        let first = match rx.recv().await {
-            Some(c) => c,
-            None => break,
-        };
+    while let Some(first) = rx.recv().await {
+        let mut pending: Vec<(OutputStream, Vec<u8>)> = Vec::new();
         let mut end = None;
-        let mut take = |c: OutputChunk, pending: &mut Vec<u8>| match c {
-            OutputChunk::Bytes(b) => pending.extend_from_slice(&b),
+        let mut take = |c: OutputChunk, pending: &mut Vec<(OutputStream, Vec<u8>)>| match c {
+            OutputChunk::Bytes(stream, b) => push(pending, stream, &b),
             OutputChunk::End(r) => end = Some(r),
         };
         take(first, &mut pending);
@@ -203,14 +218,36 @@ async fn write_output(
         while let Ok(c) = rx.try_recv() {
             take(c, &mut pending);
         }
-        if !pending.is_empty() {
+        for (stream, bytes) in pending {
             seq += 1;
-            put(format!("{prefix}{seq:010}"), std::mem::take(&mut pending)).await;
+            put(format!("{prefix}{seq:010}.{}", suffix(stream)), bytes).await;
         }
         if let Some(run) = end {
             let value = serde_json::to_vec(&RunEnd { run: *run }).unwrap_or_default();
             put(format!("{prefix}end"), value).await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_keep_the_order_across_streams() {
+        let mut p = Vec::new();
+        push(&mut p, OutputStream::Stdout, b"a");
+        push(&mut p, OutputStream::Stdout, b"b");
+        push(&mut p, OutputStream::Stderr, b"E");
+        push(&mut p, OutputStream::Stdout, b"c");
+        assert_eq!(
+            p,
+            vec![
+                (OutputStream::Stdout, b"ab".to_vec()),
+                (OutputStream::Stderr, b"E".to_vec()),
+                (OutputStream::Stdout, b"c".to_vec()),
+            ]
+        );
     }
 }

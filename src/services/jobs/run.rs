@@ -107,7 +107,7 @@ async fn execute(docker: &Docker, spec: &RunSpec, run: &mut JobRun) {
             w.write(bytes);
         }
         if let Some(tx) = &spec.output {
-            let _ = tx.send(super::manual::OutputChunk::Bytes(bytes.to_vec()));
+            let _ = tx.send(super::manual::OutputChunk::Bytes(stream, bytes.to_vec()));
         }
     };
     let result = docker
