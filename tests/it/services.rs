@@ -305,8 +305,15 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
         "roles".into(),
         json!({"elect": true, "onLeader": hook("leader"), "onFollower": hook("follower")}),
     );
+    // A per-second job on the leader: it runs where the leader is.
+    spec.insert(
+        "jobs".into(),
+        json!([{"name": "lead", "schedule": "* * * * * *", "on": "leader",
+                "exec": ["sh", "-c", "echo \"$BERTH_JOB_TICK $HOSTNAME\" >> /shared/lead"]}]),
+    );
     c.apply(Value::Object(spec));
     let hooks = c.shared().join("hooks");
+    let lead = c.shared().join("lead");
     wait_until("one leader and two followers", || async {
         let l = lines(&hooks);
         l.iter().filter(|x| x.starts_with("leader ")).count() == 1
@@ -412,6 +419,22 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
         .to_string();
     assert!(lead_row.contains("leader"), "{}", out.stdout);
     assert_eq!(out.stdout.matches("leader").count(), 1, "{}", out.stdout);
+    // The leader job ran on the old leader, then on the new one, once per tick.
+    wait_until("the leader job on the new leader", || async {
+        lines(&lead).iter().any(|l| l.ends_with(&short(&new)))
+    })
+    .await;
+    let runs = lines(&lead);
+    let hosts: std::collections::BTreeSet<&str> =
+        runs.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+    assert!(
+        hosts.iter().all(|h| *h == short(&old) || *h == short(&new)),
+        "only leaders run it: {runs:?}"
+    );
+    assert!(hosts.contains(short(&old).as_str()), "{runs:?}");
+    let ticks: std::collections::BTreeSet<&str> =
+        runs.iter().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(ticks.len(), runs.len(), "a tick ran twice: {runs:?}");
     // So does `describe`.
     let d = berth(
         &c.etcd.endpoint(),
