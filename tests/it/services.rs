@@ -358,6 +358,11 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
         .await
         .expect("printenv");
     assert_eq!(env.output.trim(), "follower", "BERTH_ROLE at start");
+    // The leader job runs on the leader before the kill.
+    wait_until("the leader job on the first leader", || async {
+        lines(&lead).iter().any(|l| l.ends_with(&old[..12]))
+    })
+    .await;
     let before = lines(&hooks).len();
     let killed = Instant::now();
     docker
