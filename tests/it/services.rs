@@ -637,3 +637,57 @@ async fn a_backup_job_writes_artifacts_and_prunes_them() {
         "{out:?}"
     );
 }
+
+/// The fence itself against a real etcd: eight agents claiming the same
+/// tick at once (each its own client, as separate agents), and an agent
+/// whose clock is a second behind claiming it later: exactly one claim
+/// wins, and the record is on a lease (it goes by itself).
+#[tokio::test]
+async fn concurrent_claims_of_one_tick_let_exactly_one_run() {
+    use berth::resource::ComponentKey;
+    use berth::services::jobs::claim::Records;
+    use berth::services::jobs::record::run_id;
+    use berth::services::jobs::{JobRun, RunPhase, Trigger};
+
+    let etcd = TestEtcd::start().await;
+    let keys = berth::store::Keys::new(etcd.root());
+    let ck = ComponentKey::new("shop", "db");
+    let tick = chrono::Utc::now();
+    let run = |node: &str| JobRun {
+        job: "tick".into(),
+        tick: tick.to_rfc3339(),
+        trigger: Trigger::Schedule,
+        node: node.into(),
+        container: "c".into(),
+        phase: RunPhase::Running,
+        started: tick.to_rfc3339(),
+        duration_ms: None,
+        exit_code: None,
+        output: String::new(),
+        message: None,
+        artifact: None,
+    };
+    let mut claims = Vec::new();
+    for i in 0..8 {
+        let records = Records::new(etcd.client().await, keys.clone());
+        let (key, doc) = (
+            records.key(&ck, "tick", &run_id(tick, None)),
+            run(&format!("n{i}")),
+        );
+        claims.push(tokio::spawn(async move {
+            records.claim(&key, &doc).await.expect("claim")
+        }));
+    }
+    let mut won = 0;
+    for c in claims {
+        won += usize::from(c.await.expect("task"));
+    }
+    assert_eq!(won, 1, "exactly one of eight concurrent claims wins");
+    // A clock a second behind fires the same scheduled tick a second later:
+    // same run id, same key, refused.
+    let late = Records::new(etcd.client().await, keys.clone());
+    let key = late.key(&ck, "tick", &run_id(tick, None));
+    assert!(!late.claim(&key, &run("skewed")).await.expect("claim"));
+    let (_, lease) = etcd.get_with_lease(&key).await.expect("the record");
+    assert_ne!(lease, 0, "records live on a lease");
+}
