@@ -34,7 +34,15 @@ pub async fn run(cfg: ServicesConfig, token: CancellationToken) {
     let leaders: roles::Leaders = Arc::new(Mutex::new(HashMap::new()));
     // One writer of run records per agent (one lease for all of them).
     let records = jobs::claim::Records::new(cfg.client.clone(), cfg.keys.clone());
+    // Role changes and failed job runs are cluster events (`berth events`).
+    let events = crate::events::Recorder::spawn(
+        cfg.client.clone(),
+        cfg.keys.clone(),
+        cfg.node.clone(),
+        token.clone(),
+    );
     let runner = jobs::runner::Runner {
+        events: events.clone(),
         node: cfg.node.clone(),
         docker: cfg.docker.clone(),
         records: records.clone(),
@@ -59,7 +67,7 @@ pub async fn run(cfg: ServicesConfig, token: CancellationToken) {
         wake.clone(),
         token.clone(),
     ));
-    let elector = roles::Elector::new(cfg.client, cfg.keys, cfg.node, cfg.docker, leaders);
+    let elector = roles::Elector::new(cfg.client, cfg.keys, cfg.node, cfg.docker, leaders, events);
     roles::runner::elect(elector, cfg.local, cfg.lease, wake, token).await;
     let _ = watch_task.await;
     let _ = jobs_task.await;

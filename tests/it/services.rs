@@ -440,6 +440,19 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
     let ticks: std::collections::BTreeSet<&str> =
         runs.iter().filter_map(|l| l.split(' ').next()).collect();
     assert_eq!(ticks.len(), runs.len(), "a tick ran twice: {runs:?}");
+    // Role changes are cluster events.
+    let ev = berth(
+        &c.etcd.endpoint(),
+        c.etcd.root(),
+        &["events", "-p", "shop"],
+        None,
+    )
+    .ok();
+    assert!(
+        ev.stdout.contains("BecameLeader") && ev.stdout.contains("BecameFollower"),
+        "{}",
+        ev.stdout
+    );
     // So does `describe`.
     let d = berth(
         &c.etcd.endpoint(),

@@ -5,6 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The reason of the cluster event of a run that did not succeed.
+pub const JOB_FAILED: &str = "JobFailed";
+
 /// Output kept in a record (its tail).
 pub const OUTPUT_TAIL: usize = 2048;
 

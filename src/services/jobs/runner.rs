@@ -30,6 +30,8 @@ pub const POLL: Duration = Duration::from_millis(100);
 pub const GRACE: chrono::Duration = chrono::Duration::seconds(3);
 
 pub struct Runner {
+    /// A run that did not succeed is a cluster event (`JobFailed`).
+    pub events: crate::events::Recorder,
     pub node: String,
     pub docker: Docker,
     pub records: Records,
@@ -85,11 +87,16 @@ impl Runner {
                             output: None,
                         };
                         let (records, docker) = (self.records.clone(), self.docker.clone());
-                        let token = token.clone();
+                        let (token, events) = (token.clone(), self.events.clone());
                         tokio::spawn(async move {
-                            tokio::select! {
-                                _ = token.cancelled() => {}
-                                _ = claim_and_run(&records, &docker, spec) => {}
+                            let (ck, node) = (spec.key.clone(), spec.node.clone());
+                            let run = tokio::select! {
+                                _ = token.cancelled() => return,
+                                run = claim_and_run(&records, &docker, spec) => run,
+                            };
+                            if let Some(e) = run.as_ref().and_then(|r| failure_event(&ck, &node, r))
+                            {
+                                events.record(e);
                             }
                         });
                     }
@@ -106,6 +113,30 @@ impl Runner {
             .filter(|e| e.record.node == self.node)
             .map(|e| e.record.container.clone())
     }
+}
+
+/// The `JobFailed` event of a run that did not succeed.
+fn failure_event(
+    ck: &ComponentKey,
+    node: &str,
+    run: &super::record::JobRun,
+) -> Option<crate::events::ClusterEvent> {
+    if run.phase == super::record::RunPhase::Succeeded {
+        return None;
+    }
+    let cause = match (run.exit_code, &run.message) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(m)) => m.clone(),
+        (None, None) => format!("{:?}", run.phase),
+    };
+    let message = format!("job {} (tick {}): {cause}", run.job, run.tick);
+    Some(crate::events::ClusterEvent::component(
+        &ck.project,
+        &ck.name,
+        node,
+        super::record::JOB_FAILED,
+        &message,
+    ))
 }
 
 /// Ready replicas per component.

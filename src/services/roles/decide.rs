@@ -21,6 +21,14 @@ impl Role {
             Role::Follower => "follower",
         }
     }
+
+    /// The reason of the cluster event a change to this role records.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Role::Leader => "BecameLeader",
+            Role::Follower => "BecameFollower",
+        }
+    }
 }
 
 /// The value of `roles/<project>/<component>/leader`.

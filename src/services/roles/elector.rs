@@ -9,6 +9,7 @@ use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
 
 use super::decide::{self, Elected, Election, LeaderRecord, Role};
 use crate::docker::{Docker, ExecRequest};
+use crate::events::{ClusterEvent, Recorder};
 use crate::resource::services::Roles;
 use crate::resource::ComponentKey;
 use crate::services::local::Replica;
@@ -28,18 +29,28 @@ pub struct Elector {
     pub node: String,
     pub docker: Docker,
     pub leaders: Leaders,
+    /// Every role change is a cluster event (`berth events`).
+    pub events: Recorder,
     /// Roles applied per container (file written and hook run).
     applied: BTreeMap<String, Role>,
 }
 
 impl Elector {
-    pub fn new(client: Client, keys: Keys, node: String, docker: Docker, leaders: Leaders) -> Self {
+    pub fn new(
+        client: Client,
+        keys: Keys,
+        node: String,
+        docker: Docker,
+        leaders: Leaders,
+        events: Recorder,
+    ) -> Self {
         Elector {
             client,
             keys,
             node,
             docker,
             leaders,
+            events,
             applied: BTreeMap::new(),
         }
     }
@@ -206,7 +217,10 @@ impl Elector {
             Role::Leader => roles.on_leader.as_ref(),
             Role::Follower => roles.on_follower.as_ref(),
         };
-        let Some(hook) = hook else { return };
+        let Some(hook) = hook else {
+            self.event(ck, container, role, term, "no hook");
+            return;
+        };
         let req = ExecRequest {
             command: &hook.exec,
             env: vec![
@@ -216,17 +230,30 @@ impl Elector {
             timeout: hook.timeout(),
         };
         let mut sink = |_: crate::docker::OutputStream, _: &[u8]| {};
-        match self.docker.exec_streaming(container, &req, &mut sink).await {
-            Ok(0) => {
-                tracing::info!(component = %ck, container = %short(container), role = role.as_str(), term, "role hook ran")
-            }
-            Ok(code) => {
-                tracing::warn!(component = %ck, container = %short(container), role = role.as_str(), code, "role hook failed")
-            }
-            Err(e) => {
-                tracing::warn!(component = %ck, container = %short(container), role = role.as_str(), error = %e, "role hook not run")
-            }
-        }
+        let outcome = match self.docker.exec_streaming(container, &req, &mut sink).await {
+            Ok(0) => "hook exited 0".to_string(),
+            Ok(code) => format!("hook exited {code}"),
+            Err(e) => format!("hook not run: {e}"),
+        };
+        tracing::info!(component = %ck, container = %short(container), role = role.as_str(), term, outcome = %outcome, "role applied");
+        self.event(ck, container, role, term, &outcome);
+    }
+}
+
+impl Elector {
+    fn event(&self, ck: &ComponentKey, container: &str, role: Role, term: i64, outcome: &str) {
+        let message = format!(
+            "container {} is {} (term {term}); {outcome}",
+            short(container),
+            role.as_str()
+        );
+        self.events.record(ClusterEvent::component(
+            &ck.project,
+            &ck.name,
+            &self.node,
+            role.reason(),
+            &message,
+        ));
     }
 }
 
