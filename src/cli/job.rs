@@ -71,7 +71,13 @@ async fn run_job(etcd: &EtcdArgs, a: JobRunArgs) -> Result<ExitCode, CliError> {
     let id = format!(
         "{}-{}",
         Utc::now().format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
+        // 32 hex digits; 8 make the id unique enough per second.
+        uuid::Uuid::new_v4()
+            .simple()
+            .to_string()
+            .chars()
+            .take(8)
+            .collect::<String>()
     );
     let request = JobRequest {
         job: a.job.clone(),

@@ -704,3 +704,66 @@ async fn concurrent_claims_of_one_tick_let_exactly_one_run() {
     let (_, lease) = etcd.get_with_lease(&key).await.expect("the record");
     assert_ne!(lease, 0, "records live on a lease");
 }
+
+/// Issue 10's bad input for jobs and roles through `berth apply`: each is
+/// refused with one line naming the position and the field path, and
+/// nothing is written to etcd.
+#[tokio::test]
+async fn bad_jobs_and_roles_are_refused_at_apply_writing_nothing() {
+    let etcd = TestEtcd::start().await;
+    let check = |spec: &str, want: &[&str]| {
+        let yaml = format!(
+            "apiVersion: berth/v1\nkind: Project\nmetadata: {{name: shop}}\n---\napiVersion: berth/v1\nkind: Component\nmetadata:\n  name: db\n  project: shop\nspec:\n  image: {WEB1}\n{spec}"
+        );
+        let out = berth(
+            &etcd.endpoint(),
+            etcd.root(),
+            &["apply", "-f", "-"],
+            Some(&yaml),
+        );
+        let line = out.one_line_error().to_string();
+        for w in want {
+            assert!(line.contains(w), "{line:?} lacks {w:?}");
+        }
+    };
+    for (spec, want) in [
+        (
+            "  jobs:\n  - name: dump\n    schedule: '99 * * * *'\n    exec: [date]\n",
+            &["<stdin>:14:15:", "spec.jobs[0].schedule: invalid cron expression \"99 * * * *\""][..],
+        ),
+        (
+            "  jobs:\n  - name: dump\n    schedule: '0 * * * *'\n    exec: [date]\n    backup: {destination: /b, keep: {hourly: 0, daily: 0}}\n",
+            &[":16:", "spec.jobs[0].backup.keep: hourly, daily, weekly and monthly are all 0"][..],
+        ),
+        (
+            "  roles:\n    elect: false\n    onFollower: {exec: [date]}\n",
+            &[":14:5:", "spec.roles.onFollower: a role hook needs `elect: true`"][..],
+        ),
+        (
+            "  jobs:\n  - name: dump\n    schedule: '* * * * *'\n    on: leader\n    exec: [date]\n",
+            &[":15:", "spec.jobs[0].on: `leader` needs `spec.roles.elect: true`"][..],
+        ),
+    ] {
+        check(spec, want);
+    }
+    assert!(
+        etcd.keys(&etcd.key("")).await.is_empty(),
+        "nothing written: {:?}",
+        etcd.keys(&etcd.key("")).await
+    );
+    // The same input made valid is written (the check above can see keys).
+    let yaml = format!(
+        "apiVersion: berth/v1\nkind: Project\nmetadata: {{name: shop}}\n---\napiVersion: berth/v1\nkind: Component\nmetadata:\n  name: db\n  project: shop\nspec:\n  image: {WEB1}\n  roles: {{elect: true, onFollower: {{exec: [date]}}}}\n  jobs: [{{name: dump, schedule: '0 * * * *', on: leader, exec: [date]}}]\n"
+    );
+    berth(
+        &etcd.endpoint(),
+        etcd.root(),
+        &["apply", "-f", "-"],
+        Some(&yaml),
+    )
+    .ok();
+    assert!(etcd
+        .get(&etcd.key("specs/component/shop/db"))
+        .await
+        .is_some());
+}
