@@ -165,6 +165,18 @@ pub fn published_ports(t: &Template) -> Vec<u16> {
     ports
 }
 
+/// The template's environment; an elected component's replicas also get
+/// `BERTH_ROLE=follower`: a new container is never leader before it is ready
+/// (the role file, `/run/berth/role`, follows every change after that).
+fn env(t: &Template) -> BTreeMap<String, String> {
+    let mut env = t.env.clone();
+    if t.roles.as_ref().is_some_and(|r| r.elect) {
+        env.entry("BERTH_ROLE".into())
+            .or_insert_with(|| crate::services::roles::Role::Follower.as_str().into());
+    }
+    env
+}
+
 /// The Docker config of a new container of `t`; `volumes_from` are the
 /// resolved container ids.
 pub fn container_config(
@@ -179,7 +191,7 @@ pub fn container_config(
         name: owner.container_name(),
         image: t.image.clone(),
         command: t.command.clone(),
-        env: t.env.clone(),
+        env: env(t),
         user: t.user.clone(),
         ports: published_ports(t),
         volumes_from,

@@ -14,6 +14,7 @@
 //! - [`traffic`]: the glue to the traffic proxy ([`crate::proxy`]): routes
 //!   from ready containers, endpoints, drains.
 //! - [`metrics`], [`http`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`services`]: wiring of the jobs and roles loops ([`crate::services`]).
 //!
 //! Static stability: nothing on the container path waits for etcd. With etcd
 //! down, the assignments cache keeps its last state, containers keep running
@@ -40,6 +41,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod register;
 pub mod report;
+pub mod services;
 pub mod state;
 pub mod sync;
 pub mod traffic;
@@ -283,6 +285,17 @@ pub async fn run(
             token.clone(),
         ))
     });
+    let services_task = tokio::spawn(crate::services::run(
+        crate::services::ServicesConfig {
+            node: cfg.node.clone(),
+            keys: keys.clone(),
+            client: etcd.clone(),
+            docker: docker.clone(),
+            lease: background.lease.clone(),
+            local: Arc::new(services::AgentReplicas(ctx.clone())),
+        },
+        token.clone(),
+    ));
     let triggers = tokio_stream::wrappers::UnboundedReceiverStream::new(trigger_rx);
     Controller::new(ctx.assignments.clone(), assignment_triggers)
         .with_trigger(triggers)
@@ -315,6 +328,7 @@ pub async fn run(
     ctx.tracker.shutdown();
     wait_for_stops(&ctx.stops).await;
     let _ = sync_task.await;
+    let _ = services_task.await;
     for t in [coordinator_task, http_task].into_iter().flatten() {
         let _ = t.await;
     }

@@ -100,7 +100,7 @@ impl Ctx {
         self.tracker.status(&r.id)
     }
 
-    fn template_of(&self, hash: &str) -> Option<Template> {
+    pub(crate) fn template_of(&self, hash: &str) -> Option<Template> {
         self.templates
             .lock()
             .unwrap_or_else(|e| e.into_inner())

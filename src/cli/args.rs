@@ -130,6 +130,9 @@ pub enum Command {
         after_help = "A condition counts once the status has observed the spec's current generation, so `apply` then `wait` never passes on the previous spec's status.\n\nExamples:\n  berth wait component/web -p shop --for=condition=Available\n  berth wait comp web -p shop --for=condition=Progressing=False --timeout 5m\n  berth delete comp web -p shop && berth wait comp/web -p shop --for=delete"
     )]
     Wait(WaitArgs),
+    /// Scheduled jobs of a component: run one by hand.
+    #[command(subcommand)]
+    Job(JobCommand),
     /// Run a command while holding a cluster-wide lock (etcd, on a lease).
     /// The command gets BERTH_LOCK_KEY and BERTH_LOCK_TOKEN (a fencing token
     /// that only grows); berth exits with the command's exit code.
@@ -469,6 +472,28 @@ pub struct LabelArgs {
     /// Allow changing a label that already has a value.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobCommand {
+    /// Run a component's job now, in one ready replica (for `on: leader`,
+    /// the leader), and stream its output. Exits with the job's exit code
+    /// (1 if it could not run or timed out).
+    #[command(
+        after_help = "The run is recorded in the job's history like a scheduled one (`describe component`).\n\nExample:\n  berth job run db backup -p shop > dump.sql"
+    )]
+    Run(JobRunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JobRunArgs {
+    pub component: String,
+    pub job: String,
+    #[arg(short = 'p', long, default_value = crate::resource::DEFAULT_PROJECT)]
+    pub project: String,
+    /// Give up when no agent has taken the run within this long.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub start_timeout: Duration,
 }
 
 /// `lock`'s help: release rules and exit codes.

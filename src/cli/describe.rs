@@ -44,6 +44,7 @@ pub async fn run(etcd: &EtcdArgs, args: DescribeArgs) -> Result<ExitCode, CliErr
                 status_line_at(&text),
                 &status_line(c.status.as_ref(), coordinator.as_deref()),
             );
+            text.push_str(&super::describe_services::sections(&store, c).await?);
             text
         }
         Object::Node(n) => {

@@ -20,7 +20,39 @@ use crate::resource::ComponentKey;
 use crate::runtime::{watcher, Event, WatcherConfig};
 use crate::store::Store;
 
-const HEADER: &[&str] = &["COMPONENT", "NODE", "CONTAINER", "FORWARD", "PORTS"];
+const HEADER: &[&str] = &["COMPONENT", "NODE", "CONTAINER", "ROLE", "FORWARD", "PORTS"];
+
+/// The elected container of each component with `roles.elect` (read once,
+/// when the list is made: `-w` rows show the role as of then).
+type Leaders = BTreeMap<ComponentKey, String>;
+
+async fn leaders(store: &Store) -> Leaders {
+    let prefix = store.keys().roles_prefix();
+    let opts = etcd_client::GetOptions::new().with_prefix();
+    let Ok(r) = store.client().get(prefix.as_str(), Some(opts)).await else {
+        return Leaders::new();
+    };
+    r.kvs()
+        .iter()
+        .filter_map(|kv| {
+            let rest = kv.key_str().ok()?.strip_prefix(&prefix)?;
+            let mut parts = rest.split('/');
+            let (p, c) = (parts.next()?, parts.next()?);
+            let rec: crate::services::roles::LeaderRecord =
+                serde_json::from_slice(kv.value()).ok()?;
+            Some((ComponentKey::new(p, c), rec.container))
+        })
+        .collect()
+}
+
+/// `leader`, `follower` (a component with a leader), or `-`.
+fn role(ep: &Endpoint, leaders: &Leaders) -> &'static str {
+    match leaders.get(&ComponentKey::new(&ep.project, &ep.component)) {
+        Some(c) if *c == ep.container => "leader",
+        Some(_) => "follower",
+        None => "-",
+    }
+}
 
 pub async fn run(
     etcd: &EtcdArgs,
@@ -36,6 +68,7 @@ pub async fn run(
         (None, true) => keys.endpoints_prefix(),
         (None, false) => keys.project_endpoints_prefix(&args.project),
     };
+    let leaders = leaders(&store).await;
     let mut events = std::pin::pin!(watcher(store.client(), prefix, WatcherConfig::default()));
     let mut listed: BTreeMap<String, Endpoint> = BTreeMap::new();
     let mut widths: Vec<usize> = Vec::new();
@@ -53,7 +86,7 @@ pub async fn run(
             }
             Ok(Event::InitDone) if first => {
                 first = false;
-                widths = print_list(&listed, args);
+                widths = print_list(&listed, args, &leaders);
                 if !args.watch {
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -69,13 +102,13 @@ pub async fn run(
                     "ADDED"
                 };
                 if listed.get(&kv.key) != Some(&ep) {
-                    print_change(event, &ep, args, &widths);
+                    print_change(event, &ep, args, &widths, &leaders);
                 }
                 listed.insert(kv.key, ep);
             }
             Ok(Event::Delete(kv)) => {
                 if let Some(ep) = listed.remove(&kv.key) {
-                    print_change("DELETED", &ep, args, &widths);
+                    print_change("DELETED", &ep, args, &widths, &leaders);
                 }
             }
         }
@@ -84,7 +117,7 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn cells(ep: &Endpoint, all_projects: bool) -> Vec<String> {
+fn cells(ep: &Endpoint, all_projects: bool, leaders: &Leaders) -> Vec<String> {
     let component = if all_projects {
         format!("{}/{}", ep.project, ep.component)
     } else {
@@ -103,17 +136,22 @@ fn cells(ep: &Endpoint, all_projects: bool) -> Vec<String> {
         component,
         ep.node.clone(),
         ep.container.get(..12).unwrap_or(&ep.container).to_string(),
+        role(ep, leaders).to_string(),
         ep.forward.clone().unwrap_or_else(|| "-".into()),
         ports,
     ]
 }
 
-fn print_list(listed: &BTreeMap<String, Endpoint>, args: &GetArgs) -> Vec<usize> {
+fn print_list(
+    listed: &BTreeMap<String, Endpoint>,
+    args: &GetArgs,
+    leaders: &Leaders,
+) -> Vec<usize> {
     match args.output {
         OutputFormat::Table | OutputFormat::Wide => {
             let mut t = Table::new(HEADER);
             for ep in listed.values() {
-                t.row(cells(ep, args.all_projects));
+                t.row(cells(ep, args.all_projects, leaders));
             }
             let widths = t.widths();
             let text = t.render();
@@ -134,7 +172,17 @@ fn print_list(listed: &BTreeMap<String, Endpoint>, args: &GetArgs) -> Vec<usize>
             let list = crate::resource::meta::list_json(
                 listed
                     .values()
-                    .filter_map(|e| serde_json::to_value(e).ok())
+                    .filter_map(|e| {
+                        let mut v = serde_json::to_value(e).ok()?;
+                        // The role is no part of the stored endpoint: added
+                        // here from the leader keys, for elected components.
+                        if let (Some(o), r) = (v.as_object_mut(), role(e, leaders)) {
+                            if r != "-" {
+                                o.insert("role".into(), r.into());
+                            }
+                        }
+                        Some(v)
+                    })
                     .collect(),
             );
             if args.output == OutputFormat::Json {
@@ -156,14 +204,14 @@ fn print_list(listed: &BTreeMap<String, Endpoint>, args: &GetArgs) -> Vec<usize>
     }
 }
 
-fn print_change(event: &str, ep: &Endpoint, args: &GetArgs, widths: &[usize]) {
+fn print_change(event: &str, ep: &Endpoint, args: &GetArgs, widths: &[usize], leaders: &Leaders) {
     match args.output {
         OutputFormat::Json | OutputFormat::Yaml => {
             println!("{}", serde_json::json!({"type": event, "object": ep}));
         }
         OutputFormat::Name => println!("endpoint/{}/{}/{}", ep.component, ep.node, ep.container),
         OutputFormat::Table | OutputFormat::Wide => {
-            let mut c = cells(ep, args.all_projects);
+            let mut c = cells(ep, args.all_projects, leaders);
             if event == "DELETED" {
                 c[0] = format!("{} (deleted)", c[0]);
             }
@@ -201,16 +249,23 @@ mod tests {
                 },
             ],
         };
+        let none = Leaders::new();
         assert_eq!(
-            cells(&ep, false),
+            cells(&ep, false, &none),
             [
                 "web",
                 "n1",
                 "0123456789ab",
+                "-",
                 "10.0.0.1:7946",
                 "18080->32001:8080/http,32002:9090"
             ]
         );
-        assert_eq!(cells(&ep, true)[0], "shop/web");
+        assert_eq!(cells(&ep, true, &none)[0], "shop/web");
+        let key = ComponentKey::new("shop", "web");
+        let lead = Leaders::from([(key.clone(), ep.container.clone())]);
+        assert_eq!(cells(&ep, false, &lead)[3], "leader");
+        let other = Leaders::from([(key, "ffff".to_string())]);
+        assert_eq!(cells(&ep, false, &other)[3], "follower");
     }
 }

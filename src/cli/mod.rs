@@ -10,6 +10,7 @@ pub(crate) mod apply;
 pub(crate) mod args;
 mod delete;
 mod describe;
+mod describe_services;
 mod diff;
 mod error;
 mod events;
@@ -17,6 +18,7 @@ mod evict;
 mod get;
 mod get_containers;
 mod get_endpoints;
+mod job;
 mod lock;
 pub(crate) mod node;
 mod output;
@@ -125,6 +127,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Diff(a) => diff::run(&etcd, a).await,
         Command::Rollout(a) => rollout::run(&etcd, a).await,
         Command::Wait(a) => wait::run(&etcd, a).await,
+        Command::Job(a) => job::run(&etcd, a).await,
         Command::Lock(a) => lock::run(&etcd, a).await,
         Command::Events(a) => events::run(&etcd, a).await,
         Command::Evict(a) => evict::run(&etcd, a).await,

@@ -226,7 +226,7 @@ fn rootfs_tar(busybox: &[u8], applets: &[String], files: &BTreeMap<String, Vec<u
 
 /// A minimal ustar writer: regular files, directories, symlinks.
 #[derive(Default)]
-struct Tar {
+pub(crate) struct Tar {
     out: Vec<u8>,
 }
 
@@ -265,7 +265,7 @@ impl Tar {
         self.out.extend_from_slice(&h);
     }
 
-    fn dir(&mut self, name: &str, mode: u32) {
+    pub(crate) fn dir(&mut self, name: &str, mode: u32) {
         self.header(
             &format!("{}/", name.trim_end_matches('/')),
             mode,
@@ -275,7 +275,7 @@ impl Tar {
         );
     }
 
-    fn file(&mut self, name: &str, mode: u32, content: &[u8]) {
+    pub(crate) fn file(&mut self, name: &str, mode: u32, content: &[u8]) {
         self.header(name, mode, content.len(), b'0', "");
         self.out.extend_from_slice(content);
         let pad = (512 - content.len() % 512) % 512;
@@ -286,7 +286,7 @@ impl Tar {
         self.header(name, 0o777, 0, b'2', target);
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.out.extend(std::iter::repeat_n(0u8, 1024));
         self.out
     }

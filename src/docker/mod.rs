@@ -24,6 +24,7 @@ pub mod container;
 mod error;
 pub mod events;
 pub mod exec;
+pub mod exec_stream;
 pub mod image;
 mod logs;
 
@@ -36,6 +37,7 @@ pub use container::{Bind, ContainerConfig, ContainerDetails, ContainerSummary, S
 pub use error::{Error, Result};
 pub use events::{ContainerEvent, EventItem};
 pub use exec::ExecOutput;
+pub use exec_stream::{ExecRequest, OutputStream};
 
 /// bollard's own request timeout. It bounds the wait for response headers of
 /// every request; berth's calls carry their own, tighter timeouts, and long

@@ -376,6 +376,28 @@ fn semantic_errors_are_positioned() {
     );
 }
 
+/// Issue 10's bad input for jobs and roles: each refused with its position
+/// and field path (nothing is written: `apply` parses before any request).
+#[test]
+fn jobs_and_roles_errors_are_positioned() {
+    for (extra, want) in [
+        (
+            "  jobs:\n  - name: dump\n    schedule: '0 0 * * * * * *'\n    exec: [date]\n",
+            [":9:15:", "spec.jobs[0].schedule: invalid cron expression"],
+        ),
+        (
+            "  jobs:\n  - name: dump\n    schedule: '0 * * * *'\n    exec: [date]\n    backup:\n      destination: /b\n      keep: {hourly: 0}\n",
+            [":13:7:", "spec.jobs[0].backup.keep: hourly, daily, weekly and monthly are all 0"],
+        ),
+        (
+            "  roles:\n    elect: false\n    onLeader: {exec: [date]}\n",
+            [":9:5:", "spec.roles.onLeader: a role hook needs `elect: true`"],
+        ),
+    ] {
+        text_fails(&format!("{WEB}{extra}"), &want);
+    }
+}
+
 #[test]
 fn status_and_server_fields_are_accepted() {
     let text = format!(

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::quantity::{ByteSize, Duration, IntOrPercent, Signal};
+use super::services::{Job, Roles};
 use super::{Condition, ObjectMeta};
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -75,6 +76,13 @@ pub struct ComponentSpec {
     /// template, so every container is replaced through the budgets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted_at: Option<String>,
+    // Cluster services (issue 10 items 3-5): see `super::services`.
+    /// Scheduled commands run in the component's containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<Job>,
+    /// Leader election among the replicas, with hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Roles>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
@@ -425,6 +433,10 @@ pub struct Template {
     pub restart_policy: RestartPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<Job>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Roles>,
 }
 
 impl ComponentSpec {
@@ -446,6 +458,8 @@ impl ComponentSpec {
             resources: self.resources.clone(),
             restart_policy: self.restart_policy,
             restarted_at: self.restarted_at.clone(),
+            jobs: self.jobs.clone(),
+            roles: self.roles.clone(),
         }
     }
 
@@ -469,6 +483,8 @@ impl ComponentSpec {
             resources,
             restart_policy,
             restarted_at,
+            jobs,
+            roles,
         } = t;
         self.image = image;
         self.command = command;
@@ -486,6 +502,8 @@ impl ComponentSpec {
         self.resources = resources;
         self.restart_policy = restart_policy;
         self.restarted_at = restarted_at;
+        self.jobs = jobs;
+        self.roles = roles;
     }
     pub fn rollout(&self) -> Rollout {
         self.rollout.clone().unwrap_or_default()
@@ -724,7 +742,9 @@ mod tests {
             "privileged": true,
             "resources": {"memory": "64Mi"},
             "restartPolicy": "never",
-            "restartedAt": "2026-12-04T10:00:00Z"
+            "restartedAt": "2026-12-04T10:00:00Z",
+            "jobs": [{"name": "dump", "schedule": "0 * * * *", "exec": ["date"]}],
+            "roles": {"elect": true}
         }))
         .expect("spec");
         let mut back = ComponentSpec::default();

@@ -13,6 +13,8 @@ pub mod observed;
 pub mod project;
 pub mod quantity;
 pub mod selector;
+pub mod services;
+pub mod services_check;
 pub mod validate;
 
 pub use component::{

@@ -310,7 +310,7 @@ fn path_component_ok(s: &str) -> bool {
     true
 }
 
-fn path_error(p: &str) -> Option<&'static str> {
+pub(crate) fn path_error(p: &str) -> Option<&'static str> {
     if !p.starts_with('/') {
         return Some("must be an absolute path (starting with '/')");
     }
@@ -443,6 +443,7 @@ impl Validator {
         }
         self.ports(s);
         self.placement(s);
+        self.out.extend(super::services_check::violations(s));
         let container_ports: Vec<u16> = s.ports.iter().map(|p| p.container).collect();
         for (field, checks) in [
             ("spec.readyChecks", &s.ready_checks),
@@ -1181,6 +1182,85 @@ mod tests {
             "image: x\nresources: {cpus: -1.5}",
             Err("spec.resources.cpus"),
         );
+    }
+
+    #[test]
+    fn jobs_and_roles() {
+        let job = |extra: &str| {
+            format!("image: x\njobs: [{{name: dump, schedule: '0 * * * *', exec: [sh, -c, 'true']{extra}}}]")
+        };
+        check(&job(""), OK);
+        check(&job(", on: all, timeout: 30s, history: 50"), OK);
+        check(
+            "image: x\njobs: [{name: t, schedule: '*/2 * * * * *', exec: [date]}]",
+            OK,
+        );
+        check(
+            "image: x\njobs: [{name: t, schedule: '61 * * * *', exec: [date]}]",
+            Err("spec.jobs[0].schedule: invalid cron expression \"61 * * * *\""),
+        );
+        check(
+            "image: x\njobs: [{name: t, schedule: '* *', exec: [date]}]",
+            Err("spec.jobs[0].schedule: invalid cron expression \"* *\": 2 fields"),
+        );
+        check(
+            "image: x\njobs: [{name: Dump, schedule: '0 * * * *', exec: [date]}]",
+            Err("spec.jobs[0].name: invalid job name \"Dump\""),
+        );
+        check(
+            "image: x\njobs: [{name: a, schedule: '0 * * * *', exec: [date]}, {name: a, schedule: '0 * * * *', exec: [date]}]",
+            Err("spec.jobs[1].name: job \"a\" is defined twice"),
+        );
+        check(
+            "image: x\njobs: [{name: a, schedule: '0 * * * *', exec: []}]",
+            Err("spec.jobs[0].exec: must name a command"),
+        );
+        check(
+            &job(", timeout: 0s"),
+            Err("spec.jobs[0].timeout: must be more than 0s"),
+        );
+        check(
+            &job(", history: 0"),
+            Err("spec.jobs[0].history: 0 is not between 1 and 100"),
+        );
+        check(
+            &job(", on: leader"),
+            Err("spec.jobs[0].on: `leader` needs `spec.roles.elect: true`"),
+        );
+        check(
+            &format!("{}\nroles: {{elect: true}}", job(", on: leader")),
+            OK,
+        );
+        check(
+            &job(", backup: {destination: /var/backups, keep: {hourly: 24, daily: 14, weekly: 4, monthly: 3}}"),
+            OK,
+        );
+        check(
+            &job(", backup: {destination: /var/backups, keep: {}}"),
+            Err("spec.jobs[0].backup.keep: hourly, daily, weekly and monthly are all 0"),
+        );
+        check(
+            &job(", backup: {destination: /var/backups, keep: {hourly: 0, daily: 0, weekly: 0, monthly: 0}}"),
+            Err("spec.jobs[0].backup.keep"),
+        );
+        check(
+            &job(", backup: {destination: backups, keep: {daily: 1}}"),
+            Err("spec.jobs[0].backup.destination: \"backups\" must be an absolute path"),
+        );
+        check("image: x\nroles: {elect: true, onLeader: {exec: [sh, -c, 'echo up']}, onFollower: {exec: [true]}}", OK);
+        check(
+            "image: x\nroles: {elect: false, onLeader: {exec: [true]}}",
+            Err("spec.roles.onLeader: a role hook needs `elect: true`"),
+        );
+        check(
+            "image: x\nroles: {elect: false, onFollower: {exec: [true]}}",
+            Err("spec.roles.onFollower: a role hook needs `elect: true`"),
+        );
+        check(
+            "image: x\nroles: {elect: true, onLeader: {exec: ['']}}",
+            Err("spec.roles.onLeader.exec[0]: the program must not be empty"),
+        );
+        check("image: x\nroles: {elect: false}", OK);
     }
 
     #[test]

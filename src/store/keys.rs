@@ -224,6 +224,50 @@ impl Keys {
         format!("{}/election/coordinator", self.root)
     }
 
+    /// `jobs/<project>/<component>/`: every run record of a component's jobs.
+    pub fn jobs_prefix(&self, c: &ComponentKey) -> String {
+        format!("{}/jobs/{}/{}/", self.root, c.project, c.name)
+    }
+
+    /// `jobs/<project>/<component>/<job>/<run>`: one run of a job; `run` is
+    /// the tick's scheduled time (once-per-tick jobs: the fence), with the
+    /// container for `on: all`, or `manual-...` for `berth job run`.
+    pub fn job_run(&self, c: &ComponentKey, job: &str, run: &str) -> String {
+        format!("{}{job}/{run}", self.jobs_prefix(c))
+    }
+
+    /// `jobs-requests/`: every `berth job run` request, as
+    /// `jobs-requests/<project>/<component>/<id>` (on the CLI's lease).
+    pub fn job_requests_prefix(&self) -> String {
+        format!("{}/jobs-requests/", self.root)
+    }
+
+    pub fn job_request(&self, c: &ComponentKey, id: &str) -> String {
+        format!(
+            "{}{}/{}/{id}",
+            self.job_requests_prefix(),
+            c.project,
+            c.name
+        )
+    }
+
+    /// `jobs-output/<project>/<component>/<id>/`: a manual run's output,
+    /// streamed as numbered chunks, then `end` (on the request's lease).
+    pub fn job_output_prefix(&self, c: &ComponentKey, id: &str) -> String {
+        format!("{}/jobs-output/{}/{}/{id}/", self.root, c.project, c.name)
+    }
+
+    /// `roles/`: every component's leader key.
+    pub fn roles_prefix(&self) -> String {
+        format!("{}/roles/", self.root)
+    }
+
+    /// `roles/<project>/<component>/leader`: the elected replica, on its
+    /// agent's lease; its create revision is the term.
+    pub fn role_leader(&self, c: &ComponentKey) -> String {
+        format!("{}/roles/{}/{}/leader", self.root, c.project, c.name)
+    }
+
     pub fn lock(&self, name: &str) -> String {
         format!("{}/locks/{name}", self.root)
     }

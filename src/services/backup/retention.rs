@@ -22,6 +22,7 @@ use super::name::parse_artifact;
 /// How many periods of each kind to keep a backup for.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
 pub struct Keep {
     #[serde(default)]
     pub hourly: u32,

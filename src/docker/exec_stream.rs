@@ -1,0 +1,144 @@
+//! Running a command in a container with its output streamed to the caller
+//! (jobs: the whole stdout of a backup, a tail of both for the record), and
+//! writing a file into a container (role files).
+
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures::StreamExt;
+
+use super::build::Tar;
+use super::{Docker, Error, Result, CALL_TIMEOUT};
+
+/// Which stream a chunk of exec output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// An exec's command, environment and time bound.
+#[derive(Clone, Debug)]
+pub struct ExecRequest<'a> {
+    pub command: &'a [String],
+    /// `NAME=value` entries added to the container's environment.
+    pub env: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl Docker {
+    /// Runs the request in container `id`, handing every chunk of output to
+    /// `sink` as it arrives, and returns the exit code. [`Error::Timeout`]
+    /// past the request's timeout (the process is left running: Docker
+    /// cannot kill an exec).
+    pub async fn exec_streaming(
+        &self,
+        id: &str,
+        req: &ExecRequest<'_>,
+        sink: &mut (dyn FnMut(OutputStream, &[u8]) + Send),
+    ) -> Result<i64> {
+        if req.command.is_empty() {
+            return Err(Error::Other("exec: empty command".into()));
+        }
+        let run = async {
+            let options = CreateExecOptions {
+                cmd: Some(req.command.to_vec()),
+                env: Some(req.env.clone()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            };
+            let created = self
+                .call(
+                    "create exec",
+                    id,
+                    CALL_TIMEOUT,
+                    self.inner.create_exec(id, options),
+                )
+                .await?;
+            let start = StartExecOptions {
+                detach: false,
+                tty: false,
+                output_capacity: None,
+            };
+            let started = self
+                .call(
+                    "start exec",
+                    id,
+                    CALL_TIMEOUT,
+                    self.inner.start_exec(&created.id, Some(start)),
+                )
+                .await?;
+            if let StartExecResults::Attached {
+                output: mut stream, ..
+            } = started
+            {
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                            sink(OutputStream::Stdout, &message)
+                        }
+                        Ok(LogOutput::StdErr { message }) => sink(OutputStream::Stderr, &message),
+                        Ok(LogOutput::StdIn { .. }) => {}
+                        Err(e) => return Err(Error::from_bollard(e, &self.host, id)),
+                    }
+                }
+            }
+            // The output ends when the process does; its exit code may take
+            // a moment to be recorded.
+            for _ in 0..100 {
+                let info = self
+                    .call(
+                        "inspect exec",
+                        id,
+                        CALL_TIMEOUT,
+                        self.inner.inspect_exec(&created.id),
+                    )
+                    .await?;
+                if info.running != Some(true) {
+                    if let Some(code) = info.exit_code {
+                        return Ok(code);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(Error::Other(format!("exec in {id}: no exit code reported")))
+        };
+        match tokio::time::timeout(req.timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                what: format!("exec {:?} in {id}", req.command.join(" ")),
+                after: req.timeout,
+            }),
+        }
+    }
+
+    /// Writes `content` to the absolute `path` in container `id` (through
+    /// the archive API: no shell needed in the image), creating its parent
+    /// directories. The file replaces any old one in one extraction.
+    pub async fn write_file(&self, id: &str, path: &str, content: &[u8]) -> Result<()> {
+        let rel = path.trim_start_matches('/');
+        let mut tar = Tar::default();
+        let parts: Vec<&str> = rel.split('/').collect();
+        for i in 1..parts.len() {
+            tar.dir(&parts[..i].join("/"), 0o755);
+        }
+        tar.file(rel, 0o644, content);
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: "/".into(),
+            ..Default::default()
+        };
+        self.call(
+            "write a file into",
+            id,
+            CALL_TIMEOUT,
+            self.inner.upload_to_container(
+                id,
+                Some(options),
+                bollard::body_full(tar.finish().into()),
+            ),
+        )
+        .await
+    }
+}

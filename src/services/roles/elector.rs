@@ -1,0 +1,262 @@
+//! The effects of the election: read the leader key, campaign or resign as
+//! [`super::decide`] says, and apply each replica's role (the role file, then
+//! the hook) — a step-down's hook always before the key is deleted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+
+use super::decide::{self, Elected, Election, LeaderRecord, Role};
+use crate::docker::{Docker, ExecRequest};
+use crate::events::{ClusterEvent, Recorder};
+use crate::resource::services::Roles;
+use crate::resource::ComponentKey;
+use crate::services::local::Replica;
+use crate::store::call::{call, CallError};
+use crate::store::Keys;
+
+/// The file berth keeps current in every replica of an elected component.
+pub const ROLE_FILE: &str = "/run/berth/role";
+
+/// Who leads each component, as this node last read it (the job runner's
+/// `on: leader` reads it).
+pub type Leaders = Arc<Mutex<HashMap<ComponentKey, Elected>>>;
+
+pub struct Elector {
+    pub client: Client,
+    pub keys: Keys,
+    pub node: String,
+    pub docker: Docker,
+    pub leaders: Leaders,
+    /// Every role change is a cluster event (`berth events`).
+    pub events: Recorder,
+    /// Roles applied per container (file written and hook run).
+    applied: BTreeMap<String, Role>,
+}
+
+impl Elector {
+    pub fn new(
+        client: Client,
+        keys: Keys,
+        node: String,
+        docker: Docker,
+        leaders: Leaders,
+        events: Recorder,
+    ) -> Self {
+        Elector {
+            client,
+            keys,
+            node,
+            docker,
+            leaders,
+            events,
+            applied: BTreeMap::new(),
+        }
+    }
+
+    async fn read(&self, ck: &ComponentKey) -> Result<Option<Elected>, CallError> {
+        let mut c = self.client.clone();
+        let r = call(
+            "read the leader key",
+            c.get(self.keys.role_leader(ck), None),
+        )
+        .await?;
+        Ok(r.kvs().first().and_then(|kv| {
+            // A record that does not decode names no replica of ours; it is
+            // left alone (its lease ends it) rather than guessed at.
+            let record: LeaderRecord = serde_json::from_slice(kv.value()).ok()?;
+            Some(Elected {
+                record,
+                term: kv.create_revision(),
+            })
+        }))
+    }
+
+    /// One pass over one component: `ready` are its ready replicas here,
+    /// `running` whether a container still runs, `lease` the agent's lease.
+    pub async fn step(
+        &mut self,
+        ck: &ComponentKey,
+        roles: &Roles,
+        ready: &[Replica],
+        running: &(dyn Fn(&str) -> bool + Sync),
+        lease: Option<i64>,
+    ) -> Result<(), CallError> {
+        let ids: Vec<String> = ready.iter().map(|r| r.container.clone()).collect();
+        let mut leader = self.read(ck).await?;
+        let candidates: Vec<String> = leader
+            .iter()
+            .map(|e| e.record.container.clone())
+            .filter(|c| running(c))
+            .collect();
+        match decide::decide(&self.node, &ids, &candidates, leader.as_ref()) {
+            Election::Keep => {}
+            Election::Campaign { container } => {
+                if let Some(lease) = lease {
+                    leader = self.campaign(ck, &container, lease).await?;
+                }
+            }
+            Election::Resign {
+                container,
+                term,
+                step_down,
+            } => {
+                if step_down {
+                    // Before the key goes: nobody else can lead meanwhile.
+                    self.apply(ck, roles, &container, Role::Follower, term)
+                        .await;
+                }
+                self.resign(ck, term).await?;
+                leader = None;
+            }
+        }
+        {
+            let mut leaders = self.leaders.lock().unwrap_or_else(|e| e.into_inner());
+            match &leader {
+                Some(e) => leaders.insert(ck.clone(), e.clone()),
+                None => leaders.remove(ck),
+            };
+        }
+        let term = leader.as_ref().map_or(0, |e| e.term);
+        let now = decide::roles(&self.node, &ids, leader.as_ref());
+        for (container, role) in decide::transitions(&now, &self.applied) {
+            self.apply(ck, roles, &container, role, term).await;
+        }
+        Ok(())
+    }
+
+    /// The agent lost its lease and etcd cannot be read: its leader keys
+    /// are gone (or going), so a replica here that leads steps down (its
+    /// follower hook runs) without waiting to hear who leads now.
+    pub async fn demote(&mut self, ck: &ComponentKey, roles: &Roles, ready: &[Replica]) {
+        let leading: Vec<String> = ready
+            .iter()
+            .filter(|r| self.applied.get(&r.container) == Some(&Role::Leader))
+            .map(|r| r.container.clone())
+            .collect();
+        for c in leading {
+            tracing::warn!(component = %ck, container = %short(&c), "lease lost: stepping down");
+            self.apply(ck, roles, &c, Role::Follower, 0).await;
+        }
+        self.leaders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(ck);
+    }
+
+    /// Forgets containers that are no longer ready replicas here.
+    pub fn retain(&mut self, ready: &[Replica]) {
+        self.applied
+            .retain(|c, _| ready.iter().any(|r| &r.container == c));
+    }
+
+    async fn campaign(
+        &self,
+        ck: &ComponentKey,
+        container: &str,
+        lease: i64,
+    ) -> Result<Option<Elected>, CallError> {
+        let key = self.keys.role_leader(ck);
+        let record = LeaderRecord {
+            node: self.node.clone(),
+            container: container.to_string(),
+        };
+        let value = serde_json::to_vec(&record).map_err(|e| CallError::Other(e.to_string()))?;
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key.as_str(),
+                value,
+                Some(PutOptions::new().with_lease(lease)),
+            )]);
+        let mut c = self.client.clone();
+        let r = call("campaign for leader", c.txn(txn)).await?;
+        if r.succeeded() {
+            tracing::info!(component = %ck, container = %short(container), term = r.header().map_or(0, |h| h.revision()), "elected leader");
+        }
+        self.read(ck).await
+    }
+
+    async fn resign(&self, ck: &ComponentKey, term: i64) -> Result<(), CallError> {
+        let key = self.keys.role_leader(ck);
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                key.as_str(),
+                CompareOp::Equal,
+                term,
+            )])
+            .and_then([TxnOp::delete(key.as_str(), None)]);
+        let mut c = self.client.clone();
+        call("resign as leader", c.txn(txn)).await?;
+        tracing::info!(component = %ck, term, "resigned leadership");
+        Ok(())
+    }
+
+    /// Writes the role file and runs the role's hook in `container`. A hook
+    /// that fails is logged; the role stands (the election does not wait on
+    /// the application).
+    async fn apply(
+        &mut self,
+        ck: &ComponentKey,
+        roles: &Roles,
+        container: &str,
+        role: Role,
+        term: i64,
+    ) {
+        self.applied.insert(container.to_string(), role);
+        let content = format!("{}\n", role.as_str());
+        if let Err(e) = self
+            .docker
+            .write_file(container, ROLE_FILE, content.as_bytes())
+            .await
+        {
+            tracing::warn!(component = %ck, container = %short(container), error = %e, "role file not written");
+        }
+        let hook = match role {
+            Role::Leader => roles.on_leader.as_ref(),
+            Role::Follower => roles.on_follower.as_ref(),
+        };
+        let Some(hook) = hook else {
+            self.event(ck, container, role, term, "no hook");
+            return;
+        };
+        let req = ExecRequest {
+            command: &hook.exec,
+            env: vec![
+                format!("BERTH_ROLE={}", role.as_str()),
+                format!("BERTH_ROLE_TERM={term}"),
+            ],
+            timeout: hook.timeout(),
+        };
+        let mut sink = |_: crate::docker::OutputStream, _: &[u8]| {};
+        let outcome = match self.docker.exec_streaming(container, &req, &mut sink).await {
+            Ok(0) => "hook exited 0".to_string(),
+            Ok(code) => format!("hook exited {code}"),
+            Err(e) => format!("hook not run: {e}"),
+        };
+        tracing::info!(component = %ck, container = %short(container), role = role.as_str(), term, outcome = %outcome, "role applied");
+        self.event(ck, container, role, term, &outcome);
+    }
+}
+
+impl Elector {
+    fn event(&self, ck: &ComponentKey, container: &str, role: Role, term: i64, outcome: &str) {
+        let message = format!(
+            "container {} is {} (term {term}); {outcome}",
+            short(container),
+            role.as_str()
+        );
+        self.events.record(ClusterEvent::component(
+            &ck.project,
+            &ck.name,
+            &self.node,
+            role.reason(),
+            &message,
+        ));
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
