@@ -5,6 +5,7 @@
 
 pub mod component;
 pub mod condition;
+pub mod configs;
 pub mod endpoint;
 pub mod key;
 pub mod meta;
@@ -14,6 +15,7 @@ pub mod project;
 pub mod quantity;
 pub mod selector;
 pub mod validate;
+mod validate_configs;
 
 pub use component::{
     Component, ComponentSpec, ComponentStatus, Revision, RolloutCause, RolloutPhase, RolloutStatus,
