@@ -222,6 +222,18 @@ pub async fn run(
         metrics.proxy.clone(),
         &token,
     );
+    let services = crate::services::node::NodeServices::start(
+        crate::services::node::NodeServicesConfig {
+            node: cfg.node.clone(),
+            proxy_ip: cfg.traffic.bind,
+            debounce: Default::default(),
+        },
+        &etcd,
+        &keys,
+        docker.clone(),
+        trigger_tx.clone(),
+        &token,
+    );
     let ctx = context(
         &cfg,
         &etcd,
@@ -231,7 +243,7 @@ pub async fn run(
         assignments,
         &background,
         &trigger_tx,
-        traffic.clone(),
+        (traffic.clone(), services),
     );
     {
         let (keys, node) = (keys.clone(), cfg.node.clone());
@@ -461,7 +473,10 @@ fn context(
     assignments: runtime::Reader<runtime::Doc<Assignment>>,
     background: &Background,
     trigger: &mpsc::UnboundedSender<String>,
-    traffic: Arc<traffic::Traffic>,
+    (traffic, services): (
+        Arc<traffic::Traffic>,
+        Arc<crate::services::node::NodeServices>,
+    ),
 ) -> Arc<Ctx> {
     let recorder = crate::events::Recorder::spawn(
         etcd.clone(),
@@ -499,6 +514,7 @@ fn context(
         stops: tokio_util::task::TaskTracker::new(),
         pins: pin::Pins::new(etcd.clone(), keys.clone(), cfg.node.clone()),
         traffic,
+        services,
     })
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod args;
 mod delete;
 mod describe;
 mod diff;
+mod endpoints_watch;
 mod error;
 mod events;
 mod get;
@@ -125,6 +126,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Rollout(a) => rollout::run(&etcd, a).await,
         Command::Wait(a) => wait::run(&etcd, a).await,
         Command::Lock(a) => lock::run(&etcd, a).await,
+        Command::Endpoints(a) => endpoints_watch::run(&etcd, a).await,
         Command::Events(a) => events::run(&etcd, a).await,
         Command::Cordon(a) => node::cordon(&etcd, a).await,
         Command::Uncordon(a) => node::uncordon(&etcd, a).await,

@@ -24,7 +24,9 @@ pub mod container;
 mod error;
 pub mod events;
 pub mod exec;
+pub mod files;
 pub mod image;
+mod tar;
 
 use std::future::Future;
 use std::sync::Arc;

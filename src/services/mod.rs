@@ -5,3 +5,4 @@
 pub mod backup;
 pub mod config;
 pub mod link;
+pub mod node;

@@ -15,12 +15,12 @@ pub struct DebounceConfig {
 
 impl Default for DebounceConfig {
     fn default() -> Self {
-        // A scale-up's endpoints arrive over a few hundred ms (one start
-        // every ~130 ms here); 100 ms quiet folds most of a wave into one
-        // reload while keeping the change → reload latency well under 500 ms.
+        // A scale-up's containers turn ready over a few hundred ms (one
+        // start every ~130 ms on 2 cores); 300 ms quiet folds a wave into
+        // one reload and keeps a lone change → reload under 500 ms.
         DebounceConfig {
-            quiet: Duration::from_millis(100),
-            max: Duration::from_millis(400),
+            quiet: Duration::from_millis(300),
+            max: Duration::from_millis(1000),
         }
     }
 }

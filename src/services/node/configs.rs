@@ -1,0 +1,186 @@
+//! The config loop: endpoint changes (debounced) and new containers →
+//! render every file of every container that has `configs` → write what
+//! changed into the container → reload it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::NodeServices;
+use crate::docker::files::FileInContainer;
+use crate::resource::configs::{ConfigFile, ReloadAction};
+use crate::resource::{ComponentKey, Condition, ConditionType, Reason};
+use crate::services::config::{self, Context, Debounce, Decision};
+
+/// Bounds a reload command (Docker cannot kill an exec; the result is
+/// reported as a timeout).
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(
+    s: Arc<NodeServices>,
+    mut changes: mpsc::UnboundedReceiver<()>,
+    stop: CancellationToken,
+) {
+    let cfg = s.cfg.debounce;
+    let mut debounce = Debounce::Idle;
+    loop {
+        let due = debounce.due(cfg);
+        let now_render = tokio::select! {
+            _ = stop.cancelled() => return,
+            c = changes.recv() => {
+                if c.is_none() {
+                    return;
+                }
+                debounce.changed(Instant::now());
+                false
+            }
+            _ = s.kick.notified() => true,
+            _ = async {
+                match due {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => false,
+        };
+        if debounce.fire(cfg, Instant::now()) || now_render {
+            render_all(&s).await;
+        }
+    }
+}
+
+/// One file of one container to bring up to date.
+struct Job {
+    id: String,
+    ck: ComponentKey,
+    file: ConfigFile,
+    last: Option<String>,
+}
+
+async fn render_all(s: &Arc<NodeServices>) {
+    let jobs: Vec<Job> = {
+        let inner = s.inner();
+        inner
+            .running
+            .iter()
+            .flat_map(|(id, r)| {
+                r.template.configs.iter().map(|f| Job {
+                    id: id.clone(),
+                    ck: r.ck.clone(),
+                    file: f.clone(),
+                    last: r.files.get(&f.path).cloned().flatten(),
+                })
+            })
+            .collect()
+    };
+    if jobs.is_empty() {
+        return;
+    }
+    let endpoints = s.endpoints.state();
+    let mut failed: std::collections::BTreeMap<ComponentKey, Vec<String>> = Default::default();
+    let mut work = Vec::new();
+    for job in jobs {
+        let ctx = Context::build(
+            &job.ck.project,
+            &job.ck.name,
+            &job.file.sources,
+            endpoints.iter().map(|e| e.as_ref()),
+        );
+        let rendered = config::render(&job.file.template, &ctx);
+        let errors = failed.entry(job.ck.clone()).or_default();
+        match config::decide(job.last.as_deref(), &rendered) {
+            Decision::Unchanged => {}
+            Decision::KeepLast { error } => errors.push(format!("{}: {error}", job.file.path)),
+            Decision::Write { reload } => {
+                if let Ok(content) = rendered {
+                    work.push(apply(s.clone(), job, content, reload));
+                }
+            }
+        }
+    }
+    futures::future::join_all(work).await;
+    for (ck, errors) in failed {
+        s.render_condition(&ck, &errors);
+    }
+}
+
+/// Writes the file, records it, and reloads.
+async fn apply(s: Arc<NodeServices>, job: Job, content: String, reload: bool) {
+    let file = FileInContainer {
+        path: job.file.path.clone(),
+        content: content.clone().into_bytes(),
+    };
+    if let Err(e) = s.docker.put_file(&job.id, &file).await {
+        // Not recorded: the next render tries again.
+        tracing::warn!(container = %job.id, path = %job.file.path, error = %e, "writing a config file");
+        return;
+    }
+    if let Some(r) = s.inner().running.get_mut(&job.id) {
+        r.files.insert(job.file.path.clone(), Some(content));
+    }
+    let Some(action) = job.file.reload.as_ref().and_then(|r| r.action()) else {
+        return;
+    };
+    if !reload {
+        return;
+    }
+    let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+    let short = &job.id[..job.id.len().min(12)];
+    let (ok, message) = match action {
+        ReloadAction::Signal(sig) => match s.docker.signal(&job.id, sig).await {
+            Ok(true) => (
+                true,
+                format!("{}: {sig} sent to {short} at {at}", job.file.path),
+            ),
+            Ok(false) => (
+                false,
+                format!("{}: {short} is not running ({at})", job.file.path),
+            ),
+            Err(e) => (
+                false,
+                format!("{}: {sig} to {short} failed at {at}: {e}", job.file.path),
+            ),
+        },
+        ReloadAction::Exec(cmd) => {
+            match s.docker.exec_output(&job.id, &cmd, RELOAD_TIMEOUT).await {
+                Ok(o) => {
+                    let tail = o.output.trim();
+                    let tail = tail.get(tail.len().saturating_sub(200)..).unwrap_or("");
+                    (
+                        o.exit_code == 0,
+                        format!(
+                            "{}: reload in {short} exited {} at {at}{}",
+                            job.file.path,
+                            o.exit_code,
+                            if tail.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", tail.replace('\n', " "))
+                            }
+                        ),
+                    )
+                }
+                Err(e) => (
+                    false,
+                    format!("{}: reload in {short} failed at {at}: {e}", job.file.path),
+                ),
+            }
+        }
+    };
+    tracing::info!(container = %job.id, path = %job.file.path, ok, "config reloaded");
+    s.set_condition(
+        &job.ck,
+        Condition::new(
+            ConditionType::ConfigReloaded,
+            ok,
+            if ok {
+                Reason::Reloaded
+            } else {
+                Reason::ReloadFailed
+            },
+            message,
+        ),
+    );
+}
