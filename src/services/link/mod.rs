@@ -5,6 +5,7 @@
 //! relay that makes the address real inside the consumer's container is
 //! [`relay`] (effects: a listener in the container's network namespace).
 
+pub mod check;
 pub mod env;
 pub mod relay;
 pub mod resolve;
