@@ -18,6 +18,7 @@ mod events;
 mod rollout;
 mod runtime;
 mod security;
+mod services;
 mod support;
 mod traffic;
 mod up;
