@@ -226,7 +226,6 @@ pub async fn run(
         crate::services::node::NodeServicesConfig {
             node: cfg.node.clone(),
             proxy_ip: cfg.traffic.bind,
-            debounce: Default::default(),
         },
         &etcd,
         &keys,

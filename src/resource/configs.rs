@@ -6,7 +6,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::quantity::Signal;
+use super::quantity::{Duration, Signal};
 
 /// One rendered file.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
@@ -27,6 +27,20 @@ pub struct ConfigFile {
     /// rendered content changed (never for the first file, written before start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<Reload>,
+    /// How long membership must be quiet before the file is rendered
+    /// (default 300ms; a burst renders at the latest after 3x this, at
+    /// least 1s). Longer folds a slow scale-up into one reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<Duration>,
+}
+
+impl ConfigFile {
+    pub fn debounce(&self) -> crate::services::config::DebounceConfig {
+        match self.debounce {
+            None => crate::services::config::DebounceConfig::default(),
+            Some(d) => crate::services::config::DebounceConfig::quiet(d.std()),
+        }
+    }
 }
 
 /// Exactly one of `signal` and `exec`.

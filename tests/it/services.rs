@@ -176,7 +176,12 @@ async fn three_tier_example_links_and_configs() {
         servers(lb.clone()).await.len() == 2
     })
     .await;
-    // Quiet before the scale-up: every endpoint change rendered.
+    // Settled before the scale-up: the last reload is the one listing 2.
+    wait_until("the reload of the 2 web servers", || async {
+        let (_, log) = sh(&lb, "cat /tmp/reloads").await;
+        log.lines().last().is_some_and(|l| l.trim() == "reload 2")
+    })
+    .await;
     let before = reloads(lb.clone()).await;
 
     // Scale 2 -> 4: listed within 2 s, one reload.
@@ -193,7 +198,8 @@ async fn three_tier_example_links_and_configs() {
         listed_after < Duration::from_secs(2),
         "listed after {listed_after:?}"
     );
-    assert_eq!(after, before + 1, "one reload for the scale-up");
+    let log = sh(&lb, "cat /tmp/reloads").await.1;
+    assert_eq!(after, before + 1, "one reload for the scale-up: {log:?}");
     // No second reload follows (bounded by the debounce's max, 1 s).
     let until = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < until {
@@ -210,15 +216,30 @@ async fn three_tier_example_links_and_configs() {
     assert!(d.stdout.contains("ConfigReloaded"), "{}", d.stdout);
     assert!(d.stdout.contains("exited 0"), "{}", d.stdout);
 
-    // Kill a web container: it leaves the config.
+    // Kill a web container (and remove it, so berth replaces it with a new
+    // one rather than restarting it in place): its id leaves the config.
     let webs = running(&agents, "web").await;
     let victim = webs[0].clone();
-    images::docker().await.kill(&victim).await.expect("kill");
-    wait_until("the killed web container leaves the config", || async {
-        !servers(lb.clone())
-            .await
-            .iter()
-            .any(|l| l.contains(&victim[..12]))
+    images::docker()
+        .await
+        .remove(&victim)
+        .await
+        .expect("kill and remove");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, conf) = sh(&lb, "cat /etc/lb/backends.conf").await;
+        if !conf.contains(&victim[..12]) {
+            break;
+        }
+        if Instant::now() > deadline {
+            let (_, log) = sh(&lb, "cat /tmp/reloads").await;
+            let eps = etcd.keys(&etcd.key("endpoints/")).await;
+            panic!("the killed web container {victim} never left the config: reloads {log:?}, config {conf}, endpoints {eps:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_until("the replacement is listed", || async {
+        servers(lb.clone()).await.len() == 4
     })
     .await;
 
@@ -238,15 +259,36 @@ async fn three_tier_example_links_and_configs() {
     ] {
         assert!(env.contains(want), "{want} missing in {env}");
     }
-    wait_until("web reaches db through the link", || async {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
         let (code, out) = sh(
             &web,
-            "wget -q -T 2 -O - http://$DB_CLINK_5432_TCP_ADDR:$DB_CLINK_5432_TCP_PORT/",
+            "wget -q -O - http://$DB_CLINK_5432_TCP_ADDR:$DB_CLINK_5432_TCP_PORT/",
         )
         .await;
-        code == 0 && out.contains("db-ok")
-    })
-    .await;
+        if code == 0 && out.contains("db-ok") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let (_, listen) = sh(&web, "netstat -ltn").await;
+            let logs: String = agents
+                .iter()
+                .map(|a| {
+                    std::fs::read_to_string(dir.path().join(format!("{}.log", a.node)))
+                        .unwrap_or_default()
+                })
+                .flat_map(|t| {
+                    t.lines()
+                        .filter(|l| l.contains("link") || l.contains("WARN"))
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!("web {web} cannot reach db through the link: wget {code} {out:?}; listening: {listen}; agent logs: {logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(agents);
 }
 
@@ -345,12 +387,18 @@ async fn endpoints_watch_renders_atomically_and_execs_on_change() {
         read(&out) == "c1 40001\nc2 40002\n" && execs() == 2
     })
     .await;
-    // The same content again (a rewrite of an unchanged endpoint): no exec.
+    // The same content again (a rewrite of an unchanged endpoint), rendered
+    // on its own (a debounce window apart from the next change): no exec,
+    // so the next change is the third exec, not the fourth.
     let (k, v) = put("c1", 40001);
     etcd.put(&k, v).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (k3, v3) = put("c3", 40003);
     etcd.put(&k3, v3).await;
-    wait_until("third render", || async { read(&out).lines().count() == 3 }).await;
+    wait_until("third render and exec", || async {
+        read(&out).lines().count() == 3 && execs() >= 3
+    })
+    .await;
     assert_eq!(execs(), 3, "one exec per content change");
     // No temp file is left beside the output.
     let names: Vec<String> = std::fs::read_dir(dir.path())

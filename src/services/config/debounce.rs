@@ -25,6 +25,16 @@ impl Default for DebounceConfig {
     }
 }
 
+impl DebounceConfig {
+    /// `quiet`, with a burst's bound of 3x that (at least 1 s).
+    pub fn quiet(quiet: Duration) -> DebounceConfig {
+        DebounceConfig {
+            quiet,
+            max: (quiet * 3).max(Duration::from_secs(1)),
+        }
+    }
+}
+
 /// The state of one debounced stream of changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Debounce {

@@ -2,6 +2,7 @@
 //! render every file of every container that has `configs` → write what
 //! changed into the container → reload it.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,28 +14,36 @@ use super::NodeServices;
 use crate::docker::files::FileInContainer;
 use crate::resource::configs::{ConfigFile, ReloadAction};
 use crate::resource::{ComponentKey, Condition, ConditionType, Reason};
-use crate::services::config::{self, Context, Debounce, Decision};
+use crate::services::config::{self, Context, Debounce, DebounceConfig, Decision};
 
 /// Bounds a reload command (Docker cannot kill an exec; the result is
 /// reported as a timeout).
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One file of one container: its debounce and settings.
+type FileKey = (String, String);
 
 pub async fn run(
     s: Arc<NodeServices>,
     mut changes: mpsc::UnboundedReceiver<()>,
     stop: CancellationToken,
 ) {
-    let cfg = s.cfg.debounce;
-    let mut debounce = Debounce::Idle;
+    // Each file debounces on its own (its own `debounce`); every endpoint
+    // change touches every file (which sources changed is not worth
+    // tracking: a render with nothing changed writes nothing).
+    let mut pending: HashMap<FileKey, (Debounce, DebounceConfig)> = HashMap::new();
     loop {
-        let due = debounce.due(cfg);
-        let now_render = tokio::select! {
+        let due = pending.values().filter_map(|(d, cfg)| d.due(*cfg)).min();
+        let kicked = tokio::select! {
             _ = stop.cancelled() => return,
             c = changes.recv() => {
                 if c.is_none() {
                     return;
                 }
-                debounce.changed(Instant::now());
+                let now = Instant::now();
+                for (key, cfg) in files(&s) {
+                    pending.entry(key).or_insert((Debounce::Idle, cfg)).0.changed(now);
+                }
                 false
             }
             _ = s.kick.notified() => true,
@@ -45,10 +54,34 @@ pub async fn run(
                 }
             } => false,
         };
-        if debounce.fire(cfg, Instant::now()) || now_render {
-            render_all(&s).await;
+        let now = Instant::now();
+        let mut fired: HashSet<FileKey> = HashSet::new();
+        for (key, (d, cfg)) in pending.iter_mut() {
+            if d.fire(*cfg, now) {
+                fired.insert(key.clone());
+            }
+        }
+        pending.retain(|_, (d, _)| *d != Debounce::Idle);
+        if kicked {
+            render(&s, None).await;
+        } else if !fired.is_empty() {
+            render(&s, Some(&fired)).await;
         }
     }
+}
+
+/// Every file of every running container, with its debounce.
+fn files(s: &NodeServices) -> Vec<(FileKey, DebounceConfig)> {
+    s.inner()
+        .running
+        .iter()
+        .flat_map(|(id, r)| {
+            r.template
+                .configs
+                .iter()
+                .map(|f| ((id.clone(), f.path.clone()), f.debounce()))
+        })
+        .collect()
 }
 
 /// One file of one container to bring up to date.
@@ -59,19 +92,24 @@ struct Job {
     last: Option<String>,
 }
 
-async fn render_all(s: &Arc<NodeServices>) {
+/// Renders the files `only` names (all with `None`).
+async fn render(s: &Arc<NodeServices>, only: Option<&HashSet<FileKey>>) {
     let jobs: Vec<Job> = {
         let inner = s.inner();
         inner
             .running
             .iter()
             .flat_map(|(id, r)| {
-                r.template.configs.iter().map(|f| Job {
-                    id: id.clone(),
-                    ck: r.ck.clone(),
-                    file: f.clone(),
-                    last: r.files.get(&f.path).cloned().flatten(),
-                })
+                r.template
+                    .configs
+                    .iter()
+                    .filter(|f| only.is_none_or(|o| o.contains(&(id.clone(), f.path.clone()))))
+                    .map(|f| Job {
+                        id: id.clone(),
+                        ck: r.ck.clone(),
+                        file: f.clone(),
+                        last: r.files.get(&f.path).cloned().flatten(),
+                    })
             })
             .collect()
     };

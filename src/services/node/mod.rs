@@ -26,7 +26,7 @@ use crate::resource::component::ComponentSpec;
 use crate::resource::endpoint::Endpoint;
 use crate::resource::{ComponentKey, Condition, ConditionType, Reason, Template};
 use crate::runtime::Reader;
-use crate::services::config::{self, Context, DebounceConfig};
+use crate::services::config::{self, Context};
 use crate::services::link;
 use crate::store::Keys;
 
@@ -37,7 +37,6 @@ pub struct NodeServicesConfig {
     /// Where this node's proxy listens (`--proxy-bind`): a link whose port
     /// has an external port is relayed there (unspecified: 127.0.0.1).
     pub proxy_ip: IpAddr,
-    pub debounce: DebounceConfig,
 }
 
 /// What a new container gets beyond its template.
