@@ -71,7 +71,8 @@ pub async fn run(etcd: &EtcdArgs, cmd: EndpointsCommand) -> Result<ExitCode, Cli
     let mut listing = true;
     let mut first = true;
     loop {
-        let due = debounce.due(cfg);
+        // No spec is read here: every change counts as settled.
+        let due = debounce.due(cfg, true);
         tokio::select! {
             ev = events.next() => match ev {
                 None => return Ok(ExitCode::SUCCESS),
@@ -107,7 +108,7 @@ pub async fn run(etcd: &EtcdArgs, cmd: EndpointsCommand) -> Result<ExitCode, Cli
                     None => std::future::pending().await,
                 }
             } => {
-                if debounce.fire(cfg, Instant::now()) {
+                if debounce.fire(cfg, Instant::now(), true) {
                     render(&args, &source, &listed, &mut last)?;
                 }
             }

@@ -28,8 +28,9 @@ pub struct ConfigFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<Reload>,
     /// How long membership must be quiet before the file is rendered
-    /// (default 300ms; a burst renders at the latest after 3x this, at
-    /// least 1s). Longer folds a slow scale-up into one reload.
+    /// (default 300ms). A burst renders at the latest after 3x this (at
+    /// least 2s), also while a source has fewer ready endpoints than its
+    /// replicas (a scale-up under way is held, so it is one reload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debounce: Option<Duration>,
 }

@@ -15,5 +15,5 @@ pub mod template;
 
 pub use change::{decide, Decision};
 pub use context::{Context, EndpointView, SourceView};
-pub use debounce::{Debounce, DebounceConfig};
+pub use debounce::{settled, Debounce, DebounceConfig};
 pub use template::{check, render, Error};

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::NodeServices;
 use crate::docker::files::FileInContainer;
+use crate::resource::component::State;
 use crate::resource::configs::{ConfigFile, ReloadAction};
 use crate::resource::{ComponentKey, Condition, ConditionType, Reason};
 use crate::services::config::{self, Context, Debounce, DebounceConfig, Decision};
@@ -33,7 +34,14 @@ pub async fn run(
     // tracking: a render with nothing changed writes nothing).
     let mut pending: HashMap<FileKey, (Debounce, DebounceConfig)> = HashMap::new();
     loop {
-        let due = pending.values().filter_map(|(d, cfg)| d.due(*cfg)).min();
+        let settled: HashMap<FileKey, bool> = pending
+            .keys()
+            .map(|k| (k.clone(), is_settled(&s, k)))
+            .collect();
+        let due = pending
+            .iter()
+            .filter_map(|(k, (d, cfg))| d.due(*cfg, settled.get(k).copied().unwrap_or(true)))
+            .min();
         let kicked = tokio::select! {
             _ = stop.cancelled() => return,
             c = changes.recv() => {
@@ -57,17 +65,64 @@ pub async fn run(
         let now = Instant::now();
         let mut fired: HashSet<FileKey> = HashSet::new();
         for (key, (d, cfg)) in pending.iter_mut() {
-            if d.fire(*cfg, now) {
+            // Settled again now: a change may have completed the wave.
+            if d.fire(*cfg, now, is_settled(&s, key)) {
                 fired.insert(key.clone());
             }
         }
         pending.retain(|_, (d, _)| *d != Debounce::Idle);
         if kicked {
-            render(&s, None).await;
-        } else if !fired.is_empty() {
+            // Only the new containers' files: the others keep their debounce.
+            let fresh = std::mem::take(&mut s.inner().fresh);
+            fired.extend(
+                files(&s)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .filter(|k| fresh.contains(&k.0)),
+            );
+        }
+        if !fired.is_empty() {
             render(&s, Some(&fired)).await;
         }
     }
+}
+
+/// Whether the sources of one file have every endpoint their specs want
+/// (see [`config::settled`]); a file no longer running counts as settled.
+fn is_settled(s: &NodeServices, (id, path): &FileKey) -> bool {
+    let (ck, sources) = {
+        let inner = s.inner();
+        let Some(r) = inner.running.get(id) else {
+            return true;
+        };
+        let Some(f) = r.template.configs.iter().find(|f| &f.path == path) else {
+            return true;
+        };
+        (r.ck.clone(), f.sources.clone())
+    };
+    let endpoints = s.endpoints.state();
+    let counts: Vec<(usize, Option<u32>)> = sources
+        .iter()
+        .map(|src| {
+            let (p, c) = config::context::source_key(&ck.project, src);
+            let have = endpoints
+                .iter()
+                .filter(|e| e.project == p && e.component == c)
+                .count();
+            let want = s
+                .specs
+                .get(&s.keys.component_spec(&ComponentKey::new(p, c)))
+                .and_then(|spec| {
+                    let pl = &spec.1.placement;
+                    match (pl.per_node, spec.1.state == State::Running) {
+                        (None, true) => Some(pl.replicas.unwrap_or(1)),
+                        _ => None,
+                    }
+                });
+            (have, want)
+        })
+        .collect();
+    config::settled(&counts)
 }
 
 /// Every file of every running container, with its debounce.

@@ -38,12 +38,29 @@ pub async fn bind(
         let Some(r) = link::resolve(&ck.project, &req, specs.iter().map(|x| (&x.0, &x.1))) else {
             continue;
         };
-        match relay::bind_in_netns(pid, r.port) {
+        // The listener of this container's previous record may still be
+        // closing (its accept loop sees the cancel a moment later).
+        let mut bound = relay::bind_in_netns(pid, r.port);
+        for _ in 0..20 {
+            match &bound {
+                Err(relay::Error::Bind { source, .. })
+                    if source.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    bound = relay::bind_in_netns(pid, r.port);
+                }
+                _ => break,
+            }
+        }
+        match bound {
             Ok(listener) => {
                 let targets = targets(s.clone(), ck.project.clone(), req.clone());
                 relay::spawn(listener, targets, stop.child_token());
             }
-            Err(e) => errors.push(format!("link {}: {e}", req.name)),
+            Err(e) => {
+                tracing::warn!(container = %id, link = %req.name, error = %e, "link listener");
+                errors.push(format!("link {}: {e}", req.name));
+            }
         }
     }
     if !errors.is_empty() {

@@ -66,6 +66,9 @@ struct Inner {
     /// container it starts is not reloaded for the same bytes.
     prestart: HashMap<(ComponentKey, String), String>,
     conditions: HashMap<ComponentKey, BTreeMap<ConditionType, Condition>>,
+    /// Containers registered since the config loop last looked: their
+    /// files are rendered at once (others wait for their debounce).
+    fresh: Vec<String>,
 }
 
 pub struct NodeServices {
@@ -221,6 +224,11 @@ impl NodeServices {
             }
         }
         if !new.is_empty() {
+            self.inner().fresh.extend(
+                new.iter()
+                    .filter(|n| !n.1.configs.is_empty())
+                    .map(|n| n.0.clone()),
+            );
             self.kick.notify_one();
         }
     }
