@@ -131,7 +131,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_positioned() {
-        let cases: &[(&str, Result<(), (usize, usize)>)] = &[
+        type Case<'a> = (&'a str, Result<(), (usize, usize)>);
+        let cases: &[Case] = &[
             ("plain", Ok(())),
             ("{% for e in x %}{{ e }}{% endfor %}", Ok(())),
             ("{{ x", Err((1, 4))),
