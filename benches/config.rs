@@ -70,7 +70,10 @@ fn render_bench() -> (Duration, Duration, Duration) {
         let ctx = Context::build("p", "lb", &["backends".to_string()], &eps);
         let out = render(TEMPLATE, &ctx).expect("render");
         times.push(start.elapsed());
-        assert_eq!(out.lines().filter(|l| l.starts_with("server ")).count(), 1000);
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("server ")).count(),
+            1000
+        );
     }
     let (min, max) = (
         *times.iter().min().expect("runs"),
@@ -106,7 +109,15 @@ async fn reload_bench() -> (Duration, Duration, Duration, usize) {
     let node = format!("cfg{}", std::process::id());
     let _agent = Agent(
         Command::new(BERTH)
-            .args(["--etcd", &endpoint_url, "--root", &root, "agent", "--node", &node])
+            .args([
+                "--etcd",
+                &endpoint_url,
+                "--root",
+                &root,
+                "agent",
+                "--node",
+                &node,
+            ])
             .args(["--allow-bind", &out_dir.to_string_lossy()])
             .args(["--proxy-bind", "127.0.0.1", "--forward-port", "0"])
             .stdout(Stdio::null())
@@ -130,7 +141,10 @@ template: {}\n    reload: {{exec: [/bin/sh, -c, 'echo r >> /out/reloads']}}\n",
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(manifest.as_bytes())?;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(manifest.as_bytes())?;
             c.wait()
         })
         .expect("apply");

@@ -6,22 +6,25 @@
 pub enum Decision {
     /// Same bytes as the file in place: nothing to do.
     Unchanged,
-    /// Write the file; `reload` when the container already had a file (the
-    /// first file is written before the process starts and reads it).
-    Write { reload: bool },
+    /// Write the file, then reload. (The file copied in before the start is
+    /// not decided here: it is the `last` of the first decision, so the
+    /// process is not reloaded for the bytes it started with.)
+    Write,
     /// The render failed: the last good file stays, the component shows the error.
     KeepLast { error: String },
 }
 
-/// `last`: the content written into this container before, if any.
+/// `last`: the content written into this container before; `None` when
+/// unknown (adopted after an agent restart, or no file before the start): the
+/// file is written and the process told, since it may hold other bytes.
 pub fn decide(last: Option<&str>, rendered: &Result<String, super::Error>) -> Decision {
     match (last, rendered) {
         (_, Err(e)) => Decision::KeepLast {
             error: e.to_string(),
         },
         (Some(l), Ok(r)) if l == r => Decision::Unchanged,
-        (Some(_), Ok(_)) => Decision::Write { reload: true },
-        (None, Ok(_)) => Decision::Write { reload: false },
+        (Some(_), Ok(_)) => Decision::Write,
+        (None, Ok(_)) => Decision::Write,
     }
 }
 
@@ -40,9 +43,9 @@ mod tests {
 
     #[test]
     fn only_a_content_change_reloads() {
-        check(None, Ok("a"), Decision::Write { reload: false });
+        check(None, Ok("a"), Decision::Write);
         check(Some("a"), Ok("a"), Decision::Unchanged);
-        check(Some("a"), Ok("b"), Decision::Write { reload: true });
+        check(Some("a"), Ok("b"), Decision::Write);
         check(
             Some("a"),
             Err("undefined value"),

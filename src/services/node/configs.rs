@@ -186,9 +186,9 @@ async fn render(s: &Arc<NodeServices>, only: Option<&HashSet<FileKey>>) {
         match config::decide(job.last.as_deref(), &rendered) {
             Decision::Unchanged => {}
             Decision::KeepLast { error } => errors.push(format!("{}: {error}", job.file.path)),
-            Decision::Write { reload } => {
+            Decision::Write => {
                 if let Ok(content) = rendered {
-                    work.push(apply(s.clone(), job, content, reload));
+                    work.push(apply(s.clone(), job, content));
                 }
             }
         }
@@ -200,7 +200,7 @@ async fn render(s: &Arc<NodeServices>, only: Option<&HashSet<FileKey>>) {
 }
 
 /// Writes the file, records it, and reloads.
-async fn apply(s: Arc<NodeServices>, job: Job, content: String, reload: bool) {
+async fn apply(s: Arc<NodeServices>, job: Job, content: String) {
     let file = FileInContainer {
         path: job.file.path.clone(),
         content: content.clone().into_bytes(),
@@ -216,9 +216,6 @@ async fn apply(s: Arc<NodeServices>, job: Job, content: String, reload: bool) {
     let Some(action) = job.file.reload.as_ref().and_then(|r| r.action()) else {
         return;
     };
-    if !reload {
-        return;
-    }
     let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
     let short = &job.id[..job.id.len().min(12)];
     let (ok, message) = match action {
