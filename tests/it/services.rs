@@ -293,7 +293,7 @@ async fn three_tier_example_links_and_configs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_required_link_defined_nowhere_warns_and_shows_a_condition() {
+async fn a_link_defined_nowhere_and_a_failing_render_show_conditions_and_write_nothing() {
     images::ensure_test_images().await.expect("test images");
     let etcd = TestEtcd::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -302,7 +302,7 @@ async fn a_required_link_defined_nowhere_warns_and_shows_a_condition() {
     let key = etcd.key(&format!("nodes/{node}"));
     wait_until("registered", || async { etcd.get(&key).await.is_some() }).await;
     let yaml = format!(
-        "apiVersion: berth/v1\nkind: Project\nmetadata: {{name: lk}}\n---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: web, project: lk}}\nspec:\n  image: {WEB1}\n  command: [/bin/httpd, -f, -p, '8080', -h, /www]\n  termination: {{signals: [SIGKILL], gracePeriod: 1s}}\n  links: {{require: [{{name: cache}}]}}\n"
+        "apiVersion: berth/v1\nkind: Project\nmetadata: {{name: lk}}\n---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: web, project: lk}}\nspec:\n  image: {WEB1}\n  command: [/bin/httpd, -f, -p, '8080', -h, /www]\n  termination: {{signals: [SIGKILL], gracePeriod: 1s}}\n  links: {{require: [{{name: cache}}]}}\n  configs: [{{path: /etc/app/x.conf, template: '{{{{ sources.db.endpoints[0].address }}}}', sources: [db]}}]\n"
     );
     let out = berth(
         &etcd.endpoint(),
@@ -336,6 +336,22 @@ async fn a_required_link_defined_nowhere_warns_and_shows_a_condition() {
     let web = running(&agents, "web").await.remove(0);
     let (_, env) = sh(&web, "env").await;
     assert!(!env.contains("CACHE_CLINK"), "{env}");
+    // The template fails at render (no db endpoint: strict undefined): no
+    // file, and the condition names the file and the error.
+    wait_until("the ConfigRendered condition", || async {
+        let d = berth(
+            &etcd.endpoint(),
+            etcd.root(),
+            &["describe", "component", "web", "-p", "lk"],
+            None,
+        );
+        d.stdout.contains("ConfigRendered")
+            && d.stdout.contains("TemplateFailed")
+            && d.stdout.contains("/etc/app/x.conf")
+    })
+    .await;
+    let (code, _) = sh(&web, "test -e /etc/app/x.conf").await;
+    assert_eq!(code, 1, "nothing written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
