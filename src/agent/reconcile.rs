@@ -780,6 +780,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         ctx.states.forget(ckey);
         ctx.reporter.delete(&okey);
         ctx.traffic.forget(ckey);
+        ctx.services.observe(ckey, &[]);
         return;
     }
     let policy = a

@@ -277,7 +277,7 @@ impl NodeServices {
                 false,
                 Reason::LinkNotDefined,
                 format!(
-                    "no component defines the required link(s) {}: their variables are not set",
+                    "no component defines the required link(s) {}: containers started now lack their variables (once defined, `berth rollout restart` gives them)",
                     missing.join(", ")
                 ),
             )
