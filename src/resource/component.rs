@@ -760,6 +760,7 @@ mod tests {
             "volumesFrom": ["db"],
             "bindings": [{"host": "/a", "container": "/b"}],
             "links": {"require": [{"name": "db"}]},
+            "configs": [{"path": "/etc/x", "template": "{{ a }}", "sources": ["db"]}],
             "privileged": true,
             "resources": {"memory": "64Mi"},
             "restartPolicy": "never",
