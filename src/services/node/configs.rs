@@ -217,7 +217,8 @@ async fn apply(s: Arc<NodeServices>, job: Job, content: String) {
         return;
     };
     let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-    let short = &job.id[..job.id.len().min(12)];
+    // Docker ids are hex; `get` keeps any other id from panicking.
+    let short = job.id.get(..12).unwrap_or(&job.id);
     let (ok, message) = match action {
         ReloadAction::Signal(sig) => match s.docker.signal(&job.id, sig).await {
             Ok(true) => (
