@@ -446,3 +446,67 @@ async fn endpoints_watch_renders_atomically_and_execs_on_change() {
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("t.j2:2:"), "{bad:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_reload_reaches_the_process_once_per_change() {
+    images::ensure_test_images().await.expect("test images");
+    let etcd = TestEtcd::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = images::unique("svs");
+    let agent = spawn_agent(&etcd, dir.path(), &node, "127.0.0.216", free_port());
+    let key = etcd.key(&format!("nodes/{node}"));
+    wait_until("registered", || async { etcd.get(&key).await.is_some() }).await;
+    // PID 1 counts SIGHUPs (`wait` returns at once when the trap runs).
+    let yaml = format!(
+        "apiVersion: berth/v1\nkind: Project\nmetadata: {{name: sg}}\n---\napiVersion: berth/v1\nkind: Component\nmetadata: {{name: app, project: sg}}\nspec:\n  image: {WEB1}\n  command: [/bin/sh, -c, \"trap 'echo hup >> /tmp/hups' HUP; while :; do sleep 1 & wait $!; done\"]\n  termination: {{signals: [SIGKILL], gracePeriod: 1s}}\n  configs:\n  - path: /etc/app/peers\n    sources: [peers]\n    template: \"{{% for e in sources.peers.endpoints %}}{{{{ e.container }}}}\\n{{% endfor %}}\"\n    reload: {{signal: SIGHUP}}\n"
+    );
+    let out = berth(
+        &etcd.endpoint(),
+        etcd.root(),
+        &["apply", "-f", "-"],
+        Some(&yaml),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let agents = [agent];
+    wait_until("app runs", || async {
+        !running(&agents, "app").await.is_empty()
+    })
+    .await;
+    let app = running(&agents, "app").await.remove(0);
+    // Written before the start, empty (no peer yet); no signal for it.
+    let (code, _) = sh(&app, "test -e /etc/app/peers").await;
+    assert_eq!(code, 0, "the file exists from the start");
+    let hups = || async {
+        sh(&app, "cat /tmp/hups 2>/dev/null | wc -l")
+            .await
+            .1
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    // Peers come as endpoint documents (a source with no spec: no hold).
+    for (n, id) in ["p1", "p2"].iter().enumerate() {
+        let ep = serde_json::json!({"project": "sg", "component": "peers", "node": "x", "container": id, "ports": []});
+        etcd.put(
+            &etcd.key(&format!("endpoints/sg/peers/x/{id}")),
+            ep.to_string(),
+        )
+        .await;
+        let want = n as u32 + 1;
+        wait_until(&format!("SIGHUP {want}"), || async {
+            hups().await == want && sh(&app, "cat /etc/app/peers").await.1.contains(id)
+        })
+        .await;
+    }
+    let d = berth(
+        &etcd.endpoint(),
+        etcd.root(),
+        &["describe", "component", "app", "-p", "sg"],
+        None,
+    );
+    assert!(
+        d.stdout.contains("ConfigReloaded") && d.stdout.contains("SIGHUP sent"),
+        "{}",
+        d.stdout
+    );
+}
