@@ -208,6 +208,7 @@ pub fn container_config(
         memory: resources.memory.map(|m| m.0),
         cpus: resources.cpus,
         labels: owner.labels(root, node),
+        files: Vec::new(),
     }
 }
 
@@ -299,12 +300,19 @@ impl Executor {
         owner: &Owner,
         prepared: &Prepared<'_>,
         volumes_from: Vec<String>,
+        extras: &crate::services::node::StartExtras,
     ) -> Result<(Started, String), StartError> {
         let _slot = self.starts.acquire().await.map_err(|_| {
             StartError::Docker(crate::docker::Error::Other("the agent is stopping".into()))
         })?;
         let t = prepared.template;
-        let config = container_config(owner, &self.root, &self.node, t, volumes_from);
+        let mut config = container_config(owner, &self.root, &self.node, t, volumes_from);
+        // Link variables under the template's own env: a user's explicit
+        // variable of the same name wins.
+        let mut env = extras.env.clone();
+        env.append(&mut config.env);
+        config.env = env;
+        config.files = extras.files.clone();
         let started = self.docker.create_and_start(&config).await?;
         tracing::info!(container = %started.id, name = %config.name, component = %owner.key(), "started container");
         Ok((started, config.name))

@@ -227,6 +227,17 @@ pub async fn run(
         metrics.proxy.clone(),
         &token,
     );
+    let services = crate::services::node::NodeServices::start(
+        crate::services::node::NodeServicesConfig {
+            node: cfg.node.clone(),
+            proxy_ip: cfg.traffic.bind,
+        },
+        &etcd,
+        &keys,
+        docker.clone(),
+        trigger_tx.clone(),
+        &token,
+    );
     let ctx = context(
         &cfg,
         &etcd,
@@ -238,6 +249,7 @@ pub async fn run(
         &trigger_tx,
         traffic.clone(),
         evictions.clone(),
+        services,
     );
     {
         let (keys, node) = (keys.clone(), cfg.node.clone());
@@ -517,6 +529,7 @@ fn context(
     trigger: &mpsc::UnboundedSender<String>,
     traffic: Arc<traffic::Traffic>,
     evictions: evictions::Evictions,
+    services: Arc<crate::services::node::NodeServices>,
 ) -> Arc<Ctx> {
     let recorder = crate::events::Recorder::spawn(
         etcd.clone(),
@@ -555,6 +568,7 @@ fn context(
         pins: pin::Pins::new(etcd.clone(), keys.clone(), cfg.node.clone()),
         traffic,
         evictions,
+        services,
     })
 }
 

@@ -76,6 +76,9 @@ pub struct Ctx {
     pub traffic: Arc<Traffic>,
     /// Administrators' eviction requests (see [`super::evictions`]).
     pub evictions: Evictions,
+    /// Links and configs of the containers this node runs
+    /// ([`crate::services::node`]).
+    pub services: Arc<crate::services::node::NodeServices>,
 }
 
 impl Ctx {
@@ -528,8 +531,9 @@ async fn start_all(
     if let Some(message) = pin_check(ctx, ck, a, &prepared.identity).await {
         return Ok(WaveOutcome::Mismatch(message));
     }
+    let extras = ctx.services.start_extras(ck, &a.template);
     let results = futures::future::join_all(
-        (0..n).map(|_| ctx.exec.start(&owner, &prepared, volumes.clone())),
+        (0..n).map(|_| ctx.exec.start(&owner, &prepared, volumes.clone(), &extras)),
     )
     .await;
     let mut error = None;
@@ -803,6 +807,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         ctx.states.forget(ckey);
         ctx.reporter.delete(&okey);
         ctx.traffic.forget(ckey);
+        ctx.services.observe(ckey, &[]);
         return;
     }
     let policy = a
@@ -876,6 +881,18 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
         .map(|r| r.template.ports.as_slice());
     ctx.traffic.update(ckey, ports, &containers);
     port_conditions(ctx, ckey);
+    let running: Vec<_> = records
+        .iter()
+        .filter(|r| r.is_running())
+        .filter_map(|r| {
+            Some((
+                r.id.clone(),
+                r.started_at.clone(),
+                ctx.template_of(&r.owner.hash)?,
+            ))
+        })
+        .collect();
+    ctx.services.observe(ckey, &running);
     let image_ids = records
         .iter()
         .filter_map(|r| Some((r.id.clone(), r.image_id.clone()?)))
@@ -891,6 +908,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
             conditions.insert(0, c.clone());
         }
     }
+    conditions.extend(ctx.services.conditions(ckey));
     let observed = Observed {
         node: ctx.node.clone(),
         generation: a.map_or(0, |a| a.generation),

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use super::args::{ApplyArgs, EtcdArgs};
 use super::load_manifests;
 use super::CliError;
+use crate::resource::component::ComponentSpec;
+use crate::resource::{ComponentKey, Kind, Object, DEFAULT_PROJECT};
 use crate::store::{ApplyOptions, Store, StoreError};
 
 pub async fn run(etcd: &EtcdArgs, args: ApplyArgs) -> Result<ExitCode, CliError> {
@@ -27,6 +29,9 @@ pub async fn run(etcd: &EtcdArgs, args: ApplyArgs) -> Result<ExitCode, CliError>
         applyset: args.applyset.clone(),
         prune: args.prune,
     };
+    for w in link_warnings(&store, &objects).await {
+        eprintln!("warning: {w}");
+    }
     let result = store
         .apply(&objects, &opts)
         .await
@@ -37,6 +42,41 @@ pub async fn run(etcd: &EtcdArgs, args: ApplyArgs) -> Result<ExitCode, CliError>
     }
     tracing::debug!(round_trips = result.round_trips, "apply done");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Required links of the input that no component defines (in etcd or the
+/// input). Only read when the input requires a link; a failed read warns
+/// nothing (apply itself reports etcd errors).
+async fn link_warnings(store: &Store, objects: &[Object]) -> Vec<String> {
+    let components =
+        |objs: &mut dyn Iterator<Item = &Object>| -> Vec<(ComponentKey, ComponentSpec)> {
+            objs.filter_map(|o| match o {
+                Object::Component(c) => Some((
+                    ComponentKey::new(
+                        o.project().unwrap_or(DEFAULT_PROJECT),
+                        c.metadata.name.clone(),
+                    ),
+                    c.spec.clone(),
+                )),
+                _ => None,
+            })
+            .collect()
+        };
+    let input = components(&mut objects.iter());
+    if !input
+        .iter()
+        .any(|(_, s)| s.links.as_ref().is_some_and(|l| !l.require.is_empty()))
+    {
+        return Vec::new();
+    }
+    let stored = match store.list(Kind::Component, None).await {
+        Ok(s) => s,
+        Err(_) => return Vec::new(),
+    };
+    let stored = components(&mut stored.iter().map(|s| &s.object));
+    let i: Vec<_> = input.iter().map(|(k, s)| (k.clone(), s)).collect();
+    let s: Vec<_> = stored.iter().map(|(k, s)| (k.clone(), s)).collect();
+    crate::services::link::check::undefined_links(&i, &s)
 }
 
 /// Points an error about one input object at its document.

@@ -138,6 +138,9 @@ pub enum Command {
     /// that only grows); berth exits with the command's exit code.
     #[command(after_help = LOCK_HELP)]
     Lock(LockArgs),
+    /// Tools outside berth: render a file from a component's endpoints.
+    #[command(subcommand)]
+    Endpoints(super::endpoints_watch::EndpointsCommand),
     /// Show the cluster's events: containers started, ready, unhealthy,
     /// replaced, drained, killed; rollout steps; nodes lost. Kept about an hour.
     #[command(

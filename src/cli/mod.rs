@@ -12,6 +12,7 @@ mod delete;
 mod describe;
 mod describe_services;
 mod diff;
+mod endpoints_watch;
 mod error;
 mod events;
 mod evict;
@@ -129,6 +130,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Wait(a) => wait::run(&etcd, a).await,
         Command::Job(a) => job::run(&etcd, a).await,
         Command::Lock(a) => lock::run(&etcd, a).await,
+        Command::Endpoints(a) => endpoints_watch::run(&etcd, a).await,
         Command::Events(a) => events::run(&etcd, a).await,
         Command::Evict(a) => evict::run(&etcd, a).await,
         Command::Cordon(a) => node::cordon(&etcd, a).await,

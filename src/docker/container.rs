@@ -40,6 +40,9 @@ pub struct ContainerConfig {
     /// CPU limit in cores (Docker's NanoCpus).
     pub cpus: Option<f64>,
     pub labels: BTreeMap<String, String>,
+    /// Written into the container after its create, before its start (so
+    /// the process finds them: rendered configs).
+    pub files: Vec<super::files::FileInContainer>,
 }
 
 /// A host path bound into the container.
@@ -222,15 +225,19 @@ impl Docker {
                 e => e,
             })?;
         let id = created.id;
-        if let Err(e) = self
-            .call(
+        let started = async {
+            for f in &config.files {
+                self.put_file(&id, f).await?;
+            }
+            self.call(
                 "start container",
                 &id,
                 CALL_TIMEOUT,
                 self.inner.start_container(&id, None),
             )
             .await
-        {
+        };
+        if let Err(e) = started.await {
             if let Err(re) = self.remove(&id).await {
                 tracing::warn!(container = %id, error = %re, "removing a container that failed to start");
             }

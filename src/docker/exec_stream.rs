@@ -8,7 +8,6 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures::StreamExt;
 
-use super::build::Tar;
 use super::{Docker, Error, Result, CALL_TIMEOUT};
 
 /// Which stream a chunk of exec output came from.
@@ -112,33 +111,5 @@ impl Docker {
                 after: req.timeout,
             }),
         }
-    }
-
-    /// Writes `content` to the absolute `path` in container `id` (through
-    /// the archive API: no shell needed in the image), creating its parent
-    /// directories. The file replaces any old one in one extraction.
-    pub async fn write_file(&self, id: &str, path: &str, content: &[u8]) -> Result<()> {
-        let rel = path.trim_start_matches('/');
-        let mut tar = Tar::default();
-        let parts: Vec<&str> = rel.split('/').collect();
-        for i in 1..parts.len() {
-            tar.dir(&parts[..i].join("/"), 0o755);
-        }
-        tar.file(rel, 0o644, content);
-        let options = bollard::query_parameters::UploadToContainerOptions {
-            path: "/".into(),
-            ..Default::default()
-        };
-        self.call(
-            "write a file into",
-            id,
-            CALL_TIMEOUT,
-            self.inner.upload_to_container(
-                id,
-                Some(options),
-                bollard::body_full(tar.finish().into()),
-            ),
-        )
-        .await
     }
 }

@@ -25,8 +25,10 @@ mod error;
 pub mod events;
 pub mod exec;
 pub mod exec_stream;
+pub mod files;
 pub mod image;
 mod logs;
+mod tar;
 
 use std::future::Future;
 use std::sync::Arc;

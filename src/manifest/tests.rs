@@ -701,3 +701,22 @@ fn lists_are_expanded() {
     let empty = "apiVersion: berth/v1\nkind: List\nitems: []\n";
     assert!(parse_str("e.yaml", empty, &limits).is_ok_and(|v| v.is_empty()));
 }
+
+#[test]
+fn config_templates_and_link_aliases() {
+    let head = "apiVersion: berth/v1\nkind: Component\nmetadata: {name: lb}\nspec:\n  image: x\n";
+    // A template that does not parse: the file's line:column of the field,
+    // its path, and the position inside the template.
+    text_fails(
+        &format!("{head}  configs:\n  - path: /etc/lb.conf\n    template: |\n      ok\n      {{% for e in %}}\n"),
+        &["t.yaml:9:7", "spec.configs[0].template", "template line 2:13"],
+    );
+    // `env` stays accepted as the old name of a link's `alias`.
+    let ok = format!("{head}  links: {{require: [{{name: db, env: DB}}]}}\n");
+    let parsed = parse_str("t.yaml", &ok, &Limits::default()).unwrap();
+    let crate::resource::Object::Component(c) = &parsed[0].object else {
+        panic!("not a component")
+    };
+    let links = c.spec.links.as_ref().unwrap();
+    assert_eq!(links.require[0].alias.as_deref(), Some("DB"));
+}

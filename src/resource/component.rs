@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::configs::ConfigFile;
 use super::quantity::{ByteSize, Duration, IntOrPercent, Signal};
 use super::services::{Job, Roles};
 use super::{Condition, ObjectMeta};
@@ -65,6 +66,10 @@ pub struct ComponentSpec {
     pub bindings: Vec<Binding>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<Links>,
+    /// Files rendered inside the containers from other components'
+    /// endpoints, re-rendered (and reloaded) when those change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ConfigFile>,
     /// Needs `berth agent --allow-privileged`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub privileged: bool,
@@ -372,6 +377,34 @@ pub struct LinkDefine {
     pub name: String,
     /// A container port of this component (number or port name).
     pub port: String,
+    /// What the link carries: `tcp` (the default) or `http`; names the
+    /// consumer's `{ALIAS}_CLINK_{PORT}_{KIND}` variables.
+    #[serde(default, skip_serializing_if = "LinkKind::is_tcp")]
+    pub kind: LinkKind,
+}
+
+/// The protocol a link announces to its consumers.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum LinkKind {
+    #[default]
+    Tcp,
+    Http,
+}
+
+impl LinkKind {
+    // Skipped when default, so templates written before the field existed
+    // keep their hash.
+    fn is_tcp(&self) -> bool {
+        *self == LinkKind::Tcp
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Tcp => "tcp",
+            LinkKind::Http => "http",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
@@ -379,9 +412,10 @@ pub struct LinkDefine {
 #[schemars(deny_unknown_fields)]
 pub struct LinkRequire {
     pub name: String,
-    /// Environment variable prefix for the link's address (default: the link name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<String>,
+    /// Prefix of the link's environment variables (`{ALIAS}_CLINK...`;
+    /// default: the link name upper-cased, `-` as `_`). `env` is its old name.
+    #[serde(default, alias = "env", skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
@@ -425,6 +459,8 @@ pub struct Template {
     pub bindings: Vec<Binding>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<Links>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ConfigFile>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub privileged: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -454,6 +490,7 @@ impl ComponentSpec {
             volumes_from: self.volumes_from.clone(),
             bindings: self.bindings.clone(),
             links: self.links.clone(),
+            configs: self.configs.clone(),
             privileged: self.privileged,
             resources: self.resources.clone(),
             restart_policy: self.restart_policy,
@@ -479,6 +516,7 @@ impl ComponentSpec {
             volumes_from,
             bindings,
             links,
+            configs,
             privileged,
             resources,
             restart_policy,
@@ -498,6 +536,7 @@ impl ComponentSpec {
         self.volumes_from = volumes_from;
         self.bindings = bindings;
         self.links = links;
+        self.configs = configs;
         self.privileged = privileged;
         self.resources = resources;
         self.restart_policy = restart_policy;
@@ -739,6 +778,7 @@ mod tests {
             "volumesFrom": ["db"],
             "bindings": [{"host": "/a", "container": "/b"}],
             "links": {"require": [{"name": "db"}]},
+            "configs": [{"path": "/etc/x", "template": "{{ a }}", "sources": ["db"]}],
             "privileged": true,
             "resources": {"memory": "64Mi"},
             "restartPolicy": "never",

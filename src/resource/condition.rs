@@ -59,6 +59,13 @@ words! {
         /// An external port of the component cannot be bound on the node
         /// (another process holds it); the node's other ports are served.
         PortUnavailable,
+        /// Every required link is defined by some component (False: which
+        /// is not; its variables are left out, nothing else is written).
+        LinksResolved,
+        /// Every `configs` file rendered (False: the last good file stays).
+        ConfigRendered,
+        /// The last reload after a config change (exit code, time, error).
+        ConfigReloaded,
     }
 }
 
@@ -113,6 +120,14 @@ words! {
         /// An administrator restarted the container (API): drained, stopped
         /// and started again in place.
         Restarted,
+        LinksResolved,
+        LinkNotDefined,
+        /// A link's listener could not be bound inside a container.
+        LinkUnbound,
+        Rendered,
+        TemplateFailed,
+        Reloaded,
+        ReloadFailed,
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod component;
 pub mod condition;
+pub mod configs;
 pub mod endpoint;
 pub mod key;
 pub mod meta;
@@ -16,6 +17,7 @@ pub mod selector;
 pub mod services;
 pub mod services_check;
 pub mod validate;
+mod validate_configs;
 
 pub use component::{
     Component, ComponentSpec, ComponentStatus, Revision, RolloutCause, RolloutPhase, RolloutStatus,

@@ -118,6 +118,12 @@ struct Validator {
     out: Vec<Violation>,
 }
 
+impl Validator {
+    fn configs(&mut self, s: &ComponentSpec) {
+        self.out.extend(super::validate_configs::violations(s));
+    }
+}
+
 /// Whether `s` is a DNS label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
 pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
@@ -577,16 +583,17 @@ impl Validator {
                         format!("link {:?} is defined by this component itself: a component cannot require its own link", r.name),
                     );
                 }
-                if let Some(e) = &r.env {
+                if let Some(e) = &r.alias {
                     if !is_env_name(e) {
                         self.add(
-                            format!("{p}.env"),
+                            format!("{p}.alias"),
                             format!("invalid environment variable prefix {e:?}: letters, digits and '_', not starting with a digit"),
                         );
                     }
                 }
             }
         }
+        self.configs(s);
         if let Some(r) = &s.resources {
             if let Some(m) = r.memory {
                 if m.0 < MIN_MEMORY {
@@ -1112,6 +1119,40 @@ mod tests {
     }
 
     #[test]
+    fn configs() {
+        let c = "image: x\nconfigs:\n- path: /etc/lb.conf\n  sources: [web, other/web]\n";
+        check(&format!("{c}  template: '{{% for e in sources.web.endpoints %}}{{{{ e.address }}}}{{% endfor %}}'\n  reload: {{signal: SIGHUP}}"), OK);
+        check(
+            &format!("{c}  template: x\n  reload: {{exec: [/bin/sh, -c, 'kill -HUP 1']}}"),
+            OK,
+        );
+        check(
+            &format!("{c}  template: \"a\\n{{{{ x\"\n"),
+            Err("spec.configs[0].template: template line 2:"),
+        );
+        check(
+            &format!("{c}  template: x\n  reload: {{signal: SIGHUP, exec: [a]}}"),
+            Err("spec.configs[0].reload: give exactly one of `signal` and `exec`"),
+        );
+        check(
+            &format!("{c}  template: x\n  reload: {{}}"),
+            Err("spec.configs[0].reload: give exactly one"),
+        );
+        check(
+            "image: x\nconfigs: [{path: etc/x, template: x}]",
+            Err("spec.configs[0].path: \"etc/x\" must be an absolute file path"),
+        );
+        check(
+            "image: x\nconfigs: [{path: /x, template: x}, {path: /x, template: y}]",
+            Err("spec.configs[1].path: \"/x\" is rendered twice"),
+        );
+        check(
+            "image: x\nconfigs: [{path: /x, template: x, sources: [Web]}]",
+            Err("spec.configs[0].sources[0]: invalid source"),
+        );
+    }
+
+    #[test]
     fn volumes_bindings_links_resources() {
         check("image: x\nvolumesFrom: [db]\nbindings: [{host: /srv/data, container: /data, readOnly: true}]", OK);
         check(
@@ -1167,8 +1208,9 @@ mod tests {
         );
         check(
             "image: x\nlinks: {require: [{name: db, env: 'x-y'}]}",
-            Err("spec.links.require[0].env"),
+            Err("spec.links.require[0].alias"),
         );
+        check(&format!("{ports}links: {{define: [{{name: api, port: http, kind: http}}], require: [{{name: db, alias: MY_DB}}]}}"), OK);
         check("image: x\nresources: {memory: 256Mi, cpus: 0.5}", OK);
         check(
             "image: x\nresources: {memory: 1Mi}",

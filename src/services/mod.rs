@@ -1,10 +1,15 @@
 //! Cluster services carried out by the agents on top of components (issue
-//! 10): scheduled jobs ([`jobs`]), rotating backups ([`backup`]) and leader
-//! roles ([`roles`]). Pure parts have no etcd and no Docker; [`run`] starts
-//! the loops an agent runs, fed by [`local::LocalReplicas`].
+//! 10): scheduled jobs ([`jobs`]), rotating backups ([`backup`]), leader
+//! roles ([`roles`]), config templates ([`config`]) and links ([`link`]).
+//! Pure parts have no etcd and no Docker; [`run`] starts the jobs and roles
+//! loops an agent runs, fed by [`local::LocalReplicas`]; [`node`] (and
+//! `link::relay`) are the agent-side effects of configs and links.
 
 pub mod actions;
 pub mod backup;
+pub mod config;
+pub mod link;
+pub mod node;
 pub mod jobs;
 pub mod local;
 pub mod roles;

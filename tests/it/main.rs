@@ -19,6 +19,7 @@ mod events;
 mod rollout;
 mod runtime;
 mod security;
+mod links_configs;
 mod services;
 mod support;
 mod traffic;

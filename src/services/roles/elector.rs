@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
 
 use super::decide::{self, Elected, Election, LeaderRecord, Role};
+use crate::docker::files::FileInContainer;
 use crate::docker::{Docker, ExecRequest};
 use crate::events::{ClusterEvent, Recorder};
 use crate::resource::services::Roles;
@@ -206,10 +207,11 @@ impl Elector {
     ) {
         self.applied.insert(container.to_string(), role);
         let content = format!("{}\n", role.as_str());
-        if let Err(e) = self
-            .docker
-            .write_file(container, ROLE_FILE, content.as_bytes())
-            .await
+        let file = FileInContainer {
+            path: ROLE_FILE.to_string(),
+            content: content.into_bytes(),
+        };
+        if let Err(e) = self.docker.put_file(container, &file).await
         {
             tracing::warn!(component = %ck, container = %short(container), error = %e, "role file not written");
         }
