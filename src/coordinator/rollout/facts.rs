@@ -30,6 +30,12 @@ pub struct Slot {
     /// Live containers the agent reports `Unhealthy` (health checks failing,
     /// or not ready within `readyTimeout`): they fill a slot, serve nothing.
     pub unhealthy: u32,
+    /// Live containers an administrator evicted (`berth evict`) that are
+    /// not unhealthy: they serve on (counted in `available` while they do)
+    /// until a replacement is available, like an outdated replica.
+    pub evicting: u32,
+    /// Of the evicting ones, those available.
+    pub evicting_available: u32,
     /// Health replacements granted (the assignment's `replacing`).
     pub replacing: u32,
     /// Unhealthy containers taken away (the assignment's `removing`).
@@ -80,12 +86,33 @@ impl Slot {
         self.wanted() < self.live && self.wanted() >= healthy
     }
 
-    /// Replacements worth holding: unhealthy containers standing in while
-    /// fewer than `assigned` are available (a replacement is withdrawn, and
-    /// the agent lets the unhealthy one go, once it is available).
+    /// Replacements worth holding: unhealthy or evicted containers
+    /// standing in while fewer than `assigned` of the others are available
+    /// (a replacement is withdrawn, and the agent lets the unhealthy or
+    /// evicted one go, once it is available).
+    ///
+    /// Available ones beyond `assigned` mean an evicted one is covered
+    /// already: the grant drops by as many, so the agent lets it go before
+    /// the next replacement is granted (one more would exceed the budget).
     pub fn replacements_wanted(&self) -> u32 {
-        self.unhealthy
-            .min(self.assigned.saturating_sub(self.available))
+        let staying = self.available.saturating_sub(self.evicting_available);
+        let covered = self.available.saturating_sub(self.assigned);
+        (self.unhealthy + self.evicting)
+            .min(self.assigned.saturating_sub(staying))
+            .saturating_sub(covered)
+    }
+
+    /// Evicted containers the agent would not let go yet: with `maxSurge`
+    /// 0, how much further `removing` may rise to take each away before
+    /// its replacement (the agent takes the surplus it serves nothing with
+    /// first, then evicted ones). None while slots are missing: those start
+    /// first, and a take-away there would only stop them.
+    pub fn evicted_to_take_away(&self) -> u32 {
+        let wanted = self.wanted();
+        if self.evicting == 0 || wanted > self.live {
+            return 0;
+        }
+        (self.unhealthy + self.evicting).saturating_sub(self.live - wanted)
     }
 
     /// Live containers that are not unhealthy (ready, starting, exited).
@@ -241,8 +268,12 @@ impl Facts {
                     let (avail, at) = availability(c, s.min_ready, s.now);
                     let sl = &mut slots[p].1;
                     sl.live += 1;
-                    sl.unhealthy += u32::from(c.phase == ContainerPhase::Unhealthy);
+                    let sick = c.phase == ContainerPhase::Unhealthy;
+                    sl.unhealthy += u32::from(sick);
                     sl.available += u32::from(avail);
+                    let evicting = c.evicting && !sick;
+                    sl.evicting += u32::from(evicting);
+                    sl.evicting_available += u32::from(evicting && avail);
                     if let Some(at) = at {
                         next_available = Some(next_available.map_or(at, |n| n.min(at)));
                     }
