@@ -75,6 +75,11 @@ impl Slot {
     pub fn remove_cost(&self) -> u32 {
         let mut less = *self;
         less.assigned = less.assigned.saturating_sub(1);
+        if self.evicting > 0 {
+            // A grant beside evicted ones is withdrawn as they are covered:
+            // what the slot keeps in the end is judged without it.
+            less.replacing = 0;
+        }
         self.kept_available().saturating_sub(less.kept_available())
     }
 
@@ -91,15 +96,24 @@ impl Slot {
     /// (a replacement is withdrawn, and the agent lets the unhealthy or
     /// evicted one go, once it is available).
     ///
-    /// Available ones beyond `assigned` mean an evicted one is covered
-    /// already: the grant drops by as many, so the agent lets it go before
-    /// the next replacement is granted (one more would exceed the budget).
+    /// With evicted ones, available containers beyond `assigned` mean as
+    /// many evicted ones are covered: the grant drops by exactly as many
+    /// (the agent lets evicted ones go before replacements that are ready
+    /// but not yet available, `minReady`), and no new one is granted until
+    /// they are gone (one more would exceed the budget).
     pub fn replacements_wanted(&self) -> u32 {
+        let bad = self.unhealthy + self.evicting;
         let staying = self.available.saturating_sub(self.evicting_available);
+        let need = bad.min(self.assigned.saturating_sub(staying));
         let covered = self.available.saturating_sub(self.assigned);
-        (self.unhealthy + self.evicting)
-            .min(self.assigned.saturating_sub(staying))
+        if self.evicting == 0 || self.assigned == 0 || covered == 0 {
+            return need.saturating_sub(covered);
+        }
+        self.live
+            .saturating_sub(self.assigned)
             .saturating_sub(covered)
+            .min(self.replacing)
+            .min(bad)
     }
 
     /// Evicted containers the agent would not let go yet: with `maxSurge`
