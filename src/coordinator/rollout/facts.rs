@@ -59,8 +59,17 @@ impl Slot {
 
     /// Available replicas the slot keeps: the agent takes unhealthy and
     /// other unavailable surplus away before an available one.
+    ///
+    /// Beside evicted ones, a replacement grant does not count: it is
+    /// withdrawn as they are covered, and the slot keeps `assigned` less
+    /// what is taken away in the end (budgets are not spent on it).
     pub fn kept_available(&self) -> u32 {
-        self.wanted().min(self.available)
+        let wanted = if self.evicting > 0 {
+            self.assigned.saturating_sub(self.removing)
+        } else {
+            self.wanted()
+        };
+        wanted.min(self.available)
     }
 
     /// Projected containers added by assigning one more.
@@ -75,11 +84,6 @@ impl Slot {
     pub fn remove_cost(&self) -> u32 {
         let mut less = *self;
         less.assigned = less.assigned.saturating_sub(1);
-        if self.evicting > 0 {
-            // A grant beside evicted ones is withdrawn as they are covered:
-            // what the slot keeps in the end is judged without it.
-            less.replacing = 0;
-        }
         self.kept_available().saturating_sub(less.kept_available())
     }
 

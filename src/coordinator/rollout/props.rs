@@ -21,7 +21,7 @@
 //! and all replicas are available again.
 //!
 //! Evictions (`berth evict`) at random moments, in steady state and in a
-//! rollout (without `minReady`: a known limit), suspend nothing: the containers bound and the availability
+//! rollout, suspend nothing: the containers bound and the availability
 //! bound hold throughout (surge-first; drain-first within `maxUnavailable`
 //! when `maxSurge` is 0), and every evicted container is gone in the end.
 
@@ -232,10 +232,7 @@ proptest! {
         let mut rng = seed | 1;
         let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
         for tick in 0..150u64 {
-            // Known limit (ARCHITECTURE.md): an eviction in the middle of a
-            // rollout with `minReady` may dip availability by one, so the
-            // mix is checked without `minReady` only.
-            if rollout_at == Some(tick) && min_ready == 0 {
+            if rollout_at == Some(tick) {
                 s.apply("web:2", Image::Ready(2));
             }
             for (_, node, nth) in evict.iter().filter(|x| x.0 == tick) {
