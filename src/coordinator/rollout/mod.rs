@@ -22,7 +22,9 @@
 //! maxUnavailable` (a replica on a node leaving placement: `replicas`).
 //! Only what the engine does not control lowers them: crashes, health
 //! failures and lost nodes. Health replacements (`replace`) are the
-//! engine's too, within the same surge budget.
+//! engine's too, within the same surge budget, and so are evictions: an
+//! evicted container counts as available until its replacement is (or,
+//! with `maxSurge` 0, leaves only within `maxUnavailable`).
 
 mod budget;
 mod classify;

@@ -6,12 +6,13 @@
 //!
 //! The simulated agent, per tick: each revision keeps its wanted count
 //! (`replicas + replacing - removing`), ready containers first, evicted
-//! ones after the others, unhealthy ones last; surplus containers that serve nothing (starting, exited,
-//! unhealthy) leave at once; missing slots start (newest revision first)
-//! while the node's live containers stay within its wanted total + 1 (the
-//! swap in place the engine counts); a ready surplus container leaves only
-//! while the ready containers that stay number at least the assignment's
-//! replicas less its `removing`. An unhealthy container is never replaced by the agent alone.
+//! ones after the others, unhealthy ones last; surplus containers that
+//! serve nothing (starting, exited, unhealthy) leave at once; missing slots
+//! start (newest revision first) while the node's live containers stay
+//! within its wanted total + 1 (the swap in place the engine counts); a
+//! ready surplus container leaves only while the ready containers that stay
+//! number at least the assignment's replicas less its `removing`. An
+//! unhealthy container is never replaced by the agent alone.
 //! Leaving containers drain for `drain_ticks`. A container starting for
 //! `ready_timeout` ticks turns `Unhealthy`, and [`Sim::sicken`] makes a
 //! ready one so (health checks failing; sticky, as in the agent).
