@@ -856,6 +856,20 @@ fn evictions_are_replaced_through_the_budgets() {
         &[(0, 0), (0, 1)],
         &[&[(2, 2, 2, 0)], &[(2, 2, 0, 0)]],
     );
+    // Two evicted, one replacement available, the other still starting:
+    // the grant drops by the one covered only, so the agent lets one
+    // evicted container go and keeps the starting replacement.
+    check_evictions(
+        policy(2, 0),
+        false,
+        &[H {
+            target: 3,
+            assigned: &[(2, 3, 2, 0)],
+            ctrs: &[(2, R), (2, R), (2, R), (2, R), (2, S)],
+        }],
+        &[(0, 0), (0, 1)],
+        &[&[(2, 3, 1, 0)]],
+    );
     // maxSurge 0: drain-first, within maxUnavailable (one at a time).
     check_evictions(
         policy(0, 1),
