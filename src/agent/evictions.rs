@@ -1,12 +1,11 @@
 //! Eviction requests for this node's containers: a cache of
 //! `evictions/<node>/` (see `services::actions::evict`).
 //!
-//! An evicted container that runs is published `Unhealthy` with reason
-//! `Evicted` (it leaves the balancer and its endpoint at once), so the
-//! coordinator replaces it within `maxSurge`/`maxUnavailable` exactly like a
-//! container whose health check failed; the node never replaces it alone.
-//! Once the planner stops it (gracefully: drained first) and it is removed,
-//! the request key is deleted.
+//! An evicted container keeps its phase and keeps serving; it is published
+//! with `evicting: true`, so the coordinator replaces it surge-first within
+//! `maxSurge` (drain-first within `maxUnavailable` when `maxSurge` is 0);
+//! the node never replaces it alone. Once the planner stops it (gracefully:
+//! drained first) and it is removed, the request key is deleted.
 //!
 //! The requests live in etcd, so they survive an agent restart: the first
 //! reconcile waits for the list (`reader()` gates the controller).

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::resource::component::{RestartPolicy, State, Template};
 use crate::resource::observed::ContainerPhase;
 use crate::resource::quantity;
-use crate::resource::{Assignment, RevisionReplicas};
+use crate::resource::{Assignment, Reason, RevisionReplicas};
 
 /// Default `readyTimeout`.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -92,6 +92,10 @@ pub struct ContainerView {
     pub crashes: u32,
     /// Set while the agent is already stopping it.
     pub stopping: Option<StopHow>,
+    /// An administrator evicted it: it serves on in its slot, and is the
+    /// first of its revision to leave when the count drops (the
+    /// coordinator's replacement is available, or `removing` lets it go).
+    pub evicting: bool,
 }
 
 /// The Docker side of a container.
@@ -341,9 +345,9 @@ impl Sorted<'_> {
 }
 
 /// The order surplus serving containers leave in: unhealthy first, then
-/// oldest revision first; within a revision, oldest first, except ready
+/// evicted ones, then oldest revision first; within a revision, oldest first, except ready
 /// extras of an assigned revision, newest first (the proven ones stay).
-fn leave_order(r: &Retire, a: &Assignment) -> (bool, u64, bool, i128, String) {
+fn leave_order(r: &Retire, a: &Assignment) -> (bool, bool, u64, bool, i128, String) {
     let unhealthy = matches!(r.c.check, CheckPhase::Unhealthy { .. });
     let assigned = a.of_hash(&r.c.hash).is_some();
     let created =
@@ -356,7 +360,14 @@ fn leave_order(r: &Retire, a: &Assignment) -> (bool, u64, bool, i128, String) {
     } else {
         created
     };
-    (!unhealthy, r.c.revision, assigned, age, r.c.id.clone())
+    (
+        !unhealthy,
+        !r.c.evicting,
+        r.c.revision,
+        assigned,
+        age,
+        r.c.id.clone(),
+    )
 }
 
 fn plan_running<'a>(
@@ -366,14 +377,14 @@ fn plan_running<'a>(
     now: Instant,
     out: &mut Plan,
 ) {
-    let replicas = a.replicas() as usize;
+    let replicas = a.covered() as usize;
     let mut sorted = classify(a, live, now);
     trim_extras(a, &mut sorted);
     // After the trim: a restarting container is never picked to leave.
     sorted.pending.extend(restarting.iter().copied());
 
     // Serving containers leave while the ready ones that stay still number
-    // at least `replicas`.
+    // at least `replicas` (less what the coordinator took away).
     let mut serving_out = std::mem::take(&mut sorted.serving_out);
     serving_out.sort_by_key(|r| leave_order(r, a));
     let may_leave = (sorted.ready.len() + serving_out.len()).saturating_sub(replicas);
@@ -512,13 +523,31 @@ fn restart_steps(c: &ContainerView, code: i64, oom: bool, backoff: Duration) -> 
     [Step::Restart { id: c.id.clone() }, record]
 }
 
-/// More slots of a revision than it asks for: the extras that serve
-/// nothing leave at once (unhealthy first, oldest first, then exited, then
-/// starting, newest first), ready extras join the serving containers that
-/// leave once covered.
+/// The event of an evicted container leaving: covered by a ready
+/// replacement, or taken away first (`maxSurge` 0).
+fn evicted_event(c: &ContainerView, uncovered: bool) -> (&'static str, String) {
+    let how = if uncovered {
+        "taken away before its replacement starts (maxSurge 0)"
+    } else {
+        "its replacement is ready"
+    };
+    let message = format!(
+        "container {} evicted: {how}; drained and removed",
+        short(&c.id)
+    );
+    (Reason::Evicted.as_str(), message)
+}
+
+/// More slots of a revision than it asks for: unhealthy extras leave at
+/// once (oldest first); then evicted ready ones (at once as far as
+/// `removing` lets them go uncovered, else once covered); then those that
+/// serve nothing leave at once (exited, then starting, newest first); ready
+/// extras join the serving containers that leave once covered.
 fn trim_extras<'a>(a: &Assignment, s: &mut Sorted<'a>) {
-    let newest_first =
-        |v: &mut Vec<&ContainerView>| v.sort_by_key(|c| (Reverse(c.created), c.id.clone()));
+    // Evicted ones first: they are the ones the count dropped for.
+    let newest_first = |v: &mut Vec<&ContainerView>| {
+        v.sort_by_key(|c| (!c.evicting, Reverse(c.created), c.id.clone()))
+    };
     let mut gone: Vec<String> = Vec::new();
     let mut unhealthy = std::mem::take(&mut s.unhealthy);
     unhealthy.sort_by_key(|r| (r.c.created, r.c.id.clone()));
@@ -535,11 +564,15 @@ fn trim_extras<'a>(a: &Assignment, s: &mut Sorted<'a>) {
         let Some(mut extra) = slots.checked_sub(r.wanted() as usize).filter(|&e| e > 0) else {
             continue;
         };
+        // What `removing` takes away beyond what serves nothing: evicted
+        // containers the coordinator lets go uncovered (`maxSurge` 0).
+        let mut uncovered = r.removing as usize;
         for u in unhealthy.iter_mut().filter(|u| u.c.hash == r.hash) {
             if extra == 0 {
                 break;
             }
             extra -= 1;
+            uncovered = uncovered.saturating_sub(1);
             gone.push(u.c.id.clone());
             s.leave_now.push(Retire {
                 c: u.c,
@@ -549,6 +582,25 @@ fn trim_extras<'a>(a: &Assignment, s: &mut Sorted<'a>) {
         newest_first(&mut exited);
         newest_first(&mut starting);
         newest_first(&mut ready);
+        // Evicted ready ones before those that serve nothing yet: the
+        // replacements starting for them stay.
+        let (evicted, ready): (Vec<&ContainerView>, Vec<&ContainerView>) =
+            ready.into_iter().partition(|c| c.evicting);
+        for c in evicted.into_iter().take(extra) {
+            extra -= 1;
+            gone.push(c.id.clone());
+            let retire = Retire {
+                c,
+                event: Some(evicted_event(c, uncovered > 0)),
+            };
+            // Granted uncovered: at once; otherwise once the rest covers it.
+            if uncovered > 0 {
+                uncovered -= 1;
+                s.leave_now.push(retire);
+            } else {
+                s.serving_out.push(retire);
+            }
+        }
         for c in exited.iter().chain(starting.iter()) {
             if extra == 0 {
                 break;
@@ -628,6 +680,7 @@ mod tests {
             },
             crashes: 0,
             stopping: None,
+            evicting: false,
         }
     }
 
@@ -864,37 +917,73 @@ mod tests {
         }
     }
 
-    /// An evicted container is published unhealthy (reason `Evicted`) and
-    /// the planner treats it as one: it keeps its slot until the
-    /// coordinator grants a replacement, then leaves once that one is
-    /// ready and the grant is withdrawn.
+    /// An evicted container serves on in its slot until the coordinator
+    /// grants a replacement (`replacing`) and withdraws it once that one is
+    /// ready: then the evicted one leaves (first, though older), covered.
+    /// With `maxSurge` 0 the coordinator takes it away first (`removing`):
+    /// it leaves at once, before anything starts in its stead.
     #[test]
-    fn an_evicted_container_waits_for_its_replacement() {
+    fn an_evicted_container_serves_until_its_replacement_is_ready() {
         let n = now();
         let evicted = |mut c: ContainerView| {
-            c.check = CheckPhase::Unhealthy {
-                reason: "Evicted".into(),
-            };
+            c.evicting = true;
             c
         };
-        check(
-            Some(with(H1, 1, 0, 0)),
-            vec![evicted(ctr("a", H1, 1, n))],
-            n,
-            &[],
-        );
-        check(
-            Some(with(H1, 1, 1, 0)),
-            vec![evicted(ctr("a", H1, 1, n))],
-            n,
-            &[start(H1)],
-        );
-        check(
-            Some(with(H1, 1, 0, 0)),
-            vec![evicted(ctr("a", H1, 1, n)), ctr("b", H1, 2, n)],
-            n,
-            &[record("Unhealthy"), stop("a")],
-        );
+        let table: Vec<(Assignment, Vec<ContainerView>, Vec<Step>)> = vec![
+            // No grant yet: it serves on, nothing starts.
+            (with(H1, 1, 0, 0), vec![evicted(ctr("a", H1, 1, n))], vec![]),
+            // Granted: the replacement starts beside it.
+            (
+                with(H1, 1, 1, 0),
+                vec![evicted(ctr("a", H1, 1, n))],
+                vec![start(H1)],
+            ),
+            // Replacement starting: the evicted one still serves.
+            (
+                with(H1, 1, 1, 0),
+                vec![
+                    evicted(ctr("a", H1, 1, n)),
+                    starting(ctr("b", H1, 2, n), n, 1),
+                ],
+                vec![],
+            ),
+            // Replacement ready, grant withdrawn: the evicted one leaves,
+            // not the newest.
+            (
+                with(H1, 1, 0, 0),
+                vec![evicted(ctr("a", H1, 1, n)), ctr("b", H1, 2, n)],
+                vec![record("Evicted"), stop("a")],
+            ),
+            (
+                with(H1, 2, 0, 0),
+                vec![
+                    ctr("a", H1, 1, n),
+                    evicted(ctr("b", H1, 2, n)),
+                    ctr("c", H1, 3, n),
+                ],
+                vec![record("Evicted"), stop("b")],
+            ),
+            // maxSurge 0: taken away first, uncovered.
+            (
+                with(H1, 2, 0, 1),
+                vec![ctr("a", H1, 1, n), evicted(ctr("b", H1, 2, n))],
+                vec![record("Evicted"), stop("b")],
+            ),
+            (
+                with(H1, 1, 0, 1),
+                vec![evicted(ctr("a", H1, 1, n))],
+                vec![record("Evicted"), stop("a")],
+            ),
+            // An unhealthy one goes first; the evicted one waits its turn.
+            (
+                with(H1, 2, 0, 1),
+                vec![evicted(ctr("a", H1, 1, n)), unhealthy(ctr("b", H1, 2, n))],
+                vec![record("Unhealthy"), stop("b")],
+            ),
+        ];
+        for (a, containers, expected) in table {
+            check(Some(a), containers, n, &expected);
+        }
     }
 
     #[test]

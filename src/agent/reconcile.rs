@@ -23,7 +23,7 @@ use super::executor::{admit, Executor, Owner, Permissions, StartError};
 use super::health::{ProbeTarget, Tracker};
 use super::metrics::Metrics;
 use super::pin::{self, PinAction, Pins, Resolved};
-use super::plan::{self, CheckPhase, PlanInput, Step, StopHow};
+use super::plan::{self, CheckPhase, ContainerView, PlanInput, Step, StopHow};
 use super::report::Reporter;
 use super::state::{ComponentStates, ContainerRecord, Containers};
 use super::traffic::Traffic;
@@ -92,15 +92,18 @@ impl Ctx {
         self.keys.component_of_assignment(&self.node, key)
     }
 
-    /// The check phase (and ready time) the planner and the report see:
-    /// the tracker's, except `Unhealthy` (reason `Evicted`) for a container
-    /// an administrator evicted, so it is replaced like a sick one.
+    /// The tracker's check phase (and ready time). An evicted container
+    /// keeps its own: it serves until its replacement is ready (see
+    /// [`super::evictions`]).
     fn check_of(&self, r: &ContainerRecord) -> Option<(CheckPhase, Option<String>)> {
-        if self.evictions.is_evicted(&r.key(), &r.id) {
-            let reason = Reason::Evicted.as_str().to_string();
-            return Some((CheckPhase::Unhealthy { reason }, None));
-        }
         self.tracker.status(&r.id)
+    }
+
+    /// The planner's view of a container, its eviction included.
+    fn view_of(&self, r: &ContainerRecord, check: CheckPhase) -> ContainerView {
+        let mut v = r.view(check);
+        v.evicting = self.evictions.is_evicted(&r.key(), &r.id);
+        v
     }
 
     pub(crate) fn template_of(&self, hash: &str) -> Option<Template> {
@@ -368,13 +371,13 @@ fn plan_for(
         .map(|r| {
             if ctx.evictions.is_evicted(ck, &r.id) && ctx.evictions.first_notice(&r.id) {
                 let message = format!(
-                    "container {} evicted: it is replaced within the rollout budget, then drained and removed",
+                    "container {} evicted: it serves until its replacement is ready (within the rollout budget), then it is drained and removed",
                     short(&r.id)
                 );
                 ctx.states.event(ck, Reason::Evicted.as_str(), &message);
             }
             let phase = ctx.check_of(r).map(|(p, _)| p);
-            r.view(phase.unwrap_or(CheckPhase::Starting { since: now }))
+            ctx.view_of(r, phase.unwrap_or(CheckPhase::Starting { since: now }))
         })
         .collect();
     let input = PlanInput {
@@ -821,7 +824,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
             let (check, ready_at) = ctx
                 .check_of(r)
                 .unwrap_or((CheckPhase::Starting { since: now }, None));
-            let view = r.view(check.clone());
+            let view = ctx.view_of(r, check.clone());
             let rev = a.and_then(|a| a.of_hash(&view.hash));
             let (phase, timed_out) = plan::published_phase(&view, rev, policy, now);
             ObservedContainer {
@@ -835,12 +838,6 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
                 last_reason: match &check {
                     _ if timed_out && phase == ContainerPhase::Unhealthy => {
                         Some(Reason::ReadyTimeout.as_str().into())
-                    }
-                    CheckPhase::Unhealthy { reason }
-                        if phase == ContainerPhase::Unhealthy
-                            && reason == Reason::Evicted.as_str() =>
-                    {
-                        Some(Reason::Evicted.as_str().into())
                     }
                     CheckPhase::Unhealthy { .. } if phase == ContainerPhase::Unhealthy => {
                         Some("Unhealthy".into())
@@ -864,6 +861,7 @@ pub fn publish(ctx: &Ctx, key: &str, ckey: &ComponentKey, a: Option<&Assignment>
                 } else {
                     None
                 },
+                evicting: view.evicting,
             }
         })
         .collect();

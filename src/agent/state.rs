@@ -69,6 +69,7 @@ impl ContainerRecord {
             check,
             crashes: self.crashes,
             stopping: self.stopping,
+            evicting: false,
         }
     }
 }

@@ -103,6 +103,15 @@ impl Assignment {
             .fold(0u32, |n, r| n.saturating_add(r.replicas))
     }
 
+    /// Ready replicas surplus serving containers must leave behind before
+    /// they go: `replicas` less what the coordinator took away (`removing`
+    /// is its grant of that unavailability, within `maxUnavailable`).
+    pub fn covered(&self) -> u32 {
+        self.revisions.iter().fold(0u32, |n, r| {
+            n.saturating_add(r.replicas.saturating_sub(r.removing))
+        })
+    }
+
     /// The newest revision named, whatever its count.
     pub fn newest(&self) -> Option<&RevisionReplicas> {
         self.revisions.last()
@@ -221,6 +230,12 @@ pub struct ObservedContainer {
     /// surge budget because it holds resources and connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<Drain>,
+    /// An administrator evicted it (`berth evict`): it keeps serving, in
+    /// its phase, until the coordinator's replacement is available (or,
+    /// with `maxSurge` 0, until `maxUnavailable` lets it go first); then it
+    /// is drained and removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evicting: bool,
 }
 
 /// A draining container's progress, as `describe` shows it.

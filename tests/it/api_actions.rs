@@ -4,8 +4,10 @@
 //! restart, evict, forwarded with the caller's token), a forwarded request
 //! is never forwarded again, the auth matrix of the new routes, and an
 //! eviction (through A's API and through `berth evict`) replaces the
-//! container within the surge budget (a watcher of `observed/` replays
-//! every etcd revision).
+//! container surge-first: it serves until its replacement is ready, ready
+//! never below replicas with `maxUnavailable: 0` (a watcher of `observed/`
+//! replays every etcd revision); with `maxSurge: 0` it goes first, within
+//! `maxUnavailable`.
 //!
 //! The test has its own etcd root, node names and addresses; the agents'
 //! guards remove their containers even when it fails.
@@ -133,6 +135,21 @@ impl Two {
         doc["containers"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The observed entry of container `id`, on whichever node has it.
+    async fn observed_victim(&self, id: &str) -> Option<Value> {
+        for a in &self.agents {
+            if let Some(c) = self
+                .containers_on(&a.node)
+                .await
+                .into_iter()
+                .find(|c| c["id"] == id)
+            {
+                return Some(c);
+            }
+        }
+        None
+    }
+
     /// Every `shop/web` container: (node, id, phase).
     async fn all(&self) -> Vec<(String, String, String)> {
         let mut out = Vec::new();
@@ -242,17 +259,24 @@ fn manifest() -> String {
 }
 
 /// Evicts with `evict` (which must have asked for `victim`'s eviction)
-/// while a watcher of `observed/` replays every revision: the victim is
-/// replaced (ready first: one surge), gone at the end, every replica ready,
-/// and never more than `replicas + maxSurge` containers at once; ready
-/// dips by the evicted one only (it leaves the balancer at once, like a
-/// container whose health check failed); its eviction request is deleted.
+/// while a watcher of `observed/` replays every revision: the victim keeps
+/// serving, published ready and `evicting`, until its replacement is ready
+/// (surge-first), so with `maxUnavailable: 0` the ready count never drops
+/// below `replicas`; never more than `replicas + maxSurge` containers at
+/// once; the victim is gone at the end, every replica ready, and its
+/// eviction request deleted.
 async fn evicted_within_budget(two: &Two, victim: &str, evict: impl FnOnce()) {
     let from = two.etcd.revision().await;
     let (tx, rx) = watch::channel(0i64);
     let watcher = watch_budgets(&two.etcd, from, rx);
     let act = async {
         evict();
+        wait_until("the victim published ready and evicting", || async {
+            two.observed_victim(victim)
+                .await
+                .is_some_and(|c| c["phase"] == "ready" && c["evicting"] == true)
+        })
+        .await;
         wait_until("the evicted container replaced and gone", || async {
             let all = two.all().await;
             all.len() == REPLICAS as usize
@@ -276,8 +300,8 @@ async fn evicted_within_budget(two: &Two, victim: &str, evict: impl FnOnce()) {
         "the replacement ran beside the evicted one, within maxSurge {SURGE}: {x:?}"
     );
     assert!(
-        x.least_ready >= REPLICAS - 1,
-        "ready fell to {} (only the evicted one may be out)",
+        x.least_ready >= REPLICAS,
+        "ready fell to {} below replicas {REPLICAS} with maxUnavailable 0: {x:?}",
         x.least_ready
     );
 }
@@ -525,5 +549,65 @@ async fn an_eviction_survives_an_agent_restart() {
         None,
     );
     assert!(events.stdout.contains("\"Evicted\""), "{events:?}");
+    h.stop_agent();
+}
+
+/// With `maxSurge: 0` an eviction cannot be covered: `berth evict` takes
+/// the container away first, within `maxUnavailable: 1` (a watcher of
+/// `observed/` replays every revision: never more than `replicas`
+/// containers, ready down to `replicas - 1` and no further), then its
+/// replacement starts; in the end the victim is gone, both replicas ready
+/// and the request deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_with_no_surge_goes_first_within_max_unavailable() {
+    let mut h = crate::agent::Harness::new("evict-nosurge").await;
+    h.start_agent();
+    let mut spec = crate::agent::web_spec(WEB1, 2);
+    spec["rollout"] = json!({"maxSurge": 0, "maxUnavailable": 1, "progressDeadline": "60s"});
+    h.apply("web", spec).await;
+    let o = h.wait_ready("web", 2).await;
+    let victim = o.containers[0].id.clone();
+
+    let from = h.etcd.revision().await;
+    let (tx, rx) = watch::channel(0i64);
+    let watcher = watch_budgets(&h.etcd, from, rx);
+    let act = async {
+        let out = berth(
+            &h.etcd.endpoint(),
+            h.etcd.root(),
+            &["evict", &victim, "-p", "shop"],
+            None,
+        );
+        assert_eq!(out.code, 0, "berth evict: {out:?}");
+        wait_until("the evicted container replaced and gone", || async {
+            let ids = h.container_ids().await;
+            let o = h.observed_on(h.node(), "web").await;
+            !ids.contains(&victim)
+                && o.as_ref().is_some_and(|o| {
+                    o.containers.len() == 2
+                        && o.containers.iter().all(|c| {
+                            c.phase == berth::resource::observed::ContainerPhase::Ready
+                                && c.id != victim
+                        })
+                })
+        })
+        .await;
+        wait_until("the eviction request deleted", || async {
+            h.etcd.keys(&h.etcd.key("evictions/")).await.is_empty()
+        })
+        .await;
+        let _ = tx.send(h.etcd.revision().await);
+    };
+    let (x, ()) = tokio::join!(watcher, act);
+    eprintln!("watcher: {x:?}");
+    assert!(x.events > 0, "the watcher saw nothing");
+    assert_eq!(
+        x.most_containers, 2,
+        "maxSurge 0: the victim leaves before its replacement starts: {x:?}"
+    );
+    assert_eq!(
+        x.least_ready, 1,
+        "drain-first within maxUnavailable 1 (one out, no more): {x:?}"
+    );
     h.stop_agent();
 }

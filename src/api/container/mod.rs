@@ -182,9 +182,10 @@ pub async fn restart(
     }
 }
 
-/// `POST .../evict`: the owning agent publishes the container unhealthy
-/// (reason `Evicted`); the coordinator replaces it within the component's
-/// `maxSurge`/`maxUnavailable`, then the old one is drained and removed.
+/// `POST .../evict`: the container keeps serving, marked `evicting`, until
+/// the coordinator's replacement is ready (within `maxSurge`; with
+/// `maxSurge` 0 it goes first, within `maxUnavailable`), then it is drained
+/// and removed.
 /// The request is kept in etcd until then (idempotent: asking again
 /// answers 202 "already being evicted").
 #[utoipa::path(post, path = "/projects/{project}/containers/{container}/evict", tag = "containers",

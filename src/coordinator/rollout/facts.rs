@@ -30,6 +30,12 @@ pub struct Slot {
     /// Live containers the agent reports `Unhealthy` (health checks failing,
     /// or not ready within `readyTimeout`): they fill a slot, serve nothing.
     pub unhealthy: u32,
+    /// Live containers an administrator evicted (`berth evict`) that are
+    /// not unhealthy: they serve on (counted in `available` while they do)
+    /// until a replacement is available, like an outdated replica.
+    pub evicting: u32,
+    /// Of the evicting ones, those available.
+    pub evicting_available: u32,
     /// Health replacements granted (the assignment's `replacing`).
     pub replacing: u32,
     /// Unhealthy containers taken away (the assignment's `removing`).
@@ -53,8 +59,17 @@ impl Slot {
 
     /// Available replicas the slot keeps: the agent takes unhealthy and
     /// other unavailable surplus away before an available one.
+    ///
+    /// Beside evicted ones, a replacement grant does not count: it is
+    /// withdrawn as they are covered, and the slot keeps `assigned` less
+    /// what is taken away in the end (budgets are not spent on it).
     pub fn kept_available(&self) -> u32 {
-        self.wanted().min(self.available)
+        let wanted = if self.evicting > 0 {
+            self.assigned.saturating_sub(self.removing)
+        } else {
+            self.wanted()
+        };
+        wanted.min(self.available)
     }
 
     /// Projected containers added by assigning one more.
@@ -80,12 +95,42 @@ impl Slot {
         self.wanted() < self.live && self.wanted() >= healthy
     }
 
-    /// Replacements worth holding: unhealthy containers standing in while
-    /// fewer than `assigned` are available (a replacement is withdrawn, and
-    /// the agent lets the unhealthy one go, once it is available).
+    /// Replacements worth holding: unhealthy or evicted containers
+    /// standing in while fewer than `assigned` of the others are available
+    /// (a replacement is withdrawn, and the agent lets the unhealthy or
+    /// evicted one go, once it is available).
+    ///
+    /// With evicted ones, available containers beyond `assigned` mean as
+    /// many evicted ones are covered: the grant drops by exactly as many
+    /// (the agent lets evicted ones go before replacements that are ready
+    /// but not yet available, `minReady`), and no new one is granted until
+    /// they are gone (one more would exceed the budget).
     pub fn replacements_wanted(&self) -> u32 {
-        self.unhealthy
-            .min(self.assigned.saturating_sub(self.available))
+        let bad = self.unhealthy + self.evicting;
+        let staying = self.available.saturating_sub(self.evicting_available);
+        let need = bad.min(self.assigned.saturating_sub(staying));
+        let covered = self.available.saturating_sub(self.assigned);
+        if self.evicting == 0 || self.assigned == 0 || covered == 0 {
+            return need.saturating_sub(covered);
+        }
+        self.live
+            .saturating_sub(self.assigned)
+            .saturating_sub(covered)
+            .min(self.replacing)
+            .min(bad)
+    }
+
+    /// Evicted containers the agent would not let go yet: with `maxSurge`
+    /// 0, how much further `removing` may rise to take each away before
+    /// its replacement (the agent takes the surplus it serves nothing with
+    /// first, then evicted ones). None while slots are missing: those start
+    /// first, and a take-away there would only stop them.
+    pub fn evicted_to_take_away(&self) -> u32 {
+        let wanted = self.wanted();
+        if self.evicting == 0 || wanted > self.live {
+            return 0;
+        }
+        (self.unhealthy + self.evicting).saturating_sub(self.live - wanted)
     }
 
     /// Live containers that are not unhealthy (ready, starting, exited).
@@ -241,8 +286,12 @@ impl Facts {
                     let (avail, at) = availability(c, s.min_ready, s.now);
                     let sl = &mut slots[p].1;
                     sl.live += 1;
-                    sl.unhealthy += u32::from(c.phase == ContainerPhase::Unhealthy);
+                    let sick = c.phase == ContainerPhase::Unhealthy;
+                    sl.unhealthy += u32::from(sick);
                     sl.available += u32::from(avail);
+                    let evicting = c.evicting && !sick;
+                    sl.evicting += u32::from(evicting);
+                    sl.evicting_available += u32::from(evicting && avail);
                     if let Some(at) = at {
                         next_available = Some(next_available.map_or(at, |n| n.min(at)));
                     }

@@ -10,8 +10,9 @@
 //! one fenced transaction. Its pieces: `budget` (maxSurge / maxUnavailable
 //! resolved), `facts` (counts per node and revision, projected the way the
 //! agents will act), `moves` (one replica at a time within the budgets),
-//! `replace` (health replacements of unhealthy containers, within the same
-//! surge budget, in steady state as in a rollout), `state` (phases and the
+//! `replace` (health replacements of unhealthy containers and replacements
+//! of evicted ones, within the same surge budget, in steady state as in a
+//! rollout), `state` (phases and the
 //! deadline), `classify` (why no progress).
 //!
 //! Invariant: projected containers (every revision, draining ones
@@ -21,7 +22,9 @@
 //! maxUnavailable` (a replica on a node leaving placement: `replicas`).
 //! Only what the engine does not control lowers them: crashes, health
 //! failures and lost nodes. Health replacements (`replace`) are the
-//! engine's too, within the same surge budget.
+//! engine's too, within the same surge budget, and so are evictions: an
+//! evicted container counts as available until its replacement is (or,
+//! with `maxSurge` 0, leaves only within `maxUnavailable`).
 
 mod budget;
 mod classify;

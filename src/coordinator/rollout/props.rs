@@ -19,6 +19,11 @@
 //! failure, like a node loss, suspends the availability bound until it is
 //! back. In steady state (no rollout), every unhealthy container is replaced
 //! and all replicas are available again.
+//!
+//! Evictions (`berth evict`) at random moments, in steady state and in a
+//! rollout, suspend nothing: the containers bound and the availability
+//! bound hold throughout (surge-first; drain-first within `maxUnavailable`
+//! when `maxSurge` is 0), and every evicted container is gone in the end.
 
 use proptest::prelude::*;
 
@@ -189,6 +194,67 @@ proptest! {
             s.t += 1;
         }
         prop_assert_eq!(s.unhealthy(), 0, "{}", s.dump());
+        prop_assert_eq!(s.available(), replicas, "{}", s.dump());
+        prop_assert!(s.status.as_ref().is_some_and(|r| r.phase.is_final()), "{:?}", s.status);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn evictions_keep_both_budgets_and_end_replaced(
+        nodes in 1usize..5,
+        replicas in 1u32..8,
+        surge in amount(),
+        unavailable in amount(),
+        min_ready in 0u64..3,
+        drain in 1u32..4,
+        seed in any::<u64>(),
+        rollout_at in proptest::option::of(0u64..30),
+        evict in proptest::collection::vec((0u64..40, 0usize..5, 0usize..8), 1..6),
+    ) {
+        let both_zero = |x: IntOrPercent| matches!(x, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
+        prop_assume!(!(both_zero(surge) && both_zero(unavailable)));
+        let rollout = Rollout {
+            max_surge: Some(surge),
+            max_unavailable: Some(unavailable),
+            min_ready: Some(quantity::Duration::from_secs(min_ready)),
+            ..Default::default()
+        };
+        let mut s = Sim::new(nodes, replicas, rollout);
+        s.drain_ticks = drain;
+        s.apply("web:1", Image::Ready(1));
+        s.run(10);
+        prop_assert_eq!(s.available(), replicas);
+        let b = Budget::of(&s.rollout, replicas);
+        let names: Vec<String> = s.nodes.keys().cloned().collect();
+        let mut rng = seed | 1;
+        let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+        for tick in 0..150u64 {
+            if rollout_at == Some(tick) {
+                s.apply("web:2", Image::Ready(2));
+            }
+            for (_, node, nth) in evict.iter().filter(|x| x.0 == tick) {
+                s.evict(&names[node % names.len()], *nth);
+            }
+            for _ in 0..(names.len() + 1) {
+                let r = next();
+                if r % 4 == 0 {
+                    s.engine();
+                } else {
+                    let name = names[(r as usize / 4) % names.len()].clone();
+                    s.agent(&name);
+                }
+                prop_assert!(s.containers() <= b.max_total(),
+                    "t={} containers {} > {}\n{}", s.t, s.containers(), b.max_total(), s.dump());
+                prop_assert!(s.available() >= b.min_available(),
+                    "t={} available {} < {}\n{}", s.t, s.available(), b.min_available(), s.dump());
+            }
+            s.engine();
+            s.t += 1;
+        }
+        prop_assert_eq!(s.evicting(), 0, "{}", s.dump());
         prop_assert_eq!(s.available(), replicas, "{}", s.dump());
         prop_assert!(s.status.as_ref().is_some_and(|r| r.phase.is_final()), "{:?}", s.status);
     }

@@ -19,6 +19,16 @@
 //!   costs no availability. Once they are gone (drained), `removing` drops
 //!   as the budget allows, and the agent starts fresh ones.
 //!
+//! - **evictions** (`berth evict`): an evicted container keeps serving and
+//!   counts as available; it is replaced like an unhealthy one
+//!   (`replacing`, within `desired + maxSurge`) and leaves once its
+//!   replacement is available, so availability never dips. With `maxSurge`
+//!   0 it is taken away first instead (`removing`, drain-first), one at a
+//!   time while the projected available replicas stay at least `desired -
+//!   maxUnavailable`. Both budgets 0 cannot reach here: `Budget` resolves
+//!   them to one surge replica (as a rollout does), so that eviction is
+//!   surge-first.
+//!
 //! Neither raises a count into an unhealthy container the agent is letting
 //! go. These are no rollout moves: they do not count as progress, so a
 //! never-ready image replaced again and again still meets its
@@ -65,6 +75,43 @@ pub fn run(f: &mut Facts, b: &Budget) {
     for s in f.nodes.iter_mut().flat_map(|n| n.slots.iter_mut()) {
         if s.stuck() {
             s.removing = s.removing.max(s.assigned.saturating_sub(s.healthy()));
+        }
+    }
+    if !surge {
+        take_evicted_away(f, b);
+    }
+}
+
+/// `maxSurge` 0: evicted containers leave before their replacements start,
+/// one at a time while the available replicas the assignments keep stay at
+/// least `desired - maxUnavailable` (waiting for a surge that never comes
+/// would keep them forever).
+fn take_evicted_away(f: &mut Facts, b: &Budget) {
+    let mut kept = f.kept_available();
+    loop {
+        let mut taken = false;
+        for s in f.nodes.iter_mut().flat_map(|n| n.slots.iter_mut()) {
+            if s.evicted_to_take_away() == 0 {
+                continue;
+            }
+            let before = s.kept_available();
+            s.removing += 1;
+            // The agent takes an available evicted one before those that
+            // serve nothing yet (its replacement may be starting).
+            let cost = if s.evicting_available > 0 {
+                1
+            } else {
+                before.saturating_sub(s.kept_available())
+            };
+            if kept.saturating_sub(cost) >= b.min_available() {
+                kept -= cost.min(kept);
+                taken = true;
+                break;
+            }
+            s.removing -= 1;
+        }
+        if !taken {
+            return;
         }
     }
 }

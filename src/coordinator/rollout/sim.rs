@@ -5,16 +5,20 @@
 //! nothing here touches Docker, etcd or the clock.
 //!
 //! The simulated agent, per tick: each revision keeps its wanted count
-//! (`replicas + replacing - removing`), ready containers first, unhealthy
-//! ones last; surplus containers that serve nothing (starting, exited,
-//! unhealthy) leave at once; missing slots start (newest revision first)
-//! while the node's live containers stay within its wanted total + 1 (the
-//! swap in place the engine counts); a ready surplus container leaves only
-//! while the ready containers that stay number at least the assignment's
-//! replicas. An unhealthy container is never replaced by the agent alone.
+//! (`replicas + replacing - removing`), ready containers first, evicted
+//! ones after the others, unhealthy ones last; surplus containers that
+//! serve nothing (starting, exited, unhealthy) leave at once; missing slots
+//! start (newest revision first) while the node's live containers stay
+//! within its wanted total + 1 (the swap in place the engine counts); a
+//! ready surplus container leaves only while the ready containers that stay
+//! number at least the assignment's replicas less its `removing`. An
+//! unhealthy container is never replaced by the agent alone.
 //! Leaving containers drain for `drain_ticks`. A container starting for
 //! `ready_timeout` ticks turns `Unhealthy`, and [`Sim::sicken`] makes a
 //! ready one so (health checks failing; sticky, as in the agent).
+//! [`Sim::evict`] marks a container evicted: it keeps serving in its slot,
+//! is the first ready one of its revision to leave when the count drops,
+//! and leaves at once (uncovered) when `removing` takes it away.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -47,6 +51,8 @@ struct Ctr {
     ready_since: Option<u64>,
     /// Ticks left while leaving.
     leaving: Option<u32>,
+    /// Evicted by an administrator ([`Sim::evict`]).
+    evicting: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -160,6 +166,7 @@ impl Sim {
                         ready_since: c
                             .ready_since
                             .map(|s| super::state::stamp(t0() + Duration::from_secs(s))),
+                        evicting: c.evicting,
                         ..Default::default()
                     })
                     .collect();
@@ -276,10 +283,16 @@ impl Sim {
                     .collect()
             })
             .unwrap_or_default();
+        let mut uncovered: BTreeMap<String, u32> = n
+            .assignment
+            .iter()
+            .flat_map(|a| a.revisions.iter())
+            .map(|r| (r.hash.clone(), r.removing))
+            .collect();
         let total: u32 = wanted.iter().map(|w| w.2).sum();
-        let replicas = n.assignment.as_ref().map_or(0, Assignment::replicas);
-        // Which live containers fill a slot: per hash, ready ones first,
-        // unhealthy ones last.
+        let replicas = n.assignment.as_ref().map_or(0, Assignment::covered);
+        // Which live containers fill a slot: per hash, ready ones first
+        // (evicted ones after the others), unhealthy ones last.
         let mut keep: BTreeSet<u64> = BTreeSet::new();
         for (_, hash, count) in &wanted {
             let mut mine: Vec<&Ctr> = n
@@ -289,8 +302,9 @@ impl Sim {
                 .collect();
             mine.sort_by_key(|c| {
                 (
-                    c.phase != ContainerPhase::Ready,
                     c.phase == ContainerPhase::Unhealthy,
+                    c.evicting,
+                    c.phase != ContainerPhase::Ready,
                     c.id,
                 )
             });
@@ -299,6 +313,9 @@ impl Sim {
         // Surplus serving nothing: leaves at once.
         for c in n.ctrs.iter_mut() {
             if c.leaving.is_none() && !keep.contains(&c.id) && c.phase != ContainerPhase::Ready {
+                if let Some(u) = uncovered.get_mut(&c.hash) {
+                    *u = u.saturating_sub(1);
+                }
                 c.leaving = Some(drain);
                 c.phase = if c.phase == ContainerPhase::Unhealthy {
                     ContainerPhase::Draining
@@ -330,10 +347,24 @@ impl Sim {
                     restarts: 0,
                     ready_since: None,
                     leaving: None,
+                    evicting: false,
                 });
             }
         }
-        // Ready surplus: one at a time while the ready that stay cover the total.
+        // Evicted ready surplus the coordinator took away (`removing`
+        // beyond what served nothing): at once, uncovered.
+        for c in n.ctrs.iter_mut() {
+            let u = uncovered.get_mut(&c.hash);
+            if let Some(u) = u.filter(|u| **u > 0) {
+                if c.leaving.is_none() && c.evicting && !keep.contains(&c.id) {
+                    *u -= 1;
+                    c.leaving = Some(drain);
+                    c.phase = ContainerPhase::Draining;
+                }
+            }
+        }
+        // Ready surplus: one at a time while the ready that stay cover the
+        // total, evicted ones first.
         loop {
             let ready = n
                 .ctrs
@@ -344,7 +375,7 @@ impl Sim {
                 .ctrs
                 .iter_mut()
                 .filter(|c| c.leaving.is_none() && !keep.contains(&c.id))
-                .min_by_key(|c| (c.revision, c.id))
+                .min_by_key(|c| (!c.evicting, c.revision, c.id))
             else {
                 break;
             };
@@ -410,7 +441,8 @@ impl Sim {
                 .iter()
                 .map(|c| {
                     let l = if c.leaving.is_some() { "L" } else { "" };
-                    format!("r{}:{}{l}@{:?}", c.revision, c.phase, c.ready_since)
+                    let e = if c.evicting { "E" } else { "" };
+                    format!("r{}:{}{l}{e}@{:?}", c.revision, c.phase, c.ready_since)
                 })
                 .collect();
             out.push_str(&format!("{name}[{}] {:?} {:?}\n", n.registered, a, c));
@@ -484,6 +516,32 @@ impl Sim {
         n.ctrs[i].phase = ContainerPhase::Unhealthy;
         n.ctrs[i].ready_since = None;
         true
+    }
+
+    /// An administrator evicts the `nth` live container on `node` (in id
+    /// order, wrapping); false if it has none.
+    pub fn evict(&mut self, node: &str, nth: usize) -> bool {
+        let Some(n) = self.nodes.get_mut(node).filter(|n| n.registered) else {
+            return false;
+        };
+        let live: Vec<usize> = (0..n.ctrs.len())
+            .filter(|&i| n.ctrs[i].leaving.is_none())
+            .collect();
+        let Some(&i) = live.get(nth % live.len().max(1)) else {
+            return false;
+        };
+        n.ctrs[i].evicting = true;
+        true
+    }
+
+    /// Live evicted containers.
+    pub fn evicting(&self) -> u32 {
+        self.nodes
+            .values()
+            .filter(|n| n.registered)
+            .flat_map(|n| n.ctrs.iter())
+            .filter(|c| c.leaving.is_none() && c.evicting)
+            .count() as u32
     }
 
     /// Live unhealthy containers.

@@ -582,6 +582,18 @@ const U: ContainerPhase = ContainerPhase::Unhealthy;
 /// progress, else complete: steady state); `want` is every node's
 /// assignment afterwards as (rev, replicas, replacing, removing) lists.
 fn check_health(rollout: Rollout, rolling: bool, nodes: &[H], want: &[&[(u64, u32, u32, u32)]]) {
+    check_evictions(rollout, rolling, nodes, &[], want)
+}
+
+/// As [`check_health`], with the containers at `evicted` (node index,
+/// container index) marked evicted (`berth evict`).
+fn check_evictions(
+    rollout: Rollout,
+    rolling: bool,
+    nodes: &[H],
+    evicted: &[(usize, usize)],
+    want: &[&[(u64, u32, u32, u32)]],
+) {
     let (r1, r2) = (rev(1), rev(2));
     let of = |n: u64| if n == 1 { r1.clone() } else { r2.clone() };
     let name = |i: usize| format!("n{i}");
@@ -606,10 +618,12 @@ fn check_health(rollout: Rollout, rolling: bool, nodes: &[H], want: &[&[(u64, u3
         let containers = n
             .ctrs
             .iter()
-            .map(|(r, phase)| ObservedContainer {
+            .enumerate()
+            .map(|(j, (r, phase))| ObservedContainer {
                 revision: *r,
                 hash: of(*r).hash,
                 phase: *phase,
+                evicting: evicted.contains(&(i, j)),
                 ..Default::default()
             })
             .collect();
@@ -786,5 +800,133 @@ fn health_replacements_draw_on_the_surge_budget() {
             },
         ],
         &[&[(1, 1, 0, 0), (2, 1, 0, 0)], &[(1, 2, 0, 0)]],
+    );
+}
+
+/// An evicted container serves on and is replaced like an outdated one:
+/// surge-first within `maxSurge` (never a dip below `replicas`), its
+/// replacement's grant withdrawn once available; with `maxSurge` 0,
+/// taken away first within `maxUnavailable`, one at a time.
+#[test]
+fn evictions_are_replaced_through_the_budgets() {
+    let two = |ctrs: &'static [(u64, ContainerPhase)], a: &'static [(u64, u32, u32, u32)]| H {
+        target: 2,
+        assigned: a,
+        ctrs,
+    };
+    let steady = || two(&[(2, R), (2, R)], &[(2, 2, 0, 0)]);
+    // maxUnavailable 0: a replacement beside it; nothing taken away.
+    check_evictions(
+        policy(1, 0),
+        false,
+        &[steady(), steady()],
+        &[(0, 1)],
+        &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
+    );
+    // Replacement starting: the grant holds.
+    check_evictions(
+        policy(1, 0),
+        false,
+        &[two(&[(2, R), (2, R), (2, S)], &[(2, 2, 1, 0)]), steady()],
+        &[(0, 1)],
+        &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
+    );
+    // Replacement available: withdrawn, the agent lets the evicted one go.
+    check_evictions(
+        policy(1, 0),
+        false,
+        &[two(&[(2, R), (2, R), (2, R)], &[(2, 2, 1, 0)]), steady()],
+        &[(0, 1)],
+        &[&[(2, 2, 0, 0)], &[(2, 2, 0, 0)]],
+    );
+    // Two evicted, surge 1: one at a time; the other serves on, waiting.
+    check_evictions(
+        policy(1, 0),
+        false,
+        &[steady(), steady()],
+        &[(0, 0), (1, 0)],
+        &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
+    );
+    // Its own replacement not ready: the evicted one still counts as
+    // available (it serves), so the grant is all that changes.
+    check_evictions(
+        policy(2, 0),
+        false,
+        &[steady(), steady()],
+        &[(0, 0), (0, 1)],
+        &[&[(2, 2, 2, 0)], &[(2, 2, 0, 0)]],
+    );
+    // Two evicted, one replacement available, the other still starting:
+    // the grant drops by the one covered only, so the agent lets one
+    // evicted container go and keeps the starting replacement.
+    check_evictions(
+        policy(2, 0),
+        false,
+        &[H {
+            target: 3,
+            assigned: &[(2, 3, 2, 0)],
+            ctrs: &[(2, R), (2, R), (2, R), (2, R), (2, S)],
+        }],
+        &[(0, 0), (0, 1)],
+        &[&[(2, 3, 1, 0)]],
+    );
+    // maxSurge 0: drain-first, within maxUnavailable (one at a time).
+    check_evictions(
+        policy(0, 1),
+        false,
+        &[steady(), steady()],
+        &[(0, 1)],
+        &[&[(2, 2, 0, 1)], &[(2, 2, 0, 0)]],
+    );
+    check_evictions(
+        policy(0, 1),
+        false,
+        &[steady(), steady()],
+        &[(0, 1), (1, 0)],
+        &[&[(2, 2, 0, 1)], &[(2, 2, 0, 0)]],
+    );
+    check_evictions(
+        policy(0, 2),
+        false,
+        &[steady(), steady()],
+        &[(0, 1), (1, 0)],
+        &[&[(2, 2, 0, 1)], &[(2, 2, 0, 1)]],
+    );
+    // Draining: its slot comes back only once it is gone.
+    check_evictions(
+        policy(0, 1),
+        false,
+        &[two(&[(2, R), (2, D)], &[(2, 2, 0, 1)]), steady()],
+        &[],
+        &[&[(2, 2, 0, 1)], &[(2, 2, 0, 0)]],
+    );
+    check_evictions(
+        policy(0, 1),
+        false,
+        &[two(&[(2, R)], &[(2, 2, 0, 1)]), steady()],
+        &[],
+        &[&[(2, 2, 0, 0)], &[(2, 2, 0, 0)]],
+    );
+    // An unhealthy one uses up maxUnavailable: the unhealthy one is taken
+    // away (it serves nothing), the evicted one waits.
+    check_evictions(
+        policy(0, 1),
+        false,
+        &[steady(), two(&[(2, R), (2, U)], &[(2, 2, 0, 0)])],
+        &[(0, 1)],
+        &[&[(2, 2, 0, 0)], &[(2, 2, 0, 1)]],
+    );
+    // Both written 0 never validates; rounded to 0 (`maxUnavailable: 10%`
+    // of 4) the budget allows one surge replica: surge-first.
+    check_evictions(
+        Rollout {
+            max_surge: Some(IntOrPercent::Int(0)),
+            max_unavailable: Some(IntOrPercent::Percent(10)),
+            ..Default::default()
+        },
+        false,
+        &[steady(), steady()],
+        &[(0, 1)],
+        &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
     );
 }

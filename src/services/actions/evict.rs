@@ -1,10 +1,10 @@
 //! An eviction request: `evictions/<node>/<project>/<component>/<id>`.
 //!
 //! `berth evict` and the API's `/evict` route write it; the owning agent
-//! watches its own prefix, publishes the container as `Unhealthy` (reason
-//! `Evicted`), and the coordinator replaces it within the rollout budget
-//! like any unhealthy container. The agent deletes the key once the
-//! container is removed.
+//! watches its own prefix and publishes the container `evicting` (it keeps
+//! serving), and the coordinator replaces it within the rollout budget,
+//! surge-first (`coordinator::rollout::replace`). The agent deletes the key
+//! once the container is removed.
 //!
 //! The key is in etcd, not on a lease and not in the agent's memory, so a
 //! request survives an agent restart (the new agent lists the prefix before
