@@ -8,10 +8,10 @@
 pub mod actions;
 pub mod backup;
 pub mod config;
-pub mod link;
-pub mod node;
 pub mod jobs;
+pub mod link;
 pub mod local;
+pub mod node;
 pub mod roles;
 
 use std::collections::HashMap;

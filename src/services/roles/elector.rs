@@ -211,8 +211,7 @@ impl Elector {
             path: ROLE_FILE.to_string(),
             content: content.into_bytes(),
         };
-        if let Err(e) = self.docker.put_file(container, &file).await
-        {
+        if let Err(e) = self.docker.put_file(container, &file).await {
             tracing::warn!(component = %ck, container = %short(container), error = %e, "role file not written");
         }
         let hook = match role {
