@@ -51,32 +51,10 @@ pub async fn run(etcd: &EtcdArgs, args: LockArgs) -> Result<ExitCode, CliError> 
             "lock needs a command: berth lock NAME -- CMD [ARGS...]".into(),
         ));
     };
-    let ttl_secs = args.ttl.as_secs().max(2) as i64;
     let store = Store::connect(&etcd.store_config()).await?;
-    let mut client = store.client();
-    let lease = client
-        .lease_grant(ttl_secs, None)
-        .await
-        .map_err(|e| CliError::Agent(format!("granting a lease for lock {}: {e}", args.name)))?
-        .id();
-    let name = store.keys().lock(&args.name);
-    let held = Held {
-        client: client.clone(),
-        lease,
-    };
-    let opts = LockOptions::new().with_lease(lease);
-    let mut locker = client.clone();
-    let locked = tokio::select! {
-        r = locker.lock(name.clone(), Some(opts)) => Some(r),
-        _ = sleep_or_forever(args.timeout) => None,
-        _ = keep_alive(client.clone(), lease, args.ttl) => {
-            held.release().await;
-            return Err(CliError::Agent(format!("lost the lease while waiting for lock {}", args.name)));
-        }
-    };
-    let key = match locked {
-        None => {
-            held.release().await;
+    let taken = match take(&store, &args.name, args.ttl, args.timeout).await? {
+        Taken::Held(t) => t,
+        Taken::TimedOut => {
             eprintln!(
                 "error: timed out after {} waiting for lock {}",
                 humantime::format_duration(args.timeout.unwrap_or_default()),
@@ -84,9 +62,74 @@ pub async fn run(etcd: &EtcdArgs, args: LockArgs) -> Result<ExitCode, CliError> 
             );
             return Ok(ExitCode::from(EXIT_TIMEOUT));
         }
+    };
+    let code = supervise(
+        program,
+        rest,
+        &taken.key,
+        taken.token,
+        &taken.held,
+        args.ttl,
+    )
+    .await;
+    taken.held.release().await;
+    code
+}
+
+/// What [`take`] got.
+pub enum Taken {
+    // Boxed: etcd-client's `Client` makes a held lock some 3.7 KB.
+    Held(Box<HeldLock>),
+    TimedOut,
+}
+
+/// A lock held: its key, its fencing token (the key's create revision) and
+/// the lease that holds it.
+pub struct HeldLock {
+    pub key: String,
+    pub token: i64,
+    pub held: Held,
+}
+
+/// Takes lock `name` on a lease of its own (`ttl`, at least 2 s), waiting at
+/// most `timeout`; the lease is kept alive while waiting. Whatever fails
+/// after the lease was granted revokes it, so nothing is left behind.
+pub async fn take(
+    store: &Store,
+    name: &str,
+    ttl: Duration,
+    timeout: Option<Duration>,
+) -> Result<Taken, CliError> {
+    let ttl_secs = ttl.as_secs().max(2) as i64;
+    let mut client = store.client();
+    let lease = client
+        .lease_grant(ttl_secs, None)
+        .await
+        .map_err(|e| CliError::Agent(format!("granting a lease for lock {name}: {e}")))?
+        .id();
+    let key = store.keys().lock(name);
+    let held = Held {
+        client: client.clone(),
+        lease,
+    };
+    let opts = LockOptions::new().with_lease(lease);
+    let mut locker = client.clone();
+    let locked = tokio::select! {
+        r = locker.lock(key, Some(opts)) => Some(r),
+        _ = sleep_or_forever(timeout) => None,
+        _ = keep_alive(client.clone(), lease, ttl) => {
+            held.release().await;
+            return Err(CliError::Agent(format!("lost the lease while waiting for lock {name}")));
+        }
+    };
+    let key = match locked {
+        None => {
+            held.release().await;
+            return Ok(Taken::TimedOut);
+        }
         Some(Err(e)) => {
             held.release().await;
-            return Err(CliError::Agent(format!("taking lock {}: {e}", args.name)));
+            return Err(CliError::Agent(format!("taking lock {name}: {e}")));
         }
         Some(Ok(r)) => r.key().to_vec(),
     };
@@ -94,24 +137,22 @@ pub async fn run(etcd: &EtcdArgs, args: LockArgs) -> Result<ExitCode, CliError> 
         Ok(r) => r.kvs().first().map_or(0, |kv| kv.create_revision()),
         Err(e) => {
             held.release().await;
-            return Err(CliError::Agent(format!("reading lock {}: {e}", args.name)));
+            return Err(CliError::Agent(format!("reading lock {name}: {e}")));
         }
     };
     let key = String::from_utf8_lossy(&key).into_owned();
-    let code = supervise(program, rest, &key, token, &held, args.ttl).await;
-    held.release().await;
-    code
+    Ok(Taken::Held(Box::new(HeldLock { key, token, held })))
 }
 
 /// The lease that holds the lock.
-struct Held {
+pub struct Held {
     client: Client,
     lease: i64,
 }
 
 impl Held {
     /// Revoking the lease deletes the lock key: the next waiter gets it.
-    async fn release(&self) {
+    pub async fn release(&self) {
         let mut c = self.client.clone();
         if let Err(e) = c.lease_revoke(self.lease).await {
             eprintln!(

@@ -20,7 +20,8 @@ mod get;
 mod get_containers;
 mod get_endpoints;
 mod job;
-mod lock;
+/// Public for its benchmark (`benches/lock.rs`): [`lock::take`].
+pub mod lock;
 pub(crate) mod node;
 mod output;
 pub(crate) mod rollout;
