@@ -28,7 +28,7 @@ fn list(items: Vec<Value>) -> Response {
 
 #[utoipa::path(get, path = "/projects", tag = "projects",
     params(("watch" = Option<bool>, Query, description = "Stream ADDED/MODIFIED/DELETED server-sent events")),
-    responses((status = 200, description = "`kind: List` of the projects the token may read", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of the projects the token may read (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn projects(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -62,7 +62,7 @@ pub async fn project(
 
 #[utoipa::path(get, path = "/projects/{project}/components", tag = "components",
     params(("project" = String, Path), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of components with status", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of components with status (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn components(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -95,7 +95,7 @@ async fn list_components(
 
 #[utoipa::path(get, path = "/components", tag = "components",
     params(("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of the components of every project the token may read", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of the components of every project the token may read (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn all_components(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -137,7 +137,7 @@ pub async fn revisions(
 
 #[utoipa::path(get, path = "/nodes", tag = "nodes",
     params(("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of nodes, NotReady ones included", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of nodes, NotReady ones included (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn nodes(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -178,7 +178,7 @@ pub struct ContainerFilter {
 #[utoipa::path(get, path = "/containers", tag = "containers",
     params(("project" = Option<String>, Query), ("node" = Option<String>, Query),
         ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of containers cluster-wide, from observed state", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of containers cluster-wide, from observed state (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn containers(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -226,7 +226,7 @@ pub(crate) fn container_rows<'a>(
 
 #[utoipa::path(get, path = "/projects/{project}/endpoints", tag = "endpoints",
     params(("project" = String, Path), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of the project's endpoints: every ready container with ports, as its agent announces it", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of the project's endpoints: every ready container with ports, as its agent announces it (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn endpoints(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -266,7 +266,7 @@ pub struct EventFilter {
 
 #[utoipa::path(get, path = "/events", tag = "events",
     params(("project" = Option<String>, Query), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of cluster events, oldest first (kept about an hour)", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of cluster events, oldest first (kept about an hour) (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn events(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
