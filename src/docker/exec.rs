@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use futures::StreamExt;
-
-use super::{Docker, Error, Result, CALL_TIMEOUT};
+use super::exec_stream::{Attached, OutputStream};
+use super::{Docker, Result};
 
 /// Output kept from an exec (its tail), enough for a probe's message.
 const OUTPUT_LIMIT: usize = 4096;
+/// Times the exit code is asked for, 10ms apart, once the output has ended.
+const EXIT_POLLS: u32 = 50;
 
 /// What an exec produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,87 +35,26 @@ impl Docker {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput> {
-        if command.is_empty() {
-            return Err(Error::Other("exec: empty command".into()));
-        }
-        let run = async {
-            let options = CreateExecOptions {
-                cmd: Some(command.to_vec()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            };
-            let created = self
-                .call(
-                    "create exec",
-                    id,
-                    CALL_TIMEOUT,
-                    self.inner.create_exec(id, options),
-                )
-                .await?;
-            let start = StartExecOptions {
-                detach: false,
-                tty: false,
-                output_capacity: None,
-            };
-            let started = self
-                .call(
-                    "start exec",
-                    id,
-                    CALL_TIMEOUT,
-                    self.inner.start_exec(&created.id, Some(start)),
-                )
-                .await?;
-            let mut output: Vec<u8> = Vec::new();
-            if let StartExecResults::Attached {
-                output: mut stream, ..
-            } = started
-            {
-                while let Some(chunk) = stream.next().await {
-                    let bytes = match chunk {
-                        Ok(LogOutput::StdOut { message })
-                        | Ok(LogOutput::StdErr { message })
-                        | Ok(LogOutput::Console { message }) => message,
-                        Ok(LogOutput::StdIn { .. }) => continue,
-                        Err(e) => return Err(Error::from_bollard(e, &self.host, id)),
-                    };
-                    output.extend_from_slice(&bytes);
-                    if output.len() > 2 * OUTPUT_LIMIT {
-                        output.drain(..output.len() - OUTPUT_LIMIT);
-                    }
-                }
-            }
-            // The output ends when the process does; its exit code may take a
-            // moment to be recorded.
-            for _ in 0..50 {
-                let info = self
-                    .call(
-                        "inspect exec",
-                        id,
-                        CALL_TIMEOUT,
-                        self.inner.inspect_exec(&created.id),
-                    )
-                    .await?;
-                if info.running != Some(true) {
-                    if let Some(code) = info.exit_code {
-                        let start = output.len().saturating_sub(OUTPUT_LIMIT);
-                        let output = String::from_utf8_lossy(&output[start..]).into_owned();
-                        return Ok(ExecOutput {
-                            exit_code: code,
-                            output,
-                        });
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(Error::Other(format!("exec in {id}: no exit code reported")))
+        let attached = Attached {
+            command,
+            env: None,
+            timeout,
+            exit_polls: EXIT_POLLS,
         };
-        match tokio::time::timeout(timeout, run).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                what: format!("exec {:?} in {id}", command.join(" ")),
-                after: timeout,
-            }),
-        }
+        // Stdout and stderr interleaved, trimmed as it grows so a chatty
+        // command costs at most twice the limit.
+        let mut output: Vec<u8> = Vec::new();
+        let mut keep = |_: OutputStream, bytes: &[u8]| {
+            output.extend_from_slice(bytes);
+            if output.len() > 2 * OUTPUT_LIMIT {
+                output.drain(..output.len() - OUTPUT_LIMIT);
+            }
+        };
+        let exit_code = self.exec_attached(id, attached, &mut keep).await?;
+        let start = output.len().saturating_sub(OUTPUT_LIMIT);
+        Ok(ExecOutput {
+            exit_code,
+            output: String::from_utf8_lossy(&output[start..]).into_owned(),
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! Running a command in a container with its output streamed to the caller
-//! (jobs: the whole stdout of a backup, a tail of both for the record), and
-//! writing a file into a container (role files).
+//! (jobs: the whole stdout of a backup, a tail of both for the record); the
+//! attached-exec sequence here is also the one behind `exec.rs`.
 
 use std::time::Duration;
 
@@ -26,6 +26,10 @@ pub struct ExecRequest<'a> {
     pub timeout: Duration,
 }
 
+/// Times the exit code is asked for, 10ms apart, once a streamed exec's
+/// output has ended.
+const EXIT_POLLS: u32 = 100;
+
 impl Docker {
     /// Runs the request in container `id`, handing every chunk of output to
     /// `sink` as it arrives, and returns the exit code. [`Error::Timeout`]
@@ -37,17 +41,41 @@ impl Docker {
         req: &ExecRequest<'_>,
         sink: &mut (dyn FnMut(OutputStream, &[u8]) + Send),
     ) -> Result<i64> {
-        if req.command.is_empty() {
+        let attached = Attached {
+            command: req.command,
+            env: Some(req.env.clone()),
+            timeout: req.timeout,
+            exit_polls: EXIT_POLLS,
+        };
+        self.exec_attached(id, attached, sink).await
+    }
+
+    /// The one exec sequence behind [`Docker::exec_streaming`] and
+    /// [`Docker::exec_output`]: create, start attached, hand the output to
+    /// `sink`, then ask for the exit code, all within `timeout`.
+    pub(super) async fn exec_attached(
+        &self,
+        id: &str,
+        exec: Attached<'_>,
+        sink: &mut (dyn FnMut(OutputStream, &[u8]) + Send),
+    ) -> Result<i64> {
+        let Attached {
+            command,
+            env,
+            timeout,
+            exit_polls,
+        } = exec;
+        if command.is_empty() {
             return Err(Error::Other("exec: empty command".into()));
         }
+        let options = CreateExecOptions {
+            cmd: Some(command.to_vec()),
+            env,
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
         let run = async {
-            let options = CreateExecOptions {
-                cmd: Some(req.command.to_vec()),
-                env: Some(req.env.clone()),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                ..Default::default()
-            };
             let created = self
                 .call(
                     "create exec",
@@ -86,7 +114,7 @@ impl Docker {
             }
             // The output ends when the process does; its exit code may take
             // a moment to be recorded.
-            for _ in 0..100 {
+            for _ in 0..exit_polls {
                 let info = self
                     .call(
                         "inspect exec",
@@ -104,12 +132,24 @@ impl Docker {
             }
             Err(Error::Other(format!("exec in {id}: no exit code reported")))
         };
-        match tokio::time::timeout(req.timeout, run).await {
+        match tokio::time::timeout(timeout, run).await {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout {
-                what: format!("exec {:?} in {id}", req.command.join(" ")),
-                after: req.timeout,
+                what: format!("exec {:?} in {id}", command.join(" ")),
+                after: timeout,
             }),
         }
     }
+}
+
+/// One attached exec (stdout and stderr): its command, environment and
+/// bounds.
+pub(super) struct Attached<'a> {
+    pub command: &'a [String],
+    /// `NAME=value` entries added to the container's environment; `None`
+    /// sends none.
+    pub env: Option<Vec<String>>,
+    pub timeout: Duration,
+    /// Times the exit code is asked for, 10ms apart, after the output ends.
+    pub exit_polls: u32,
 }

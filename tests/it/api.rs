@@ -10,9 +10,10 @@ use berth::api::{ApiConfig, Tokens};
 use berth::store::Store;
 use serde_json::{json, Value};
 
-use crate::support::cli::{berth, BERTH};
+use crate::support::agents::AgentConfig;
+use crate::support::cli::berth;
 use crate::support::etcd::TestEtcd;
-use crate::support::images::{self, NodeContainers};
+use crate::support::images;
 
 const ADMIN: &str = "admin-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789";
@@ -228,35 +229,20 @@ async fn the_agent_serves_the_api_and_refuses_a_bad_tokens_file() {
     images::ensure_test_images().await.expect("test images");
     let etcd = TestEtcd::start().await;
     let node = images::unique("api");
-    let _containers = NodeContainers {
-        root: etcd.root().to_string(),
-        node: node.clone(),
-    };
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("tokens.yaml");
     std::fs::write(&bad, "tokens: [{name: a, token: short, role: read}]\n").expect("write");
     let port = berth::localetcd::free_port().expect("port");
     let http = format!("127.0.0.1:{port}");
-    let agent = |extra: &[&str]| {
-        Command::new(BERTH)
-            .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
-            .args([
-                "agent",
-                "--node",
-                &node,
-                "--http",
-                &http,
-                "--lease-ttl",
-                "3s",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn berth agent")
+    let agent = |extra: &[&str]| AgentConfig {
+        http: Some(http.clone()),
+        extra: extra.iter().map(|e| e.to_string()).collect(),
+        ..AgentConfig::new(&etcd.endpoint(), etcd.root(), &node)
     };
     let out = agent(&["--api-tokens", &bad.display().to_string()])
-        .wait_with_output()
+        .command()
+        .stderr(Stdio::piped())
+        .output()
         .expect("agent exits");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -265,7 +251,7 @@ async fn the_agent_serves_the_api_and_refuses_a_bad_tokens_file() {
         "{err}"
     );
 
-    let mut child = agent(&["--api-anonymous-read"]);
+    let _agent = agent(&["--api-anonymous-read"]).spawn();
     let start = Instant::now();
     let nodes = loop {
         if std::net::TcpStream::connect(&http).is_ok() {
@@ -299,8 +285,6 @@ async fn the_agent_serves_the_api_and_refuses_a_bad_tokens_file() {
     // Anonymous read is read only.
     let (code, _, _) = request(&http, "POST", "/api/v1/projects", None);
     assert_eq!(code, 403);
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -565,37 +549,26 @@ async fn the_agent_serves_the_api_over_tls_when_given_a_certificate() {
     images::ensure_test_images().await.expect("test images");
     let etcd = TestEtcd::start().await;
     let node = images::unique("apitls");
-    let _containers = NodeContainers {
-        root: etcd.root().to_string(),
-        node: node.clone(),
-    };
     let dir = tempfile::tempdir().expect("tempdir");
     crate::security::make_certs(dir.path());
     let port = berth::localetcd::free_port().expect("port");
     let http = format!("127.0.0.1:{port}");
     let p = |f: &str| dir.path().join(f).display().to_string();
-    let mut agent = Command::new(BERTH)
-        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
-        .args([
-            "agent",
-            "--node",
-            &node,
-            "--http",
-            &http,
-            "--lease-ttl",
-            "3s",
-        ])
-        .args([
-            "--api-anonymous-read",
-            "--api-cert",
-            &p("server.pem"),
-            "--api-key",
-            &p("server-key.pem"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn berth agent");
+    let tls = |key: &str| AgentConfig {
+        http: Some(http.clone()),
+        extra: vec![
+            "--api-cert".to_string(),
+            p("server.pem"),
+            "--api-key".to_string(),
+            p(key),
+        ],
+        ..AgentConfig::new(&etcd.endpoint(), etcd.root(), &node)
+    };
+    let mut anonymous = tls("server-key.pem");
+    anonymous
+        .extra
+        .insert(0, "--api-anonymous-read".to_string());
+    let agent = anonymous.spawn();
     let curl = |extra: &[&str]| {
         Command::new("curl")
             .args(["-sS", "--max-time", "3", "-o", "-", "-w", "\n%{http_code}"])
@@ -621,21 +594,13 @@ async fn the_agent_serves_the_api_over_tls_when_given_a_certificate() {
     // Plain HTTP on the TLS port gets no API answer.
     let plain = curl(&[&format!("http://{http}/api/v1/nodes")]);
     assert!(!String::from_utf8_lossy(&plain.stdout).ends_with("\n200"));
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
 
     // A key that does not load stops the agent at start, naming the file.
     std::fs::write(dir.path().join("bad-key.pem"), "not a key\n").expect("write");
-    let out = Command::new(BERTH)
-        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
-        .args(["agent", "--node", &node, "--http", &http])
-        .args([
-            "--api-cert",
-            &p("server.pem"),
-            "--api-key",
-            &p("bad-key.pem"),
-        ])
-        .stdout(Stdio::null())
+    let out = tls("bad-key.pem")
+        .command()
+        .stderr(Stdio::piped())
         .output()
         .expect("agent exits");
     let err = String::from_utf8_lossy(&out.stderr);

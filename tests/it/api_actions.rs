@@ -13,7 +13,6 @@
 //! guards remove their containers even when it fails.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -21,9 +20,10 @@ use tokio::sync::watch;
 
 use crate::cluster::wait_until;
 use crate::rollout::watch_budgets;
-use crate::support::cli::{berth, Output, BERTH};
+use crate::support::agents::{free_port, Agent, AgentConfig, Log, Proxy};
+use crate::support::cli::{berth, Output};
 use crate::support::etcd::TestEtcd;
-use crate::support::images::{self, NodeContainers, WEB1};
+use crate::support::images::{self, WEB1};
 
 const ADMIN: &str = "actions-admin-0123456789";
 const VIEWER: &str = "actions-viewer-0123456789";
@@ -31,27 +31,6 @@ const VIEWER: &str = "actions-viewer-0123456789";
 const OTHER: &str = "actions-other-0123456789";
 const REPLICAS: u32 = 2;
 const SURGE: u32 = 1;
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// One agent process; SIGKILLed when dropped, its containers removed.
-struct Agent {
-    node: String,
-    /// Its `--http` address (the API).
-    http: String,
-    child: Child,
-    _containers: NodeContainers,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Two {
     etcd: TestEtcd,
@@ -72,39 +51,30 @@ impl Two {
             ),
         )
         .expect("tokens file");
-        let forward_port = free_port().to_string();
+        let forward_port = free_port();
         let mut agents = Vec::new();
         for i in 0..2 {
             let node = images::unique(&format!("act{i}"));
             let ip = format!("127.0.0.{}", 90 + i);
-            let http = format!("{ip}:{}", free_port());
-            let log = std::fs::File::create(dir.path().join(format!("{node}.log"))).expect("log");
-            let child = Command::new(BERTH)
-                .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
-                .args(["agent", "--node", &node, "--labels", "zone=act"])
-                .args(["--address", &ip, "--proxy-bind", &ip])
-                .args(["--forward-port", &forward_port, "--http", &http])
-                .arg("--api-tokens")
-                .arg(&tokens)
-                .args(["--lease-ttl", "3s", "--log-format", "json"])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("spawn berth agent");
-            agents.push(Agent {
-                node: node.clone(),
-                http,
-                child,
-                _containers: NodeContainers {
-                    root: etcd.root().to_string(),
-                    node,
-                },
-            });
+            let agent = AgentConfig {
+                labels: Some("zone=act".to_string()),
+                address: Some(ip.clone()),
+                proxy: Some(Proxy {
+                    bind: ip.clone(),
+                    forward_port,
+                }),
+                http: Some(format!("{ip}:{}", free_port())),
+                extra: vec!["--api-tokens".to_string(), tokens.display().to_string()],
+                log: Log::Json(dir.path().join(format!("{node}.log"))),
+                ..AgentConfig::new(&etcd.endpoint(), etcd.root(), &node)
+            }
+            .spawn();
+            agents.push(agent);
         }
         let two = Two { etcd, dir, agents };
         for a in &two.agents {
             let key = two.etcd.key(&format!("nodes/{}", a.node));
-            let want = format!("http://{}", a.http);
+            let want = format!("http://{}", a.http());
             wait_until("registered with its API address", || async {
                 let doc: Value = two
                     .etcd
@@ -330,7 +300,7 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
     let out = two.berth(&["get", "nodes", "-o", "wide"], None);
     for ag in &two.agents {
         assert!(
-            out.stdout.contains(&format!("http://{}", ag.http)),
+            out.stdout.contains(&format!("http://{}", ag.http())),
             "{out:?}"
         );
     }
@@ -345,7 +315,7 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
     // Logs of B's container, asked of A with a read token: forwarded with
     // the token, answered by B, what the container printed.
     let (code, head, body) = http(
-        &a.http,
+        a.http(),
         "GET",
         &format!("{base}/logs?tail=10"),
         Some(VIEWER),
@@ -360,7 +330,7 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
     assert_eq!(body.trim(), marker, "{body}");
     // By id prefix too, and following: the stream is open and shows it.
     let got = follow_until(
-        &a.http,
+        a.http(),
         &format!(
             "/api/v1/projects/shop/containers/{}/logs?follow=true",
             &id[..12]
@@ -374,7 +344,7 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
         "{got}"
     );
     // One container, from observed state.
-    let (code, _, body) = http(&a.http, "GET", &base, Some(VIEWER), "");
+    let (code, _, body) = http(a.http(), "GET", &base, Some(VIEWER), "");
     let row: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(
         (code, row["node"].as_str()),
@@ -385,7 +355,7 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
     // Unknown container: 404 with a JSON error, on either agent.
     for ag in &two.agents {
         let (code, _, body) = http(
-            &ag.http,
+            ag.http(),
             "POST",
             "/api/v1/projects/shop/containers/no-such-container/restart",
             Some(ADMIN),
@@ -397,7 +367,7 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
     // A forwarded request that reaches a node without the container is not
     // forwarded again: 409, JSON.
     let (code, _, body) = http(
-        &a.http,
+        a.http(),
         "GET",
         &format!("{base}/logs"),
         Some(VIEWER),
@@ -410,20 +380,20 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
     for ag in &two.agents {
         for action in ["restart", "evict"] {
             let path = format!("{base}/{action}");
-            let (code, head, body) = http(&ag.http, "POST", &path, None, "");
+            let (code, head, body) = http(ag.http(), "POST", &path, None, "");
             assert_eq!(code, 401, "{path}: {body}");
             assert!(head.contains("www-authenticate: bearer"), "{head}");
             assert!(!error_of(&body).is_empty());
-            let (code, _, body) = http(&ag.http, "POST", &path, Some(VIEWER), "");
+            let (code, _, body) = http(ag.http(), "POST", &path, Some(VIEWER), "");
             assert_eq!(code, 403, "read token, {path}: {body}");
             assert!(error_of(&body).contains("read"), "{body}");
-            let (code, _, body) = http(&ag.http, "POST", &path, Some(OTHER), "");
+            let (code, _, body) = http(ag.http(), "POST", &path, Some(OTHER), "");
             assert_eq!(code, 403, "other project's token, {path}: {body}");
             assert!(error_of(&body).contains("shop"), "{body}");
         }
-        let (code, _, body) = http(&ag.http, "GET", &format!("{base}/logs"), None, "");
+        let (code, _, body) = http(ag.http(), "GET", &format!("{base}/logs"), None, "");
         assert_eq!(code, 401, "{body}");
-        let (code, _, body) = http(&ag.http, "GET", &format!("{base}/logs"), Some(OTHER), "");
+        let (code, _, body) = http(ag.http(), "GET", &format!("{base}/logs"), Some(OTHER), "");
         assert_eq!(code, 403, "{body}");
     }
     // Nothing was restarted or evicted by the refused requests.
@@ -432,7 +402,13 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
 
     // Restart via A: B drains, stops and starts the same container; the
     // restart count goes up and the container prints its line again.
-    let (code, head, body) = http(&a.http, "POST", &format!("{base}/restart"), Some(ADMIN), "");
+    let (code, head, body) = http(
+        a.http(),
+        "POST",
+        &format!("{base}/restart"),
+        Some(ADMIN),
+        "",
+    );
     assert_eq!(code, 202, "{body}");
     assert!(
         head.contains(&format!("x-berth-node: {}", b.node.to_lowercase())),
@@ -446,7 +422,7 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
             && c[0]["phase"] == "ready"
     })
     .await;
-    let (_, _, body) = http(&a.http, "GET", &format!("{base}/logs"), Some(VIEWER), "");
+    let (_, _, body) = http(a.http(), "GET", &format!("{base}/logs"), Some(VIEWER), "");
     assert_eq!(body.matches(&marker).count(), 2, "{body}");
     let events = two.berth(&["events", "-p", "shop", "-o", "json"], None);
     assert!(events.stdout.contains("\"Restarted\""), "{events:?}");
@@ -455,14 +431,14 @@ async fn any_agent_answers_for_every_container_logs_restart_and_evict() {
     let victim = id.clone();
     let evict_path = format!("{base}/evict");
     evicted_within_budget(&two, &victim, || {
-        let (code, head, body) = http(&a.http, "POST", &evict_path, Some(ADMIN), "");
+        let (code, head, body) = http(a.http(), "POST", &evict_path, Some(ADMIN), "");
         assert_eq!(code, 202, "{body}");
         assert!(
             head.contains(&format!("x-berth-node: {}", b.node.to_lowercase())),
             "{head}"
         );
         // Asking again while it is pending is harmless.
-        let (code, _, body) = http(&b.http, "POST", &evict_path, Some(ADMIN), "");
+        let (code, _, body) = http(b.http(), "POST", &evict_path, Some(ADMIN), "");
         assert!(code == 202 || code == 404, "{code} {body}");
     })
     .await;

@@ -4,40 +4,18 @@
 //! coordinator's writes are fenced.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::cli::{berth, BERTH};
+use crate::support::agents::{Agent, AgentConfig, Log};
+use crate::support::cli::berth;
 use crate::support::etcd::TestEtcd;
 use crate::support::etcd3::EtcdCluster;
 use crate::support::images::{self, NodeContainers, WEB1};
 
 pub(crate) const T: Duration = Duration::from_secs(60);
 pub(crate) const TTL: Duration = Duration::from_secs(3);
-
-/// One agent process; killed (SIGKILL) when dropped.
-pub(crate) struct Agent {
-    pub(crate) node: String,
-    pub(crate) child: Child,
-    pub(crate) log: std::path::PathBuf,
-    _containers: NodeContainers,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    pub(crate) fn signal(&self, sig: i32) {
-        // SAFETY: sending a signal to our own child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-}
 
 pub(crate) struct Cluster {
     pub(crate) etcd: TestEtcd,
@@ -122,26 +100,13 @@ fn spawn_agent(
     addr: usize,
     dir: &std::path::Path,
 ) -> Agent {
-    let log = dir.join(format!("{node}.log"));
-    let file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(BERTH)
-        .args(["--etcd", endpoints, "--root", root])
-        .args(["agent", "--node", node, "--labels", labels])
-        .args(["--address", &format!("127.0.0.{addr}"), "--lease-ttl", "3s"])
-        .args(["--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("spawn berth agent");
-    Agent {
-        node: node.to_string(),
-        child,
-        log,
-        _containers: NodeContainers {
-            root: root.to_string(),
-            node: node.to_string(),
-        },
+    AgentConfig {
+        labels: Some(labels.to_string()),
+        address: Some(format!("127.0.0.{addr}")),
+        log: Log::Json(dir.join(format!("{node}.log"))),
+        ..AgentConfig::new(endpoints, root, node)
     }
+    .spawn()
 }
 
 pub(crate) async fn wait_until<F, Fut>(what: &str, mut check: F)
@@ -293,7 +258,7 @@ async fn a_paused_coordinator_is_fenced_when_it_wakes() {
     .await;
     paused.signal(libc::SIGCONT);
     // It wakes, finds its lease gone, re-registers; its term is over.
-    let log = paused.log.clone();
+    let log = paused.log.clone().expect("agent log");
     wait_until("the old coordinator steps down", || async {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("no longer coordinating"))
     })

@@ -2,14 +2,15 @@
 //! etcd; `berth events` lists and follows them, and `/api/v1/events`
 //! serves the same.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::cli::{berth, Running, BERTH};
+use crate::support::agents::AgentConfig;
+use crate::support::cli::{berth, Running};
 use crate::support::etcd::TestEtcd;
-use crate::support::images::{self, NodeContainers, WEB1};
+use crate::support::images::{self, WEB1};
 
 fn manifest(replicas: u32) -> String {
     format!(
@@ -51,27 +52,14 @@ async fn an_agent_records_events_that_cli_and_api_show() {
     images::ensure_test_images().await.expect("test images");
     let etcd = TestEtcd::start().await;
     let node = images::unique("ev");
-    let _containers = NodeContainers {
-        root: etcd.root().to_string(),
-        node: node.clone(),
-    };
     let http = format!("127.0.0.1:{}", berth::localetcd::free_port().expect("port"));
-    let mut agent = Command::new(BERTH)
-        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
-        .args([
-            "agent",
-            "--node",
-            &node,
-            "--lease-ttl",
-            "3s",
-            "--http",
-            &http,
-        ])
-        .args(["--api-anonymous-read", "--address", "127.0.0.1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn berth agent");
+    let _agent = AgentConfig {
+        address: Some("127.0.0.1".to_string()),
+        http: Some(http.clone()),
+        extra: vec!["--api-anonymous-read".to_string()],
+        ..AgentConfig::new(&etcd.endpoint(), etcd.root(), &node)
+    }
+    .spawn();
     let apply = |yaml: &str| {
         let out = berth(
             &etcd.endpoint(),
@@ -237,6 +225,4 @@ async fn an_agent_records_events_that_cli_and_api_show() {
     assert_eq!(out.code, 0, "{out:?}");
     watch.line("\"reason\":\"Drained\"");
     watch.line("\"reason\":\"Stopped\"");
-    let _ = agent.kill();
-    let _ = agent.wait();
 }

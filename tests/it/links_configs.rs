@@ -8,55 +8,30 @@
 //! owns its names. Waits poll with a deadline; containers are removed by
 //! guards even when a test fails.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::agents::{free_port, Agent, AgentConfig, Log, Proxy};
 use crate::support::cli::{berth, BERTH};
 use crate::support::etcd::TestEtcd;
-use crate::support::images::{self, NodeContainers, WEB1};
+use crate::support::images::{self, WEB1};
 
 /// Bound of every wait for something that must happen.
 const T: Duration = Duration::from_secs(90);
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-struct Agent {
-    node: String,
-    child: Child,
-    containers: NodeContainers,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn spawn_agent(etcd: &TestEtcd, dir: &std::path::Path, node: &str, ip: &str, fwd: u16) -> Agent {
-    let log = std::fs::File::create(dir.join(format!("{node}.log"))).expect("log file");
-    let child = Command::new(BERTH)
-        .args(["--etcd", &etcd.endpoint(), "--root", etcd.root()])
-        .args(["agent", "--node", node, "--labels", "zone=a"])
-        .args(["--address", ip, "--proxy-bind", ip])
-        .args(["--forward-port", &fwd.to_string()])
-        .args(["--lease-ttl", "3s", "--log-format", "json"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn berth agent");
-    Agent {
-        node: node.to_string(),
-        child,
-        containers: NodeContainers {
-            root: etcd.root().to_string(),
-            node: node.to_string(),
-        },
+    AgentConfig {
+        labels: Some("zone=a".to_string()),
+        address: Some(ip.to_string()),
+        proxy: Some(Proxy {
+            bind: ip.to_string(),
+            forward_port: fwd,
+        }),
+        log: Log::Json(dir.join(format!("{node}.log"))),
+        rust_log: Some("info".to_string()),
+        ..AgentConfig::new(&etcd.endpoint(), etcd.root(), node)
     }
+    .spawn()
 }
 
 async fn wait_until<F, Fut>(what: &str, mut check: F) -> Duration

@@ -8,29 +8,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::cluster::{wait_until, TTL};
-use crate::support::cli::{berth, BERTH};
+use crate::support::agents::{Agent, AgentConfig, Log};
+use crate::support::cli::berth;
 use crate::support::etcd::TestEtcd;
-use crate::support::images::{self, NodeContainers, WEB1};
-
-/// One agent process, SIGKILLed when dropped; its containers are removed.
-struct Agent {
-    node: String,
-    child: Child,
-    _containers: NodeContainers,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::images::{self, WEB1};
 
 struct Nodes {
     etcd: TestEtcd,
@@ -66,27 +52,17 @@ impl Nodes {
     }
 
     fn spawn(&self, node: &str, addr: usize) -> Agent {
-        let root = self.etcd.root().to_string();
-        let log = std::fs::File::create(self.dir.path().join(format!("{node}.log"))).expect("log");
-        let shared = self.shared();
-        let child = Command::new(BERTH)
-            .args(["--etcd", &self.etcd.endpoint(), "--root", &root])
-            .args(["agent", "--node", node, "--labels", "svc=test"])
-            .args(["--address", &format!("127.0.0.{addr}"), "--lease-ttl", "3s"])
-            .args(["--allow-bind", &shared.display().to_string()])
-            .args(["--log-format", "json"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn berth agent");
-        Agent {
-            node: node.to_string(),
-            child,
-            _containers: NodeContainers {
-                root,
-                node: node.to_string(),
-            },
+        AgentConfig {
+            labels: Some("svc=test".to_string()),
+            address: Some(format!("127.0.0.{addr}")),
+            extra: vec![
+                "--allow-bind".to_string(),
+                self.shared().display().to_string(),
+            ],
+            log: Log::Json(self.dir.path().join(format!("{node}.log"))),
+            ..AgentConfig::new(&self.etcd.endpoint(), self.etcd.root(), node)
         }
+        .spawn()
     }
 
     fn shared(&self) -> PathBuf {

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,35 +23,15 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::cli::{berth, Running, BERTH};
+use crate::support::agents::{free_port, Agent, AgentConfig, Log, Proxy};
+use crate::support::cli::{berth, Running};
 use crate::support::etcd::TestEtcd;
-use crate::support::images::{self, NodeContainers, WEB1, WEB2};
+use crate::support::images::{self, WEB1, WEB2};
 
 /// Bound of every wait for something that must happen.
 const T: Duration = Duration::from_secs(90);
 /// One request's bound: longer means failed.
 const REQUEST: Duration = Duration::from_secs(10);
-
-/// A port free right now on every loopback address (the kernel's pick).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// One agent process; SIGKILLed when dropped, its containers removed.
-struct Agent {
-    node: String,
-    ip: String,
-    child: Child,
-    _containers: NodeContainers,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Cluster {
     etcd: TestEtcd,
@@ -93,29 +72,19 @@ impl Cluster {
     }
 
     fn spawn(&self, node: &str, ip: &str, labels: &str) -> Agent {
-        let log = self.dir.path().join(format!("{node}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BERTH)
-            .args(["--etcd", &self.etcd.endpoint(), "--root", self.etcd.root()])
-            .args(["agent", "--node", node, "--labels", labels])
-            .args(["--address", ip, "--proxy-bind", ip])
-            .args(["--forward-port", &self.forward_port.to_string()])
-            .args(["--http", &format!("{ip}:{}", self.metrics_port)])
-            .args(["--lease-ttl", "3s", "--log-format", "json"])
-            .env("RUST_LOG", "info,berth::proxy=debug")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn berth agent");
-        Agent {
-            node: node.to_string(),
-            ip: ip.to_string(),
-            child,
-            _containers: NodeContainers {
-                root: self.etcd.root().to_string(),
-                node: node.to_string(),
-            },
+        AgentConfig {
+            labels: Some(labels.to_string()),
+            address: Some(ip.to_string()),
+            proxy: Some(Proxy {
+                bind: ip.to_string(),
+                forward_port: self.forward_port,
+            }),
+            http: Some(format!("{ip}:{}", self.metrics_port)),
+            log: Log::Json(self.dir.path().join(format!("{node}.log"))),
+            rust_log: Some("info,berth::proxy=debug".to_string()),
+            ..AgentConfig::new(&self.etcd.endpoint(), self.etcd.root(), node)
         }
+        .spawn()
     }
 
     fn berth(&self, args: &[&str], stdin: Option<&str>) -> crate::support::cli::Output {
@@ -131,7 +100,11 @@ impl Cluster {
     fn addrs(&self) -> Vec<SocketAddr> {
         self.agents
             .iter()
-            .map(|a| format!("{}:{}", a.ip, self.port).parse().expect("addr"))
+            .map(|a| {
+                format!("{}:{}", a.address(), self.port)
+                    .parse()
+                    .expect("addr")
+            })
             .collect()
     }
 
@@ -140,7 +113,7 @@ impl Cluster {
         let mut out = Vec::new();
         for a in &self.agents {
             out.push(
-                a._containers
+                a.containers
                     .list()
                     .await
                     .iter()
@@ -428,21 +401,21 @@ async fn no_request_fails(prefix: &str, first_ip: u8, protocol: &str, keep_alive
 
     load.phase("health replacement");
     let docker = images::docker().await;
-    let sick = c.agents[0]._containers.list().await.remove(0).id;
+    let sick = c.agents[0].containers.list().await.remove(0).id;
     let touch = ["touch", "/tmp/sick"].map(String::from);
     docker
         .exec(&sick, &touch, Duration::from_secs(10))
         .await
         .expect("exec");
     wait_until("the sick container replaced", || async {
-        let now = c.agents[0]._containers.list().await;
+        let now = c.agents[0].containers.list().await;
         now.len() == 1 && now[0].id != sick && now[0].running
     })
     .await;
     load.flowing(30).await;
 
     load.phase("container killed");
-    let victim = c.agents[1]._containers.list().await.remove(0).id;
+    let victim = c.agents[1].containers.list().await.remove(0).id;
     let started = docker.inspect(&victim).await.expect("inspect").started_at;
     docker.kill(&victim).await.expect("kill");
     // The agent restarts it (crash backoff) or replaces it; meanwhile the
@@ -556,10 +529,10 @@ async fn a_long_tcp_connection_lives_through_an_update_until_drain_timeout() {
 
     // Left open: cut only once drainTimeout (3 s) has run out. First the
     // 3 s template replaces the running container (same image).
-    let before = c.agents[0]._containers.list().await;
+    let before = c.agents[0].containers.list().await;
     c.apply(&one(WEB2, "3s"));
     wait_until("the 3 s template runs alone", || async {
-        let now = c.agents[0]._containers.list().await;
+        let now = c.agents[0].containers.list().await;
         now.len() == 1 && before.iter().all(|b| b.id != now[0].id)
     })
     .await;
@@ -588,7 +561,7 @@ async fn a_long_tcp_connection_lives_through_an_update_until_drain_timeout() {
 /// `berth_proxy_connections_open` of the test's port on agent `i`, from its
 /// `/metrics`.
 async fn open_connections(c: &Cluster, i: usize) -> f64 {
-    let addr: SocketAddr = format!("{}:{}", c.agents[i].ip, c.metrics_port)
+    let addr: SocketAddr = format!("{}:{}", c.agents[i].address(), c.metrics_port)
         .parse()
         .expect("addr");
     let Ok(mut s) = TcpStream::connect(addr).await else {

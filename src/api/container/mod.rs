@@ -128,13 +128,45 @@ async fn locate(s: &ApiState, project: &str, wanted: &str, headers: &HeaderMap) 
     })
 }
 
+/// One request for a container: where it came in, to be served here or
+/// forwarded as it came.
+struct Wanted<'a> {
+    project: &'a str,
+    container: &'a str,
+    method: Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+}
+
+/// Serves the request with `here` when this agent runs the container, and
+/// otherwise forwards it to the agent that does (see the module docs).
+async fn here_or_forward<F, Fut>(s: &ApiState, wanted: Wanted<'_>, here: F) -> Result<Response>
+where
+    F: FnOnce(Box<ContainerRow>) -> Fut,
+    Fut: std::future::Future<Output = Result<Response>>,
+{
+    match locate(s, wanted.project, wanted.container, wanted.headers).await? {
+        Serve::Here(row) => here(row).await,
+        Serve::Peer { node, base } => {
+            s.forwarder
+                .forward(&base, &node, wanted.method, wanted.uri, wanted.headers)
+                .await
+        }
+    }
+}
+
 /// A JSON answer naming the node that acted.
 fn served(status: StatusCode, node: &str, body: &serde_json::Value) -> Response {
     let mut r = (status, json(body)).into_response();
+    name_served_by(&mut r, node);
+    r
+}
+
+/// Names the node that acted in the answer's `SERVED_BY` header.
+fn name_served_by(r: &mut Response, node: &str) {
     if let Ok(v) = HeaderValue::from_str(node) {
         r.headers_mut().insert(SERVED_BY, v);
     }
-    r
 }
 
 /// `GET .../containers/C`: one container from observed state (no forwarding).
@@ -166,20 +198,22 @@ pub async fn restart(
     headers: HeaderMap,
 ) -> Result<Response> {
     access.check_write(&project)?;
-    match locate(&s, &project, &wanted, &headers).await? {
-        Serve::Here(row) => {
-            let local = s.local.as_ref().ok_or_else(|| no_agent(&row))?;
-            let message = local.restart(&row.container.id)?;
-            tracing::info!(token = %access.name, container = %row.container.name, "restart requested");
-            let body = serde_json::json!({ "message": message, "node": row.node });
-            Ok(served(StatusCode::ACCEPTED, &row.node, &body))
-        }
-        Serve::Peer { node, base } => {
-            s.forwarder
-                .forward(&base, &node, Method::POST, &uri, &headers)
-                .await
-        }
-    }
+    let wanted = Wanted {
+        project: &project,
+        container: &wanted,
+        method: Method::POST,
+        uri: &uri,
+        headers: &headers,
+    };
+    let local = s.local.as_ref();
+    here_or_forward(&s, wanted, |row| async move {
+        let local = local.ok_or_else(|| no_agent(&row))?;
+        let message = local.restart(&row.container.id)?;
+        tracing::info!(token = %access.name, container = %row.container.name, "restart requested");
+        let body = serde_json::json!({ "message": message, "node": row.node });
+        Ok(served(StatusCode::ACCEPTED, &row.node, &body))
+    })
+    .await
 }
 
 /// `POST .../evict`: the container keeps serving, marked `evicting`, until
@@ -199,20 +233,22 @@ pub async fn evict(
     headers: HeaderMap,
 ) -> Result<Response> {
     access.check_write(&project)?;
-    match locate(&s, &project, &wanted, &headers).await? {
-        Serve::Here(row) => {
-            let done = request_eviction(&s.store, &row, &access.name).await?;
-            tracing::info!(token = %access.name, container = %row.container.name, "eviction requested");
-            let message = format!("container {} {}", row.container.name, done.as_str());
-            let body = serde_json::json!({ "message": message, "node": row.node });
-            Ok(served(StatusCode::ACCEPTED, &row.node, &body))
-        }
-        Serve::Peer { node, base } => {
-            s.forwarder
-                .forward(&base, &node, Method::POST, &uri, &headers)
-                .await
-        }
-    }
+    let wanted = Wanted {
+        project: &project,
+        container: &wanted,
+        method: Method::POST,
+        uri: &uri,
+        headers: &headers,
+    };
+    let store = &s.store;
+    here_or_forward(&s, wanted, |row| async move {
+        let done = request_eviction(store, &row, &access.name).await?;
+        tracing::info!(token = %access.name, container = %row.container.name, "eviction requested");
+        let message = format!("container {} {}", row.container.name, done.as_str());
+        let body = serde_json::json!({ "message": message, "node": row.node });
+        Ok(served(StatusCode::ACCEPTED, &row.node, &body))
+    })
+    .await
 }
 
 /// `?tail=N&follow=true`.
@@ -240,32 +276,32 @@ pub async fn logs(
     headers: HeaderMap,
 ) -> Result<Response> {
     access.check_read(&project)?;
-    match locate(&s, &project, &wanted, &headers).await? {
-        Serve::Here(row) => {
-            let local = s.local.as_ref().ok_or_else(|| no_agent(&row))?;
-            let opts = LogOptions {
-                tail: q.tail,
-                follow: q.follow,
-            };
-            let stream = local
-                .logs(&row.container.id, opts)?
-                .map(|r| r.map_err(std::io::Error::other));
-            let mut r = (
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                Body::from_stream(stream),
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(&row.node) {
-                r.headers_mut().insert(SERVED_BY, v);
-            }
-            Ok(r)
-        }
-        Serve::Peer { node, base } => {
-            s.forwarder
-                .forward(&base, &node, Method::GET, &uri, &headers)
-                .await
-        }
-    }
+    let wanted = Wanted {
+        project: &project,
+        container: &wanted,
+        method: Method::GET,
+        uri: &uri,
+        headers: &headers,
+    };
+    let local = s.local.as_ref();
+    here_or_forward(&s, wanted, |row| async move {
+        let local = local.ok_or_else(|| no_agent(&row))?;
+        let opts = LogOptions {
+            tail: q.tail,
+            follow: q.follow,
+        };
+        let stream = local
+            .logs(&row.container.id, opts)?
+            .map(|r| r.map_err(std::io::Error::other));
+        let mut r = (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            Body::from_stream(stream),
+        )
+            .into_response();
+        name_served_by(&mut r, &row.node);
+        Ok(r)
+    })
+    .await
 }
 
 /// Only reached by a router built without an agent (a test's) that still

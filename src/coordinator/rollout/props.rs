@@ -47,6 +47,58 @@ fn amount() -> impl Strategy<Value = IntOrPercent> {
     ]
 }
 
+/// Both budgets at 0 forbid every step: no rollout could move.
+fn movable(surge: IntOrPercent, unavailable: IntOrPercent) -> bool {
+    let zero = |x: IntOrPercent| matches!(x, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
+    !(zero(surge) && zero(unavailable))
+}
+
+/// The rollout settings every property draws.
+fn budgets(surge: IntOrPercent, unavailable: IntOrPercent, min_ready: u64) -> Rollout {
+    Rollout {
+        max_surge: Some(surge),
+        max_unavailable: Some(unavailable),
+        min_ready: Some(quantity::Duration::from_secs(min_ready)),
+        ..Default::default()
+    }
+}
+
+/// `web:1` applied and run for 10 ticks: every replica available (the
+/// caller asserts it).
+fn settled(nodes: usize, replicas: u32, rollout: Rollout, drain: u32) -> Sim {
+    let mut s = Sim::new(nodes, replicas, rollout);
+    s.drain_ticks = drain;
+    s.apply("web:1", Image::Ready(1));
+    s.run(10);
+    s
+}
+
+/// The order of events, from the case's seed (xorshift: reproducible with
+/// the case, and no second source of randomness beside proptest's).
+struct Order(u64);
+
+impl Order {
+    fn new(seed: u64) -> Order {
+        Order(seed | 1)
+    }
+
+    /// One event: the engine one time in four, otherwise an agent drawn
+    /// from `names`.
+    fn step(&mut self, s: &mut Sim, names: &[String]) {
+        let r = &mut self.0;
+        *r ^= *r << 13;
+        *r ^= *r >> 7;
+        *r ^= *r << 17;
+        let r = *r;
+        if r.is_multiple_of(4) {
+            s.engine();
+        } else {
+            let name = names[(r as usize / 4) % names.len()].clone();
+            s.agent(&name);
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -65,24 +117,19 @@ proptest! {
         third in proptest::option::of((0u64..60, image())),
         sick in proptest::collection::vec((0u64..80, 0usize..5, 0usize..4), 0..4),
     ) {
-        let both_zero = |x: IntOrPercent| matches!(x, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
-        prop_assume!(!(both_zero(surge) && both_zero(unavailable)));
+        prop_assume!(movable(surge, unavailable));
         let rollout = Rollout {
-            max_surge: Some(surge),
-            max_unavailable: Some(unavailable),
-            min_ready: Some(quantity::Duration::from_secs(min_ready)),
             progress_deadline: Some(quantity::Duration::from_secs(15)),
             canary: Some(canary),
             auto_rollback: Some(auto_rollback),
-            ..Default::default()
+            ..budgets(surge, unavailable, min_ready)
         };
         let mut s = Sim::new(nodes, replicas, rollout);
         s.apply("web:1", Image::Ready(1));
         s.run(10);
         prop_assert_eq!(s.available(), replicas);
         let r2 = s.apply("web:2", new);
-        let mut rng = seed | 1;
-        let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+        let mut order = Order::new(seed);
         let mut recovering = false;
         let names: Vec<String> = s.nodes.keys().cloned().collect();
         let mut ended = false;
@@ -107,13 +154,7 @@ proptest! {
             }
             // Agents in a random order, some skipped; the engine at random moments.
             for _ in 0..(names.len() + 1) {
-                let r = next();
-                if r % 4 == 0 {
-                    s.engine();
-                } else {
-                    let name = names[(r as usize / 4) % names.len()].clone();
-                    s.agent(&name);
-                }
+                order.step(&mut s, &names);
                 let b = Budget::of(&s.rollout, replicas);
                 prop_assert!(s.containers() <= b.max_total(),
                     "t={} containers {} > {}\n{}", s.t, s.containers(), b.max_total(), s.dump());
@@ -158,35 +199,18 @@ proptest! {
         seed in any::<u64>(),
         sick in proptest::collection::vec((0u64..30, 0usize..5, 0usize..4), 1..6),
     ) {
-        let both_zero = |x: IntOrPercent| matches!(x, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
-        prop_assume!(!(both_zero(surge) && both_zero(unavailable)));
-        let rollout = Rollout {
-            max_surge: Some(surge),
-            max_unavailable: Some(unavailable),
-            min_ready: Some(quantity::Duration::from_secs(min_ready)),
-            ..Default::default()
-        };
-        let mut s = Sim::new(nodes, replicas, rollout);
-        s.drain_ticks = drain;
-        s.apply("web:1", Image::Ready(1));
-        s.run(10);
+        prop_assume!(movable(surge, unavailable));
+        let mut s = settled(nodes, replicas, budgets(surge, unavailable, min_ready), drain);
         prop_assert_eq!(s.available(), replicas);
         let b = Budget::of(&s.rollout, replicas);
         let names: Vec<String> = s.nodes.keys().cloned().collect();
-        let mut rng = seed | 1;
-        let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+        let mut order = Order::new(seed);
         for tick in 0..120u64 {
             for (_, node, nth) in sick.iter().filter(|x| x.0 == tick) {
                 s.sicken(&names[node % names.len()], *nth);
             }
             for _ in 0..(names.len() + 1) {
-                let r = next();
-                if r % 4 == 0 {
-                    s.engine();
-                } else {
-                    let name = names[(r as usize / 4) % names.len()].clone();
-                    s.agent(&name);
-                }
+                order.step(&mut s, &names);
                 prop_assert!(s.containers() <= b.max_total(),
                     "t={} containers {} > {}\n{}", s.t, s.containers(), b.max_total(), s.dump());
             }
@@ -214,23 +238,12 @@ proptest! {
         rollout_at in proptest::option::of(0u64..30),
         evict in proptest::collection::vec((0u64..40, 0usize..5, 0usize..8), 1..6),
     ) {
-        let both_zero = |x: IntOrPercent| matches!(x, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
-        prop_assume!(!(both_zero(surge) && both_zero(unavailable)));
-        let rollout = Rollout {
-            max_surge: Some(surge),
-            max_unavailable: Some(unavailable),
-            min_ready: Some(quantity::Duration::from_secs(min_ready)),
-            ..Default::default()
-        };
-        let mut s = Sim::new(nodes, replicas, rollout);
-        s.drain_ticks = drain;
-        s.apply("web:1", Image::Ready(1));
-        s.run(10);
+        prop_assume!(movable(surge, unavailable));
+        let mut s = settled(nodes, replicas, budgets(surge, unavailable, min_ready), drain);
         prop_assert_eq!(s.available(), replicas);
         let b = Budget::of(&s.rollout, replicas);
         let names: Vec<String> = s.nodes.keys().cloned().collect();
-        let mut rng = seed | 1;
-        let mut next = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+        let mut order = Order::new(seed);
         for tick in 0..150u64 {
             if rollout_at == Some(tick) {
                 s.apply("web:2", Image::Ready(2));
@@ -239,13 +252,7 @@ proptest! {
                 s.evict(&names[node % names.len()], *nth);
             }
             for _ in 0..(names.len() + 1) {
-                let r = next();
-                if r % 4 == 0 {
-                    s.engine();
-                } else {
-                    let name = names[(r as usize / 4) % names.len()].clone();
-                    s.agent(&name);
-                }
+                order.step(&mut s, &names);
                 prop_assert!(s.containers() <= b.max_total(),
                     "t={} containers {} > {}\n{}", s.t, s.containers(), b.max_total(), s.dump());
                 prop_assert!(s.available() >= b.min_available(),

@@ -582,12 +582,23 @@ const U: ContainerPhase = ContainerPhase::Unhealthy;
 /// progress, else complete: steady state); `want` is every node's
 /// assignment afterwards as (rev, replicas, replacing, removing) lists.
 fn check_health(rollout: Rollout, rolling: bool, nodes: &[H], want: &[&[(u64, u32, u32, u32)]]) {
-    check_evictions(rollout, rolling, nodes, &[], want)
+    check_marked(rollout, rolling, nodes, &[], want)
 }
 
-/// As [`check_health`], with the containers at `evicted` (node index,
-/// container index) marked evicted (`berth evict`).
+/// As [`check_health`] in steady state (no rollout in progress), with the
+/// containers at `evicted` (node index, container index) marked evicted
+/// (`berth evict`).
 fn check_evictions(
+    rollout: Rollout,
+    nodes: &[H],
+    evicted: &[(usize, usize)],
+    want: &[&[(u64, u32, u32, u32)]],
+) {
+    check_marked(rollout, false, nodes, evicted, want)
+}
+
+/// As [`check_health`], with the containers at `evicted` marked evicted.
+fn check_marked(
     rollout: Rollout,
     rolling: bool,
     nodes: &[H],
@@ -818,7 +829,6 @@ fn evictions_are_replaced_through_the_budgets() {
     // maxUnavailable 0: a replacement beside it; nothing taken away.
     check_evictions(
         policy(1, 0),
-        false,
         &[steady(), steady()],
         &[(0, 1)],
         &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
@@ -826,7 +836,6 @@ fn evictions_are_replaced_through_the_budgets() {
     // Replacement starting: the grant holds.
     check_evictions(
         policy(1, 0),
-        false,
         &[two(&[(2, R), (2, R), (2, S)], &[(2, 2, 1, 0)]), steady()],
         &[(0, 1)],
         &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
@@ -834,7 +843,6 @@ fn evictions_are_replaced_through_the_budgets() {
     // Replacement available: withdrawn, the agent lets the evicted one go.
     check_evictions(
         policy(1, 0),
-        false,
         &[two(&[(2, R), (2, R), (2, R)], &[(2, 2, 1, 0)]), steady()],
         &[(0, 1)],
         &[&[(2, 2, 0, 0)], &[(2, 2, 0, 0)]],
@@ -842,7 +850,6 @@ fn evictions_are_replaced_through_the_budgets() {
     // Two evicted, surge 1: one at a time; the other serves on, waiting.
     check_evictions(
         policy(1, 0),
-        false,
         &[steady(), steady()],
         &[(0, 0), (1, 0)],
         &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],
@@ -851,7 +858,6 @@ fn evictions_are_replaced_through_the_budgets() {
     // available (it serves), so the grant is all that changes.
     check_evictions(
         policy(2, 0),
-        false,
         &[steady(), steady()],
         &[(0, 0), (0, 1)],
         &[&[(2, 2, 2, 0)], &[(2, 2, 0, 0)]],
@@ -861,7 +867,6 @@ fn evictions_are_replaced_through_the_budgets() {
     // evicted container go and keeps the starting replacement.
     check_evictions(
         policy(2, 0),
-        false,
         &[H {
             target: 3,
             assigned: &[(2, 3, 2, 0)],
@@ -873,21 +878,18 @@ fn evictions_are_replaced_through_the_budgets() {
     // maxSurge 0: drain-first, within maxUnavailable (one at a time).
     check_evictions(
         policy(0, 1),
-        false,
         &[steady(), steady()],
         &[(0, 1)],
         &[&[(2, 2, 0, 1)], &[(2, 2, 0, 0)]],
     );
     check_evictions(
         policy(0, 1),
-        false,
         &[steady(), steady()],
         &[(0, 1), (1, 0)],
         &[&[(2, 2, 0, 1)], &[(2, 2, 0, 0)]],
     );
     check_evictions(
         policy(0, 2),
-        false,
         &[steady(), steady()],
         &[(0, 1), (1, 0)],
         &[&[(2, 2, 0, 1)], &[(2, 2, 0, 1)]],
@@ -895,14 +897,12 @@ fn evictions_are_replaced_through_the_budgets() {
     // Draining: its slot comes back only once it is gone.
     check_evictions(
         policy(0, 1),
-        false,
         &[two(&[(2, R), (2, D)], &[(2, 2, 0, 1)]), steady()],
         &[],
         &[&[(2, 2, 0, 1)], &[(2, 2, 0, 0)]],
     );
     check_evictions(
         policy(0, 1),
-        false,
         &[two(&[(2, R)], &[(2, 2, 0, 1)]), steady()],
         &[],
         &[&[(2, 2, 0, 0)], &[(2, 2, 0, 0)]],
@@ -911,7 +911,6 @@ fn evictions_are_replaced_through_the_budgets() {
     // away (it serves nothing), the evicted one waits.
     check_evictions(
         policy(0, 1),
-        false,
         &[steady(), two(&[(2, R), (2, U)], &[(2, 2, 0, 0)])],
         &[(0, 1)],
         &[&[(2, 2, 0, 0)], &[(2, 2, 0, 1)]],
@@ -924,7 +923,6 @@ fn evictions_are_replaced_through_the_budgets() {
             max_unavailable: Some(IntOrPercent::Percent(10)),
             ..Default::default()
         },
-        false,
         &[steady(), steady()],
         &[(0, 1)],
         &[&[(2, 2, 1, 0)], &[(2, 2, 0, 0)]],

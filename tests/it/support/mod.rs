@@ -1,5 +1,6 @@
-//! Shared test harness: throwaway etcd, test images, a Docker proxy, CLI runner.
+//! Shared test harness: throwaway etcd, test images, agent processes, a Docker proxy, CLI runner.
 #![allow(dead_code)]
+pub mod agents;
 pub mod cli;
 pub mod docker_proxy;
 pub mod etcd;
