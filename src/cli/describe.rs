@@ -458,7 +458,7 @@ fn state_cell(
     now: std::time::SystemTime,
 ) -> String {
     let Some(d) = &c.drain else {
-        return c.phase.to_string();
+        return c.phase_label();
     };
     let left = humantime::parse_rfc3339(&d.until)
         .ok()
@@ -490,6 +490,8 @@ mod tests {
         c.drain = None;
         c.phase = ContainerPhase::Ready;
         assert_eq!(state_cell(&c, now), "ready");
+        c.evicting = true;
+        assert_eq!(state_cell(&c, now), "ready,evicting");
     }
 
     /// The IMAGE ID column: each container's image in its short form under

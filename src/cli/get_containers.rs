@@ -90,7 +90,7 @@ fn print(rows: &[ContainerRow], args: &GetArgs) {
                     r.node.clone(),
                     c.id.get(..12).unwrap_or(&c.id).to_string(),
                     c.revision.to_string(),
-                    c.phase.to_string(),
+                    c.phase_label(),
                     if ports.is_empty() {
                         "-".into()
                     } else {

@@ -238,6 +238,19 @@ pub struct ObservedContainer {
     pub evicting: bool,
 }
 
+impl ObservedContainer {
+    /// The phase as tables show it: `ready`, or `ready,evicting` for an
+    /// evicted container still serving (like kubectl's
+    /// `Ready,SchedulingDisabled`).
+    pub fn phase_label(&self) -> String {
+        if self.evicting {
+            format!("{},evicting", self.phase)
+        } else {
+            self.phase.to_string()
+        }
+    }
+}
+
 /// A draining container's progress, as `describe` shows it.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]

@@ -101,8 +101,8 @@ function render() {
   $("containers").replaceChildren(...[...byNode.keys()].sort().map((node) => el("div", { className: "node" },
     el("strong", { textContent: node }),
     el("div", { className: "chips" }, ...byNode.get(node).sort((a, b) => a.name.localeCompare(b.name)).map((c) =>
-      el("span", { className: "chip " + (c.phase === "ready" ? "ok" : c.phase === "starting" || c.phase === "draining" ? "warn" : "bad"),
-        textContent: c.project + "/" + c.component + " r" + c.revision + " " + c.phase, title: c.name }))))));
+      el("span", { className: "chip " + (c.phase === "ready" && !c.evicting ? "ok" : c.phase === "ready" || c.phase === "starting" || c.phase === "draining" ? "warn" : "bad"),
+        textContent: c.project + "/" + c.component + " r" + c.revision + " " + c.phase + (c.evicting ? ",evicting" : ""), title: c.name }))))));
   $("events").replaceChildren(...state.events.slice(-50).reverse().map((e) =>
     el("li", {}, el("span", { className: "muted", textContent: shortTime(e.time) + " ", title: e.time || "" }), (e.reason || "") + " " + (e.message || ""))));
 }
