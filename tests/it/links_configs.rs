@@ -49,15 +49,79 @@ where
 
 /// Running containers of `component` on every agent: (id).
 async fn running(agents: &[Agent], component: &str) -> Vec<String> {
+    node_containers(agents, component)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect()
+}
+
+/// Running containers of `component`: (node, id).
+async fn node_containers(agents: &[Agent], component: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for a in agents {
         for c in a.containers.list().await {
             if c.running && c.labels.get("berth.component").map(String::as_str) == Some(component) {
-                out.push(c.id.clone());
+                out.push((a.node.clone(), c.id.clone()));
             }
         }
     }
     out
+}
+
+/// The nodes that run a container of `component`.
+async fn nodes_running(agents: &[Agent], component: &str) -> Vec<String> {
+    let mut nodes: Vec<String> = node_containers(agents, component)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    nodes.dedup();
+    nodes
+}
+
+/// Waits until web container `web` has the db link's variables and gets
+/// db's page through the link's address.
+async fn reaches_db_through_the_link(web: &str, agents: &[Agent], dir: &std::path::Path) {
+    let (_, env) = sh(web, "env | grep CLINK | sort").await;
+    for want in [
+        "DB_CLINK=tcp://127.0.0.1:5432",
+        "DB_CLINK_5432_TCP=tcp://127.0.0.1:5432",
+        "DB_CLINK_5432_TCP_ADDR=127.0.0.1",
+        "DB_CLINK_5432_TCP_PORT=5432",
+        "DB_CLINK_5432_TCP_PROTO=tcp",
+    ] {
+        assert!(env.contains(want), "{want} missing in {env}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, out) = sh(
+            web,
+            "wget -q -O - http://$DB_CLINK_5432_TCP_ADDR:$DB_CLINK_5432_TCP_PORT/",
+        )
+        .await;
+        if code == 0 && out.contains("db-ok") {
+            return;
+        }
+        if Instant::now() > deadline {
+            let (_, listen) = sh(web, "netstat -ltn").await;
+            let logs: String = agents
+                .iter()
+                .map(|a| {
+                    std::fs::read_to_string(dir.join(format!("{}.log", a.node))).unwrap_or_default()
+                })
+                .flat_map(|t| {
+                    t.lines()
+                        .filter(|l| l.contains("link") || l.contains("WARN"))
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!("web {web} cannot reach db through the link: wget {code} {out:?}; listening: {listen}; agent logs: {logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Runs `sh -c script` in container `id`: (exit code, output).
@@ -218,52 +282,25 @@ async fn three_tier_example_links_and_configs() {
     })
     .await;
 
-    // A web container sees the db link and reaches db through it.
-    let web = running(&agents, "web")
-        .await
-        .into_iter()
-        .find(|id| *id != victim)
-        .expect("a web container");
-    let (_, env) = sh(&web, "env | grep CLINK | sort").await;
-    for want in [
-        "DB_CLINK=tcp://127.0.0.1:5432",
-        "DB_CLINK_5432_TCP=tcp://127.0.0.1:5432",
-        "DB_CLINK_5432_TCP_ADDR=127.0.0.1",
-        "DB_CLINK_5432_TCP_PORT=5432",
-        "DB_CLINK_5432_TCP_PROTO=tcp",
-    ] {
-        assert!(env.contains(want), "{want} missing in {env}");
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, out) = sh(
-            &web,
-            "wget -q -O - http://$DB_CLINK_5432_TCP_ADDR:$DB_CLINK_5432_TCP_PORT/",
-        )
-        .await;
-        if code == 0 && out.contains("db-ok") {
-            break;
+    // Every web container sees the db link and reaches db through it,
+    // including one on the node that runs no db replica: its agent's
+    // balancer forwards to the peer that has one.
+    let db_nodes = nodes_running(&agents, "db").await;
+    assert_eq!(db_nodes.len(), 1, "one db replica: {db_nodes:?}");
+    let mut cross_node = 0;
+    for (node, web) in node_containers(&agents, "web").await {
+        if web == victim {
+            continue;
         }
-        if Instant::now() > deadline {
-            let (_, listen) = sh(&web, "netstat -ltn").await;
-            let logs: String = agents
-                .iter()
-                .map(|a| {
-                    std::fs::read_to_string(dir.path().join(format!("{}.log", a.node)))
-                        .unwrap_or_default()
-                })
-                .flat_map(|t| {
-                    t.lines()
-                        .filter(|l| l.contains("link") || l.contains("WARN"))
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            panic!("web {web} cannot reach db through the link: wget {code} {out:?}; listening: {listen}; agent logs: {logs}");
+        if !db_nodes.contains(&node) {
+            cross_node += 1;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        reaches_db_through_the_link(&web, &agents, dir.path()).await;
     }
+    assert!(
+        cross_node > 0,
+        "no web container on a node without db (db on {db_nodes:?}): the cross-node link path went untested"
+    );
     drop(agents);
 }
 
