@@ -92,6 +92,16 @@ def fail_on(problems, when):
         sys.exit(f"page-check: {when}: " + "; ".join(problems))
 
 
+def navigate(page, url):
+    """Opens `url` and waits for its document: navigation is asynchronous."""
+    page.call("Page.navigate", {"url": url})
+    deadline = time.monotonic() + 30
+    while page.eval("location.href + ' ' + document.readyState") != url + " complete":
+        if time.monotonic() > deadline:
+            sys.exit(f"page-check: {url} did not load")
+        time.sleep(0.1)
+
+
 def check_sign_in(page):
     """On an agent with --api-tokens only, the page asks for a token; a read
     token entered at the prompt brings the board, live."""
@@ -99,12 +109,7 @@ def check_sign_in(page):
     if not url or not token:
         sys.exit("page-check: AUTH_URL and READ_TOKEN are not set")
     page.eval("localStorage.clear()")
-    page.call("Page.navigate", {"url": url})
-    deadline = time.monotonic() + 30
-    while page.eval("location.href + ' ' + document.readyState") != url + " complete":
-        if time.monotonic() > deadline:
-            sys.exit(f"page-check: {url} did not load")
-        time.sleep(0.1)
+    navigate(page, url)
     shown = """(() => ({
       login: !document.getElementById('login').hidden,
       board: !document.getElementById('board').hidden,
@@ -140,13 +145,7 @@ def main():
     with tempfile.TemporaryDirectory() as profile, Browser(chromium, profile) as browser:
         page = Page(browser)
         page.viewport(1920, 1080)
-        page.call("Page.navigate", {"url": url})
-        # Navigation is asynchronous: wait for the page's own document.
-        deadline = time.monotonic() + 30
-        while page.eval("location.href + ' ' + document.readyState") != url + " complete":
-            if time.monotonic() > deadline:
-                sys.exit(f"page-check: {url} did not load")
-            time.sleep(0.1)
+        navigate(page, url)
         seen = []
         s = wait_until(
             page,
