@@ -286,6 +286,7 @@ async fn role_proxy() {
         r.backends.push(Backend {
             container_id: "backend".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], backend)),
+            container_port: None,
         });
         r
     };
