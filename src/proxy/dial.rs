@@ -22,11 +22,13 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError, RwLock};
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
+
+use super::routes::{Backend, Routes};
 
 /// Looks up a container's main pid (the agent asks Docker); `None` when
 /// unknown. Called once per container, never on the data path.
@@ -172,6 +174,9 @@ fn tcp_socket() -> io::Result<OwnedFd> {
 pub(crate) struct Dialer {
     lookup: Option<PidLookup>,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Published address -> (container id, container port) of every routed
+    /// local backend, for the HTTP connector, which sees only the address.
+    local: RwLock<HashMap<SocketAddr, (String, u16)>>,
     fallbacks: Counter,
 }
 
@@ -180,6 +185,7 @@ impl Dialer {
         Dialer {
             lookup,
             entries: Arc::default(),
+            local: RwLock::default(),
             fallbacks,
         }
     }
@@ -285,12 +291,28 @@ impl Dialer {
         });
     }
 
-    /// Forgets containers no route names (their threads end).
-    pub(crate) fn sync(&self, routed: &HashSet<&str>) {
+    /// The routed local container published on `addr`, with its port inside.
+    pub(crate) fn local(&self, addr: SocketAddr) -> Option<(String, u16)> {
+        self.local
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&addr)
+            .cloned()
+    }
+
+    /// Follows the route table: forgets containers no route names (their
+    /// threads end) and maps published addresses to containers.
+    pub(crate) fn sync(&self, table: &Routes) {
+        let backends: Vec<&Backend> = table.ports.values().flat_map(|r| &r.backends).collect();
+        let routed: HashSet<&str> = backends.iter().map(|b| b.container_id.as_str()).collect();
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|id, _| routed.contains(id.as_str()));
+        *self.local.write().unwrap_or_else(PoisonError::into_inner) = backends
+            .iter()
+            .filter_map(|b| Some((b.addr, (b.container_id.clone(), b.container_port?))))
+            .collect();
     }
 }
 

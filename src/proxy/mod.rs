@@ -28,6 +28,7 @@
 //!   forwarding cannot loop.
 
 pub mod balance;
+mod connector;
 pub mod dial;
 pub mod drain;
 pub mod error;
@@ -115,7 +116,7 @@ pub(crate) struct Shared {
     metrics: ProxyMetrics,
     status: watch::Sender<BTreeMap<u16, PortStatus>>,
     client: http::BackendClient,
-    dialer: dial::Dialer,
+    dialer: Arc<dial::Dialer>,
     /// The bound ports by number, for the forwarding listener.
     ports: RwLock<BTreeMap<u16, Arc<Port>>>,
 }
@@ -146,8 +147,11 @@ impl Proxy {
         routes: watch::Receiver<Routes>,
         shutdown: CancellationToken,
     ) -> Proxy {
-        let client = http::BackendClient::new(&config);
-        let dialer = dial::Dialer::new(config.pid_lookup.clone(), metrics.netns_fallbacks());
+        let dialer = Arc::new(dial::Dialer::new(
+            config.pid_lookup.clone(),
+            metrics.netns_fallbacks(),
+        ));
+        let client = http::BackendClient::new(&config, dialer.clone());
         let shared = Arc::new(Shared {
             dialer,
             config,
@@ -562,7 +566,7 @@ async fn reconcile(
         .flat_map(|r| r.backends.iter().map(|b| b.container_id.as_str()))
         .collect();
     shared.tracker.sync(&routed);
-    shared.dialer.sync(&routed);
+    shared.dialer.sync(table);
 }
 
 async fn accept_loop(
