@@ -33,9 +33,10 @@ use super::routes::{Backend, Routes};
 /// Looks up a container's main pid (the agent asks Docker); `None` when
 /// unknown. Called once per container, never on the data path.
 #[derive(Clone)]
-pub struct PidLookup(
-    pub Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Option<u32>> + Send>> + Send + Sync>,
-);
+pub struct PidLookup(pub Arc<dyn Fn(String) -> PidFuture + Send + Sync>);
+
+/// The answer of a [`PidLookup`].
+pub type PidFuture = Pin<Box<dyn Future<Output = Option<u32>> + Send>>;
 
 impl fmt::Debug for PidLookup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
