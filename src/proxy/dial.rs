@@ -337,6 +337,60 @@ mod tests {
         check((Some(Ready), Some(80), true), Path::Netns(80));
     }
 
+    /// The whole path on this process's own namespace (joining it takes
+    /// root, as the agent has): the first connect uses the published
+    /// address and starts the lookup; once the thread is parked, connects
+    /// go to 127.0.0.1:<container port> in the namespace, so a dead
+    /// published address does not matter; a dead container port falls back.
+    #[tokio::test]
+    async fn dials_inside_the_namespace_once_the_pid_is_known() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: joining a network namespace takes root");
+            return;
+        }
+        let inside = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let published = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (inside_port, published_addr) = (
+            inside.local_addr().unwrap().port(),
+            published.local_addr().unwrap(),
+        );
+        let fallbacks = Counter::default();
+        let pid = std::process::id();
+        let lookup = PidLookup(Arc::new(move |_| Box::pin(async move { Some(pid) })));
+        let dialer = Dialer::new(Some(lookup), fallbacks.clone());
+        let first = dialer
+            .connect("c1", Some(inside_port), published_addr)
+            .await
+            .unwrap();
+        assert_eq!(first.peer_addr().unwrap(), published_addr);
+        assert_eq!(fallbacks.get(), 1);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while dialer.entries.lock().unwrap().get("c1").map(Entry::state) != Some(EntryState::Ready)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "namespace thread never ready"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(published);
+        let s = dialer
+            .connect("c1", Some(inside_port), published_addr)
+            .await
+            .unwrap();
+        assert_eq!(s.peer_addr().unwrap().port(), inside_port);
+        assert_eq!(fallbacks.get(), 1);
+        // Nothing on the container port: the dial fails, the published
+        // address is tried (and refused: nothing there either), counted.
+        drop(inside);
+        assert!(dialer
+            .connect("c1", Some(inside_port), published_addr)
+            .await
+            .is_err());
+        assert_eq!(fallbacks.get(), 2);
+    }
+
     #[test]
     fn a_missing_pid_is_an_error_not_a_panic() {
         // pid 0 has no /proc entry.
