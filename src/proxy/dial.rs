@@ -171,6 +171,13 @@ fn tcp_socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The dialer's metrics: connects in a namespace, and those that used the
+/// published port instead.
+pub(crate) struct DialCounters {
+    pub dials: Counter,
+    pub fallbacks: Counter,
+}
+
 /// Every container's namespace dialer, shared by the whole proxy.
 pub(crate) struct Dialer {
     lookup: Option<PidLookup>,
@@ -179,15 +186,17 @@ pub(crate) struct Dialer {
     /// local backend, for the HTTP connector, which sees only the address.
     local: RwLock<HashMap<SocketAddr, (String, u16)>>,
     fallbacks: Counter,
+    dials: Counter,
 }
 
 impl Dialer {
-    pub(crate) fn new(lookup: Option<PidLookup>, fallbacks: Counter) -> Dialer {
+    pub(crate) fn new(lookup: Option<PidLookup>, counters: DialCounters) -> Dialer {
         Dialer {
             lookup,
             entries: Arc::default(),
             local: RwLock::default(),
-            fallbacks,
+            fallbacks: counters.fallbacks,
+            dials: counters.dials,
         }
     }
 
@@ -210,7 +219,10 @@ impl Dialer {
         };
         match decision {
             Path::Netns(p) => match self.netns_connect(container_id, p).await {
-                Ok(s) => return Ok(s),
+                Ok(s) => {
+                    self.dials.inc();
+                    return Ok(s);
+                }
                 Err(e) => {
                     // The namespace is gone (container restarted, pid
                     // changed): look it up again on the next connect.
@@ -358,7 +370,13 @@ mod tests {
         let fallbacks = Counter::default();
         let pid = std::process::id();
         let lookup = PidLookup(Arc::new(move |_| Box::pin(async move { Some(pid) })));
-        let dialer = Dialer::new(Some(lookup), fallbacks.clone());
+        let dialer = Dialer::new(
+            Some(lookup),
+            DialCounters {
+                dials: Counter::default(),
+                fallbacks: fallbacks.clone(),
+            },
+        );
         let first = dialer
             .connect("c1", Some(inside_port), published_addr)
             .await

@@ -33,6 +33,7 @@ pub struct ProxyMetrics {
     latency: HistogramFamily,
     port_bound: Family<Labels, Gauge>,
     netns_fallbacks: Counter,
+    netns_dials: Counter,
     registry: Arc<Registry>,
 }
 
@@ -55,6 +56,7 @@ impl ProxyMetrics {
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             port_bound: Family::default(),
             netns_fallbacks: Counter::default(),
+            netns_dials: Counter::default(),
             registry: Arc::new(Registry::default()),
         };
         m.register(&mut r);
@@ -111,6 +113,16 @@ impl ProxyMetrics {
             "Local backend connects that used the published port (docker-proxy) because the container's network namespace was not (yet) usable",
             self.netns_fallbacks.clone(),
         );
+        r.register(
+            "netns_dials",
+            "Local backend connects made inside the container's network namespace (skipping docker-proxy)",
+            self.netns_dials.clone(),
+        );
+    }
+
+    /// Counts connects made inside a container's namespace.
+    pub(crate) fn netns_dials(&self) -> Counter {
+        self.netns_dials.clone()
     }
 
     /// Counts connects that could not go through the container's namespace.

@@ -149,7 +149,10 @@ impl Proxy {
     ) -> Proxy {
         let dialer = Arc::new(dial::Dialer::new(
             config.pid_lookup.clone(),
-            metrics.netns_fallbacks(),
+            dial::DialCounters {
+                dials: metrics.netns_dials(),
+                fallbacks: metrics.netns_fallbacks(),
+            },
         ));
         let client = http::BackendClient::new(&config, dialer.clone());
         let shared = Arc::new(Shared {
