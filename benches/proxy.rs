@@ -22,7 +22,10 @@
 //! `cargo bench --bench proxy`. `BENCH_SECS`
 //! (default 10) sets each load's length; `BENCH_LATENCY_RATE` the open-loop
 //! rate (default: 50% of the fast backend's direct peak);
-//! `BENCH_FAST_ONLY=1` skips the busybox backend.
+//! `BENCH_FAST_ONLY=1` skips the busybox backend, `BENCH_BUSYBOX_ONLY=1`
+//! the fast one. `BENCH_NETNS=1`: berth's proxy dials the busybox container
+//! inside its network namespace (`proxy::dial`, as the agent does) instead
+//! of through its published port (docker-proxy); unset, the published port.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use berth::docker::build::BusyboxImage;
 use berth::docker::Docker;
+use berth::proxy::dial::PidLookup;
 use berth::proxy::metrics::ProxyMetrics;
 use berth::proxy::routes::{Backend, Route, Routes};
 use berth::proxy::{Proxy, ProxyConfig};
@@ -281,11 +285,16 @@ fn measure(what: &str, port: u16, pid: Option<u32>) -> Row {
 async fn role_proxy() {
     let env = |k: &str| -> u16 { std::env::var(k).ok().and_then(|v| v.parse().ok()).expect(k) };
     let (backend, tcp, http) = (env("BACKEND"), env("TCP_PORT"), env("HTTP_PORT"));
+    // The backend container's pid, when the proxy dials in its namespace.
+    let netns: Option<u32> = std::env::var("BACKEND_PID")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let route = |protocol| {
         let mut r = Route::new(ComponentKey::new("bench", "web"), protocol);
         r.backends.push(Backend {
             container_id: "backend".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], backend)),
+            container_port: netns.map(|_| 8080),
         });
         r
     };
@@ -294,7 +303,12 @@ async fn role_proxy() {
     };
     let (_tx, rx) = tokio::sync::watch::channel(routes);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let cfg = ProxyConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let mut cfg = ProxyConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    if let Some(pid) = netns {
+        cfg.pid_lookup = Some(PidLookup(std::sync::Arc::new(move |_| {
+            Box::pin(async move { Some(pid) })
+        })));
+    }
     let _proxy = Proxy::start(cfg, ProxyMetrics::new(), rx, shutdown.clone());
     wait_port(tcp);
     wait_port(http);
@@ -389,6 +403,19 @@ fn busybox_backend() -> (Container, u16) {
     (c, port)
 }
 
+/// The main pid of a container (`docker inspect`).
+fn container_pid(id: &str) -> Option<u32> {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Pid}}", id])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+}
+
 #[tokio::main]
 async fn main() {
     match std::env::var("BENCH_ROLE").as_deref() {
@@ -407,17 +434,23 @@ async fn main() {
     let fast_port: u16 = fast_line.parse().expect("backend port");
     let mut tables = Vec::new();
     let fast_only = std::env::var_os("BENCH_FAST_ONLY").is_some();
+    let busybox_only = std::env::var_os("BENCH_BUSYBOX_ONLY").is_some();
+    let bb_pid = std::env::var_os("BENCH_NETNS").and_then(|_| container_pid(&bb.0));
     let backends = [("busybox httpd", bb_port), ("hyper (fast)", fast_port)];
     for (name, backend) in backends
         .into_iter()
         .filter(|(_, b)| !fast_only || *b == fast_port)
+        .filter(|(_, b)| !busybox_only || *b == bb_port)
     {
         let (tcp, http) = (free_port(), free_port());
-        let env = [
+        let mut env = vec![
             ("BACKEND", backend.to_string()),
             ("TCP_PORT", tcp.to_string()),
             ("HTTP_PORT", http.to_string()),
         ];
+        if let Some(pid) = bb_pid.filter(|_| backend == bb_port) {
+            env.push(("BACKEND_PID", pid.to_string()));
+        }
         let (berth_proxy, _) = spawn_role("proxy", &env);
         let (htcp, hhttp) = (free_port(), free_port());
         let ha = haproxy(backend, htcp, hhttp, dir.path());

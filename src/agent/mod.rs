@@ -225,6 +225,7 @@ pub async fn run(
         &keys,
         background.reporter.clone(),
         metrics.proxy.clone(),
+        &docker,
         &token,
     );
     let services = crate::services::node::NodeServices::start(

@@ -113,6 +113,7 @@ impl Traffic {
         keys: &Keys,
         reporter: Reporter,
         metrics: ProxyMetrics,
+        docker: &crate::docker::Docker,
         shutdown: &CancellationToken,
     ) -> Arc<Traffic> {
         let (node, address, cfg) = (&agent.node, &agent.address, &agent.traffic);
@@ -121,6 +122,7 @@ impl Traffic {
         if cfg.forward_port != 0 {
             pcfg.forward = Some(SocketAddr::new(cfg.bind, cfg.forward_port));
         }
+        pcfg.pid_lookup = Some(pid_lookup(docker.clone()));
         let proxy = Proxy::start(pcfg, metrics, routes_rx, shutdown.child_token());
         // Endpoints decide no container's fate: one that does not decode
         // is skipped (a peer that cannot be read is not forwarded to).
@@ -367,6 +369,21 @@ impl Traffic {
     }
 }
 
+/// Asks Docker for a container's pid, for the proxy's namespace dialer.
+fn pid_lookup(docker: crate::docker::Docker) -> crate::proxy::dial::PidLookup {
+    crate::proxy::dial::PidLookup(Arc::new(move |id: String| {
+        let docker = docker.clone();
+        Box::pin(async move {
+            docker
+                .pid(&id)
+                .await
+                .map_err(|e| tracing::debug!(container = %id, error = %e, "container pid"))
+                .ok()
+                .flatten()
+        })
+    }))
+}
+
 /// The route table (pure): per external port, this node's ready containers
 /// and the forwarding addresses of peers with a ready one. A port claimed by
 /// two components (refused at apply; possible only through races) goes to
@@ -392,6 +409,7 @@ fn build_routes<'a>(
                     route.backends.push(Backend {
                         container_id: id.clone(),
                         addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), host),
+                        container_port: Some(p.container),
                     });
                 }
             }

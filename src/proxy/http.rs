@@ -24,6 +24,8 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::connector::NetnsConnector;
+use super::dial::Dialer;
 use super::drain::OpenGuard;
 use super::error::ProxyError;
 use super::{Port, ProxyConfig, Target};
@@ -34,11 +36,11 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// The pooled client to every backend, one per proxy (hyper-util's legacy
 /// client pools per `host:port`, i.e. per backend).
 pub(crate) struct BackendClient {
-    client: Client<HttpConnector, ReplayBody>,
+    client: Client<NetnsConnector, ReplayBody>,
 }
 
 impl BackendClient {
-    pub(crate) fn new(config: &ProxyConfig) -> BackendClient {
+    pub(crate) fn new(config: &ProxyConfig, dialer: Arc<Dialer>) -> BackendClient {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
@@ -47,7 +49,11 @@ impl BackendClient {
             // Idle backend connections go before a container is likely to
             // be stopped and replaced by another on the same address.
             .pool_idle_timeout(std::time::Duration::from_secs(30))
-            .build(connector);
+            .build(NetnsConnector::new(
+                dialer,
+                connector,
+                config.connect_timeout,
+            ));
         BackendClient { client }
     }
 }

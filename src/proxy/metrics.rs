@@ -32,6 +32,8 @@ pub struct ProxyMetrics {
     bytes: Family<Labels, Counter>,
     latency: HistogramFamily,
     port_bound: Family<Labels, Gauge>,
+    netns_fallbacks: Counter,
+    netns_dials: Counter,
     registry: Arc<Registry>,
 }
 
@@ -53,6 +55,8 @@ impl ProxyMetrics {
             bytes: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             port_bound: Family::default(),
+            netns_fallbacks: Counter::default(),
+            netns_dials: Counter::default(),
             registry: Arc::new(Registry::default()),
         };
         m.register(&mut r);
@@ -104,6 +108,26 @@ impl ProxyMetrics {
             "1 while the external port is bound, 0 while binding it fails",
             self.port_bound.clone(),
         );
+        r.register(
+            "netns_fallbacks",
+            "Local backend connects that used the published port (docker-proxy) because the container's network namespace was not (yet) usable",
+            self.netns_fallbacks.clone(),
+        );
+        r.register(
+            "netns_dials",
+            "Local backend connects made inside the container's network namespace (skipping docker-proxy)",
+            self.netns_dials.clone(),
+        );
+    }
+
+    /// Counts connects made inside a container's namespace.
+    pub(crate) fn netns_dials(&self) -> Counter {
+        self.netns_dials.clone()
+    }
+
+    /// Counts connects that could not go through the container's namespace.
+    pub(crate) fn netns_fallbacks(&self) -> Counter {
+        self.netns_fallbacks.clone()
     }
 
     /// The handles of one external port, resolved once per listener so the

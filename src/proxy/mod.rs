@@ -28,6 +28,8 @@
 //!   forwarding cannot loop.
 
 pub mod balance;
+mod connector;
+pub mod dial;
 pub mod drain;
 pub mod error;
 pub mod forward;
@@ -79,6 +81,9 @@ pub struct ProxyConfig {
     /// `--forward-port` on `--proxy-bind`: where peers forward connections
     /// for which they have no local container. `None`: not listening.
     pub forward: Option<SocketAddr>,
+    /// Finds a container's pid, so local backends are dialed inside their
+    /// network namespace (`dial.rs`). `None`: always the published port.
+    pub pid_lookup: Option<dial::PidLookup>,
 }
 
 impl ProxyConfig {
@@ -90,6 +95,7 @@ impl ProxyConfig {
             rebind_interval: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(30),
             forward: None,
+            pid_lookup: None,
         }
     }
 }
@@ -110,6 +116,7 @@ pub(crate) struct Shared {
     metrics: ProxyMetrics,
     status: watch::Sender<BTreeMap<u16, PortStatus>>,
     client: http::BackendClient,
+    dialer: Arc<dial::Dialer>,
     /// The bound ports by number, for the forwarding listener.
     ports: RwLock<BTreeMap<u16, Arc<Port>>>,
 }
@@ -140,8 +147,16 @@ impl Proxy {
         routes: watch::Receiver<Routes>,
         shutdown: CancellationToken,
     ) -> Proxy {
-        let client = http::BackendClient::new(&config);
+        let dialer = Arc::new(dial::Dialer::new(
+            config.pid_lookup.clone(),
+            dial::DialCounters {
+                dials: metrics.netns_dials(),
+                fallbacks: metrics.netns_fallbacks(),
+            },
+        ));
+        let client = http::BackendClient::new(&config, dialer.clone());
         let shared = Arc::new(Shared {
+            dialer,
             config,
             tracker: Tracker::default(),
             metrics,
@@ -231,6 +246,8 @@ pub(crate) struct Target {
     /// The local container, `None` for a peer's forwarding listener.
     container: Option<(String, Arc<BackendState>)>,
     addr: SocketAddr,
+    /// The port inside a local container (dialed in its namespace).
+    container_port: Option<u16>,
 }
 
 impl Target {
@@ -307,6 +324,7 @@ impl Port {
             return Some(Target {
                 container: Some((b.container_id.clone(), states[i].clone())),
                 addr: b.addr,
+                container_port: b.container_port,
             });
         }
         if local_only {
@@ -328,6 +346,7 @@ impl Port {
         balance::pick(&loads, cursor).map(|i| Target {
             container: None,
             addr: route.remote[i],
+            container_port: None,
         })
     }
 
@@ -355,7 +374,15 @@ impl Port {
             let guard = target.open();
             let started = tokio::time::Instant::now();
             let connect = async {
-                let mut stream = TcpStream::connect(target.addr).await?;
+                let mut stream = match &target.container {
+                    Some((id, _)) => {
+                        self.shared
+                            .dialer
+                            .connect(id, target.container_port, target.addr)
+                            .await?
+                    }
+                    None => TcpStream::connect(target.addr).await?,
+                };
                 if target.is_remote() {
                     // The peer answers once its own backend is connected, so
                     // a peer with nothing left is retried like a refused
@@ -542,6 +569,7 @@ async fn reconcile(
         .flat_map(|r| r.backends.iter().map(|b| b.container_id.as_str()))
         .collect();
     shared.tracker.sync(&routed);
+    shared.dialer.sync(table);
 }
 
 async fn accept_loop(

@@ -34,6 +34,9 @@ pub struct Backend {
     /// Docker's container id: the key for counts and drains.
     pub container_id: String,
     pub addr: SocketAddr,
+    /// The port inside the container: dialed in its network namespace,
+    /// skipping docker-proxy (`dial.rs`). `None`: `addr` only.
+    pub container_port: Option<u16>,
 }
 
 impl Route {

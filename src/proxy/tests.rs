@@ -103,6 +103,7 @@ fn route(protocol: Protocol, backends: &[(&str, SocketAddr)]) -> Route {
             .map(|(id, addr)| Backend {
                 container_id: id.to_string(),
                 addr: *addr,
+                container_port: None,
             })
             .collect(),
         ..Route::new(ComponentKey::new("shop", "web"), protocol)
@@ -390,6 +391,7 @@ async fn tcp_forwards_to_a_peer_only_without_a_local_backend() {
     r.backends = vec![Backend {
         container_id: "local".into(),
         addr: local,
+        container_port: None,
     }];
     h.routes.send_replace(table([(port, r)]));
     within("local backend used", async {

@@ -450,6 +450,39 @@ async fn no_request_fails(prefix: &str, first_ip: u8, protocol: &str, keep_alive
     let tally = load.finish().await;
     assert_no_failures(&c, &tally);
     assert!(tally.bodies.contains_key("web 1") && tally.bodies.contains_key("web 2"));
+    // The proxies reached their containers inside the containers' network
+    // namespaces (skipping docker-proxy), not only through published ports.
+    let mut dials = 0.0;
+    for i in 0..c.agents.len() {
+        dials += metric_sum(&c, i, "berth_proxy_netns_dials_total").await;
+    }
+    assert!(
+        dials > 0.0,
+        "no connect went through a container's namespace\n{}",
+        c.logs()
+    );
+}
+
+/// The sum of every series of `name` on agent `i`'s `/metrics`.
+async fn metric_sum(c: &Cluster, i: usize, name: &str) -> f64 {
+    let addr: SocketAddr = format!("{}:{}", c.agents[i].address(), c.metrics_port)
+        .parse()
+        .expect("addr");
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return 0.0;
+    };
+    if s.write_all(b"GET /metrics HTTP/1.0\r\nHost: t\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return 0.0;
+    }
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text).await;
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// `protocol: tcp`, a new connection per request.
