@@ -23,9 +23,10 @@
 //! (default 10) sets each load's length; `BENCH_LATENCY_RATE` the open-loop
 //! rate (default: 50% of the fast backend's direct peak);
 //! `BENCH_FAST_ONLY=1` skips the busybox backend, `BENCH_BUSYBOX_ONLY=1`
-//! the fast one. `BENCH_NETNS=1`: berth's proxy dials the busybox container
-//! inside its network namespace (`proxy::dial`, as the agent does) instead
-//! of through its published port (docker-proxy); unset, the published port.
+//! the fast one. berth's proxy dials the busybox container inside its
+//! network namespace (`proxy::dial`), as the agent does; `BENCH_NETNS=0`
+//! makes it use the published port (docker-proxy) instead, as agents did
+//! before `proxy::dial`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -435,7 +436,10 @@ async fn main() {
     let mut tables = Vec::new();
     let fast_only = std::env::var_os("BENCH_FAST_ONLY").is_some();
     let busybox_only = std::env::var_os("BENCH_BUSYBOX_ONLY").is_some();
-    let bb_pid = std::env::var_os("BENCH_NETNS").and_then(|_| container_pid(&bb.0));
+    let bb_pid = match std::env::var("BENCH_NETNS").as_deref() {
+        Ok("0") => None,
+        _ => container_pid(&bb.0),
+    };
     let backends = [("busybox httpd", bb_port), ("hyper (fast)", fast_port)];
     for (name, backend) in backends
         .into_iter()
