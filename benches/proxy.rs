@@ -438,7 +438,12 @@ async fn main() {
     let busybox_only = std::env::var_os("BENCH_BUSYBOX_ONLY").is_some();
     let bb_pid = match std::env::var("BENCH_NETNS").as_deref() {
         Ok("0") => None,
-        _ => container_pid(&bb.0),
+        // Asked for (the default): a missing pid would silently measure
+        // the published-port path under the wrong label.
+        _ => Some(
+            container_pid(&bb.0)
+                .expect("the busybox container's pid (BENCH_NETNS=0 to dial its published port)"),
+        ),
     };
     let backends = [("busybox httpd", bb_port), ("hyper (fast)", fast_port)];
     for (name, backend) in backends

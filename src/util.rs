@@ -33,3 +33,17 @@ pub fn age(since: Option<&str>) -> String {
         s => format!("{}d", s / 86400),
     }
 }
+
+/// Moves the calling thread (only it) into the network namespace of process
+/// `pid`. Sockets it creates afterwards live in that namespace for good,
+/// wherever they are used: link listeners (`services::link::relay`) and the
+/// proxy's backend sockets (`proxy::dial`).
+pub fn enter_netns(pid: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+    // SAFETY: setns(2) on a valid, open namespace fd.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::plan::{CheckPhase, RunState};
+use super::plan::CheckPhase;
 use super::reconcile::Ctx;
 use crate::services::local::{LocalReplicas, Replica};
 
@@ -18,7 +18,7 @@ impl LocalReplicas for AgentReplicas {
             .ids()
             .into_iter()
             .filter_map(|id| ctx.containers.get(&id))
-            .filter(|r| r.run == RunState::Running && r.stopping.is_none())
+            .filter(|r| r.is_running() && r.stopping.is_none())
             .filter(|r| matches!(ctx.tracker.phase(&r.id), Some(CheckPhase::Ready { .. })))
             .filter(|r| ctx.traffic.drain_of(&r.id).is_none())
             .filter_map(|r| {
@@ -45,6 +45,6 @@ impl LocalReplicas for AgentReplicas {
         self.0
             .containers
             .get(container)
-            .is_some_and(|r| r.run == RunState::Running)
+            .is_some_and(|r| r.is_running())
     }
 }

@@ -40,7 +40,7 @@ pub async fn json_errors(r: Response) -> Response {
     let mut out = ErrorBody::respond(status, message);
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            out.headers_mut().insert(name.clone(), value.clone());
+            out.headers_mut().append(name.clone(), value.clone());
         }
     }
     out

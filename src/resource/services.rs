@@ -66,10 +66,6 @@ impl JobTarget {
     fn is_any(&self) -> bool {
         *self == JobTarget::Any
     }
-    /// Whether a tick runs once cluster-wide (fenced by its tick key).
-    pub fn once(self) -> bool {
-        self != JobTarget::All
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             JobTarget::Leader => "leader",

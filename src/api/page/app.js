@@ -10,13 +10,6 @@ let streams = [];
 
 function headers() { return token ? { Authorization: "Bearer " + token } : {}; }
 
-async function get(path) {
-  const r = await fetch(API + path, { headers: headers() });
-  if (r.status === 401) throw new Error("unauthorized");
-  if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.statusText);
-  return r.json();
-}
-
 // Follows `path?watch=true`, calling onEvent(type, object) for each event.
 async function watch(path, onEvent) {
   const ctl = new AbortController();
@@ -52,7 +45,16 @@ async function watch(path, onEvent) {
 
 function live(on) { const l = $("live"); l.classList.toggle("on", on); l.textContent = on ? "live" : "reconnecting…"; }
 
-function keep(map, key, type, obj) { if (type === "DELETED") map.delete(key); else map.set(key, obj); render(); }
+function keep(map, key, type, obj) { if (type === "DELETED") map.delete(key); else map.set(key, obj); schedule(); }
+
+// One redraw per animation frame, however many events arrived (a watch
+// opens with an ADDED per object).
+let drawing = false;
+function schedule() {
+  if (drawing) return;
+  drawing = true;
+  requestAnimationFrame(() => { drawing = false; render(); });
+}
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -107,26 +109,23 @@ function render() {
     el("li", {}, el("span", { className: "muted", textContent: shortTime(e.time) + " ", title: e.time || "" }), (e.reason || "") + " " + (e.message || ""))));
 }
 
-async function start() {
+// The watches answer a 401 themselves (the token prompt); nothing here throws.
+function start() {
   $("login").hidden = true;
   $("board").hidden = false;
   $("logout").hidden = !token;
-  try {
-    watch("/nodes", (t, n) => keep(state.nodes, n.metadata.name, t, n));
-    watch("/containers", (t, c) => keep(state.containers, c.node + "/" + c.project + "/" + c.component + "/" + c.id, t, c));
-    watch("/components", (t, c) => keep(state.components, c.metadata.project + "/" + c.metadata.name, t, c));
-    // Events follow their watch too (an ADDED for each kept event, then each
-    // new one), so the list grows without a reload; only the newest are kept.
-    watch("/events", (t, e) => {
-      if (t !== "ADDED") return;
-      state.events.push(e);
-      state.events.sort((a, b) => (a.time || "").localeCompare(b.time || ""));
-      if (state.events.length > 200) state.events.splice(0, state.events.length - 200);
-      render();
-    });
-  } catch (e) {
-    if (e.message === "unauthorized") signIn();
-  }
+  watch("/nodes", (t, n) => keep(state.nodes, n.metadata.name, t, n));
+  watch("/containers", (t, c) => keep(state.containers, c.node + "/" + c.project + "/" + c.component + "/" + c.id, t, c));
+  watch("/components", (t, c) => keep(state.components, c.metadata.project + "/" + c.metadata.name, t, c));
+  // Events follow their watch too (an ADDED for each kept event, then each
+  // new one), so the list grows without a reload; only the newest are kept.
+  watch("/events", (t, e) => {
+    if (t !== "ADDED") return;
+    state.events.push(e);
+    state.events.sort((a, b) => (a.time || "").localeCompare(b.time || ""));
+    if (state.events.length > 200) state.events.splice(0, state.events.length - 200);
+    schedule();
+  });
 }
 
 function signIn() {

@@ -12,9 +12,6 @@ use super::ActionError;
 /// The shortest id prefix accepted (Docker's short id is 12).
 pub const MIN_ID_PREFIX: usize = 12;
 
-/// Where a container runs: its row in observed state.
-pub type ContainerRef = ContainerRow;
-
 /// The one row of `project` that `wanted` names. Pure.
 pub fn pick(
     rows: Vec<ContainerRow>,

@@ -7,7 +7,7 @@ pub mod evict;
 pub mod find;
 
 pub use evict::{request_eviction, Eviction, Requested};
-pub use find::{find_container, pick, ContainerRef};
+pub use find::{find_container, pick};
 
 use crate::store::StoreError;
 

@@ -23,8 +23,7 @@ pub fn decide(last: Option<&str>, rendered: &Result<String, super::Error>) -> De
             error: e.to_string(),
         },
         (Some(l), Ok(r)) if l == r => Decision::Unchanged,
-        (Some(_), Ok(_)) => Decision::Write,
-        (None, Ok(_)) => Decision::Write,
+        (_, Ok(_)) => Decision::Write,
     }
 }
 

@@ -6,7 +6,7 @@
 //! [`debounce`] (when a burst of membership changes is rendered) and
 //! [`change`] (whether a new rendering is written and reloaded). The effects
 //! (writing into the container, reloading, reporting) are in the agent's
-//! `configs` driver (`crate::agent::configs`) and `berth endpoints watch`.
+//! `configs` driver (`crate::services::node::configs`) and `berth endpoints watch`.
 
 pub mod change;
 pub mod context;

@@ -124,9 +124,15 @@ impl Records {
             .filter_map(|kv| kv.key_str().ok()?.strip_prefix(&prefix).map(str::to_string))
             .collect();
         let cutoff = super::record::run_id(now - PRUNE_AFTER, None);
-        for id in prunable(ids, keep as usize, &cutoff) {
-            let key = format!("{prefix}{id}");
-            call("prune a job run", c.delete(key, None)).await?;
+        let deletes: Vec<TxnOp> = prunable(ids, keep as usize, &cutoff)
+            .into_iter()
+            .map(|id| TxnOp::delete(format!("{prefix}{id}"), None))
+            .collect();
+        // One round trip per 100 records, not one per record (etcd's
+        // default limit is 128 operations per transaction).
+        for chunk in deletes.chunks(100) {
+            let txn = Txn::new().and_then(chunk.to_vec());
+            call("prune job runs", c.txn(txn)).await?;
         }
         Ok(())
     }

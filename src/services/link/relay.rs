@@ -14,7 +14,6 @@
 //! its addresses differ per engine; the container's own loopback always is.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -33,16 +32,8 @@ pub enum Error {
 /// Binds `127.0.0.1:port` in the network namespace of process `pid`.
 pub fn bind_in_netns(pid: u32, port: u16) -> Result<std::net::TcpListener, Error> {
     std::thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-            .map_err(|source| Error::Namespace { pid, source })?;
-        // SAFETY: setns on a valid fd; it moves only this thread, which
-        // ends right after the bind.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(Error::Namespace {
-                pid,
-                source: std::io::Error::last_os_error(),
-            });
-        }
+        // This thread ends right after the bind.
+        crate::util::enter_netns(pid).map_err(|source| Error::Namespace { pid, source })?;
         let l = std::net::TcpListener::bind(("127.0.0.1", port))
             .map_err(|source| Error::Bind { port, source })?;
         l.set_nonblocking(true)
