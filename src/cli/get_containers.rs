@@ -22,12 +22,12 @@ pub async fn run(
         ));
     }
     let store = Store::connect(&etcd.store_config()).await?;
-    let (kvs, _) = store.range_all(&store.keys().all_observed_prefix()).await?;
-    let docs = kvs.iter().map(|kv| (kv.key(), kv.value()));
-    let (rows, bad) = crate::store::container_rows(store.keys(), docs, |_, c| {
-        (args.all_projects || c.project == args.project)
-            && name.as_deref().is_none_or(|n| n == c.name)
-    });
+    let (rows, bad) = store
+        .observed_rows(|_, c| {
+            (args.all_projects || c.project == args.project)
+                && name.as_deref().is_none_or(|n| n == c.name)
+        })
+        .await?;
     for key in bad {
         eprintln!("warning: {key} does not decode; its containers are left out");
     }

@@ -30,6 +30,17 @@ pub struct Stored {
 }
 
 impl Store {
+    /// The container rows of every node's observed documents that `wanted`
+    /// accepts (see [`container_rows`]), with the keys that do not decode.
+    pub async fn observed_rows(
+        &self,
+        wanted: impl Fn(&str, &ComponentKey) -> bool,
+    ) -> Result<(Vec<ContainerRow>, Vec<String>)> {
+        let (kvs, _) = self.range_all(&self.keys().all_observed_prefix()).await?;
+        let docs = kvs.iter().map(|kv| (kv.key(), kv.value()));
+        Ok(container_rows(self.keys(), docs, wanted))
+    }
+
     /// Every key/value under `prefix`, read page by page at one consistent revision.
     /// Returns the values and the etcd revision they were read at.
     pub async fn range_all(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {

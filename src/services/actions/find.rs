@@ -61,9 +61,7 @@ pub async fn find_container(
     project: &str,
     wanted: &str,
 ) -> Result<ContainerRow, ActionError> {
-    let (kvs, _) = store.range_all(&store.keys().all_observed_prefix()).await?;
-    let docs = kvs.iter().map(|kv| (kv.key(), kv.value()));
-    let (rows, bad) = crate::store::container_rows(store.keys(), docs, |_, c| c.project == project);
+    let (rows, bad) = store.observed_rows(|_, c| c.project == project).await?;
     for key in bad {
         tracing::warn!(key = %key, "observed document does not decode; its containers cannot be found");
     }
