@@ -26,7 +26,14 @@
 //! the fast one. berth's proxy dials the busybox container inside its
 //! network namespace (`proxy::dial`), as the agent does; `BENCH_NETNS=0`
 //! makes it use the published port (docker-proxy) instead, as agents did
-//! before `proxy::dial`.
+//! before `proxy::dial`. `BENCH_PROXY_THREADS` is the agent's
+//! `--proxy-threads` (default 1). `BENCH_BACKEND_CPUS=0.5` caps the fast
+//! backend at half a core (a cgroup), so that "50% of its peak" is a load
+//! it serves at half its capacity while the generator and the proxies
+//! still have CPU: on 2 shared cores an uncapped backend's peak is all the
+//! CPU there is, and no proxy (HAProxy included) keeps up at half of it.
+//! `BENCH_PIN=1` pins the proxies to CPU 1 and the load and the fast
+//! backend to CPU 0 (see [`Cpu`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,7 +45,7 @@ use berth::docker::Docker;
 use berth::proxy::dial::PidLookup;
 use berth::proxy::metrics::ProxyMetrics;
 use berth::proxy::routes::{Backend, Route, Routes};
-use berth::proxy::{Proxy, ProxyConfig};
+use berth::proxy::{Proxy, ProxyConfig, ProxyRuntime};
 use berth::resource::component::Protocol;
 use berth::resource::ComponentKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,7 +81,13 @@ impl Proc {
 
 /// Re-runs this binary in `role`, waiting for its first stdout line.
 fn spawn_role(role: &str, env: &[(&str, String)]) -> (Proc, String) {
-    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    let exe = std::env::current_exe().expect("current exe");
+    let cpu = if role == "proxy" {
+        Cpu::Proxy
+    } else {
+        Cpu::Load
+    };
+    let mut cmd = on_cpu(&exe.to_string_lossy(), cpu);
     cmd.env("BENCH_ROLE", role)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
@@ -86,6 +99,60 @@ fn spawn_role(role: &str, env: &[(&str, String)]) -> (Proc, String) {
     let mut line = String::new();
     BufReader::new(out).read_line(&mut line).expect("role line");
     (Proc(child), line.trim().to_string())
+}
+
+/// Where a process runs under `BENCH_PIN=1`: the proxies (berth's and
+/// HAProxy) alone on CPU 1; the load (wrk, the open-loop generator) and the
+/// fast backend on CPU 0. Pinned, a proxy never waits for a CPU behind the
+/// generator or the backend, which is what "added latency" should measure
+/// (on a real node the load comes from elsewhere); the direct path is
+/// measured pinned too, so the fast backend's peak is its peak on CPU 0.
+#[derive(Clone, Copy)]
+enum Cpu {
+    Load,
+    Proxy,
+}
+
+fn pinning() -> bool {
+    std::env::var("BENCH_PIN").as_deref() == Ok("1")
+}
+
+/// `program` as a command, under `taskset` when pinning.
+fn on_cpu(program: &str, cpu: Cpu) -> Command {
+    if !pinning() {
+        return Command::new(program);
+    }
+    let mut c = Command::new("taskset");
+    c.args([
+        "-c",
+        match cpu {
+            Cpu::Load => "0",
+            Cpu::Proxy => "1",
+        },
+    ])
+    .arg(program);
+    c
+}
+
+/// Pins this process (the generator, and what it spawns unless told
+/// otherwise) to CPU 0, before any thread exists.
+fn pin_self() {
+    if !pinning() {
+        return;
+    }
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it;
+    // pid 0 is this thread, and threads made later inherit its mask.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        ok,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// CPU seconds (utime + stime) and RSS in KiB of a process.
@@ -105,7 +172,7 @@ fn usage(pid: u32) -> (f64, f64) {
 
 /// `wrk` against `port`: requests per second and total requests.
 fn wrk(port: u16) -> (f64, f64) {
-    let out = Command::new("wrk")
+    let out = on_cpu("wrk", Cpu::Load)
         .args(["-t2", "-c32", &format!("-d{}s", secs()), "--latency"])
         .arg(format!("http://127.0.0.1:{port}/"))
         .output()
@@ -132,10 +199,17 @@ fn wrk(port: u16) -> (f64, f64) {
     (rps, total)
 }
 
-/// Open-loop load at `rate` requests/s over 32 keep-alive connections for
-/// `secs()`: the p50 and p99 latency from each request's scheduled time.
+/// Open-loop load at `rate` requests/s over `BENCH_LATENCY_CONNS` (128)
+/// keep-alive connections for `secs()`: the p50 and p99 latency from each
+/// request's scheduled time. Enough connections that each has several
+/// milliseconds between its requests: tokio's timer ticks in whole
+/// milliseconds, and a connection still waiting for its previous answer
+/// when the next is due would measure the generator, not the path.
 async fn open_loop(port: u16, rate: f64) -> (Duration, Duration) {
-    let conns = 32;
+    let conns: usize = std::env::var("BENCH_LATENCY_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128);
     let per_conn = Duration::from_secs_f64(conns as f64 / rate);
     let until = Instant::now() + Duration::from_secs(secs());
     let tasks: Vec<_> = (0..conns)
@@ -239,7 +313,7 @@ backend bk_http\n  mode http\n  http-reuse always\n  server s1 127.0.0.1:{backen
     );
     let path = dir.join(format!("haproxy-{backend}.cfg"));
     std::fs::write(&path, cfg).expect("haproxy config");
-    let child = Command::new("haproxy")
+    let child = on_cpu("haproxy", Cpu::Proxy)
         .args(["-db", "-f"])
         .arg(&path)
         .stdout(Stdio::null())
@@ -310,9 +384,23 @@ async fn role_proxy() {
             Box::pin(async move { Some(pid) })
         })));
     }
-    let _proxy = Proxy::start(cfg, ProxyMetrics::new(), rx, shutdown.clone());
-    wait_port(tcp);
-    wait_port(http);
+    // As the agent runs it: on the proxy's own runtime, `--proxy-threads`
+    // (BENCH_PROXY_THREADS, default 1 as the agent's) threads.
+    let threads = std::env::var("BENCH_PROXY_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(std::num::NonZeroUsize::MIN);
+    let rt = ProxyRuntime::start(threads, shutdown.clone()).expect("the proxy's runtime");
+    let proxy = Proxy::start_on(&rt, cfg, ProxyMetrics::new(), rx, shutdown.clone());
+    // Bound as the proxy itself reports it.
+    let mut ports = proxy.ports();
+    let _ = ports
+        .wait_for(|p| {
+            [tcp, http]
+                .iter()
+                .all(|n| matches!(p.get(n), Some(berth::proxy::PortStatus::Bound(_))))
+        })
+        .await;
     println!("ready");
     let _ = std::io::stdout().flush();
     // Until the bench closes our stdin.
@@ -356,6 +444,41 @@ async fn role_backend() {
         let _ = std::io::stdin().read_line(&mut s);
     })
     .await;
+}
+
+/// A cgroup (v1 `cpu` controller) that caps the processes put in it at a
+/// share of one core: `BENCH_BACKEND_CPUS=0.5` gives the fast backend a
+/// budget of its own, so its peak is its capacity rather than whatever the
+/// generator and the proxies leave of the two shared cores. Removed on drop
+/// (after its processes are gone).
+struct CpuLimit(std::path::PathBuf);
+
+impl CpuLimit {
+    fn new(cpus: f64, pid: u32) -> CpuLimit {
+        let dir = std::path::PathBuf::from(format!(
+            "/sys/fs/cgroup/cpu/berth-bench-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("a cpu cgroup (cgroup v1, as root)");
+        // A 10 ms period: a throttled backend waits at most that long.
+        let period = 10_000u64;
+        let write = |f: &str, v: String| {
+            std::fs::write(dir.join(f), v).unwrap_or_else(|e| panic!("{f}: {e}"))
+        };
+        write("cpu.cfs_period_us", period.to_string());
+        write(
+            "cpu.cfs_quota_us",
+            ((cpus * period as f64) as u64).to_string(),
+        );
+        write("cgroup.procs", pid.to_string());
+        CpuLimit(dir)
+    }
+}
+
+impl Drop for CpuLimit {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 /// A busybox httpd container of the test image, published on 127.0.0.1.
@@ -417,13 +540,29 @@ fn container_pid(id: &str) -> Option<u32> {
         .filter(|p| *p > 0)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let multi = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
     match std::env::var("BENCH_ROLE").as_deref() {
-        Ok("proxy") => return role_proxy().await,
-        Ok("backend") => return role_backend().await,
-        _ => {}
+        // The bench's own runtime only waits; the proxy runs on its own.
+        Ok("proxy") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(role_proxy()),
+        Ok("backend") => multi().block_on(role_backend()),
+        _ => {
+            pin_self();
+            multi().block_on(bench())
+        }
     }
+}
+
+async fn bench() {
     let docker = Docker::connect(None).await.expect("docker");
     docker
         .build_busybox_image(&BusyboxImage::web(IMAGE, "v1"))
@@ -431,8 +570,13 @@ async fn main() {
         .expect("build the bench image");
     let dir = tempfile::tempdir().expect("tempdir");
     let (bb, bb_port) = busybox_backend();
-    let (_fast, fast_line) = spawn_role("backend", &[]);
+    let cpus: Option<f64> = std::env::var("BENCH_BACKEND_CPUS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let (fast, fast_line) = spawn_role("backend", &[]);
     let fast_port: u16 = fast_line.parse().expect("backend port");
+    let _limit = cpus.map(|c| CpuLimit::new(c, fast.pid()));
+    let _fast = fast;
     let mut tables = Vec::new();
     let fast_only = std::env::var_os("BENCH_FAST_ONLY").is_some();
     let busybox_only = std::env::var_os("BENCH_BUSYBOX_ONLY").is_some();
@@ -559,11 +703,20 @@ fn print_tables(tables: &[(&str, Vec<Row>, Option<Latency>)]) {
         else {
             continue;
         };
-        let source = if std::env::var_os("BENCH_LATENCY_RATE").is_some() {
-            "BENCH_LATENCY_RATE"
+        let mut source = if std::env::var_os("BENCH_LATENCY_RATE").is_some() {
+            "BENCH_LATENCY_RATE".to_string()
         } else {
-            "50% of its direct peak"
+            "50% of its direct peak".to_string()
         };
+        if let Ok(c) = std::env::var("BENCH_BACKEND_CPUS") {
+            source.push_str(&format!("; backend capped at {c} CPU"));
+        }
+        if pinning() {
+            source.push_str("; pinned: proxies on CPU 1, load and backend on CPU 0");
+        }
+        if let Ok(t) = std::env::var("BENCH_PROXY_THREADS") {
+            source.push_str(&format!("; berth's proxy on {t} thread(s)"));
+        }
         println!("\nOpen-loop latency, {name} backend, {rate:.0} req/s ({source}):\n");
         println!("| path | p50 | p99 | added p99 |");
         println!("|---|---|---|---|");

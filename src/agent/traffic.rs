@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +26,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::report::Reporter;
-use crate::proxy::{Backend, DrainOutcome, Proxy, ProxyConfig, ProxyMetrics, Route, Routes};
+use crate::proxy::{
+    Backend, DrainOutcome, Proxy, ProxyConfig, ProxyMetrics, ProxyRuntime, Route, Routes,
+};
 use crate::resource::component::PortSpec;
 use crate::resource::endpoint::{Endpoint, EndpointPort};
 use crate::resource::observed::{ContainerPhase, Drain, ObservedContainer};
@@ -43,6 +46,8 @@ pub struct TrafficConfig {
     pub bind: IpAddr,
     /// `--forward-port`; 0 turns forwarding (both ways) off.
     pub forward_port: u16,
+    /// `--proxy-threads`: the proxy's own runtime (1: one thread).
+    pub threads: NonZeroUsize,
 }
 
 impl Default for TrafficConfig {
@@ -50,6 +55,7 @@ impl Default for TrafficConfig {
         TrafficConfig {
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             forward_port: DEFAULT_FORWARD_PORT,
+            threads: NonZeroUsize::MIN,
         }
     }
 }
@@ -123,7 +129,14 @@ impl Traffic {
             pcfg.forward = Some(SocketAddr::new(cfg.bind, cfg.forward_port));
         }
         pcfg.pid_lookup = Some(pid_lookup(docker.clone()));
-        let proxy = Proxy::start(pcfg, metrics, routes_rx, shutdown.child_token());
+        let proxy = match ProxyRuntime::start(cfg.threads, shutdown.clone()) {
+            Ok(rt) => Proxy::start_on(&rt, pcfg, metrics, routes_rx, shutdown.child_token()),
+            Err(e) => {
+                // Serving on the agent's runtime beats not serving.
+                tracing::warn!(error = %e, "cannot start the proxy's own runtime; it shares the agent's");
+                Proxy::start(pcfg, metrics, routes_rx, shutdown.child_token())
+            }
+        };
         // Endpoints decide no container's fate: one that does not decode
         // is skipped (a peer that cannot be read is not forwarded to).
         let (peers, writer) = runtime::store(|kv: &runtime::Kv| {
@@ -587,6 +600,7 @@ mod tests {
         let cfg = TrafficConfig {
             bind: "127.0.0.3".parse().expect("ip"),
             forward_port: 7000,
+            ..TrafficConfig::default()
         };
         assert_eq!(
             advertised_forward("127.0.0.9", &cfg),

@@ -64,6 +64,10 @@ pub struct AgentArgs {
     /// (on --proxy-bind; advertised with --address). 0: no forwarding.
     #[arg(long, env = "BERTH_FORWARD_PORT", default_value_t = crate::agent::traffic::DEFAULT_FORWARD_PORT)]
     pub forward_port: u16,
+    /// Threads of the traffic proxy's own runtime (1: a single-threaded
+    /// event loop, enough for tens of thousands of requests per second).
+    #[arg(long, env = "BERTH_PROXY_THREADS", default_value = "1")]
+    pub proxy_threads: std::num::NonZeroUsize,
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "BERTH_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -108,6 +112,7 @@ impl AgentArgs {
             traffic: crate::agent::traffic::TrafficConfig {
                 bind: self.proxy_bind,
                 forward_port: self.forward_port,
+                threads: self.proxy_threads,
             },
             ..defaults
         }

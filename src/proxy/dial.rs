@@ -10,7 +10,10 @@
 //! Per container, one dedicated std thread is parked in the namespace and
 //! creates non-blocking sockets on request (a thread that setns'd never
 //! serves anything else, so no pooled thread is left in a foreign
-//! namespace). The container's pid is looked up off the data path: until it
+//! namespace). It makes them [`BATCH`] at a time and the spares wait,
+//! unconnected, for the next connects: a backend that closes every
+//! connection (busybox httpd does) would otherwise cost a thread round trip
+//! per request. The container's pid is looked up off the data path: until it
 //! is known, and whenever the namespace cannot be used, the published port
 //! is dialed instead and counted as a fallback. A connect that fails inside
 //! the namespace (refused included: that is how a container restarted in
@@ -109,12 +112,17 @@ impl Entry {
     }
 }
 
-type SocketReply = oneshot::Sender<io::Result<OwnedFd>>;
+/// Sockets made per round trip to a namespace thread. Spares are plain
+/// unconnected descriptors, so holding a few per container costs nothing.
+const BATCH: usize = 16;
+
+type SocketReply = oneshot::Sender<io::Result<Vec<OwnedFd>>>;
 
 /// The thread parked in one container's namespace; it ends when this is
-/// dropped (its channel closes).
+/// dropped (its channel closes), and the spare sockets close with it.
 struct NetnsThread {
     requests: mpsc::Sender<SocketReply>,
+    spare: Arc<Mutex<Vec<OwnedFd>>>,
 }
 
 impl NetnsThread {
@@ -132,12 +140,15 @@ impl NetnsThread {
                     return;
                 }
                 while let Ok(reply) = rx.recv() {
-                    let _ = reply.send(tcp_socket());
+                    let _ = reply.send((0..BATCH).map(|_| tcp_socket()).collect());
                 }
             })
             .map_err(|_| DialError::Gone)?;
         ready_rx.recv().map_err(|_| DialError::Gone)??;
-        Ok(NetnsThread { requests: tx })
+        Ok(NetnsThread {
+            requests: tx,
+            spare: Arc::default(),
+        })
     }
 }
 
@@ -239,23 +250,41 @@ impl Dialer {
     }
 
     async fn netns_connect(&self, container_id: &str, port: u16) -> io::Result<TcpStream> {
-        let requests = {
-            let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            match entries.get(container_id) {
-                Some(Entry::Ready(t)) => t.requests.clone(),
-                _ => return Err(io::Error::other(DialError::Gone)),
-            }
-        };
-        let (tx, rx) = oneshot::channel();
-        requests
-            .send(tx)
-            .map_err(|_| io::Error::other(DialError::Gone))?;
-        let fd = rx.await.map_err(|_| io::Error::other(DialError::Gone))??;
+        let fd = self.netns_socket(container_id).await?;
         let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
         socket.set_nodelay(true)?;
         socket
             .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .await
+    }
+
+    /// A socket of the container's namespace: a spare, else a new batch
+    /// from its thread (one kept, the rest spared).
+    async fn netns_socket(&self, container_id: &str) -> io::Result<OwnedFd> {
+        let (requests, spare) = {
+            let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            match entries.get(container_id) {
+                Some(Entry::Ready(t)) => (t.requests.clone(), t.spare.clone()),
+                _ => return Err(io::Error::other(DialError::Gone)),
+            }
+        };
+        if let Some(fd) = spare.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+            return Ok(fd);
+        }
+        let (tx, rx) = oneshot::channel();
+        requests
+            .send(tx)
+            .map_err(|_| io::Error::other(DialError::Gone))?;
+        let made = rx.await.map_err(|_| io::Error::other(DialError::Gone))??;
+        let mut made = made.into_iter();
+        let fd = made
+            .next()
+            .ok_or_else(|| io::Error::other(DialError::Gone))?;
+        // Concurrent misses each bring a batch; keep at most one batch.
+        let mut spare = spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = BATCH.saturating_sub(spare.len());
+        spare.extend(made.take(room));
+        Ok(fd)
     }
 
     /// Looks the pid up and parks a thread in the namespace, in the

@@ -36,6 +36,7 @@ pub mod forward;
 pub mod http;
 pub mod metrics;
 pub mod routes;
+pub mod runtime;
 pub mod tcp;
 
 #[cfg(test)]
@@ -60,6 +61,7 @@ pub use drain::DrainOutcome;
 pub use error::ProxyError;
 pub use metrics::ProxyMetrics;
 pub use routes::{Backend, Route, Routes};
+pub use runtime::ProxyRuntime;
 
 use balance::Load;
 use drain::{BackendState, OpenGuard, Tracker};
@@ -169,6 +171,19 @@ impl Proxy {
         }
         tokio::spawn(run(shared.clone(), routes, shutdown));
         Proxy { shared }
+    }
+
+    /// [`Proxy::start`] with every listener and connection on `rt`, the
+    /// proxy's own runtime, whichever runtime calls this.
+    pub fn start_on(
+        rt: &ProxyRuntime,
+        config: ProxyConfig,
+        metrics: ProxyMetrics,
+        routes: watch::Receiver<Routes>,
+        shutdown: CancellationToken,
+    ) -> Proxy {
+        let _on = rt.handle().enter();
+        Proxy::start(config, metrics, routes, shutdown)
     }
 
     /// Marks the container draining — from this call on it gets no new
