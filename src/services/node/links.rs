@@ -16,10 +16,10 @@ pub async fn bind(
     s: Arc<NodeServices>,
     ck: ComponentKey,
     id: String,
-    t: Template,
+    t: Arc<Template>,
     stop: CancellationToken,
 ) {
-    let Some(links) = t.links else { return };
+    let Some(links) = t.links.clone() else { return };
     let mut pid = None;
     // Just started: Docker may not show the pid on the first inspect.
     for _ in 0..20 {

@@ -52,7 +52,8 @@ struct Running {
     ck: ComponentKey,
     /// A restart is a new process (new network namespace): relays anew.
     started_at: Option<String>,
-    template: Template,
+    /// Shared with the agent's memory: a publish clones a pointer.
+    template: Arc<Template>,
     relays: CancellationToken,
     /// Path -> content last written into this container (`None`: unknown,
     /// e.g. adopted after an agent restart: the next render writes and reloads).
@@ -163,7 +164,7 @@ impl NodeServices {
     pub fn observe(
         self: &Arc<Self>,
         ck: &ComponentKey,
-        running: &[(String, Option<String>, Template)],
+        running: &[(String, Option<String>, Arc<Template>)],
     ) {
         let mut new = Vec::new();
         {
