@@ -81,6 +81,9 @@ pub struct NodeServices {
     inner: Mutex<Inner>,
     /// A container appeared: render its files now (no debounce).
     kick: Notify,
+    /// Ticks on every change of the specs or endpoints: link targets are
+    /// resolved again (see `links.rs`).
+    routes: tokio::sync::watch::Sender<()>,
     /// Reconcile keys to trigger so a changed condition is published.
     trigger: mpsc::UnboundedSender<String>,
 }
@@ -95,7 +98,8 @@ impl NodeServices {
         trigger: mpsc::UnboundedSender<String>,
         shutdown: &CancellationToken,
     ) -> Arc<NodeServices> {
-        let (specs, endpoints, changes) = watch::start(etcd, keys, shutdown);
+        let routes = tokio::sync::watch::Sender::new(());
+        let (specs, endpoints, changes) = watch::start(etcd, keys, &routes, shutdown);
         let s = Arc::new(NodeServices {
             cfg,
             docker,
@@ -104,6 +108,7 @@ impl NodeServices {
             endpoints,
             inner: Mutex::new(Inner::default()),
             kick: Notify::new(),
+            routes,
             trigger,
         });
         tokio::spawn(configs::run(s.clone(), changes, shutdown.clone()));
