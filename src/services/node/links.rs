@@ -96,6 +96,8 @@ fn targets(
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
+                // The listener ended (its accept loop gave up).
+                _ = tx.closed() => return,
                 r = changed.changed() => if r.is_err() { return },
             }
             let new = resolve(&s, &project, &req);
