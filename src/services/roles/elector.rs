@@ -45,10 +45,10 @@ pub struct Elector {
     cache: LeaderCache,
     /// Roles applied per container (file written and hook run).
     applied: BTreeMap<String, Role>,
-    /// Per component, the term whose leader here was stepped down (its
-    /// follower hook ran) and whose key is being deleted: while the cache
-    /// has not seen the deletion, the hook does not run again.
-    stepped_down: HashMap<ComponentKey, i64>,
+    /// Per component, the term of the leader key this node resigned (its
+    /// follower hook ran if it still ran): while the cache has not seen the
+    /// deletion, that key counts as gone and the hook does not run again.
+    resigned: HashMap<ComponentKey, i64>,
 }
 
 impl Elector {
@@ -70,7 +70,7 @@ impl Elector {
             events,
             cache,
             applied: BTreeMap::new(),
-            stepped_down: HashMap::new(),
+            resigned: HashMap::new(),
         }
     }
 
@@ -112,32 +112,16 @@ impl Elector {
         lease: Option<i64>,
     ) -> Result<(), ElectError> {
         let ids: Vec<String> = ready.iter().map(|r| r.container.clone()).collect();
-        let mut leader = self.leader(ck, lease).await?;
-        if leader.as_ref().map(|e| e.term) != self.stepped_down.get(ck).copied() {
-            self.stepped_down.remove(ck);
-        }
-        let candidates: Vec<String> = leader
-            .iter()
-            .map(|e| e.record.container.clone())
-            .filter(|c| running(c))
-            .collect();
-        match decide::decide(&self.node, &ids, &candidates, leader.as_ref()) {
-            Election::Keep => {}
-            Election::Campaign { container } => {
-                if let Some(lease) = lease {
-                    leader = self.campaign(ck, &container, lease).await?;
-                }
-            }
-            Election::Resign {
-                container,
-                term,
-                step_down,
-            } => {
-                self.step_down(ck, roles, &container, term, step_down).await;
+        let cached = self.leader(ck, lease).await?;
+        let leader = match self.resigning(ck, cached.as_ref()) {
+            // Resigned already; the cache has not seen the deletion yet.
+            // Deleting again is harmless (compared on the term).
+            Some(term) => {
                 self.resign(ck, term).await?;
-                leader = None;
+                None
             }
-        }
+            None => self.elect(ck, roles, &ids, running, lease, cached).await?,
+        };
         self.publish(ck, leader.as_ref());
         let term = leader.as_ref().map_or(0, |e| e.term);
         let now = decide::roles(&self.node, &ids, leader.as_ref());
@@ -147,21 +131,56 @@ impl Elector {
         Ok(())
     }
 
-    /// Before the key goes, so nobody else can lead meanwhile: the leader's
-    /// follower hook, once per term.
-    async fn step_down(
+    /// The term of `leader` if this node resigned it: such a key is never
+    /// led by, stepped down from or campaigned against again. Forgotten
+    /// once the cache shows another key (or none).
+    fn resigning(&mut self, ck: &ComponentKey, leader: Option<&Elected>) -> Option<i64> {
+        let term = leader.map(|e| e.term);
+        match self.resigned.get(ck) {
+            Some(t) if Some(*t) == term => term,
+            _ => {
+                self.resigned.remove(ck);
+                None
+            }
+        }
+    }
+
+    /// Campaigns or resigns as [`decide::decide`] says; the leader after.
+    async fn elect(
         &mut self,
         ck: &ComponentKey,
         roles: &Roles,
-        container: &str,
-        term: i64,
-        runs: bool,
-    ) {
-        if !runs || self.stepped_down.get(ck) == Some(&term) {
-            return;
+        ids: &[String],
+        running: &(dyn Fn(&str) -> bool + Sync),
+        lease: Option<i64>,
+        leader: Option<Elected>,
+    ) -> Result<Option<Elected>, ElectError> {
+        let candidates: Vec<String> = leader
+            .iter()
+            .map(|e| e.record.container.clone())
+            .filter(|c| running(c))
+            .collect();
+        match decide::decide(&self.node, ids, &candidates, leader.as_ref()) {
+            Election::Keep => Ok(leader),
+            Election::Campaign { container } => match lease {
+                Some(lease) => Ok(self.campaign(ck, &container, lease).await?),
+                None => Ok(leader),
+            },
+            Election::Resign {
+                container,
+                term,
+                step_down,
+            } => {
+                self.resigned.insert(ck.clone(), term);
+                if step_down {
+                    // Before the key goes: nobody else can lead meanwhile.
+                    self.apply(ck, roles, &container, Role::Follower, term)
+                        .await;
+                }
+                self.resign(ck, term).await?;
+                Ok(None)
+            }
         }
-        self.stepped_down.insert(ck.clone(), term);
-        self.apply(ck, roles, container, Role::Follower, term).await;
     }
 
     /// What the job runner's `on: leader` reads.
