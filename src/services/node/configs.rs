@@ -104,7 +104,7 @@ fn fire(
 
 /// The endpoint cache as read once per pass, and how many endpoints each
 /// `(project, component)` has.
-pub(super) struct Snapshot {
+struct Snapshot {
     endpoints: Vec<Arc<Endpoint>>,
     counts: HashMap<(String, String), usize>,
 }
