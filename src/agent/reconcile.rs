@@ -67,7 +67,7 @@ pub struct Ctx {
     /// Reconcile keys to trigger (stop tasks finishing).
     pub trigger: mpsc::UnboundedSender<String>,
     /// Templates seen, by hash: the termination settings of old containers.
-    pub templates: Mutex<HashMap<String, Template>>,
+    pub templates: Mutex<HashMap<String, Arc<Template>>>,
     /// Stop tasks in flight (see [`spawn_stop`]); shutdown waits for them.
     pub stops: TaskTracker,
     /// The revisions' pinned images (see [`super::pin`]).
@@ -106,7 +106,7 @@ impl Ctx {
         v
     }
 
-    pub(crate) fn template_of(&self, hash: &str) -> Option<Template> {
+    pub(crate) fn template_of(&self, hash: &str) -> Option<Arc<Template>> {
         self.templates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -118,7 +118,7 @@ impl Ctx {
         let mut t = self.templates.lock().unwrap_or_else(|e| e.into_inner());
         for r in &a.revisions {
             if !t.contains_key(&r.hash) {
-                t.insert(r.hash.clone(), r.template.clone());
+                t.insert(r.hash.clone(), Arc::new(r.template.clone()));
             }
         }
     }
@@ -127,7 +127,7 @@ impl Ctx {
     /// else the current assignment's, else the defaults.
     fn termination(&self, r: &ContainerRecord, a: Option<&Assignment>) -> Termination {
         self.template_of(&r.owner.hash)
-            .and_then(|t| t.termination)
+            .and_then(|t| t.termination.clone())
             .or_else(|| a.and_then(|a| a.newest()?.template.termination.clone()))
             .unwrap_or_default()
     }

@@ -29,7 +29,7 @@ impl LocalReplicas for AgentReplicas {
                         key: r.key(),
                         container: r.id.clone(),
                         revision: r.owner.revision,
-                        template: Arc::new(template),
+                        template,
                     },
                 ))
             })

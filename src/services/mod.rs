@@ -67,13 +67,12 @@ pub async fn run(cfg: ServicesConfig, token: CancellationToken) {
     };
     let manual_task = tokio::spawn(manual.run(token.clone()));
     let wake = Arc::new(tokio::sync::Notify::new());
-    let watch_task = tokio::spawn(roles::runner::wake_on_role_changes(
-        cfg.client.clone(),
-        cfg.keys.roles_prefix(),
-        wake.clone(),
-        token.clone(),
-    ));
-    let elector = roles::Elector::new(cfg.client, cfg.keys, cfg.node, cfg.docker, leaders, events);
+    let (cache, follow) =
+        roles::LeaderCache::watch(cfg.client.clone(), &cfg.keys, wake.clone(), token.clone());
+    let watch_task = tokio::spawn(follow);
+    let elector = roles::Elector::new(
+        cfg.client, cfg.keys, cfg.node, cfg.docker, leaders, events, cache,
+    );
     roles::runner::elect(elector, cfg.local, cfg.lease, wake, token).await;
     let _ = watch_task.await;
     let _ = jobs_task.await;

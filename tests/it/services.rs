@@ -450,6 +450,85 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
     );
 }
 
+/// A leader whose container turns unhealthy but still runs steps down
+/// before its key goes: its follower hook runs once (not again while the
+/// agent's cache of `roles/` catches up with the deletion), before the
+/// next leader's hook.
+#[tokio::test]
+async fn an_unhealthy_leader_steps_down_once_before_the_next_one_leads() {
+    let c = Nodes::start("roleu", 2).await;
+    let hook = |role: &str| json!({"exec": ["sh", "-c", format!("echo \"{role} $HOSTNAME $BERTH_ROLE_TERM\" >> /shared/hooks")]});
+    let mut spec = base(&c.shared());
+    spec.insert(
+        "roles".into(),
+        json!({"elect": true, "onLeader": hook("leader"), "onFollower": hook("follower")}),
+    );
+    spec.insert(
+        "healthChecks".into(),
+        json!([{"exec": {"command": ["test", "!", "-e", "/tmp/sick"]},
+                "interval": "300ms", "failureThreshold": 1}]),
+    );
+    // A per-second job on the leader: its runs mark election passes.
+    spec.insert(
+        "jobs".into(),
+        json!([{"name": "lead", "schedule": "* * * * * *", "on": "leader",
+                "exec": ["sh", "-c", "echo \"$BERTH_JOB_TICK $HOSTNAME\" >> /shared/lead"]}]),
+    );
+    c.apply(Value::Object(spec));
+    let hooks = c.shared().join("hooks");
+    let lead = c.shared().join("lead");
+    wait_until("one leader and one follower", || async {
+        lines(&hooks).len() == 2
+    })
+    .await;
+    let (_, old, old_term) = c.leader().await.expect("a leader key");
+    let before = lines(&hooks).len();
+    let docker = images::docker().await;
+    let touch = ["/bin/touch".to_string(), "/tmp/sick".to_string()];
+    let code = docker
+        .exec(&old, &touch, Duration::from_secs(10))
+        .await
+        .expect("exec");
+    assert_eq!(code, 0);
+    let short = |id: &str| id.get(..12).unwrap_or(id).to_string();
+    let stepped_down = format!("follower {} {old_term}", short(&old));
+    wait_until(
+        "the old leader's follower hook, then a new leader's",
+        || async {
+            let l = lines(&hooks)[before..].to_vec();
+            let follow = l.iter().position(|x| *x == stepped_down);
+            let lead = l.iter().position(|x| x.starts_with("leader "));
+            matches!((follow, lead), (Some(a), Some(b)) if a < b)
+        },
+    )
+    .await;
+    let (_, new, new_term) = c.leader().await.expect("a new leader key");
+    assert_ne!(new, old);
+    assert!(new_term > old_term, "{new_term} > {old_term}");
+    // Two runs of the leader job on the new leader: over a second of
+    // election passes after the step-down.
+    wait_until("two leader job runs on the new leader", || async {
+        lines(&lead)
+            .iter()
+            .filter(|l| l.ends_with(&short(&new)))
+            .count()
+            >= 2
+    })
+    .await;
+    let after = lines(&hooks)[before..].to_vec();
+    let count = |p: &str| after.iter().filter(|x| x.starts_with(p)).count();
+    assert_eq!(
+        after.iter().filter(|x| **x == stepped_down).count(),
+        1,
+        "{after:?}"
+    );
+    assert_eq!(count("leader "), 1, "one new leader: {after:?}");
+    assert!(
+        after.contains(&format!("leader {} {new_term}", short(&new))),
+        "{after:?}"
+    );
+}
+
 /// The leader's agent is SIGKILLed: its leader key goes with its lease and
 /// another node's replica leads within the lease TTL (plus etcd's expiry
 /// check, which runs every 500 ms), its leader hook run.

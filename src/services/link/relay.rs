@@ -5,7 +5,7 @@
 //! (`setns(/proc/<pid>/ns/net)`; it affects that thread only), binds, and
 //! hands the socket back; the socket stays in that namespace for its life
 //! while tokio accepts on it from any thread. Each connection is relayed to
-//! the targets the caller gives (the provider's port on this node's proxy,
+//! the targets the caller keeps current (the provider's port on this node's proxy,
 //! or its local ready containers), so the address inside the container
 //! never changes while the provider's containers come and go.
 //!
@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,27 +26,38 @@ pub enum Error {
     Namespace { pid: u32, source: std::io::Error },
     #[error("binding 127.0.0.1:{port} in the container: {source}")]
     Bind { port: u16, source: std::io::Error },
-    #[error("the namespace thread died")]
+    #[error("the namespace thread could not start or died")]
     Thread,
 }
 
-/// Binds `127.0.0.1:port` in the network namespace of process `pid`.
-pub fn bind_in_netns(pid: u32, port: u16) -> Result<std::net::TcpListener, Error> {
-    std::thread::spawn(move || {
-        // This thread ends right after the bind.
-        crate::util::enter_netns(pid).map_err(|source| Error::Namespace { pid, source })?;
-        let l = std::net::TcpListener::bind(("127.0.0.1", port))
-            .map_err(|source| Error::Bind { port, source })?;
-        l.set_nonblocking(true)
-            .map_err(|source| Error::Bind { port, source })?;
-        Ok(l)
-    })
-    .join()
-    .map_err(|_| Error::Thread)?
+/// Binds `127.0.0.1:port` in the network namespace of process `pid`. The
+/// bind runs on a thread of its own that ends right after (never a tokio
+/// or blocking-pool thread: a reused thread would stay in the namespace);
+/// the caller awaits the answer, so no worker blocks on the join.
+pub async fn bind_in_netns(pid: u32, port: u16) -> Result<std::net::TcpListener, Error> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("link-bind-{pid}"))
+        .spawn(move || {
+            let _ = tx.send(bind_here(pid, port));
+        })
+        .map_err(|_| Error::Thread)?;
+    rx.await.map_err(|_| Error::Thread)?
 }
 
-/// Where a connection goes, asked per connection (routes change).
-pub type Targets = Arc<dyn Fn() -> Vec<SocketAddr> + Send + Sync>;
+/// Enters the namespace (this thread only) and binds there.
+fn bind_here(pid: u32, port: u16) -> Result<std::net::TcpListener, Error> {
+    crate::util::enter_netns(pid).map_err(|source| Error::Namespace { pid, source })?;
+    let l = std::net::TcpListener::bind(("127.0.0.1", port))
+        .map_err(|source| Error::Bind { port, source })?;
+    l.set_nonblocking(true)
+        .map_err(|source| Error::Bind { port, source })?;
+    Ok(l)
+}
+
+/// Where a connection goes: resolved when specs or endpoints change (see
+/// `services::node::links`), read per connection as one `Arc` clone.
+pub type Targets = watch::Receiver<Arc<[SocketAddr]>>;
 
 /// Accepts on `listener` until `stop`, relaying each connection to the
 /// first target that accepts a connect.
@@ -70,11 +82,11 @@ pub fn spawn(listener: std::net::TcpListener, targets: Targets, stop: Cancellati
                     }
                 },
             };
-            let targets = targets();
+            let targets = targets.borrow().clone();
             let stop = stop.clone();
             tokio::spawn(async move {
                 let mut conn = conn;
-                for t in targets {
+                for t in targets.iter().copied() {
                     if let Ok(mut up) = TcpStream::connect(t).await {
                         tokio::select! {
                             _ = stop.cancelled() => {}

@@ -52,7 +52,8 @@ struct Running {
     ck: ComponentKey,
     /// A restart is a new process (new network namespace): relays anew.
     started_at: Option<String>,
-    template: Template,
+    /// Shared with the agent's memory: a publish clones a pointer.
+    template: Arc<Template>,
     relays: CancellationToken,
     /// Path -> content last written into this container (`None`: unknown,
     /// e.g. adopted after an agent restart: the next render writes and reloads).
@@ -80,6 +81,9 @@ pub struct NodeServices {
     inner: Mutex<Inner>,
     /// A container appeared: render its files now (no debounce).
     kick: Notify,
+    /// Ticks on every change of the specs or endpoints: link targets are
+    /// resolved again (see `links.rs`).
+    routes: tokio::sync::watch::Sender<()>,
     /// Reconcile keys to trigger so a changed condition is published.
     trigger: mpsc::UnboundedSender<String>,
 }
@@ -94,7 +98,8 @@ impl NodeServices {
         trigger: mpsc::UnboundedSender<String>,
         shutdown: &CancellationToken,
     ) -> Arc<NodeServices> {
-        let (specs, endpoints, changes) = watch::start(etcd, keys, shutdown);
+        let routes = tokio::sync::watch::Sender::new(());
+        let (specs, endpoints, changes) = watch::start(etcd, keys, &routes, shutdown);
         let s = Arc::new(NodeServices {
             cfg,
             docker,
@@ -103,6 +108,7 @@ impl NodeServices {
             endpoints,
             inner: Mutex::new(Inner::default()),
             kick: Notify::new(),
+            routes,
             trigger,
         });
         tokio::spawn(configs::run(s.clone(), changes, shutdown.clone()));
@@ -163,7 +169,7 @@ impl NodeServices {
     pub fn observe(
         self: &Arc<Self>,
         ck: &ComponentKey,
-        running: &[(String, Option<String>, Template)],
+        running: &[(String, Option<String>, Arc<Template>)],
     ) {
         let mut new = Vec::new();
         {

@@ -3,7 +3,7 @@
 //! Both are in memory: rendering and relaying never wait for etcd.
 
 use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::resource::component::{Component, ComponentSpec};
@@ -12,10 +12,12 @@ use crate::resource::{ComponentKey, Kind};
 use crate::runtime::{self, Reader, WatcherConfig};
 use crate::store::Keys;
 
-/// The two caches, and a signal per change of the endpoints.
+/// The two caches, and a signal per change of the endpoints. `routes` is
+/// told of every change of either (link targets are resolved again).
 pub fn start(
     etcd: &etcd_client::Client,
     keys: &Keys,
+    routes: &watch::Sender<()>,
     shutdown: &CancellationToken,
 ) -> (
     Reader<(ComponentKey, ComponentSpec)>,
@@ -49,13 +51,17 @@ pub fn start(
         ),
     );
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(drive(spec_events, None, shutdown.clone()));
-    tokio::spawn(drive(ep_events, Some(tx), shutdown.clone()));
+    tokio::spawn(drive(spec_events, None, routes.clone(), shutdown.clone()));
+    tokio::spawn(drive(ep_events, Some(tx), routes.clone(), shutdown.clone()));
     (specs, endpoints, rx)
 }
 
-async fn drive<S, E>(events: S, changes: Option<mpsc::UnboundedSender<()>>, stop: CancellationToken)
-where
+async fn drive<S, E>(
+    events: S,
+    changes: Option<mpsc::UnboundedSender<()>>,
+    routes: watch::Sender<()>,
+    stop: CancellationToken,
+) where
     S: Stream<Item = Result<runtime::Event, E>>,
     E: std::fmt::Display,
 {
@@ -65,6 +71,7 @@ where
             _ = stop.cancelled() => return,
             ev = events.next() => match ev {
                 Some(Ok(_)) => {
+                    routes.send_replace(());
                     if let Some(tx) = &changes {
                         let _ = tx.send(());
                     }

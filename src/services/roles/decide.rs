@@ -47,6 +47,19 @@ pub struct Elected {
     pub term: i64,
 }
 
+impl Elected {
+    /// The leader key's value and create revision. A record that does not
+    /// decode names no replica of ours: `None`, left alone (its lease ends
+    /// it) rather than guessed at.
+    pub fn decode(value: &[u8], create_revision: i64) -> Option<Elected> {
+        let record = serde_json::from_slice(value).ok()?;
+        Some(Elected {
+            record,
+            term: create_revision,
+        })
+    }
+}
+
 /// What to do about the leader key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Election {

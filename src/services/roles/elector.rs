@@ -1,12 +1,14 @@
-//! The effects of the election: read the leader key, campaign or resign as
-//! [`super::decide`] says, and apply each replica's role (the role file, then
-//! the hook) — a step-down's hook always before the key is deleted.
+//! The effects of the election: read the leader key (from [`LeaderCache`]),
+//! campaign or resign as [`super::decide`] says, and apply each replica's
+//! role (the role file, then the hook) — a step-down's hook always before
+//! the key is deleted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
+use super::cache::{CacheError, LeaderCache};
 use super::decide::{self, Elected, Election, LeaderRecord, Role};
 use crate::docker::files::FileInContainer;
 use crate::docker::{Docker, ExecRequest};
@@ -24,6 +26,14 @@ pub const ROLE_FILE: &str = "/run/berth/role";
 /// `on: leader` reads it).
 pub type Leaders = Arc<Mutex<HashMap<ComponentKey, Elected>>>;
 
+#[derive(Debug, thiserror::Error)]
+pub enum ElectError {
+    #[error(transparent)]
+    Etcd(#[from] CallError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
 pub struct Elector {
     pub client: Client,
     pub keys: Keys,
@@ -32,8 +42,13 @@ pub struct Elector {
     pub leaders: Leaders,
     /// Every role change is a cluster event (`berth events`).
     pub events: Recorder,
+    cache: LeaderCache,
     /// Roles applied per container (file written and hook run).
     applied: BTreeMap<String, Role>,
+    /// Per component, the term of the leader key this node resigned (its
+    /// follower hook ran if it still ran): while the cache has not seen the
+    /// deletion, that key counts as gone and the hook does not run again.
+    resigned: HashMap<ComponentKey, i64>,
 }
 
 impl Elector {
@@ -44,6 +59,7 @@ impl Elector {
         docker: Docker,
         leaders: Leaders,
         events: Recorder,
+        cache: LeaderCache,
     ) -> Self {
         Elector {
             client,
@@ -52,7 +68,24 @@ impl Elector {
             docker,
             leaders,
             events,
+            cache,
             applied: BTreeMap::new(),
+            resigned: HashMap::new(),
+        }
+    }
+
+    /// The leader key: from the cache while the agent holds its lease.
+    /// Without one, etcd is asked: the cache may be cut off from an etcd
+    /// that expired our keys, and a failed read is what demotes (see
+    /// [`Self::demote`]).
+    async fn leader(
+        &self,
+        ck: &ComponentKey,
+        lease: Option<i64>,
+    ) -> Result<Option<Elected>, ElectError> {
+        match lease {
+            Some(_) => Ok(self.cache.leader(ck)?),
+            None => Ok(self.read(ck).await?),
         }
     }
 
@@ -63,15 +96,9 @@ impl Elector {
             c.get(self.keys.role_leader(ck), None),
         )
         .await?;
-        Ok(r.kvs().first().and_then(|kv| {
-            // A record that does not decode names no replica of ours; it is
-            // left alone (its lease ends it) rather than guessed at.
-            let record: LeaderRecord = serde_json::from_slice(kv.value()).ok()?;
-            Some(Elected {
-                record,
-                term: kv.create_revision(),
-            })
-        }))
+        Ok(r.kvs()
+            .first()
+            .and_then(|kv| Elected::decode(kv.value(), kv.create_revision())))
     }
 
     /// One pass over one component: `ready` are its ready replicas here,
@@ -83,48 +110,86 @@ impl Elector {
         ready: &[Replica],
         running: &(dyn Fn(&str) -> bool + Sync),
         lease: Option<i64>,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), ElectError> {
         let ids: Vec<String> = ready.iter().map(|r| r.container.clone()).collect();
-        let mut leader = self.read(ck).await?;
-        let candidates: Vec<String> = leader
-            .iter()
-            .map(|e| e.record.container.clone())
-            .filter(|c| running(c))
-            .collect();
-        match decide::decide(&self.node, &ids, &candidates, leader.as_ref()) {
-            Election::Keep => {}
-            Election::Campaign { container } => {
-                if let Some(lease) = lease {
-                    leader = self.campaign(ck, &container, lease).await?;
-                }
-            }
-            Election::Resign {
-                container,
-                term,
-                step_down,
-            } => {
-                if step_down {
-                    // Before the key goes: nobody else can lead meanwhile.
-                    self.apply(ck, roles, &container, Role::Follower, term)
-                        .await;
-                }
+        let cached = self.leader(ck, lease).await?;
+        let leader = match self.resigning(ck, cached.as_ref()) {
+            // Resigned already; the cache has not seen the deletion yet.
+            // Deleting again is harmless (compared on the term).
+            Some(term) => {
                 self.resign(ck, term).await?;
-                leader = None;
+                None
             }
-        }
-        {
-            let mut leaders = self.leaders.lock().unwrap_or_else(|e| e.into_inner());
-            match &leader {
-                Some(e) => leaders.insert(ck.clone(), e.clone()),
-                None => leaders.remove(ck),
-            };
-        }
+            None => self.elect(ck, roles, &ids, running, lease, cached).await?,
+        };
+        self.publish(ck, leader.as_ref());
         let term = leader.as_ref().map_or(0, |e| e.term);
         let now = decide::roles(&self.node, &ids, leader.as_ref());
         for (container, role) in decide::transitions(&now, &self.applied) {
             self.apply(ck, roles, &container, role, term).await;
         }
         Ok(())
+    }
+
+    /// The term of `leader` if this node resigned it: such a key is never
+    /// led by, stepped down from or campaigned against again. Forgotten
+    /// once the cache shows another key (or none).
+    fn resigning(&mut self, ck: &ComponentKey, leader: Option<&Elected>) -> Option<i64> {
+        let term = leader.map(|e| e.term);
+        match self.resigned.get(ck) {
+            Some(t) if Some(*t) == term => term,
+            _ => {
+                self.resigned.remove(ck);
+                None
+            }
+        }
+    }
+
+    /// Campaigns or resigns as [`decide::decide`] says; the leader after.
+    async fn elect(
+        &mut self,
+        ck: &ComponentKey,
+        roles: &Roles,
+        ids: &[String],
+        running: &(dyn Fn(&str) -> bool + Sync),
+        lease: Option<i64>,
+        leader: Option<Elected>,
+    ) -> Result<Option<Elected>, ElectError> {
+        let candidates: Vec<String> = leader
+            .iter()
+            .map(|e| e.record.container.clone())
+            .filter(|c| running(c))
+            .collect();
+        match decide::decide(&self.node, ids, &candidates, leader.as_ref()) {
+            Election::Keep => Ok(leader),
+            Election::Campaign { container } => match lease {
+                Some(lease) => Ok(self.campaign(ck, &container, lease).await?),
+                None => Ok(leader),
+            },
+            Election::Resign {
+                container,
+                term,
+                step_down,
+            } => {
+                self.resigned.insert(ck.clone(), term);
+                if step_down {
+                    // Before the key goes: nobody else can lead meanwhile.
+                    self.apply(ck, roles, &container, Role::Follower, term)
+                        .await;
+                }
+                self.resign(ck, term).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// What the job runner's `on: leader` reads.
+    fn publish(&self, ck: &ComponentKey, leader: Option<&Elected>) {
+        let mut leaders = self.leaders.lock().unwrap_or_else(|e| e.into_inner());
+        match leader {
+            Some(e) => leaders.insert(ck.clone(), e.clone()),
+            None => leaders.remove(ck),
+        };
     }
 
     /// The agent lost its lease and etcd cannot be read: its leader keys
@@ -152,6 +217,8 @@ impl Elector {
             .retain(|c, _| ready.iter().any(|r| &r.container == c));
     }
 
+    /// Creates the leader key if absent; else reads it in the same
+    /// transaction, so the leader and term come from one revision.
     async fn campaign(
         &self,
         ck: &ComponentKey,
@@ -170,13 +237,20 @@ impl Elector {
                 key.as_str(),
                 value,
                 Some(PutOptions::new().with_lease(lease)),
-            )]);
+            )])
+            .or_else([TxnOp::get(key.as_str(), None)]);
         let mut c = self.client.clone();
         let r = call("campaign for leader", c.txn(txn)).await?;
-        if r.succeeded() {
-            tracing::info!(component = %ck, container = %short(container), term = r.header().map_or(0, |h| h.revision()), "elected leader");
+        if !r.succeeded() {
+            return Ok(winner(&r));
         }
-        self.read(ck).await
+        // The put's revision is the key's create revision: the term.
+        let term = r
+            .header()
+            .map(|h| h.revision())
+            .ok_or_else(|| CallError::Other("a campaign answer without a header".into()))?;
+        tracing::info!(component = %ck, container = %short(container), term, "elected leader");
+        Ok(Some(Elected { record, term }))
     }
 
     async fn resign(&self, ck: &ComponentKey, term: i64) -> Result<(), CallError> {
@@ -256,6 +330,17 @@ impl Elector {
             &message,
         ));
     }
+}
+
+/// The leader a lost campaign read (the transaction's `else` get).
+fn winner(r: &TxnResponse) -> Option<Elected> {
+    r.op_responses().into_iter().find_map(|op| match op {
+        TxnOpResponse::Get(g) => g
+            .kvs()
+            .first()
+            .and_then(|kv| Elected::decode(kv.value(), kv.create_revision())),
+        _ => None,
+    })
 }
 
 fn short(id: &str) -> &str {

@@ -1,47 +1,25 @@
 //! The election loop of an agent: every [`ROLES_POLL`], and at once when a
-//! leader key is deleted, one [`Elector::step`] per component that has (or
-//! had) a ready replica here with `roles.elect`.
+//! leader key is deleted (see [`super::cache`]), one [`Elector::step`] per
+//! component that has (or had) a ready replica here with `roles.elect`. A
+//! pass reads the leader keys from the cache: etcd is written to (campaign,
+//! resign), not polled.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::Elector;
 use crate::resource::services::Roles;
 use crate::resource::ComponentKey;
-use crate::runtime::{watcher, Event, WatcherConfig};
 use crate::services::jobs::runner::group;
 use crate::services::local::LocalReplicas;
 
-/// How often the election of each elected component is looked at.
+/// How often the election of each elected component is looked at (local
+/// replicas change without any etcd event: a replica becoming ready).
 pub const ROLES_POLL: Duration = Duration::from_millis(250);
-
-/// Wakes the election loop when a leader key changes (a leader's lease
-/// expired, a leader resigned): followers campaign at once, not at the next
-/// poll. The poll stays as the safety net behind the watch.
-pub async fn wake_on_role_changes(
-    client: etcd_client::Client,
-    prefix: String,
-    wake: Arc<Notify>,
-    token: CancellationToken,
-) {
-    let events = watcher(client, prefix, WatcherConfig::default());
-    let mut events = std::pin::pin!(events);
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => return,
-            ev = events.next() => match ev {
-                Some(Ok(Event::Delete(_))) => wake.notify_one(),
-                Some(_) => {}
-                None => return,
-            },
-        }
-    }
-}
 
 pub async fn elect(
     mut elector: Elector,
