@@ -27,11 +27,8 @@
 //! network namespace (`proxy::dial`), as the agent does; `BENCH_NETNS=0`
 //! makes it use the published port (docker-proxy) instead, as agents did
 //! before `proxy::dial`. `BENCH_PROXY_THREADS` is the agent's
-//! `--proxy-threads` (default 1). `BENCH_BACKEND_CPUS=0.5` caps the fast
-//! backend at half a core (a cgroup), so that "50% of its peak" is a load
-//! it serves at half its capacity while the generator and the proxies
-//! still have CPU: on 2 shared cores an uncapped backend's peak is all the
-//! CPU there is, and no proxy (HAProxy included) keeps up at half of it.
+//! `--proxy-threads` (default 1). `BENCH_LATENCY_ONLY=1` (with
+//! `BENCH_LATENCY_RATE`) skips the wrk rows.
 //! `BENCH_PIN=1` pins the proxies to CPU 1 and the load and the fast
 //! backend to CPU 0 (see [`Cpu`]).
 
@@ -199,17 +196,16 @@ fn wrk(port: u16) -> (f64, f64) {
     (rps, total)
 }
 
-/// Open-loop load at `rate` requests/s over `BENCH_LATENCY_CONNS` (128)
+/// Open-loop load at `rate` requests/s over `BENCH_LATENCY_CONNS` (32)
 /// keep-alive connections for `secs()`: the p50 and p99 latency from each
-/// request's scheduled time. Enough connections that each has several
-/// milliseconds between its requests: tokio's timer ticks in whole
-/// milliseconds, and a connection still waiting for its previous answer
-/// when the next is due would measure the generator, not the path.
+/// request's scheduled time (tokio's timer ticks in whole milliseconds, the
+/// same for every path). 128 connections made every path's tail worse,
+/// HAProxy's included: more sockets, same rate.
 async fn open_loop(port: u16, rate: f64) -> (Duration, Duration) {
     let conns: usize = std::env::var("BENCH_LATENCY_CONNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
+        .unwrap_or(32);
     let per_conn = Duration::from_secs_f64(conns as f64 / rate);
     let until = Instant::now() + Duration::from_secs(secs());
     let tasks: Vec<_> = (0..conns)
@@ -446,41 +442,6 @@ async fn role_backend() {
     .await;
 }
 
-/// A cgroup (v1 `cpu` controller) that caps the processes put in it at a
-/// share of one core: `BENCH_BACKEND_CPUS=0.5` gives the fast backend a
-/// budget of its own, so its peak is its capacity rather than whatever the
-/// generator and the proxies leave of the two shared cores. Removed on drop
-/// (after its processes are gone).
-struct CpuLimit(std::path::PathBuf);
-
-impl CpuLimit {
-    fn new(cpus: f64, pid: u32) -> CpuLimit {
-        let dir = std::path::PathBuf::from(format!(
-            "/sys/fs/cgroup/cpu/berth-bench-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("a cpu cgroup (cgroup v1, as root)");
-        // A 10 ms period: a throttled backend waits at most that long.
-        let period = 10_000u64;
-        let write = |f: &str, v: String| {
-            std::fs::write(dir.join(f), v).unwrap_or_else(|e| panic!("{f}: {e}"))
-        };
-        write("cpu.cfs_period_us", period.to_string());
-        write(
-            "cpu.cfs_quota_us",
-            ((cpus * period as f64) as u64).to_string(),
-        );
-        write("cgroup.procs", pid.to_string());
-        CpuLimit(dir)
-    }
-}
-
-impl Drop for CpuLimit {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// A busybox httpd container of the test image, published on 127.0.0.1.
 struct Container(String);
 
@@ -570,13 +531,8 @@ async fn bench() {
         .expect("build the bench image");
     let dir = tempfile::tempdir().expect("tempdir");
     let (bb, bb_port) = busybox_backend();
-    let cpus: Option<f64> = std::env::var("BENCH_BACKEND_CPUS")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let (fast, fast_line) = spawn_role("backend", &[]);
+    let (_fast, fast_line) = spawn_role("backend", &[]);
     let fast_port: u16 = fast_line.parse().expect("backend port");
-    let _limit = cpus.map(|c| CpuLimit::new(c, fast.pid()));
-    let _fast = fast;
     let mut tables = Vec::new();
     let fast_only = std::env::var_os("BENCH_FAST_ONLY").is_some();
     let busybox_only = std::env::var_os("BENCH_BUSYBOX_ONLY").is_some();
@@ -607,17 +563,23 @@ async fn bench() {
         let (berth_proxy, _) = spawn_role("proxy", &env);
         let (htcp, hhttp) = (free_port(), free_port());
         let ha = haproxy(backend, htcp, hhttp, dir.path());
-        let rows = vec![
-            measure(&format!("{name}: direct"), backend, None),
-            measure(&format!("{name}: berth tcp"), tcp, Some(berth_proxy.pid())),
-            measure(
-                &format!("{name}: berth http"),
-                http,
-                Some(berth_proxy.pid()),
-            ),
-            measure(&format!("{name}: haproxy tcp"), htcp, Some(ha.pid())),
-            measure(&format!("{name}: haproxy http"), hhttp, Some(ha.pid())),
-        ];
+        // BENCH_LATENCY_ONLY=1 (with BENCH_LATENCY_RATE): no wrk rows.
+        let latency_only = std::env::var_os("BENCH_LATENCY_ONLY").is_some();
+        let rows = if latency_only {
+            Vec::new()
+        } else {
+            vec![
+                measure(&format!("{name}: direct"), backend, None),
+                measure(&format!("{name}: berth tcp"), tcp, Some(berth_proxy.pid())),
+                measure(
+                    &format!("{name}: berth http"),
+                    http,
+                    Some(berth_proxy.pid()),
+                ),
+                measure(&format!("{name}: haproxy tcp"), htcp, Some(ha.pid())),
+                measure(&format!("{name}: haproxy http"), hhttp, Some(ha.pid())),
+            ]
+        };
         let mut latency = Vec::new();
         if backend == fast_port {
             // BENCH_LATENCY_RATE (req/s) overrides 50% of the direct peak:
@@ -626,7 +588,8 @@ async fn bench() {
             let rate = std::env::var("BENCH_LATENCY_RATE")
                 .ok()
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(rows[0].rps * 0.5);
+                .or_else(|| rows.first().map(|r| r.rps * 0.5))
+                .expect("BENCH_LATENCY_ONLY needs BENCH_LATENCY_RATE");
             for (what, port) in [
                 ("direct", backend),
                 ("berth tcp", tcp),
@@ -673,7 +636,9 @@ fn print_tables(tables: &[(&str, Vec<Row>, Option<Latency>)]) {
     println!("| backend · path | req/s (wrk -c32) | vs direct | CPU per request | vs HAProxy |");
     println!("|---|---|---|---|---|");
     for (_, rows, _) in tables {
-        let direct = rows[0].rps;
+        let Some(direct) = rows.first().map(|r| r.rps) else {
+            continue;
+        };
         for r in rows {
             let peer = if r.what.contains("berth tcp") {
                 rows.iter().find(|x| x.what.contains("haproxy tcp"))
@@ -708,9 +673,6 @@ fn print_tables(tables: &[(&str, Vec<Row>, Option<Latency>)]) {
         } else {
             "50% of its direct peak".to_string()
         };
-        if let Ok(c) = std::env::var("BENCH_BACKEND_CPUS") {
-            source.push_str(&format!("; backend capped at {c} CPU"));
-        }
         if pinning() {
             source.push_str("; pinned: proxies on CPU 1, load and backend on CPU 0");
         }

@@ -268,6 +268,18 @@ fn tick_plus(tick: &str, secs: i64) -> String {
         .to_string()
 }
 
+/// The base spec with `roles.elect` and hooks that append
+/// `<role> <hostname> <term>` to `/shared/hooks`.
+fn elected(shared: &Path) -> serde_json::Map<String, Value> {
+    let hook = |role: &str| json!({"exec": ["sh", "-c", format!("echo \"{role} $HOSTNAME $BERTH_ROLE_TERM\" >> /shared/hooks")]});
+    let mut spec = base(shared);
+    spec.insert(
+        "roles".into(),
+        json!({"elect": true, "onLeader": hook("leader"), "onFollower": hook("follower")}),
+    );
+    spec
+}
+
 /// Three replicas elect one leader (hooks: one `leader`, two `follower`;
 /// the role file says so in each). The leader's container is SIGKILLed: a
 /// new leader is elected within the lease TTL, its hook runs, and the old
@@ -275,12 +287,7 @@ fn tick_plus(tick: &str, secs: i64) -> String {
 #[tokio::test]
 async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
     let c = Nodes::start("role", 3).await;
-    let hook = |role: &str| json!({"exec": ["sh", "-c", format!("echo \"{role} $HOSTNAME $BERTH_ROLE_TERM\" >> /shared/hooks")]});
-    let mut spec = base(&c.shared());
-    spec.insert(
-        "roles".into(),
-        json!({"elect": true, "onLeader": hook("leader"), "onFollower": hook("follower")}),
-    );
+    let mut spec = elected(&c.shared());
     // A per-second job on the leader: it runs where the leader is.
     spec.insert(
         "jobs".into(),
@@ -457,12 +464,7 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
 #[tokio::test]
 async fn an_unhealthy_leader_steps_down_once_before_the_next_one_leads() {
     let c = Nodes::start("roleu", 2).await;
-    let hook = |role: &str| json!({"exec": ["sh", "-c", format!("echo \"{role} $HOSTNAME $BERTH_ROLE_TERM\" >> /shared/hooks")]});
-    let mut spec = base(&c.shared());
-    spec.insert(
-        "roles".into(),
-        json!({"elect": true, "onLeader": hook("leader"), "onFollower": hook("follower")}),
-    );
+    let mut spec = elected(&c.shared());
     spec.insert(
         "healthChecks".into(),
         json!([{"exec": {"command": ["test", "!", "-e", "/tmp/sick"]},
@@ -535,13 +537,7 @@ async fn an_unhealthy_leader_steps_down_once_before_the_next_one_leads() {
 #[tokio::test]
 async fn a_killed_leaders_agent_is_replaced_within_the_lease_ttl() {
     let mut c = Nodes::start("rolek", 3).await;
-    let hook = |role: &str| json!({"exec": ["sh", "-c", format!("echo \"{role} $HOSTNAME $BERTH_ROLE_TERM\" >> /shared/hooks")]});
-    let mut spec = base(&c.shared());
-    spec.insert(
-        "roles".into(),
-        json!({"elect": true, "onLeader": hook("leader"), "onFollower": hook("follower")}),
-    );
-    c.apply(Value::Object(spec));
+    c.apply(Value::Object(elected(&c.shared())));
     let hooks = c.shared().join("hooks");
     wait_until("one leader and two followers", || async {
         lines(&hooks).len() == 3
