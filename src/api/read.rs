@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::bodies::{
-    ComponentList, ContainerList, EndpointList, EventList, List, NodeList, ProjectList, RevisionList,
+    ComponentList, ContainerList, EndpointList, EventList, List, NodeList, ProjectList,
+    RevisionList,
 };
 use super::error::ApiErrors;
 use super::watch::{self, Feed};
