@@ -655,6 +655,25 @@ spec:
         );
     }
 
+    /// The typed answers say what the JSON ones built from strings said.
+    #[test]
+    fn kinds_and_changes_serialize_as_the_cli_prints_them() {
+        for kind in Kind::ALL {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(json!(kind.name())));
+        }
+        for change in [
+            Change::Created,
+            Change::Configured,
+            Change::Unchanged,
+            Change::Pruned,
+        ] {
+            assert_eq!(
+                serde_json::to_value(change).ok(),
+                Some(json!(change.to_string()))
+            );
+        }
+    }
+
     fn collect_refs(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(o) => {
