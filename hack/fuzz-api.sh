@@ -4,9 +4,9 @@
 # a unique root and node names: hack/lib/cluster.sh). Fails on any 5xx and on
 # any response that does not conform to the document (status code, content
 # type, headers, body schema). Configuration: hack/schemathesis.toml.
-# Known gap: the document gives a body schema only to errors (ErrorBody);
-# a 200 is documented as JSON with no schema, so for it only the status and
-# content type are checked. `?watch=true` (an event stream) is not fuzzed.
+# Every JSON answer, success or error, has its body schema in the document
+# (src/api/bodies.rs), so bodies are checked too. `?watch=true` (an event
+# stream) and logs (text/plain) have none; watches are not fuzzed.
 #
 #   hack/fuzz-api.sh        (hack/install-deps.sh installs schemathesis into
 #                            .venv/; the berth binary must be built)

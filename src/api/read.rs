@@ -8,10 +8,14 @@ use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::bodies::{
+    ComponentList, ContainerList, EndpointList, EventList, List, NodeList, ProjectList,
+    RevisionList,
+};
 use super::error::ApiErrors;
 use super::watch::{self, Feed};
 use super::{Access, ApiError, ApiState};
-use crate::resource::{Kind, Object};
+use crate::resource::{Component, Kind, Node, Object, Project};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -23,12 +27,12 @@ pub(crate) fn json(v: &impl Serialize) -> Response {
 
 /// The `kind: List` that `berth get -o json` prints.
 fn list(items: Vec<Value>) -> Response {
-    json(&crate::resource::meta::list_json(items))
+    json(&List::new(items))
 }
 
 #[utoipa::path(get, path = "/projects", tag = "projects",
     params(("watch" = Option<bool>, Query, description = "Stream ADDED/MODIFIED/DELETED server-sent events")),
-    responses((status = 200, description = "`kind: List` of the projects the token may read (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of the projects the token may read (or, with `?watch=true`, a server-sent event stream)", content((ProjectList = "application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn projects(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -48,7 +52,7 @@ pub async fn projects(
 
 #[utoipa::path(get, path = "/projects/{project}", tag = "projects",
     params(("project" = String, Path)),
-    responses((status = 200, description = "The project", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "The project", body = Project), ApiErrors))]
 pub async fn project(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -62,7 +66,7 @@ pub async fn project(
 
 #[utoipa::path(get, path = "/projects/{project}/components", tag = "components",
     params(("project" = String, Path), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of components with status (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of components with status (or, with `?watch=true`, a server-sent event stream)", content((ComponentList = "application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn components(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -95,7 +99,7 @@ async fn list_components(
 
 #[utoipa::path(get, path = "/components", tag = "components",
     params(("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of the components of every project the token may read (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of the components of every project the token may read (or, with `?watch=true`, a server-sent event stream)", content((ComponentList = "application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn all_components(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -106,7 +110,7 @@ pub async fn all_components(
 
 #[utoipa::path(get, path = "/projects/{project}/components/{name}", tag = "components",
     params(("project" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "The component with its status, as `berth get -o json` prints it", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "The component with its status, as `berth get -o json` prints it", body = Component), ApiErrors))]
 pub async fn component(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -119,7 +123,7 @@ pub async fn component(
 
 #[utoipa::path(get, path = "/projects/{project}/components/{name}/revisions", tag = "components",
     params(("project" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "`kind: List` of the component's revisions", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of the component's revisions", body = RevisionList), ApiErrors))]
 pub async fn revisions(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -137,7 +141,7 @@ pub async fn revisions(
 
 #[utoipa::path(get, path = "/nodes", tag = "nodes",
     params(("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of nodes, NotReady ones included (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of nodes, NotReady ones included (or, with `?watch=true`, a server-sent event stream)", content((NodeList = "application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn nodes(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -152,7 +156,7 @@ pub async fn nodes(
 
 #[utoipa::path(get, path = "/nodes/{name}", tag = "nodes",
     params(("name" = String, Path)),
-    responses((status = 200, description = "The node", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "The node", body = Node), ApiErrors))]
 pub async fn node(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Response> {
     Ok(json(&one(&s, Kind::Node, None, &name).await?.to_json()))
 }
@@ -178,7 +182,7 @@ pub struct ContainerFilter {
 #[utoipa::path(get, path = "/containers", tag = "containers",
     params(("project" = Option<String>, Query), ("node" = Option<String>, Query),
         ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of containers cluster-wide, from observed state (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of containers cluster-wide, from observed state (or, with `?watch=true`, a server-sent event stream)", content((ContainerList = "application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn containers(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -226,7 +230,7 @@ pub(crate) fn container_rows<'a>(
 
 #[utoipa::path(get, path = "/projects/{project}/endpoints", tag = "endpoints",
     params(("project" = String, Path), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of the project's endpoints: every ready container with ports, as its agent announces it (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of the project's endpoints: every ready container with ports, as its agent announces it (or, with `?watch=true`, a server-sent event stream)", content((EndpointList = "application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn endpoints(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -266,7 +270,7 @@ pub struct EventFilter {
 
 #[utoipa::path(get, path = "/events", tag = "events",
     params(("project" = Option<String>, Query), ("watch" = Option<bool>, Query, description = "Stream server-sent events")),
-    responses((status = 200, description = "`kind: List` of cluster events, oldest first (kept about an hour) (or, with `?watch=true`, a server-sent event stream)", content(("application/json"), ("text/event-stream"))), ApiErrors))]
+    responses((status = 200, description = "`kind: List` of cluster events, oldest first (kept about an hour) (or, with `?watch=true`, a server-sent event stream)", content((EventList = "application/json"), ("text/event-stream"))), ApiErrors))]
 pub async fn events(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,

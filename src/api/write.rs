@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
 
+use super::bodies::{Applied, AppliedObject, Deleted, Done};
 use super::error::ApiErrors;
 use super::{json, Access, ApiError, ApiState};
 use crate::cli::args::RolloutTarget;
@@ -43,7 +44,7 @@ pub struct ApplyQuery {
 #[utoipa::path(post, path = "/apply", tag = "write",
     params(("dryRun" = Option<bool>, Query, description = "Validate and report, write nothing")),
     request_body(content = String, content_type = "application/yaml", description = "A manifest: YAML or JSON documents"),
-    responses((status = 200, description = "What each object became: created, configured or unchanged", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "What each object became: created, configured or unchanged", body = Applied), ApiErrors))]
 pub async fn apply(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -70,23 +71,24 @@ pub async fn apply(
         .apply(&objects, &opts)
         .await
         .map_err(|e| ApiError::from(crate::cli::apply::at_source(e, &loaded)))?;
-    let items: Vec<_> = result
+    let items = result
         .outcomes
-        .iter()
-        .map(|o| {
-            serde_json::json!({
-                "kind": o.kind.name(), "project": o.project, "name": o.name,
-                "change": o.change.to_string(), "dryRun": q.dry_run,
-            })
+        .into_iter()
+        .map(|o| AppliedObject {
+            kind: o.kind,
+            project: o.project,
+            name: o.name,
+            change: o.change,
+            dry_run: q.dry_run,
         })
         .collect();
-    Ok(json(&serde_json::json!({"items": items})))
+    Ok(json(&Applied { items }))
 }
 
 /// `DELETE /projects/P/components/N`.
 #[utoipa::path(delete, path = "/projects/{project}/components/{name}", tag = "write",
     params(("project" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "Deleted", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "Deleted", body = Deleted), ApiErrors))]
 pub async fn delete_component(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -99,7 +101,7 @@ pub async fn delete_component(
 /// `DELETE /projects/P`: refused while it holds components.
 #[utoipa::path(delete, path = "/projects/{project}", tag = "write",
     params(("project" = String, Path)),
-    responses((status = 200, description = "Deleted (refused while it holds components)", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "Deleted (refused while it holds components)", body = Deleted), ApiErrors))]
 pub async fn delete_project(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -112,7 +114,7 @@ pub async fn delete_project(
 async fn delete(s: &ApiState, kind: Kind, project: Option<&str>, name: &str) -> Result<Response> {
     if s.store.delete(kind, project, name, None).await? {
         let deleted = format!("{}/{name}", kind.lower());
-        Ok(json(&serde_json::json!({ "deleted": deleted })))
+        Ok(json(&Deleted { deleted }))
     } else {
         Err(ApiError::NotFound(format!(
             "{}/{name} not found",
@@ -136,7 +138,7 @@ pub struct RolloutQuery {
     params(("project" = String, Path), ("name" = String, Path),
         ("action" = String, Path, description = "pause, resume, promote, restart or undo"),
         ("toRevision" = Option<u32>, Query, description = "undo: the revision to go back to")),
-    responses((status = 200, description = "What was done", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "What was done", body = Done), ApiErrors))]
 pub async fn rollout(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -159,15 +161,15 @@ pub async fn rollout(
     let target = RolloutTarget { component, project };
     let done = control(&s.store, &target, action).await?;
     let message = format!("component/{} {done}", target.component);
-    Ok(json(&serde_json::json!({ "message": message })))
+    Ok(json(&Done { message }))
 }
 
 /// `POST /nodes/N/{cordon|uncordon|drain}`; a drain answers 202 at once
 /// (its progress shows in `/nodes/N` and `/containers?node=N`).
 #[utoipa::path(post, path = "/nodes/{name}/{action}", tag = "write",
     params(("name" = String, Path), ("action" = String, Path, description = "cordon, uncordon or drain")),
-    responses((status = 200, description = "Cordoned or uncordoned", content_type = "application/json"),
-        (status = 202, description = "Draining", content_type = "application/json"), ApiErrors))]
+    responses((status = 200, description = "Cordoned or uncordoned", body = Done),
+        (status = 202, description = "Draining", body = Done), ApiErrors))]
 pub async fn node_action(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -192,5 +194,5 @@ pub async fn node_action(
             )))
         }
     };
-    Ok((status, json(&serde_json::json!({ "message": message }))).into_response())
+    Ok((status, json(&Done { message })).into_response())
 }

@@ -24,7 +24,7 @@ pub const EVENT_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 pub const CLUSTER: &str = "_cluster";
 
 /// One event.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, schemars::JsonSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterEvent {
     /// RFC 3339, UTC, with nanoseconds.

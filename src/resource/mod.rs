@@ -33,8 +33,11 @@ pub use project::{Project, ProjectSpec};
 use std::fmt;
 use std::str::FromStr;
 
-/// The kinds a user can name on the command line or in a manifest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The kinds a user can name on the command line or in a manifest
+/// (serialized as its `kind:` value, [`Kind::name`]).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema,
+)]
 pub enum Kind {
     Project,
     Component,

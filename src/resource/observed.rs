@@ -417,7 +417,7 @@ mod tests {
 
 /// One container and where it runs: a row of `berth get containers` and of
 /// `/api/v1/containers`.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerRow {
     pub node: String,

@@ -53,7 +53,9 @@ pub struct ApplyOptions {
     pub prune: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What `apply` did to one object (serialized as its [`Display`](std::fmt::Display) word).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Change {
     Created,
     Configured,

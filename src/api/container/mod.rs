@@ -22,6 +22,7 @@ use axum::Extension;
 use futures::StreamExt;
 use serde::Deserialize;
 
+use super::bodies::ContainerDone;
 use super::error::ErrorBody;
 use super::{json, Access, ApiError, ApiState};
 use crate::resource::observed::ContainerRow;
@@ -156,7 +157,7 @@ where
 }
 
 /// A JSON answer naming the node that acted.
-fn served(status: StatusCode, node: &str, body: &serde_json::Value) -> Response {
+fn served(status: StatusCode, node: &str, body: &ContainerDone) -> Response {
     let mut r = (status, json(body)).into_response();
     name_served_by(&mut r, node);
     r
@@ -172,7 +173,7 @@ fn name_served_by(r: &mut Response, node: &str) {
 /// `GET .../containers/C`: one container from observed state (no forwarding).
 #[utoipa::path(get, path = "/projects/{project}/containers/{container}", tag = "containers",
     params(("project" = String, Path), ("container" = String, Path, description = "Name, id, or an id prefix of at least 12 characters")),
-    responses((status = 200, description = "The container as `/containers` lists it: node, component, revision, phase, ports", content_type = "application/json"), ActionErrors))]
+    responses((status = 200, description = "The container as `/containers` lists it: node, component, revision, phase, ports", body = ContainerRow), ActionErrors))]
 pub async fn container(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -189,7 +190,7 @@ pub async fn container(
 /// Answers 202 once the restart has begun.
 #[utoipa::path(post, path = "/projects/{project}/containers/{container}/restart", tag = "containers",
     params(("project" = String, Path), ("container" = String, Path, description = "Name, id, or an id prefix of at least 12 characters")),
-    responses((status = 202, description = "Restarting: drained, stopped and started again in place", content_type = "application/json"), ActionErrors))]
+    responses((status = 202, description = "Restarting: drained, stopped and started again in place", body = ContainerDone), ActionErrors))]
 pub async fn restart(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -210,7 +211,10 @@ pub async fn restart(
         let local = local.ok_or_else(|| no_agent(&row))?;
         let message = local.restart(&row.container.id)?;
         tracing::info!(token = %access.name, container = %row.container.name, "restart requested");
-        let body = serde_json::json!({ "message": message, "node": row.node });
+        let body = ContainerDone {
+            message,
+            node: row.node.clone(),
+        };
         Ok(served(StatusCode::ACCEPTED, &row.node, &body))
     })
     .await
@@ -224,7 +228,7 @@ pub async fn restart(
 /// answers 202 "already being evicted").
 #[utoipa::path(post, path = "/projects/{project}/containers/{container}/evict", tag = "containers",
     params(("project" = String, Path), ("container" = String, Path, description = "Name, id, or an id prefix of at least 12 characters")),
-    responses((status = 202, description = "Evicted: it is replaced within the rollout budget, then removed", content_type = "application/json"), ActionErrors))]
+    responses((status = 202, description = "Evicted: it is replaced within the rollout budget, then removed", body = ContainerDone), ActionErrors))]
 pub async fn evict(
     State(s): State<ApiState>,
     Extension(access): Extension<Access>,
@@ -245,7 +249,10 @@ pub async fn evict(
         let done = request_eviction(store, &row, &access.name).await?;
         tracing::info!(token = %access.name, container = %row.container.name, "eviction requested");
         let message = format!("container {} {}", row.container.name, done.as_str());
-        let body = serde_json::json!({ "message": message, "node": row.node });
+        let body = ContainerDone {
+            message,
+            node: row.node.clone(),
+        };
         Ok(served(StatusCode::ACCEPTED, &row.node, &body))
     })
     .await
