@@ -268,6 +268,13 @@ fn tick_plus(tick: &str, secs: i64) -> String {
         .to_string()
 }
 
+/// A per-second job on the leader that appends `<tick> <hostname>` to
+/// `/shared/lead`: its lines say where the leader was, tick by tick.
+fn leader_job() -> Value {
+    json!([{"name": "lead", "schedule": "* * * * * *", "on": "leader",
+            "exec": ["sh", "-c", "echo \"$BERTH_JOB_TICK $HOSTNAME\" >> /shared/lead"]}])
+}
+
 /// The base spec with `roles.elect` and hooks that append
 /// `<role> <hostname> <term>` to `/shared/hooks`.
 fn elected(shared: &Path) -> serde_json::Map<String, Value> {
@@ -289,11 +296,7 @@ async fn a_killed_leader_is_replaced_and_the_hooks_run_on_both_sides() {
     let c = Nodes::start("role", 3).await;
     let mut spec = elected(&c.shared());
     // A per-second job on the leader: it runs where the leader is.
-    spec.insert(
-        "jobs".into(),
-        json!([{"name": "lead", "schedule": "* * * * * *", "on": "leader",
-                "exec": ["sh", "-c", "echo \"$BERTH_JOB_TICK $HOSTNAME\" >> /shared/lead"]}]),
-    );
+    spec.insert("jobs".into(), leader_job());
     c.apply(Value::Object(spec));
     let hooks = c.shared().join("hooks");
     let lead = c.shared().join("lead");
@@ -471,11 +474,7 @@ async fn an_unhealthy_leader_steps_down_once_before_the_next_one_leads() {
                 "interval": "300ms", "failureThreshold": 1}]),
     );
     // A per-second job on the leader: its runs mark election passes.
-    spec.insert(
-        "jobs".into(),
-        json!([{"name": "lead", "schedule": "* * * * * *", "on": "leader",
-                "exec": ["sh", "-c", "echo \"$BERTH_JOB_TICK $HOSTNAME\" >> /shared/lead"]}]),
-    );
+    spec.insert("jobs".into(), leader_job());
     c.apply(Value::Object(spec));
     let hooks = c.shared().join("hooks");
     let lead = c.shared().join("lead");
