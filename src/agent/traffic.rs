@@ -128,7 +128,10 @@ impl Traffic {
         if cfg.forward_port != 0 {
             pcfg.forward = Some(SocketAddr::new(cfg.bind, cfg.forward_port));
         }
-        pcfg.pid_lookup = Some(pid_lookup(docker.clone()));
+        pcfg.pid_lookup = Some(pid_lookup(
+            docker.clone(),
+            tokio::runtime::Handle::current(),
+        ));
         let proxy = match ProxyRuntime::start(cfg.threads, shutdown.clone()) {
             Ok(rt) => Proxy::start_on(&rt, pcfg, metrics, routes_rx, shutdown.child_token()),
             Err(e) => {
@@ -383,17 +386,25 @@ impl Traffic {
 }
 
 /// Asks Docker for a container's pid, for the proxy's namespace dialer.
-fn pid_lookup(docker: crate::docker::Docker) -> crate::proxy::dial::PidLookup {
+/// The proxy asks from its own runtime; the call runs on the agent's
+/// (`agent`, the runtime current when the proxy starts), so the Docker
+/// client's pooled connections are never driven by the proxy's thread nor
+/// dropped with its runtime.
+fn pid_lookup(
+    docker: crate::docker::Docker,
+    agent: tokio::runtime::Handle,
+) -> crate::proxy::dial::PidLookup {
     crate::proxy::dial::PidLookup(Arc::new(move |id: String| {
         let docker = docker.clone();
-        Box::pin(async move {
+        let asked = agent.spawn(async move {
             docker
                 .pid(&id)
                 .await
                 .map_err(|e| tracing::debug!(container = %id, error = %e, "container pid"))
                 .ok()
                 .flatten()
-        })
+        });
+        Box::pin(async move { asked.await.ok().flatten() })
     }))
 }
 

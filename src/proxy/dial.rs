@@ -112,9 +112,11 @@ impl Entry {
     }
 }
 
-/// Sockets made per round trip to a namespace thread. Spares are plain
-/// unconnected descriptors, so holding a few per container costs nothing.
-const BATCH: usize = 16;
+/// Sockets made per round trip to a namespace thread. Each spare is an
+/// open descriptor (and keeps the namespace alive until used or dropped
+/// with the entry), so a container holds at most this many; the agent
+/// raises its descriptor limit at start (`util::raise_nofile`).
+const BATCH: usize = 8;
 
 type SocketReply = oneshot::Sender<io::Result<Vec<OwnedFd>>>;
 
@@ -140,7 +142,7 @@ impl NetnsThread {
                     return;
                 }
                 while let Ok(reply) = rx.recv() {
-                    let _ = reply.send((0..BATCH).map(|_| tcp_socket()).collect());
+                    let _ = reply.send(batch());
                 }
             })
             .map_err(|_| DialError::Gone)?;
@@ -155,6 +157,20 @@ impl NetnsThread {
 // The thread that joins serves nothing but socket creation for this container.
 fn join_netns(pid: u32) -> Result<(), DialError> {
     crate::util::enter_netns(pid).map_err(|source| DialError::Namespace { pid, source })
+}
+
+/// Up to [`BATCH`] sockets: those made before the first failure (out of
+/// descriptors, say), or that failure when none was.
+fn batch() -> io::Result<Vec<OwnedFd>> {
+    let mut made = Vec::with_capacity(BATCH);
+    for _ in 0..BATCH {
+        match tcp_socket() {
+            Ok(fd) => made.push(fd),
+            Err(e) if made.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(made)
 }
 
 /// A fresh non-blocking IPv4 TCP socket in this thread's namespace.

@@ -49,6 +49,10 @@ pub struct Elector {
     /// follower hook ran if it still ran): while the cache has not seen the
     /// deletion, that key counts as gone and the hook does not run again.
     resigned: HashMap<ComponentKey, i64>,
+    /// Per component, the term of our leader key and the lease it is on,
+    /// as won or read from etcd: a cached key naming this node counts only
+    /// when it matches (see [`Self::leader`]).
+    ours: HashMap<ComponentKey, (i64, i64)>,
 }
 
 impl Elector {
@@ -71,34 +75,55 @@ impl Elector {
             cache,
             applied: BTreeMap::new(),
             resigned: HashMap::new(),
+            ours: HashMap::new(),
         }
     }
 
     /// The leader key: from the cache while the agent holds its lease.
     /// Without one, etcd is asked: the cache may be cut off from an etcd
     /// that expired our keys, and a failed read is what demotes (see
-    /// [`Self::demote`]).
+    /// [`Self::demote`]). A cached key naming this node is taken only when
+    /// it is known to be on the current lease; else etcd says: after a
+    /// partition the agent gets a new lease while its cache may still show
+    /// the key that expired with the old one, and leading on it would make
+    /// two leaders.
     async fn leader(
-        &self,
+        &mut self,
         ck: &ComponentKey,
         lease: Option<i64>,
     ) -> Result<Option<Elected>, ElectError> {
-        match lease {
-            Some(_) => Ok(self.cache.leader(ck)?),
-            None => Ok(self.read(ck).await?),
+        let Some(lease) = lease else {
+            return Ok(self.read(ck).await?.map(|(e, _)| e));
+        };
+        let cached = self.cache.leader(ck)?;
+        match &cached {
+            Some(e) if !trusted(e, &self.node, self.ours.get(ck), lease) => {
+                let read = self.read(ck).await?;
+                match &read {
+                    Some((e, on)) if e.record.node == self.node && *on == lease => {
+                        self.ours.insert(ck.clone(), (e.term, lease));
+                    }
+                    _ => {
+                        self.ours.remove(ck);
+                    }
+                }
+                Ok(read.map(|(e, _)| e))
+            }
+            _ => Ok(cached),
         }
     }
 
-    async fn read(&self, ck: &ComponentKey) -> Result<Option<Elected>, CallError> {
+    /// The leader key from etcd, with the lease it is on.
+    async fn read(&self, ck: &ComponentKey) -> Result<Option<(Elected, i64)>, CallError> {
         let mut c = self.client.clone();
         let r = call(
             "read the leader key",
             c.get(self.keys.role_leader(ck), None),
         )
         .await?;
-        Ok(r.kvs()
-            .first()
-            .and_then(|kv| Elected::decode(kv.value(), kv.create_revision())))
+        Ok(r.kvs().first().and_then(|kv| {
+            Elected::decode(kv.value(), kv.create_revision()).map(|e| (e, kv.lease()))
+        }))
     }
 
     /// One pass over one component: `ready` are its ready replicas here,
@@ -220,7 +245,7 @@ impl Elector {
     /// Creates the leader key if absent; else reads it in the same
     /// transaction, so the leader and term come from one revision.
     async fn campaign(
-        &self,
+        &mut self,
         ck: &ComponentKey,
         container: &str,
         lease: i64,
@@ -250,6 +275,7 @@ impl Elector {
             .map(|h| h.revision())
             .ok_or_else(|| CallError::Other("a campaign answer without a header".into()))?;
         tracing::info!(component = %ck, container = %short(container), term, "elected leader");
+        self.ours.insert(ck.clone(), (term, lease));
         Ok(Some(Elected { record, term }))
     }
 
@@ -345,4 +371,53 @@ fn winner(r: &TxnResponse) -> Option<Elected> {
 
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+/// Whether a cached leader key can be taken as it is: another node's always
+/// (its lease is its agent's business); this node's only when it is the
+/// key this node won or read from etcd (`ours`: term, lease) on `lease`,
+/// the lease it holds now.
+fn trusted(cached: &Elected, node: &str, ours: Option<&(i64, i64)>, lease: i64) -> bool {
+    cached.record.node != node || ours == Some(&(cached.term, lease))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elected(node: &str, term: i64) -> Elected {
+        Elected {
+            record: LeaderRecord {
+                node: node.into(),
+                container: "c".into(),
+            },
+            term,
+        }
+    }
+
+    /// (cached key's node and term, what this node knows of its own key,
+    /// the lease it holds) -> taken from the cache as it is?
+    fn check(input: ((&str, i64), Option<(i64, i64)>, i64), expected: bool) {
+        let ((node, term), ours, lease) = input;
+        assert_eq!(
+            trusted(&elected(node, term), "me", ours.as_ref(), lease),
+            expected,
+            "{input:?}"
+        );
+    }
+
+    #[test]
+    fn a_cached_key_of_ours_counts_only_on_the_lease_we_hold() {
+        // Another node's key: the cache says.
+        check((("peer", 7), None, 1), true);
+        // Ours, won (or read) on the lease we hold: the cache says.
+        check((("me", 7), Some((7, 1)), 1), true);
+        // Ours, but we know nothing of it (an agent restart): ask etcd.
+        check((("me", 7), None, 1), false);
+        // Ours, won on a lease since lost: after a partition the cache may
+        // still show the key that expired with it; etcd says.
+        check((("me", 7), Some((7, 1)), 2), false);
+        // Ours at another term than the one we won: etcd says.
+        check((("me", 9), Some((7, 2)), 2), false);
+    }
 }

@@ -2,7 +2,9 @@
 //! leader key is deleted (see [`super::cache`]), one [`Elector::step`] per
 //! component that has (or had) a ready replica here with `roles.elect`. A
 //! pass reads the leader keys from the cache: etcd is written to (campaign,
-//! resign), not polled.
+//! resign), and read only to confirm a cached key naming this node that is
+//! not known to be on the current lease (after a partition the cache may
+//! lag behind the expiry of the old lease's keys).
 
 use std::collections::HashMap;
 use std::sync::Arc;
