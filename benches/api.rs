@@ -51,10 +51,7 @@ impl Drop for Agent {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    berth::localetcd::free_port().expect("a free loopback port")
 }
 
 fn sim_node(i: usize) -> String {

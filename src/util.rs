@@ -34,6 +34,15 @@ pub fn age(since: Option<&str>) -> String {
     }
 }
 
+/// The end of `s`, at most `max` bytes, cut on a character boundary.
+pub fn tail(s: &str, max: usize) -> &str {
+    let mut start = s.len().saturating_sub(max);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
 /// Raises this process's soft limit of open descriptors to its hard limit
 /// (what Docker and etcd do): a node's proxy holds two per connection plus
 /// spare namespace sockets per container, and the usual soft limit (1024)

@@ -132,6 +132,9 @@ def check_sign_in(page):
     while True:
         s = json.loads(page.eval("JSON.stringify(%s)" % shown))
         if s["board"] and not s["login"] and s["live"] == "live" and s["nodes"] >= 1:
+            # The first fetch without a token is answered 401 on purpose
+            # (that is what shows the prompt); anything else is a problem.
+            fail_on([p for p in page.problems() if "status of 401" not in p], "signing in")
             return
         if time.monotonic() > deadline:
             sys.exit(f"page-check: the board did not come after signing in: {s}")

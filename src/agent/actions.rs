@@ -80,25 +80,32 @@ impl LocalContainers for LocalActions {
             drain.await;
             let stopped = ctx.exec.stop(&id, &termination).await;
             ctx.traffic.restarted(&id);
-            let result = match stopped {
-                Ok(()) => reconcile::restart(&ctx, &key, &ck, &id, &rev).await,
-                Err(e) => Err(e.to_string()),
+            // `reconcile::restart` records its own failure; a container
+            // gone meanwhile (it returns Ok) was not restarted.
+            let event = match stopped {
+                Err(e) => {
+                    tracing::warn!(container = %short(&id), error = %e, "restart on request: stop failed");
+                    let message = format!("container {}: restart on request failed: {e}", short(&id));
+                    Some((Reason::RestartFailed, message))
+                }
+                Ok(()) => match reconcile::restart(&ctx, &key, &ck, &id, &rev).await {
+                    Err(e) => {
+                        tracing::warn!(container = %short(&id), error = %e, "restart on request failed");
+                        None
+                    }
+                    Ok(()) => ctx.containers.get(&id).map(|r| {
+                        let message = format!(
+                            "container {} restarted on request (drained, stopped, started; restarts: {})",
+                            short(&id),
+                            r.restarts
+                        );
+                        (Reason::Restarted, message)
+                    }),
+                },
             };
             ctx.containers.not_stopping(&id);
-            match result {
-                Ok(()) => {
-                    let restarts = ctx.containers.get(&id).map_or(0, |r| r.restarts);
-                    let message = format!(
-                        "container {} restarted on request (drained, stopped, started; restarts: {restarts})",
-                        short(&id)
-                    );
-                    ctx.states.event(&ck, Reason::Restarted.as_str(), &message);
-                }
-                Err(e) => {
-                    tracing::warn!(container = %short(&id), error = %e, "restart on request failed");
-                    let message = format!("container {}: restart on request failed: {e}", short(&id));
-                    ctx.states.event(&ck, Reason::RestartFailed.as_str(), &message);
-                }
+            if let Some((reason, message)) = event {
+                ctx.states.event(&ck, reason.as_str(), &message);
             }
             let _ = ctx.trigger.send(key);
         });

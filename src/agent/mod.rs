@@ -193,6 +193,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
     validate(&cfg)?;
+    // The proxy holds two descriptors per connection plus spare namespace
+    // sockets per container (`berth agent` and `berth up` alike).
+    match crate::util::raise_nofile() {
+        Ok(n) => tracing::debug!(limit = n, "open descriptors"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-descriptor limit"),
+    }
     let api = api_config(&cfg)?;
     let tls = match &cfg.api_tls {
         Some((cert, key)) => Some(http::tls_acceptor(cert, key).map_err(AgentError::Config)?),

@@ -130,7 +130,19 @@ mod tests {
         let mut r = response(405, None, "");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        // A header given twice keeps both values.
+        for v in ["accept", "authorization"] {
+            r.headers_mut()
+                .append(header::VARY, HeaderValue::from_static(v));
+        }
         let out = json_errors(r).await;
         assert_eq!(out.headers().get(header::ALLOW).unwrap(), "GET,HEAD");
+        let vary: Vec<&str> = out
+            .headers()
+            .get_all(header::VARY)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(vary, ["accept", "authorization"]);
     }
 }

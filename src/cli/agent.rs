@@ -164,10 +164,6 @@ pub async fn shutdown_signal() {
 
 pub async fn run(etcd: &EtcdArgs, args: AgentArgs) -> Result<ExitCode, CliError> {
     init_logging(args.log_format);
-    match crate::util::raise_nofile() {
-        Ok(n) => tracing::debug!(limit = n, "open descriptors"),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-descriptor limit"),
-    }
     let store = Store::connect(&etcd.store_config()).await?;
     agent::run(args.config(etcd), store.client(), shutdown_signal())
         .await

@@ -33,7 +33,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
-use super::routes::{Backend, Routes};
+use super::routes::Routes;
 
 /// Looks up a container's main pid (the agent asks Docker); `None` when
 /// unknown. Called in the background (first connect, and again after a
@@ -114,14 +114,16 @@ impl Entry {
 
 /// Sockets made per round trip to a namespace thread. Each spare is an
 /// open descriptor (and keeps the namespace alive until used or dropped
-/// with the entry), so a container holds at most this many; the agent
-/// raises its descriptor limit at start (`util::raise_nofile`).
+/// with the entry), so a container holds at most this many; `agent::run`
+/// raises the descriptor limit (`util::raise_nofile`).
 const BATCH: usize = 8;
 
 type SocketReply = oneshot::Sender<io::Result<Vec<OwnedFd>>>;
 
-/// The thread parked in one container's namespace; it ends when this is
-/// dropped (its channel closes), and the spare sockets close with it.
+/// The thread parked in one container's namespace; it ends when the last
+/// clone is dropped (its channel closes), and the spare sockets close with
+/// it. A connect holds a clone only while it runs.
+#[derive(Clone)]
 struct NetnsThread {
     requests: mpsc::Sender<SocketReply>,
     spare: Arc<Mutex<Vec<OwnedFd>>>,
@@ -151,6 +153,41 @@ impl NetnsThread {
             requests: tx,
             spare: Arc::default(),
         })
+    }
+}
+
+impl NetnsThread {
+    /// Connects a socket of the namespace to its `127.0.0.1:port`.
+    async fn connect(&self, port: u16) -> io::Result<TcpStream> {
+        let fd = self.socket().await?;
+        let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
+        socket.set_nodelay(true)?;
+        socket
+            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .await
+    }
+
+    /// A socket of the namespace: a spare, else a new batch from the
+    /// thread (one kept, the rest spared).
+    async fn socket(&self) -> io::Result<OwnedFd> {
+        let gone = || io::Error::other(DialError::Gone);
+        if let Some(fd) = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        {
+            return Ok(fd);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(tx).map_err(|_| gone())?;
+        let mut made = rx.await.map_err(|_| gone())??.into_iter();
+        let fd = made.next().ok_or_else(gone)?;
+        // Concurrent misses each bring a batch; keep at most one batch.
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = BATCH.saturating_sub(spare.len());
+        spare.extend(made.take(room));
+        Ok(fd)
     }
 }
 
@@ -227,17 +264,23 @@ impl Dialer {
         container_port: Option<u16>,
         addr: SocketAddr,
     ) -> io::Result<TcpStream> {
-        let port = container_port;
-        let decision = {
+        // One look at the entry: the path, and the thread's handles with it.
+        let (decision, thread) = {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            path(
-                entries.get(container_id).map(Entry::state),
-                port,
+            let entry = entries.get(container_id);
+            let thread = match entry {
+                Some(Entry::Ready(t)) => Some(t.clone()),
+                _ => None,
+            };
+            let decision = path(
+                entry.map(Entry::state),
+                container_port,
                 self.lookup.is_some(),
-            )
+            );
+            (decision, thread)
         };
-        match decision {
-            Path::Netns(p) => match self.netns_connect(container_id, p).await {
+        match (decision, thread) {
+            (Path::Netns(p), Some(thread)) => match thread.connect(p).await {
                 Ok(s) => {
                     self.dials.inc();
                     return Ok(s);
@@ -253,54 +296,17 @@ impl Dialer {
                     self.fallbacks.inc();
                 }
             },
-            Path::Lookup => {
+            (Path::Lookup, _) => {
                 self.fallbacks.inc();
                 self.resolve(container_id);
             }
-            Path::Fallback => {
+            // Netns implies a Ready entry, whose handles came with it.
+            (Path::Fallback | Path::Netns(_), _) => {
                 self.fallbacks.inc();
             }
-            Path::Published => {}
+            (Path::Published, _) => {}
         }
         TcpStream::connect(addr).await
-    }
-
-    async fn netns_connect(&self, container_id: &str, port: u16) -> io::Result<TcpStream> {
-        let fd = self.netns_socket(container_id).await?;
-        let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(fd));
-        socket.set_nodelay(true)?;
-        socket
-            .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-            .await
-    }
-
-    /// A socket of the container's namespace: a spare, else a new batch
-    /// from its thread (one kept, the rest spared).
-    async fn netns_socket(&self, container_id: &str) -> io::Result<OwnedFd> {
-        let (requests, spare) = {
-            let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            match entries.get(container_id) {
-                Some(Entry::Ready(t)) => (t.requests.clone(), t.spare.clone()),
-                _ => return Err(io::Error::other(DialError::Gone)),
-            }
-        };
-        if let Some(fd) = spare.lock().unwrap_or_else(PoisonError::into_inner).pop() {
-            return Ok(fd);
-        }
-        let (tx, rx) = oneshot::channel();
-        requests
-            .send(tx)
-            .map_err(|_| io::Error::other(DialError::Gone))?;
-        let made = rx.await.map_err(|_| io::Error::other(DialError::Gone))??;
-        let mut made = made.into_iter();
-        let fd = made
-            .next()
-            .ok_or_else(|| io::Error::other(DialError::Gone))?;
-        // Concurrent misses each bring a batch; keep at most one batch.
-        let mut spare = spare.lock().unwrap_or_else(PoisonError::into_inner);
-        let room = BATCH.saturating_sub(spare.len());
-        spare.extend(made.take(room));
-        Ok(fd)
     }
 
     /// Looks the pid up and parks a thread in the namespace, in the
@@ -350,17 +356,16 @@ impl Dialer {
             .cloned()
     }
 
-    /// Follows the route table: forgets containers no route names (their
-    /// threads end) and maps published addresses to containers.
-    pub(crate) fn sync(&self, table: &Routes) {
-        let backends: Vec<&Backend> = table.ports.values().flat_map(|r| &r.backends).collect();
-        let routed: HashSet<&str> = backends.iter().map(|b| b.container_id.as_str()).collect();
+    /// Follows the route table: forgets containers no route names (`routed`,
+    /// the table's container ids; their threads end) and maps published
+    /// addresses to containers.
+    pub(crate) fn sync(&self, table: &Routes, routed: &HashSet<&str>) {
+        let backends = table.ports.values().flat_map(|r| &r.backends);
         self.entries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|id, _| routed.contains(id.as_str()));
         *self.local.write().unwrap_or_else(PoisonError::into_inner) = backends
-            .iter()
             .filter_map(|b| Some((b.addr, (b.container_id.clone(), b.container_port?))))
             .collect();
     }

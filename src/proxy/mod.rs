@@ -584,7 +584,7 @@ async fn reconcile(
         .flat_map(|r| r.backends.iter().map(|b| b.container_id.as_str()))
         .collect();
     shared.tracker.sync(&routed);
-    shared.dialer.sync(table);
+    shared.dialer.sync(table, &routed);
 }
 
 async fn accept_loop(

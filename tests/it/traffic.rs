@@ -463,22 +463,25 @@ async fn no_request_fails(prefix: &str, first_ip: u8, protocol: &str, keep_alive
     );
 }
 
-/// The sum of every series of `name` on agent `i`'s `/metrics`.
-async fn metric_sum(c: &Cluster, i: usize, name: &str) -> f64 {
-    let addr: SocketAddr = format!("{}:{}", c.agents[i].address(), c.metrics_port)
-        .parse()
-        .expect("addr");
+/// Agent `i`'s `/metrics` text (empty when it cannot be read).
+async fn metrics_text(c: &Cluster, i: usize) -> String {
+    let addr: SocketAddr = c.agents[i].http().parse().expect("addr");
+    let mut text = String::new();
     let Ok(mut s) = TcpStream::connect(addr).await else {
-        return 0.0;
+        return text;
     };
     if s.write_all(b"GET /metrics HTTP/1.0\r\nHost: t\r\n\r\n")
         .await
-        .is_err()
+        .is_ok()
     {
-        return 0.0;
+        let _ = s.read_to_string(&mut text).await;
     }
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text).await;
+    text
+}
+
+/// The sum of every series of `name` on agent `i`'s `/metrics`.
+async fn metric_sum(c: &Cluster, i: usize, name: &str) -> f64 {
+    let text = metrics_text(c, i).await;
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -594,20 +597,7 @@ async fn a_long_tcp_connection_lives_through_an_update_until_drain_timeout() {
 /// `berth_proxy_connections_open` of the test's port on agent `i`, from its
 /// `/metrics`.
 async fn open_connections(c: &Cluster, i: usize) -> f64 {
-    let addr: SocketAddr = format!("{}:{}", c.agents[i].address(), c.metrics_port)
-        .parse()
-        .expect("addr");
-    let Ok(mut s) = TcpStream::connect(addr).await else {
-        return 0.0;
-    };
-    if s.write_all(b"GET /metrics HTTP/1.0\r\nHost: t\r\n\r\n")
-        .await
-        .is_err()
-    {
-        return 0.0;
-    }
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text).await;
+    let text = metrics_text(c, i).await;
     let series = format!("port=\"{}\"}}", c.port);
     text.lines()
         .filter(|l| l.starts_with("berth_proxy_connections_open{") && l.contains(&series))

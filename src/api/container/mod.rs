@@ -14,6 +14,8 @@
 pub mod forward;
 pub mod local;
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -29,7 +31,7 @@ use crate::resource::observed::ContainerRow;
 use crate::resource::{Kind, Object};
 use crate::services::actions::{find_container, request_eviction, ActionError};
 use forward::{was_forwarded, SERVED_BY};
-use local::{LocalError, LogOptions};
+use local::{LocalContainers, LocalError, LogOptions};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -78,8 +80,11 @@ impl From<LocalError> for ApiError {
 
 /// Where a request for a container is served.
 enum Serve {
-    /// This agent runs it.
-    Here(Box<ContainerRow>),
+    /// This agent (`local`) runs it.
+    Here {
+        local: Arc<dyn LocalContainers>,
+        row: Box<ContainerRow>,
+    },
     /// Another agent does, at this API address.
     Peer { node: String, base: String },
 }
@@ -87,10 +92,13 @@ enum Serve {
 /// Finds the container and decides where it is served (see the module docs).
 async fn locate(s: &ApiState, project: &str, wanted: &str, headers: &HeaderMap) -> Result<Serve> {
     let row = find_container(&s.store, project, wanted).await?;
-    let here = s.local.as_ref().map(|l| l.node());
-    if here == Some(row.node.as_str()) {
-        return Ok(Serve::Here(Box::new(row)));
+    if let Some(local) = s.local.as_ref().filter(|l| l.node() == row.node) {
+        return Ok(Serve::Here {
+            local: local.clone(),
+            row: Box::new(row),
+        });
     }
+    let here = s.local.as_ref().map(|l| l.node());
     if was_forwarded(headers) {
         return Err(ApiError::Conflict(format!(
             "container {} runs on node {}, not on node {}; a forwarded request is not forwarded again",
@@ -143,11 +151,11 @@ struct Wanted<'a> {
 /// otherwise forwards it to the agent that does (see the module docs).
 async fn here_or_forward<F, Fut>(s: &ApiState, wanted: Wanted<'_>, here: F) -> Result<Response>
 where
-    F: FnOnce(Box<ContainerRow>) -> Fut,
+    F: FnOnce(Arc<dyn LocalContainers>, Box<ContainerRow>) -> Fut,
     Fut: std::future::Future<Output = Result<Response>>,
 {
     match locate(s, wanted.project, wanted.container, wanted.headers).await? {
-        Serve::Here(row) => here(row).await,
+        Serve::Here { local, row } => here(local, row).await,
         Serve::Peer { node, base } => {
             s.forwarder
                 .forward(&base, &node, wanted.method, wanted.uri, wanted.headers)
@@ -206,9 +214,7 @@ pub async fn restart(
         uri: &uri,
         headers: &headers,
     };
-    let local = s.local.as_ref();
-    here_or_forward(&s, wanted, |row| async move {
-        let local = local.ok_or_else(|| no_agent(&row))?;
+    here_or_forward(&s, wanted, |local, row| async move {
         let message = local.restart(&row.container.id)?;
         tracing::info!(token = %access.name, container = %row.container.name, "restart requested");
         let body = ContainerDone {
@@ -245,7 +251,7 @@ pub async fn evict(
         headers: &headers,
     };
     let store = &s.store;
-    here_or_forward(&s, wanted, |row| async move {
+    here_or_forward(&s, wanted, |_, row| async move {
         let done = request_eviction(store, &row, &access.name).await?;
         tracing::info!(token = %access.name, container = %row.container.name, "eviction requested");
         let message = format!("container {} {}", row.container.name, done.as_str());
@@ -290,9 +296,7 @@ pub async fn logs(
         uri: &uri,
         headers: &headers,
     };
-    let local = s.local.as_ref();
-    here_or_forward(&s, wanted, |row| async move {
-        let local = local.ok_or_else(|| no_agent(&row))?;
+    here_or_forward(&s, wanted, |local, row| async move {
         let opts = LogOptions {
             tail: q.tail,
             follow: q.follow,
@@ -309,13 +313,4 @@ pub async fn logs(
         Ok(r)
     })
     .await
-}
-
-/// Only reached by a router built without an agent (a test's) that still
-/// finds the container "here".
-fn no_agent(row: &ContainerRow) -> ApiError {
-    ApiError::Conflict(format!(
-        "container {}: this API runs without an agent",
-        row.container.name
-    ))
 }

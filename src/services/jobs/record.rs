@@ -77,11 +77,7 @@ pub fn run_id(tick: DateTime<Utc>, container: Option<&str>) -> String {
 
 /// Keeps the last [`OUTPUT_TAIL`] bytes of `s`, cut on a char boundary.
 pub fn tail(s: &str) -> String {
-    let mut start = s.len().saturating_sub(OUTPUT_TAIL);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s[start..].to_string()
+    crate::util::tail(s, OUTPUT_TAIL).to_string()
 }
 
 #[cfg(test)]

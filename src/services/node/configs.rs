@@ -48,6 +48,9 @@ pub async fn run(
                 if c.is_none() {
                     return;
                 }
+                // A burst (a relist) is one change: one snapshot, not one
+                // per endpoint.
+                while changes.try_recv().is_ok() {}
                 let now = Instant::now();
                 for (key, cfg) in files(&s) {
                     pending.entry(key).or_insert((Debounce::Idle, cfg)).0.changed(now);
@@ -67,7 +70,7 @@ pub async fn run(
         snap = Snapshot::take(&s);
         let fired = fire(&s, &snap, &mut pending, kicked);
         if !fired.is_empty() {
-            render(&s, &snap, Some(&fired)).await;
+            render(&s, &snap, &fired).await;
         }
     }
 }
@@ -185,8 +188,8 @@ struct Job {
     last: Option<String>,
 }
 
-/// The files `only` names (all with `None`), as jobs.
-fn jobs(s: &NodeServices, only: Option<&HashSet<FileKey>>) -> Vec<Job> {
+/// The files `only` names, as jobs.
+fn jobs(s: &NodeServices, only: &HashSet<FileKey>) -> Vec<Job> {
     let inner = s.inner();
     inner
         .running
@@ -195,7 +198,7 @@ fn jobs(s: &NodeServices, only: Option<&HashSet<FileKey>>) -> Vec<Job> {
             r.template
                 .configs
                 .iter()
-                .filter(|f| only.is_none_or(|o| o.contains(&(id.clone(), f.path.clone()))))
+                .filter(|f| only.contains(&(id.clone(), f.path.clone())))
                 .map(|f| Job {
                     id: id.clone(),
                     ck: r.ck.clone(),
@@ -228,9 +231,9 @@ fn by_output(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     groups
 }
 
-/// Renders the files `only` names (all with `None`): once per distinct
+/// Renders the files `only` names: once per distinct
 /// output, then each container's copy is decided on its own last file.
-async fn render(s: &Arc<NodeServices>, snap: &Snapshot, only: Option<&HashSet<FileKey>>) {
+async fn render(s: &Arc<NodeServices>, snap: &Snapshot, only: &HashSet<FileKey>) {
     let jobs = jobs(s, only);
     if jobs.is_empty() {
         return;
@@ -283,8 +286,7 @@ async fn apply(s: Arc<NodeServices>, job: Job, content: String) {
         return;
     };
     let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-    // Docker ids are hex; `get` keeps any other id from panicking.
-    let short = job.id.get(..12).unwrap_or(&job.id);
+    let short = crate::docker::image::short_id(&job.id);
     let (ok, message) = match action {
         ReloadAction::Signal(sig) => match s.docker.signal(&job.id, sig).await {
             Ok(true) => (
@@ -304,7 +306,7 @@ async fn apply(s: Arc<NodeServices>, job: Job, content: String) {
             match s.docker.exec_output(&job.id, &cmd, RELOAD_TIMEOUT).await {
                 Ok(o) => {
                     let tail = o.output.trim();
-                    let tail = tail.get(tail.len().saturating_sub(200)..).unwrap_or("");
+                    let tail = crate::util::tail(tail, 200);
                     (
                         o.exit_code == 0,
                         format!(

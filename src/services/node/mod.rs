@@ -196,15 +196,22 @@ impl NodeServices {
                 {
                     continue;
                 }
-                if let Some(old) = inner.running.remove(id) {
+                let old = inner.running.remove(id);
+                if let Some(old) = &old {
                     old.relays.cancel();
                 }
+                // Restarted in place (same id), the container kept its
+                // filesystem: its files are what was last written into it,
+                // not what its create got.
                 let files = t
                     .configs
                     .iter()
                     .map(|c| {
-                        let key = (ck.clone(), c.path.clone());
-                        (c.path.clone(), inner.prestart.get(&key).cloned())
+                        let last = match old.as_ref().and_then(|o| o.files.get(&c.path)) {
+                            Some(last) => last.clone(),
+                            None => inner.prestart.get(&(ck.clone(), c.path.clone())).cloned(),
+                        };
+                        (c.path.clone(), last)
                     })
                     .collect();
                 let relays = CancellationToken::new();
