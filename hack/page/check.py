@@ -150,14 +150,19 @@ def main():
         page.viewport(1920, 1080)
         navigate(page, url)
         seen = []
+        # The nodes table follows its own watch: it may fill after the
+        # component's row, so it is waited for too, not asserted at once.
         s = wait_until(
             page,
-            "one ready replica of revision 1",
-            lambda s: s["ready"] == "1/1 ready" and s["phase"] == "Complete r1" and len(s["chips"]) == 1,
+            "one ready replica of revision 1, the node listed, live",
+            lambda s: s["ready"] == "1/1 ready"
+            and s["phase"] == "Complete r1"
+            and len(s["chips"]) == 1
+            and s["nodes"] >= 1
+            and s["live"] == "live",
             120,
             seen,
         )
-        assert s["nodes"] >= 1 and s["live"] == "live", s
         fail_on(page.problems(), "loading the page")
         # Set on this document only: a reload would lose it.
         page.eval("window.__pageCheck = 1")
